@@ -1,0 +1,68 @@
+//! TwiML for the voice webhook.
+//!
+//! Every interpolated value is XML-escaped: `CallSid`, `From` and the base
+//! URL all come from outside and must not be able to break the document.
+
+use crate::bindings::hotline::call::types::{CallMode, Webhook, TwimlError};
+
+pub fn respond(call: &Webhook) -> Result<String, TwimlError> {
+    let base = call.base_url.trim_end_matches('/');
+    let (scheme, host) = base
+        .split_once("://")
+        .ok_or_else(|| TwimlError::BadRequest(format!("base URL {base:?} has no scheme")))?;
+    if host.is_empty() || !matches!(scheme, "http" | "https") {
+        return Err(TwimlError::BadRequest(format!("base URL {base:?} is not http(s)")));
+    }
+    let param = |name: &str| {
+        call.params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    };
+    let call_sid = param("CallSid").unwrap_or("");
+    let xml = match call.mode {
+        CallMode::Stream => {
+            // Twilio only opens wss:// streams; a plain-http base still gets
+            // wss (the TLS terminator in front of us serves it).
+            let ws_url = format!("wss://{host}/ws/twilio-media");
+            format!(
+                concat!(
+                    r#"<?xml version="1.0" encoding="UTF-8"?>"#,
+                    r#"<Response><Connect action="{action}">"#,
+                    r#"<Stream url="{ws}" statusCallback="{status}">"#,
+                    r#"<Parameter name="call_sid" value="{sid}"/>"#,
+                    r#"</Stream></Connect></Response>"#
+                ),
+                action = escape(&format!("{base}/webhook/stream_ended")),
+                ws = escape(&ws_url),
+                status = escape(&format!("{base}/webhook/stream_status")),
+                sid = escape(call_sid),
+            )
+        }
+        CallMode::Record => format!(
+            concat!(
+                r#"<?xml version="1.0" encoding="UTF-8"?>"#,
+                r#"<Response><Say>Sorry, our agent cannot take live calls right now. "#,
+                r#"Please leave a message after the tone.</Say>"#,
+                r#"<Record maxLength="120" playBeep="true" action="{action}"/></Response>"#
+            ),
+            action = escape(&format!("{base}/webhook/stream_ended")),
+        ),
+    };
+    Ok(xml)
+}
+
+/// Escapes text for use in XML content and double- or single-quoted attributes.
+fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            // Control characters are not allowed in XML 1.0 at all.
+            c if (c as u32) < 0x20 && !matches!(c, '\t' | '\n' | '\r') => {}
+            c => out.push(c),
+        }
+    }
+    out
+}

@@ -1,0 +1,48 @@
+//! Cuts audio of any length into whole 20 ms frames, carrying the remainder
+//! from one chunk to the next (TTS and resamplers hand out odd sizes).
+
+use crate::FRAME_BYTES;
+use crate::ulaw;
+
+#[derive(Debug, Default, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct Framer {
+    pending: Vec<u8>,
+}
+
+impl Framer {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds μ-law bytes; returns every whole frame now available,
+    /// concatenated (its length is a multiple of [`FRAME_BYTES`]).
+    pub fn push(&mut self, ulaw_bytes: &[u8]) -> Vec<u8> {
+        self.pending.extend_from_slice(ulaw_bytes);
+        let whole = self.pending.len() / FRAME_BYTES * FRAME_BYTES;
+        let rest = self.pending.split_off(whole);
+        std::mem::replace(&mut self.pending, rest)
+    }
+
+    /// Encodes PCM16 (already at 8 kHz) and frames it.
+    pub fn push_pcm(&mut self, samples: &[i16]) -> Vec<u8> {
+        let mut bytes = Vec::with_capacity(samples.len());
+        ulaw::encode_into(samples, &mut bytes);
+        self.push(&bytes)
+    }
+
+    /// Pads the remainder with μ-law silence into one last frame (empty if
+    /// nothing is pending).
+    pub fn flush(&mut self) -> Vec<u8> {
+        let mut last = std::mem::take(&mut self.pending);
+        if !last.is_empty() {
+            last.resize(FRAME_BYTES, ulaw::SILENCE);
+        }
+        last
+    }
+
+    /// Bytes waiting for a whole frame.
+    pub fn pending(&self) -> usize {
+        self.pending.len()
+    }
+}

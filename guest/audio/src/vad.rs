@@ -1,0 +1,63 @@
+//! Energy voice detection with an adaptive noise floor.
+//!
+//! Telephone audio arrives with very different line noise from call to call,
+//! so a fixed threshold either misses quiet callers or hears the line hum.
+//! The floor follows the quietest recent energy quickly and rises only
+//! slowly, so steady noise becomes "silence" while speech stands out.
+
+/// RMS below which nothing counts as speech, whatever the floor (≈ -46 dBFS).
+const MIN_SPEECH_RMS: f32 = 160.0;
+/// Speech must stand this far above the floor (≈ +9.5 dB).
+const SNR_RATIO: f32 = 3.0;
+const FLOOR_MIN: f32 = 20.0;
+const FLOOR_MAX: f32 = 4000.0;
+/// The floor is the quietest frame of the last `BLOCKS` blocks of
+/// `BLOCK_FRAMES` frames (2 s): speech always has gaps within that, a
+/// steady noise does not.
+const BLOCK_FRAMES: u32 = 25;
+const BLOCKS: usize = 4;
+
+#[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct Vad {
+    block_min: f32,
+    block_frames: u32,
+    /// Minimum of each finished block, newest last (`f32::MAX` = none yet).
+    blocks: [f32; BLOCKS],
+}
+
+impl Default for Vad {
+    fn default() -> Self {
+        Self { block_min: f32::MAX, block_frames: 0, blocks: [f32::MAX; BLOCKS] }
+    }
+}
+
+impl Vad {
+    /// Classifies one frame of PCM16 and adapts the floor.
+    pub fn is_speech(&mut self, pcm: &[i16]) -> bool {
+        let level = rms(pcm);
+        self.block_min = self.block_min.min(level);
+        let floor = self.noise_floor();
+        self.block_frames += 1;
+        if self.block_frames == BLOCK_FRAMES {
+            self.blocks.rotate_left(1);
+            self.blocks[BLOCKS - 1] = self.block_min;
+            self.block_min = f32::MAX;
+            self.block_frames = 0;
+        }
+        level >= MIN_SPEECH_RMS && level >= floor * SNR_RATIO
+    }
+
+    /// Current estimate of the background level (RMS).
+    pub fn noise_floor(&self) -> f32 {
+        self.blocks.iter().copied().fold(self.block_min, f32::min).clamp(FLOOR_MIN, FLOOR_MAX)
+    }
+}
+
+pub fn rms(pcm: &[i16]) -> f32 {
+    if pcm.is_empty() {
+        return 0.0;
+    }
+    let sum: i64 = pcm.iter().map(|&s| s as i64 * s as i64).sum();
+    ((sum as f64 / pcm.len() as f64).sqrt()) as f32
+}

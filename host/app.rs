@@ -1,0 +1,78 @@
+//! State shared by the listener, the routes and the calls.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use arc_swap::ArcSwapOption;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::guest::{Guest, Sandbox};
+
+pub struct App {
+    pub config: Config,
+    pub sandbox: Sandbox,
+    /// The active guest version; empty until the first load finishes.
+    pub guest: ArcSwapOption<Guest>,
+    pub draining: AtomicBool,
+    pub calls: Arc<CallTracker>,
+    /// Cancelled when the drain budget is spent: every call closes now.
+    pub close_calls: CancellationToken,
+}
+
+impl App {
+    pub fn new(config: Config, sandbox: Sandbox) -> Arc<Self> {
+        Arc::new(App {
+            config,
+            sandbox,
+            guest: ArcSwapOption::empty(),
+            draining: AtomicBool::new(false),
+            calls: Arc::default(),
+            close_calls: CancellationToken::new(),
+        })
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::SeqCst)
+    }
+}
+
+/// Counts live calls so a drain knows when the last one has ended.
+#[derive(Default)]
+pub struct CallTracker {
+    live: AtomicUsize,
+    changed: Notify,
+}
+
+impl CallTracker {
+    pub fn enter(self: &Arc<Self>) -> CallGuard {
+        self.live.fetch_add(1, Ordering::SeqCst);
+        CallGuard(self.clone())
+    }
+
+    pub fn live(&self) -> usize {
+        self.live.load(Ordering::SeqCst)
+    }
+
+    /// Resolves once no call is live.
+    pub async fn idle(&self) {
+        loop {
+            let notified = self.changed.notified();
+            if self.live() == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+/// Held by each call task; dropping it marks the call as ended.
+pub struct CallGuard(Arc<CallTracker>);
+
+impl Drop for CallGuard {
+    fn drop(&mut self) {
+        self.0.live.fetch_sub(1, Ordering::SeqCst);
+        self.0.changed.notify_waiters();
+    }
+}

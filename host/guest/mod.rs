@@ -1,0 +1,270 @@
+//! The sandbox that runs call logic: the only module that names wasmtime
+//! types. Everything outside sees [`Guest`] (a loaded, validated component)
+//! and [`Session`] (one call's instance), and the plain data types of the
+//! contract in `wit/call.wit`.
+//!
+//! Engine policy lives here, in one place: pooling allocator, a memory cap
+//! per instance, and an epoch deadline on every guest call so a looping
+//! guest traps instead of holding a worker thread.
+
+mod bindings {
+    wasmtime::component::bindgen!({
+        path: "wit",
+        world: "agent",
+    });
+}
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+use wasmtime::component::{Component, Linker, ResourceAny};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, StoreLimits, StoreLimitsBuilder};
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{ResourceTable, WasiCtx, WasiCtxView, WasiView};
+
+pub use bindings::hotline::call::types::{
+    CallMode, Config as CallConfig, Effect, Event, LogEntry, Media, ProviderError, ProviderKind, Providers,
+    ReplyText, Role, SpeechAudio, Started, Timer, Transcript, Turn, TwimlError, Utterance, Webhook,
+};
+
+/// How often the epoch ticks; deadlines are whole ticks.
+const TICK: Duration = Duration::from_millis(1);
+/// Guest stderr kept per instance (panic messages land here).
+const STDERR_BYTES: usize = 16 * 1024;
+
+#[derive(Debug, Clone)]
+pub struct SandboxConfig {
+    /// Linear memory cap per instance.
+    pub memory_bytes: usize,
+    /// Wall-clock budget of one guest call.
+    pub deadline: Duration,
+    /// Instances that may exist at once (live calls plus webhooks in flight).
+    pub max_instances: u32,
+}
+
+impl Default for SandboxConfig {
+    fn default() -> Self {
+        Self { memory_bytes: 16 << 20, deadline: Duration::from_millis(20), max_instances: 1000 }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum GuestError {
+    #[error("not a valid component for this host: {0:#}")]
+    Invalid(wasmtime::Error),
+    #[error("guest instance could not start: {0:#}")]
+    Instantiate(wasmtime::Error),
+    #[error("guest call ran past its {0:?} deadline")]
+    Deadline(Duration),
+    #[error("guest trapped: {message}{}", stderr_suffix(.stderr))]
+    Trap { message: String, stderr: String },
+    #[error("guest session refused restore: {0}")]
+    Refused(String),
+}
+
+fn stderr_suffix(stderr: &str) -> String {
+    if stderr.is_empty() { String::new() } else { format!(" (guest stderr: {})", stderr.trim()) }
+}
+
+/// Per-store host state: the WASI context the guest's std links against
+/// (empty: no args, env, preopens or network), its captured stderr, and the
+/// memory limiter.
+struct CallState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    limits: StoreLimits,
+    stderr: MemoryOutputPipe,
+}
+
+impl WasiView for CallState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+/// The compiler and policy shared by every guest version.
+#[derive(Clone)]
+pub struct Sandbox {
+    inner: Arc<SandboxInner>,
+}
+
+struct SandboxInner {
+    engine: Engine,
+    linker: Linker<CallState>,
+    config: SandboxConfig,
+}
+
+impl Sandbox {
+    pub fn new(config: SandboxConfig) -> anyhow::Result<Self> {
+        let mut pool = PoolingAllocationConfig::default();
+        let n = config.max_instances.max(1);
+        pool.total_component_instances(n)
+            .total_core_instances(n * 8)
+            .total_memories(n * 2)
+            .total_tables(n * 4)
+            .max_memory_size(config.memory_bytes);
+        let mut wasm = Config::new();
+        wasm.wasm_component_model(true)
+            .epoch_interruption(true)
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
+            // Small reservations keep a thousand slots cheap in address space.
+            .memory_reservation(config.memory_bytes as u64)
+            .memory_guard_size(64 << 10)
+            .memory_reservation_for_growth(0);
+        let engine = Engine::new(&wasm)?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+        spawn_epoch_ticker(&engine);
+        Ok(Self { inner: Arc::new(SandboxInner { engine, linker, config }) })
+    }
+
+    pub fn config(&self) -> &SandboxConfig {
+        &self.inner.config
+    }
+
+    /// Compiles and links a component. CPU-heavy: call it off the async
+    /// workers (`spawn_blocking`).
+    pub fn load(&self, bytes: &[u8]) -> Result<Guest, GuestError> {
+        let digest = hex(&Sha256::digest(bytes));
+        let component = Component::new(&self.inner.engine, bytes).map_err(GuestError::Invalid)?;
+        let pre = self.inner.linker.instantiate_pre(&component).map_err(GuestError::Invalid)?;
+        let pre = bindings::AgentPre::new(pre).map_err(GuestError::Invalid)?;
+        Ok(Guest { inner: Arc::new(GuestInner { sandbox: self.clone(), pre, digest }) })
+    }
+
+    fn store(&self) -> Store<CallState> {
+        let stderr = MemoryOutputPipe::new(STDERR_BYTES);
+        let wasi = wasmtime_wasi::WasiCtxBuilder::new()
+            .stderr(stderr.clone())
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .build();
+        let limits = StoreLimitsBuilder::new()
+            .memory_size(self.inner.config.memory_bytes)
+            .trap_on_grow_failure(true)
+            .build();
+        let mut store =
+            Store::new(&self.inner.engine, CallState { wasi, table: ResourceTable::new(), limits, stderr });
+        store.limiter(|s| &mut s.limits);
+        store.epoch_deadline_trap();
+        store
+    }
+
+    fn deadline_ticks(&self) -> u64 {
+        (self.inner.config.deadline.as_micros() / TICK.as_micros()).max(1) as u64
+    }
+}
+
+/// Ticks the engine's epoch until the engine is gone.
+fn spawn_epoch_ticker(engine: &Engine) {
+    let weak = engine.weak();
+    std::thread::Builder::new()
+        .name("hotline-epoch".into())
+        .spawn(move || {
+            while let Some(engine) = weak.upgrade() {
+                engine.increment_epoch();
+                drop(engine);
+                std::thread::sleep(TICK);
+            }
+        })
+        .expect("spawn epoch ticker thread");
+}
+
+/// A compiled, linked guest version. Cheap to clone.
+#[derive(Clone)]
+pub struct Guest {
+    inner: Arc<GuestInner>,
+}
+
+struct GuestInner {
+    sandbox: Sandbox,
+    pre: bindings::AgentPre<CallState>,
+    digest: String,
+}
+
+impl Guest {
+    /// sha256 of the component bytes: the version id.
+    pub fn digest(&self) -> &str {
+        &self.inner.digest
+    }
+
+    fn instantiate(&self) -> Result<(Store<CallState>, bindings::Agent), GuestError> {
+        let sandbox = &self.inner.sandbox;
+        let mut store = sandbox.store();
+        store.set_epoch_deadline(sandbox.deadline_ticks());
+        let agent = self.inner.pre.instantiate(&mut store).map_err(GuestError::Instantiate)?;
+        Ok((store, agent))
+    }
+
+    /// Answers a voice webhook in a throwaway instance.
+    pub fn incoming_call(&self, webhook: &Webhook) -> Result<Result<String, TwimlError>, GuestError> {
+        let (mut store, agent) = self.instantiate()?;
+        let deadline = self.inner.sandbox.config().deadline;
+        let result = agent.hotline_call_incoming().call_incoming_call(&mut store, webhook);
+        result.map_err(|e| classify(e, &store, deadline))
+    }
+
+    /// A fresh per-call instance and session.
+    pub fn session(&self) -> Result<Session, GuestError> {
+        let (mut store, agent) = self.instantiate()?;
+        let deadline = self.inner.sandbox.config().deadline;
+        let handle = agent
+            .hotline_call_calls()
+            .session()
+            .call_constructor(&mut store)
+            .map_err(|e| classify(e, &store, deadline))?;
+        Ok(Session { store, agent, handle, deadline, ticks: self.inner.sandbox.deadline_ticks() })
+    }
+
+    /// A per-call instance continuing from `snapshot` (possibly taken from
+    /// another version).
+    pub fn restore(&self, snapshot: &[u8]) -> Result<Session, GuestError> {
+        let (mut store, agent) = self.instantiate()?;
+        let deadline = self.inner.sandbox.config().deadline;
+        let handle = agent
+            .hotline_call_calls()
+            .session()
+            .call_restore(&mut store, snapshot)
+            .map_err(|e| classify(e, &store, deadline))?
+            .map_err(GuestError::Refused)?;
+        Ok(Session { store, agent, handle, deadline, ticks: self.inner.sandbox.deadline_ticks() })
+    }
+}
+
+/// One live call's instance. Dropping it frees the instance's pool slot.
+pub struct Session {
+    store: Store<CallState>,
+    agent: bindings::Agent,
+    handle: ResourceAny,
+    deadline: Duration,
+    ticks: u64,
+}
+
+impl Session {
+    /// One event in, its effects out, within the deadline.
+    pub fn handle(&mut self, event: &Event) -> Result<Vec<Effect>, GuestError> {
+        self.store.set_epoch_deadline(self.ticks);
+        let result = self.agent.hotline_call_calls().session().call_handle(&mut self.store, self.handle, event);
+        result.map_err(|e| classify(e, &self.store, self.deadline))
+    }
+
+    pub fn snapshot(&mut self) -> Result<Vec<u8>, GuestError> {
+        self.store.set_epoch_deadline(self.ticks);
+        let result = self.agent.hotline_call_calls().session().call_snapshot(&mut self.store, self.handle);
+        result.map_err(|e| classify(e, &self.store, self.deadline))
+    }
+}
+
+fn classify(err: wasmtime::Error, store: &Store<CallState>, deadline: Duration) -> GuestError {
+    if let Some(wasmtime::Trap::Interrupt) = err.downcast_ref::<wasmtime::Trap>() {
+        return GuestError::Deadline(deadline);
+    }
+    let stderr = String::from_utf8_lossy(&store.data().stderr.contents()).into_owned();
+    GuestError::Trap { message: format!("{err:#}"), stderr }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

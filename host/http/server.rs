@@ -1,0 +1,208 @@
+//! The listener, the guest's first load, and graceful shutdown.
+//!
+//! The socket is bound before the guest compiles, so `/healthz` answers
+//! from the first milliseconds while `/readyz` says 503 until the guest is
+//! in. A drain keeps the listener open (readiness must be able to say 503
+//! and late webhooks get a polite refusal) until the live calls end or the
+//! budget runs out; then every WebSocket gets a close frame.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use hyper::service::service_fn;
+use hyper::server::conn::http1;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{error, info, warn};
+
+use crate::app::App;
+use crate::config::Config;
+use crate::guest::Sandbox;
+
+/// Time the calls get to finish their close handshakes once told to close.
+const CLOSE_GRACE: Duration = Duration::from_secs(5);
+/// Time idle HTTP connections get to finish at the very end.
+const HTTP_GRACE: Duration = Duration::from_secs(2);
+
+/// The built-in guest, compiled from `guest/default` by build.rs.
+pub static DEFAULT_GUEST: &[u8] = include_bytes!(env!("HOTLINE_GUEST_DEFAULT_WASM"));
+
+pub struct Server {
+    app: Arc<App>,
+    local_addr: SocketAddr,
+    drain: CancellationToken,
+    done: JoinHandle<()>,
+    guest_load: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+impl Server {
+    /// Binds `config.listen`, starts serving, and starts loading the guest.
+    pub async fn start(config: Config) -> anyhow::Result<Server> {
+        let listener =
+            TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
+        let local_addr = listener.local_addr()?;
+        let sandbox = Sandbox::new(config.sandbox.clone()).context("setting up the wasm sandbox")?;
+        let app = App::new(config, sandbox);
+        info!(event = "listening", addr = %local_addr);
+        let guest_load = Some(tokio::spawn(load_guest(app.clone())));
+        let drain = CancellationToken::new();
+        let done = tokio::spawn(run(app.clone(), listener, drain.clone()));
+        Ok(Server { app, local_addr, drain, done, guest_load })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    pub fn app(&self) -> &Arc<App> {
+        &self.app
+    }
+
+    /// Resolves when the first guest load finished (or failed).
+    pub async fn guest_loaded(&mut self) -> anyhow::Result<()> {
+        match self.guest_load.take() {
+            Some(handle) => handle.await.context("guest load task")?,
+            None => Ok(()),
+        }
+    }
+
+    /// What SIGTERM does: stop being ready, let calls finish, then close.
+    pub fn begin_drain(&self) {
+        self.drain.cancel();
+    }
+
+    /// Resolves once the drain has completed.
+    pub async fn wait(self) {
+        if let Err(e) = self.done.await {
+            error!(event = "server_task_failed", error = %e);
+        }
+    }
+}
+
+async fn load_guest(app: Arc<App>) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let path = app.config.guest_path.clone();
+    let sandbox = app.sandbox.clone();
+    let source = path.as_ref().map_or("built-in".to_string(), |p| p.display().to_string());
+    let guest = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+        let bytes = match &path {
+            Some(p) => std::fs::read(p).with_context(|| format!("reading guest {}", p.display()))?,
+            None => DEFAULT_GUEST.to_vec(),
+        };
+        Ok(sandbox.load(&bytes)?)
+    })
+    .await?;
+    match guest {
+        Ok(guest) => {
+            info!(event = "guest_loaded", source, digest = guest.digest(), ms = started.elapsed().as_millis() as u64);
+            app.guest.store(Some(Arc::new(guest)));
+            Ok(())
+        }
+        Err(e) => {
+            error!(event = "guest_load_failed", source, error = %format!("{e:#}"));
+            Err(e.context(format!("loading guest {source}")))
+        }
+    }
+}
+
+async fn run(app: Arc<App>, listener: TcpListener, drain: CancellationToken) {
+    let connections = TaskTracker::new();
+    let stop_accepting = CancellationToken::new();
+    let acceptor = tokio::spawn(accept_loop(app.clone(), listener, connections.clone(), stop_accepting.clone()));
+
+    drain.cancelled().await;
+    app.draining.store(true, std::sync::atomic::Ordering::SeqCst);
+    let budget = app.config.drain;
+    info!(event = "drain_start", live_calls = app.calls.live(), budget_secs = budget.as_secs());
+    if tokio::time::timeout(budget, app.calls.idle()).await.is_err() {
+        warn!(event = "drain_timeout", live_calls = app.calls.live());
+    }
+    app.close_calls.cancel();
+    if tokio::time::timeout(CLOSE_GRACE, app.calls.idle()).await.is_err() {
+        warn!(event = "calls_not_closed", live_calls = app.calls.live());
+    }
+    // Ends the accept loop and asks every keep-alive connection to close
+    // after its current request.
+    stop_accepting.cancel();
+    if let Err(e) = acceptor.await {
+        error!(event = "accept_loop_failed", error = %e);
+    }
+    connections.close();
+    if tokio::time::timeout(HTTP_GRACE, connections.wait()).await.is_err() {
+        warn!(event = "http_connections_cut");
+    }
+    info!(event = "shutdown_complete");
+}
+
+async fn accept_loop(
+    app: Arc<App>,
+    listener: TcpListener,
+    connections: TaskTracker,
+    stop: CancellationToken,
+) {
+    let builder = http1::Builder::new();
+    loop {
+        let (stream, peer) = tokio::select! {
+            _ = stop.cancelled() => return,
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(e) => {
+                    // EMFILE and friends: back off instead of spinning.
+                    warn!(event = "accept_failed", error = %e);
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let app = app.clone();
+        let service = service_fn(move |req| super::routes::route(app.clone(), req));
+        let conn = builder.serve_connection(TokioIo::new(stream), service).with_upgrades();
+        let stop = stop.clone();
+        connections.spawn(async move {
+            let mut conn = std::pin::pin!(conn);
+            let result = tokio::select! {
+                result = conn.as_mut() => result,
+                _ = stop.cancelled() => {
+                    conn.as_mut().graceful_shutdown();
+                    conn.await
+                }
+            };
+            if let Err(e) = result {
+                tracing::debug!(event = "http_conn_error", %peer, error = %e);
+            }
+        });
+    }
+}
+
+/// Runs until SIGTERM or SIGINT, then drains. The process's `serve` command.
+pub async fn serve(config: Config) -> anyhow::Result<()> {
+    let mut server = Server::start(config).await?;
+    let mut signal = std::pin::pin!(shutdown_signal());
+    let signalled = tokio::select! {
+        loaded = server.guest_loaded() => { loaded?; false }
+        _ = &mut signal => true,
+    };
+    if !signalled {
+        signal.await;
+    }
+    server.begin_drain();
+    server.wait().await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("install SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("install SIGINT handler");
+    let name = tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    };
+    info!(event = "signal", signal = name);
+}

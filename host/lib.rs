@@ -1,0 +1,14 @@
+//! hotline: a host for phone-call AI agents.
+//!
+//! The native host owns every socket, timer and outbound call; the call
+//! logic runs in sandboxed WebAssembly components (see `wit/call.wit`) that
+//! only ever turn events into effects. ARCHITECTURE.md has the map.
+
+pub mod app;
+pub mod config;
+pub mod guest;
+pub mod http;
+pub mod media;
+pub mod sim;
+pub mod telemetry;
+pub mod twilio;

@@ -1,0 +1,47 @@
+//! The `hotline` command: `serve` (the default) runs the server; `call`
+//! places a simulated Twilio call against one.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use hotline::config::Config;
+
+#[derive(Parser)]
+#[command(name = "hotline", version, about = "A host for phone-call AI agents")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server on $PORT (the default command). Settings come from the
+    /// environment; see the README.
+    Serve,
+    /// Place a simulated Twilio call: webhook, TwiML, WebSocket, real-time audio.
+    Call(hotline::sim::CallArgs),
+}
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("hotline: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> anyhow::Result<ExitCode> {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => {
+            let config = Config::from_env()?;
+            hotline::telemetry::init(config.log_format);
+            runtime.block_on(hotline::http::serve(config))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Call(args) => runtime.block_on(hotline::sim::run_cli(args)),
+    }
+}

@@ -1,0 +1,165 @@
+//! Media Streams WebSocket messages as closed enums.
+//!
+//! Twilio sends numbers inside strings (`sequenceNumber`, `timestamp`,
+//! `chunk`); the parsers accept either form.
+
+use serde::{Deserialize, Deserializer, Serialize};
+
+/// A JSON text frame from Twilio.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(tag = "event", rename_all = "lowercase")]
+pub enum Inbound {
+    Connected {
+        #[serde(default)]
+        protocol: Option<String>,
+        #[serde(default)]
+        version: Option<String>,
+    },
+    Start {
+        #[serde(rename = "streamSid")]
+        stream_sid: String,
+        start: Start,
+    },
+    Media {
+        #[serde(rename = "streamSid", default)]
+        stream_sid: Option<String>,
+        media: Media,
+    },
+    Dtmf {
+        #[serde(rename = "streamSid", default)]
+        stream_sid: Option<String>,
+        dtmf: Dtmf,
+    },
+    Mark {
+        #[serde(rename = "streamSid", default)]
+        stream_sid: Option<String>,
+        mark: Mark,
+    },
+    Stop {
+        #[serde(rename = "streamSid", default)]
+        stream_sid: Option<String>,
+        #[serde(default)]
+        stop: Option<Stop>,
+    },
+    /// Anything Twilio may add later. Logged and ignored.
+    #[serde(other)]
+    Unknown,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Start {
+    pub stream_sid: String,
+    #[serde(default)]
+    pub account_sid: String,
+    pub call_sid: String,
+    #[serde(default)]
+    pub tracks: Vec<String>,
+    #[serde(default)]
+    pub custom_parameters: std::collections::BTreeMap<String, String>,
+    #[serde(default)]
+    pub media_format: Option<MediaFormat>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MediaFormat {
+    pub encoding: String,
+    pub sample_rate: u32,
+    pub channels: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct Media {
+    #[serde(default)]
+    pub track: Option<String>,
+    #[serde(default, deserialize_with = "lenient_u64")]
+    pub chunk: u64,
+    #[serde(default, deserialize_with = "lenient_u64")]
+    pub timestamp: u64,
+    /// Base64 μ-law.
+    pub payload: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct Dtmf {
+    #[serde(default)]
+    pub track: Option<String>,
+    pub digit: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct Mark {
+    pub name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Stop {
+    #[serde(default)]
+    pub account_sid: String,
+    #[serde(default)]
+    pub call_sid: String,
+}
+
+/// A JSON text frame to Twilio.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "lowercase")]
+pub enum Outbound {
+    Media {
+        #[serde(rename = "streamSid")]
+        stream_sid: String,
+        media: OutMedia,
+    },
+    Mark {
+        #[serde(rename = "streamSid")]
+        stream_sid: String,
+        mark: Mark,
+    },
+    Clear {
+        #[serde(rename = "streamSid")]
+        stream_sid: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutMedia {
+    pub payload: String,
+}
+
+fn lenient_u64<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Num {
+        N(u64),
+        S(String),
+    }
+    match Num::deserialize(d)? {
+        Num::N(n) => Ok(n),
+        Num::S(s) => s.trim().parse().map_err(serde::de::Error::custom),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_twilio_shapes_with_string_numbers() {
+        let m: Inbound = serde_json::from_str(
+            r#"{"event":"media","sequenceNumber":"3","streamSid":"MZ1","media":{"track":"inbound","chunk":"2","timestamp":"40","payload":"//8="}}"#,
+        )
+        .unwrap();
+        let Inbound::Media { media, .. } = m else { panic!("not media: {m:?}") };
+        assert_eq!((media.chunk, media.timestamp, media.payload.as_str()), (2, 40, "//8="));
+
+        let s: Inbound = serde_json::from_str(
+            r#"{"event":"start","sequenceNumber":"1","streamSid":"MZ1","start":{"streamSid":"MZ1","accountSid":"AC1","callSid":"CA1","tracks":["inbound"],"customParameters":{"call_sid":"CA1"},"mediaFormat":{"encoding":"audio/x-mulaw","sampleRate":8000,"channels":1}}}"#,
+        )
+        .unwrap();
+        let Inbound::Start { start, .. } = s else { panic!() };
+        assert_eq!(start.custom_parameters["call_sid"], "CA1");
+        assert_eq!(serde_json::from_str::<Inbound>(r#"{"event":"somethingnew","x":1}"#).unwrap(), Inbound::Unknown);
+        assert!(serde_json::from_str::<Inbound>(r#"{"event":"media"}"#).is_err());
+    }
+}

@@ -1,0 +1,5 @@
+//! The one integration-test binary. Every test runs real code: real
+//! components under wasmtime, a real server on an ephemeral port, real
+//! sockets and WebSocket frames. Nothing here touches the internet.
+
+mod audio;
