@@ -11,6 +11,7 @@ mod bindings {
     wasmtime::component::bindgen!({
         path: "wit",
         world: "agent",
+        additional_derives: [PartialEq],
     });
 }
 
@@ -27,6 +28,9 @@ pub use bindings::hotline::call::types::{
     CallMode, Config as CallConfig, Effect, Event, LogEntry, Media, ProviderError, ProviderKind, Providers,
     ReplyText, Role, SpeechAudio, Started, Timer, Transcript, Turn, TwimlError, Utterance, Webhook,
 };
+
+/// The built-in guest, compiled from `guest/default` by build.rs.
+pub static DEFAULT_GUEST: &[u8] = include_bytes!(env!("HOTLINE_GUEST_DEFAULT_WASM"));
 
 /// How often the epoch ticks; deadlines are whole ticks.
 const TICK: Duration = Duration::from_millis(1);

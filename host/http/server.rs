@@ -22,15 +22,12 @@ use tracing::{error, info, warn};
 
 use crate::app::App;
 use crate::config::Config;
-use crate::guest::Sandbox;
+use crate::guest::{DEFAULT_GUEST, Sandbox};
 
 /// Time the calls get to finish their close handshakes once told to close.
 const CLOSE_GRACE: Duration = Duration::from_secs(5);
 /// Time idle HTTP connections get to finish at the very end.
 const HTTP_GRACE: Duration = Duration::from_secs(2);
-
-/// The built-in guest, compiled from `guest/default` by build.rs.
-pub static DEFAULT_GUEST: &[u8] = include_bytes!(env!("HOTLINE_GUEST_DEFAULT_WASM"));
 
 pub struct Server {
     app: Arc<App>,

@@ -3,3 +3,5 @@
 //! sockets and WebSocket frames. Nothing here touches the internet.
 
 mod audio;
+mod guest;
+mod support;

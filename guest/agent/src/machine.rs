@@ -507,14 +507,17 @@ impl Machine {
 
     fn on_provider_error(&mut self, e: ProviderError, fx: &mut Vec<Effect>) {
         fx.push(log("provider_error", &[("kind", format!("{:?}", e.kind).to_lowercase()), ("message", e.message)]));
-        if self.state == State::Thinking || self.awaiting != Awaiting::Nothing {
-            self.awaiting = Awaiting::Nothing;
-            self.speaking.clear();
-            if self.segments.is_empty() {
-                self.set_state(State::Listening, fx);
-            } else {
-                self.reply_complete = true;
-            }
+        // Whatever was pending from the providers will not come; what is
+        // already playing still finishes (its marks return us to listening).
+        self.awaiting = Awaiting::Nothing;
+        self.speaking.clear();
+        self.resampler = None;
+        self.framer = Framer::new();
+        self.reply_complete = true;
+        if self.segments.iter().all(|s| s.heard) && self.state != State::Listening {
+            self.record_heard_reply();
+            self.segments.clear();
+            self.set_state(State::Listening, fx);
         }
     }
 }

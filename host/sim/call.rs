@@ -1,0 +1,399 @@
+//! One simulated Twilio call, from the voice webhook to the close frame.
+//!
+//! Media time drives everything: every tick sends one 20 ms caller frame and
+//! plays one 20 ms agent frame from the playout buffer, as a phone would.
+//! Marks are echoed when the audio queued before them has played, or at once
+//! on `clear`, which is what Twilio does.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use futures_util::{SinkExt, StreamExt};
+use hotline_audio::endpoint::{Boundary, EndpointConfig, Endpointer};
+use hotline_audio::{FRAME_BYTES, FRAME_MS, ulaw};
+use serde_json::json;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+
+use super::twiml;
+use crate::twilio::messages::{Mark, Outbound};
+
+pub const TWILIO_SUBPROTOCOL: &str = "audio.twilio.com";
+
+#[derive(Debug, Clone)]
+pub struct CallOptions {
+    /// `http://host:port` of the server.
+    pub server: String,
+    /// Caller audio, 8 kHz mono PCM16.
+    pub audio: Vec<i16>,
+    /// 1.0 is real time; 10.0 sends ten frames per 20 ms.
+    pub speed: f64,
+    pub call_sid: String,
+    pub from: String,
+    /// Offer `audio.twilio.com` in the handshake, as some Twilio edges do.
+    pub subprotocol: bool,
+    /// Once the caller audio is over, stop when the agent has been silent
+    /// this long...
+    pub idle_ms: u64,
+    /// ...or at the latest this long after the audio.
+    pub max_tail_ms: u64,
+    /// DTMF digits to press, at media times (ms).
+    pub dtmf: Vec<(u64, char)>,
+    /// Raw text frames to send right after `start` (for malformed-input tests).
+    pub inject: Vec<String>,
+    /// EoU silence the timeline's own detector uses (match the server's).
+    pub eou_silence_ms: u32,
+}
+
+impl Default for CallOptions {
+    fn default() -> Self {
+        CallOptions {
+            server: "http://127.0.0.1:8080".into(),
+            audio: Vec::new(),
+            speed: 1.0,
+            call_sid: "CAsimulated0000000000000000000000".into(),
+            from: "+15550100000".into(),
+            subprotocol: true,
+            idle_ms: 1500,
+            max_tail_ms: 30_000,
+            dtmf: Vec::new(),
+            inject: Vec::new(),
+            eou_silence_ms: 500,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Moment {
+    StreamStart,
+    /// The caller started / stopped talking (the simulator's own detector).
+    CallerSpeechStart,
+    CallerEou,
+    /// First agent frame after a silence of the playout buffer.
+    ReplyStart,
+    /// The playout buffer ran dry.
+    ReplyEnd,
+    Clear,
+    /// A mark arrived from the server.
+    MarkReceived(String),
+    /// The simulator echoed a mark back (played, or dropped by a clear).
+    MarkEchoed(String),
+    Dtmf(char),
+    Stop,
+    ServerClosed(u16, String),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TimelineEntry {
+    /// Media time, ms since the stream started.
+    pub at_ms: f64,
+    pub moment: Moment,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct CallReport {
+    pub twiml: String,
+    /// The server answered the handshake with `audio.twilio.com`.
+    pub subprotocol_echoed: bool,
+    pub timeline: Vec<TimelineEntry>,
+    /// μ-law the caller sent, one byte per sample.
+    pub caller: Vec<u8>,
+    /// μ-law the agent played, aligned with `caller`.
+    pub agent: Vec<u8>,
+    /// Media frames received from the server.
+    pub frames_received: usize,
+    /// Media frames received whose payload was not exactly 160 bytes.
+    pub odd_frames: usize,
+    /// The server's close frame, if it sent one.
+    pub close: Option<(u16, String)>,
+}
+
+impl CallReport {
+    pub fn at(&self, pred: impl Fn(&Moment) -> bool) -> Vec<f64> {
+        self.timeline.iter().filter(|e| pred(&e.moment)).map(|e| e.at_ms).collect()
+    }
+
+    pub fn first(&self, pred: impl Fn(&Moment) -> bool) -> Option<f64> {
+        self.at(pred).first().copied()
+    }
+}
+
+enum Queued {
+    Frame(Vec<u8>),
+    Mark(String),
+}
+
+/// Places one call and returns what happened.
+pub async fn place_call(opts: &CallOptions) -> anyhow::Result<CallReport> {
+    let mut report = CallReport::default();
+    let authority = opts
+        .server
+        .strip_prefix("http://")
+        .with_context(|| format!("server {:?} must be http://host:port", opts.server))?
+        .trim_end_matches('/')
+        .to_string();
+
+    let client = reqwest::Client::new();
+    let response = client
+        .post(format!("{}/webhook/incoming_call", opts.server.trim_end_matches('/')))
+        .form(&[
+            ("CallSid", opts.call_sid.as_str()),
+            ("AccountSid", "ACsimulated00000000000000000000000"),
+            ("From", opts.from.as_str()),
+            ("To", "+15550199999"),
+            ("CallStatus", "ringing"),
+            ("Direction", "inbound"),
+        ])
+        .send()
+        .await
+        .context("POST /webhook/incoming_call")?;
+    let status = response.status();
+    report.twiml = response.text().await?;
+    if !status.is_success() {
+        bail!("incoming_call answered {status}: {}", report.twiml);
+    }
+    let Some(target) = twiml::stream_target(&report.twiml)? else {
+        bail!("TwiML has no <Stream>: {}", report.twiml);
+    };
+    let ws_url = twiml::local_ws_url(&target.url, &authority)?;
+
+    let mut request = ws_url.as_str().into_client_request()?;
+    if opts.subprotocol {
+        request.headers_mut().insert("Sec-WebSocket-Protocol", HeaderValue::from_static(TWILIO_SUBPROTOCOL));
+    }
+    let (mut ws, handshake) =
+        tokio_tungstenite::connect_async(request).await.with_context(|| format!("connecting {ws_url}"))?;
+    report.subprotocol_echoed = handshake
+        .headers()
+        .get("sec-websocket-protocol")
+        .is_some_and(|v| v.as_bytes() == TWILIO_SUBPROTOCOL.as_bytes());
+
+    let stream_sid = format!("MZ{}", &opts.call_sid.trim_start_matches("CA"));
+    let params: serde_json::Map<String, serde_json::Value> =
+        target.parameters.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
+    ws.send(Message::Text(json!({"event": "connected", "protocol": "Call", "version": "1.0.0"}).to_string().into()))
+        .await?;
+    ws.send(Message::Text(
+        json!({
+            "event": "start", "sequenceNumber": "1", "streamSid": stream_sid,
+            "start": {
+                "streamSid": stream_sid, "accountSid": "ACsimulated00000000000000000000000",
+                "callSid": opts.call_sid, "tracks": ["inbound"], "customParameters": params,
+                "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}
+            }
+        })
+        .to_string()
+        .into(),
+    ))
+    .await?;
+    for raw in &opts.inject {
+        ws.send(Message::Text(raw.clone().into())).await?;
+    }
+
+    let speed = opts.speed.max(0.01);
+    let log = |report: &mut CallReport, at_ms: f64, moment: Moment| report.timeline.push(TimelineEntry { at_ms, moment });
+    log(&mut report, 0.0, Moment::StreamStart);
+
+    let mut caller_frames: Vec<Vec<u8>> = opts
+        .audio
+        .chunks(FRAME_BYTES)
+        .map(|c| {
+            let mut f: Vec<u8> = c.iter().map(|&s| ulaw::encode(s)).collect();
+            f.resize(FRAME_BYTES, ulaw::SILENCE);
+            f
+        })
+        .collect();
+    caller_frames.reverse();
+    let audio_frames = caller_frames.len() as u64;
+    let mut endpointer = Endpointer::new(EndpointConfig { eou_silence_ms: opts.eou_silence_ms, ..Default::default() });
+    let mut playout: VecDeque<Queued> = VecDeque::new();
+    let mut playing = false;
+    let mut last_agent_ms: u64 = 0;
+    let mut dtmf: Vec<(u64, char)> = opts.dtmf.clone();
+    dtmf.sort_by_key(|d| std::cmp::Reverse(d.0));
+    let mut seq: u64 = 2;
+    let tick_every = Duration::from_secs_f64(FRAME_MS as f64 / 1000.0 / speed);
+    let mut ticker = tokio::time::interval(tick_every);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut tick: u64 = 0;
+    let mut server_closed = false;
+
+    'call: loop {
+        tokio::select! {
+            _ = ticker.tick() => {
+                let now_ms = tick * FRAME_MS as u64;
+                // Caller: one frame of audio, then silence.
+                let frame = caller_frames.pop().unwrap_or_else(|| vec![ulaw::SILENCE; FRAME_BYTES]);
+                let pcm: Vec<i16> = frame.iter().map(|&c| ulaw::decode(c)).collect();
+                match endpointer.push(&pcm) {
+                    Some(Boundary::SpeechStart) => log(&mut report, now_ms as f64, Moment::CallerSpeechStart),
+                    Some(Boundary::EndOfUtterance { .. }) => log(&mut report, (now_ms + FRAME_MS as u64) as f64, Moment::CallerEou),
+                    _ => {}
+                }
+                let msg = json!({
+                    "event": "media", "sequenceNumber": seq.to_string(), "streamSid": stream_sid,
+                    "media": {"track": "inbound", "chunk": (tick + 1).to_string(), "timestamp": now_ms.to_string(),
+                              "payload": BASE64.encode(&frame)}
+                });
+                seq += 1;
+                report.caller.extend_from_slice(&frame);
+                if ws.send(Message::Text(msg.to_string().into())).await.is_err() {
+                    break 'call;
+                }
+                while dtmf.last().is_some_and(|(at, _)| *at <= now_ms) {
+                    let (_, digit) = dtmf.pop().unwrap();
+                    log(&mut report, now_ms as f64, Moment::Dtmf(digit));
+                    let msg = json!({"event": "dtmf", "streamSid": stream_sid, "sequenceNumber": seq.to_string(),
+                                     "dtmf": {"track": "inbound_track", "digit": digit.to_string()}});
+                    seq += 1;
+                    if ws.send(Message::Text(msg.to_string().into())).await.is_err() {
+                        break 'call;
+                    }
+                }
+                // Agent: play one frame, then echo the marks it uncovered.
+                let played = match playout.front() {
+                    Some(Queued::Frame(_)) => match playout.pop_front() {
+                        Some(Queued::Frame(f)) => Some(f),
+                        _ => None,
+                    },
+                    _ => None,
+                };
+                match played {
+                    Some(f) => {
+                        report.agent.extend_from_slice(&f);
+                        last_agent_ms = now_ms + FRAME_MS as u64;
+                    }
+                    None => {
+                        report.agent.extend_from_slice(&[ulaw::SILENCE; FRAME_BYTES]);
+                        if playing {
+                            playing = false;
+                            log(&mut report, now_ms as f64, Moment::ReplyEnd);
+                        }
+                    }
+                }
+                let end_ms = (now_ms + FRAME_MS as u64) as f64;
+                if echo_ready_marks(&mut ws, &mut playout, &stream_sid, &mut seq, &mut report, end_ms).await.is_err() {
+                    break 'call;
+                }
+                tick += 1;
+                // Hang up once the audio is over and the agent has been quiet
+                // for a while (or the tail budget is spent).
+                let now_ms = tick * FRAME_MS as u64;
+                let after_audio = tick.saturating_sub(audio_frames) * FRAME_MS as u64;
+                let agent_quiet = playout.is_empty() && now_ms.saturating_sub(last_agent_ms) >= opts.idle_ms;
+                if (after_audio >= opts.idle_ms && agent_quiet && !endpointer.in_utterance())
+                    || after_audio >= opts.max_tail_ms
+                {
+                    break 'call;
+                }
+            }
+            msg = ws.next() => {
+                // Media time of arrival: the end of the last frame sent, the
+                // clock Twilio's own timestamps run on.
+                let at = (tick * FRAME_MS as u64) as f64;
+                match msg {
+                    Some(Ok(Message::Text(text))) => {
+                        let out: Outbound = match serde_json::from_str(text.as_str()) {
+                            Ok(o) => o,
+                            Err(e) => bail!("server sent an invalid frame ({e}): {text}"),
+                        };
+                        match out {
+                            Outbound::Media { media, .. } => {
+                                let payload = BASE64.decode(media.payload.as_bytes()).context("server media is not base64")?;
+                                report.frames_received += 1;
+                                if payload.len() != FRAME_BYTES {
+                                    report.odd_frames += 1;
+                                }
+                                if !playing && playout.iter().all(|q| matches!(q, Queued::Mark(_))) {
+                                    playing = true;
+                                    log(&mut report, at, Moment::ReplyStart);
+                                }
+                                playout.push_back(Queued::Frame(payload));
+                            }
+                            Outbound::Mark { mark, .. } => {
+                                log(&mut report, at, Moment::MarkReceived(mark.name.clone()));
+                                playout.push_back(Queued::Mark(mark.name));
+                                if echo_ready_marks(&mut ws, &mut playout, &stream_sid, &mut seq, &mut report, at).await.is_err() {
+                                    break 'call;
+                                }
+                            }
+                            Outbound::Clear { .. } => {
+                                log(&mut report, at, Moment::Clear);
+                                playout.retain(|q| matches!(q, Queued::Mark(_)));
+                                if playing {
+                                    playing = false;
+                                    log(&mut report, at, Moment::ReplyEnd);
+                                }
+                                if echo_ready_marks(&mut ws, &mut playout, &stream_sid, &mut seq, &mut report, at).await.is_err() {
+                                    break 'call;
+                                }
+                            }
+                        }
+                    }
+                    Some(Ok(Message::Close(frame))) => {
+                        let (code, reason) = frame.map_or((1005, String::new()), |f| (u16::from(f.code), f.reason.to_string()));
+                        log(&mut report, at, Moment::ServerClosed(code, reason.clone()));
+                        report.close = Some((code, reason));
+                        server_closed = true;
+                        break 'call;
+                    }
+                    Some(Ok(_)) => {}
+                    Some(Err(e)) => bail!("WebSocket error from server: {e}"),
+                    None => { server_closed = true; break 'call; }
+                }
+            }
+        }
+    }
+
+    let end_ms = (tick * FRAME_MS as u64) as f64;
+    if !server_closed {
+        let at = end_ms;
+        log(&mut report, at, Moment::Stop);
+        let stop = json!({"event": "stop", "sequenceNumber": seq.to_string(), "streamSid": stream_sid,
+                          "stop": {"accountSid": "ACsimulated00000000000000000000000", "callSid": opts.call_sid}});
+        let _ = ws.send(Message::Text(stop.to_string().into())).await;
+        // The server closes after `stop`; read until its close frame.
+        let wait = async {
+            while let Some(msg) = ws.next().await {
+                if let Ok(Message::Close(frame)) = msg {
+                    return frame.map(|f| (u16::from(f.code), f.reason.to_string()));
+                }
+            }
+            None
+        };
+        if let Ok(Some((code, reason))) = tokio::time::timeout(Duration::from_secs(5), wait).await {
+            log(&mut report, end_ms, Moment::ServerClosed(code, reason.clone()));
+            report.close = Some((code, reason));
+        }
+    }
+    let _ = ws.close(None).await;
+    Ok(report)
+}
+
+/// Echoes the marks at the head of the playout buffer: their audio is done.
+async fn echo_ready_marks<S>(
+    ws: &mut S,
+    playout: &mut VecDeque<Queued>,
+    stream_sid: &str,
+    seq: &mut u64,
+    report: &mut CallReport,
+    at_ms: f64,
+) -> anyhow::Result<()>
+where
+    S: futures_util::Sink<Message> + Unpin,
+    S::Error: std::error::Error + Send + Sync + 'static,
+{
+    while let Some(Queued::Mark(_)) = playout.front() {
+        let Some(Queued::Mark(name)) = playout.pop_front() else { unreachable!() };
+        let msg = json!({"event": "mark", "streamSid": stream_sid, "sequenceNumber": seq.to_string(),
+                         "mark": Mark { name: name.clone() }});
+        *seq += 1;
+        ws.send(Message::Text(msg.to_string().into())).await?;
+        report.timeline.push(TimelineEntry { at_ms, moment: Moment::MarkEchoed(name) });
+    }
+    Ok(())
+}

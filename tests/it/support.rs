@@ -1,0 +1,161 @@
+//! Shared test helpers: audio generators, a guest session driver, and a real
+//! server on an ephemeral port.
+
+use std::path::Path;
+use std::sync::OnceLock;
+
+use hotline::config::Config;
+use hotline::guest::{
+    CallConfig, Effect, Event, Guest, LogEntry, Media, Providers, Sandbox, SandboxConfig, Session, Started,
+    DEFAULT_GUEST,
+};
+use hotline::http::Server;
+use hotline_audio::{FRAME_BYTES, ulaw};
+
+pub const PROBE_GUEST: &str = env!("HOTLINE_GUEST_PROBE_WASM");
+
+// ---- audio ---------------------------------------------------------------
+
+pub fn silence(ms: u32) -> Vec<i16> {
+    vec![0; (ms * 8) as usize]
+}
+
+/// A voice-band tone, loud enough to be speech.
+pub fn tone(ms: u32, freq: f64) -> Vec<i16> {
+    (0..ms * 8).map(|i| (8000.0 * (2.0 * std::f64::consts::PI * freq * i as f64 / 8000.0).sin()) as i16).collect()
+}
+
+pub fn concat(parts: &[Vec<i16>]) -> Vec<i16> {
+    parts.concat()
+}
+
+/// "The quick brown fox…" spoken by espeak-ng, 16 kHz, as 8 kHz PCM.
+pub fn fox() -> Vec<i16> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/fox-16k.wav");
+    hotline::sim::wav::read_8k_mono(&path).expect("test WAV")
+}
+
+pub fn ulaw_frames(pcm: &[i16]) -> Vec<Vec<u8>> {
+    pcm.chunks(FRAME_BYTES)
+        .map(|c| {
+            let mut f: Vec<u8> = c.iter().map(|&s| ulaw::encode(s)).collect();
+            f.resize(FRAME_BYTES, ulaw::SILENCE);
+            f
+        })
+        .collect()
+}
+
+// ---- guests under wasmtime -------------------------------------------------
+
+pub fn sandbox() -> &'static Sandbox {
+    static SANDBOX: OnceLock<Sandbox> = OnceLock::new();
+    SANDBOX.get_or_init(|| {
+        Sandbox::new(SandboxConfig { max_instances: 200, ..SandboxConfig::default() }).expect("sandbox")
+    })
+}
+
+pub fn default_guest() -> &'static Guest {
+    static GUEST: OnceLock<Guest> = OnceLock::new();
+    GUEST.get_or_init(|| sandbox().load(DEFAULT_GUEST).expect("default guest loads"))
+}
+
+pub fn probe_guest() -> &'static Guest {
+    static GUEST: OnceLock<Guest> = OnceLock::new();
+    GUEST.get_or_init(|| sandbox().load(&std::fs::read(PROBE_GUEST).unwrap()).expect("probe guest loads"))
+}
+
+pub fn call_config(eou_silence_ms: u32, barge_in_ms: u32, ai: bool) -> CallConfig {
+    CallConfig {
+        eou_silence_ms,
+        barge_in_ms,
+        max_utterance_ms: 15_000,
+        providers: Providers { stt: ai, llm: ai, tts: ai },
+    }
+}
+
+/// Drives one session and keeps every effect with the index of the media
+/// frame (0-based, 20 ms each) that caused it.
+pub struct Driver {
+    pub session: Session,
+    pub frames: usize,
+    pub effects: Vec<(usize, Effect)>,
+}
+
+impl Driver {
+    pub fn start(guest: &Guest, config: CallConfig) -> Driver {
+        let mut d = Driver { session: guest.session().expect("session"), frames: 0, effects: Vec::new() };
+        d.send(Event::Started(Started {
+            stream_sid: "MZtest".into(),
+            call_sid: "CAtest".into(),
+            custom_parameters: vec![("call_sid".into(), "CAtest".into())],
+            config,
+        }));
+        d
+    }
+
+    pub fn send(&mut self, event: Event) -> Vec<Effect> {
+        let fx = self.session.handle(&event).expect("guest call succeeds");
+        self.effects.extend(fx.iter().cloned().map(|e| (self.frames, e)));
+        fx
+    }
+
+    pub fn audio(&mut self, pcm: &[i16]) {
+        for frame in ulaw_frames(pcm) {
+            let ts = self.frames as u64 * 20;
+            self.send(Event::Media(Media { payload: frame, timestamp_ms: ts }));
+            self.frames += 1;
+        }
+    }
+
+    /// Acknowledges every mark sent so far, as Twilio does after playback.
+    pub fn ack_marks(&mut self) {
+        let marks: Vec<String> = self.marks();
+        for m in marks {
+            self.send(Event::MarkPlayed(m));
+        }
+    }
+
+    pub fn marks(&self) -> Vec<String> {
+        self.effects.iter().filter_map(|(_, e)| if let Effect::Mark(m) = e { Some(m.clone()) } else { None }).collect()
+    }
+
+    pub fn logs(&self, event: &str) -> Vec<(usize, LogEntry)> {
+        self.effects
+            .iter()
+            .filter_map(|(i, e)| match e {
+                Effect::Log(l) if l.event == event => Some((*i, l.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Frame indexes of effects matching `pred`.
+    pub fn at(&self, pred: impl Fn(&Effect) -> bool) -> Vec<usize> {
+        self.effects.iter().filter(|(_, e)| pred(e)).map(|(i, _)| *i).collect()
+    }
+
+    pub fn clear_effects(&mut self) {
+        self.effects.clear();
+    }
+}
+
+pub fn field<'a>(entry: &'a LogEntry, key: &str) -> &'a str {
+    entry.fields.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str()).unwrap_or("")
+}
+
+// ---- servers -----------------------------------------------------------------
+
+pub struct TestServer {
+    pub server: Server,
+    pub base: String,
+}
+
+pub async fn start_server(tweak: impl FnOnce(&mut Config)) -> TestServer {
+    let mut config = Config { listen: "127.0.0.1:0".parse().unwrap(), ..Config::default() };
+    config.sandbox.max_instances = 300;
+    tweak(&mut config);
+    let mut server = Server::start(config).await.expect("server starts");
+    server.guest_loaded().await.expect("guest loads");
+    let base = format!("http://{}", server.local_addr());
+    TestServer { server, base }
+}
