@@ -4,23 +4,30 @@
 //! contract in `wit/call.wit`.
 //!
 //! Engine policy lives here, in one place: pooling allocator, a memory cap
-//! per instance, and an epoch deadline on every guest call so a looping
-//! guest traps instead of holding a worker thread.
+//! per instance, and a deadline on every guest call. Guest calls are async:
+//! on every epoch tick (1 ms) a running guest yields to the tokio scheduler,
+//! and once its call has run past the deadline it traps. So a looping guest
+//! never holds a worker thread for more than a tick, and never for long.
 
 mod bindings {
     wasmtime::component::bindgen!({
         path: "wit",
         world: "agent",
         additional_derives: [PartialEq],
+        imports: { default: async },
+        exports: { default: async },
     });
 }
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, Linker, ResourceAny};
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, StoreLimits, StoreLimitsBuilder};
+use wasmtime::{
+    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, StoreLimits, StoreLimitsBuilder,
+    UpdateDeadline,
+};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{ResourceTable, WasiCtx, WasiCtxView, WasiView};
 
@@ -79,6 +86,9 @@ struct CallState {
     table: ResourceTable,
     limits: StoreLimits,
     stderr: MemoryOutputPipe,
+    /// When the guest call in progress began; the epoch callback compares.
+    call_began: Instant,
+    deadline: Duration,
 }
 
 impl WasiView for CallState {
@@ -107,6 +117,7 @@ impl Sandbox {
             .total_core_instances(n * 8)
             .total_memories(n * 2)
             .total_tables(n * 4)
+            .total_stacks(n)
             .max_memory_size(config.memory_bytes);
         let mut wasm = Config::new();
         wasm.wasm_component_model(true)
@@ -118,7 +129,7 @@ impl Sandbox {
             .memory_reservation_for_growth(0);
         let engine = Engine::new(&wasm)?;
         let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         spawn_epoch_ticker(&engine);
         Ok(Self { inner: Arc::new(SandboxInner { engine, linker, config }) })
     }
@@ -149,16 +160,32 @@ impl Sandbox {
             .memory_size(self.inner.config.memory_bytes)
             .trap_on_grow_failure(true)
             .build();
-        let mut store =
-            Store::new(&self.inner.engine, CallState { wasi, table: ResourceTable::new(), limits, stderr });
+        let state = CallState {
+            wasi,
+            table: ResourceTable::new(),
+            limits,
+            stderr,
+            call_began: Instant::now(),
+            deadline: self.inner.config.deadline,
+        };
+        let mut store = Store::new(&self.inner.engine, state);
         store.limiter(|s| &mut s.limits);
-        store.epoch_deadline_trap();
+        store.epoch_deadline_callback(|ctx| {
+            let state = ctx.data();
+            if state.call_began.elapsed() >= state.deadline {
+                Ok(UpdateDeadline::Interrupt)
+            } else {
+                Ok(UpdateDeadline::Yield(1))
+            }
+        });
         store
     }
+}
 
-    fn deadline_ticks(&self) -> u64 {
-        (self.inner.config.deadline.as_micros() / TICK.as_micros()).max(1) as u64
-    }
+/// Starts the clock for one guest call.
+fn arm(store: &mut Store<CallState>) {
+    store.data_mut().call_began = Instant::now();
+    store.set_epoch_deadline(1);
 }
 
 /// Ticks the engine's epoch until the engine is gone.
@@ -194,46 +221,38 @@ impl Guest {
         &self.inner.digest
     }
 
-    fn instantiate(&self) -> Result<(Store<CallState>, bindings::Agent), GuestError> {
-        let sandbox = &self.inner.sandbox;
-        let mut store = sandbox.store();
-        store.set_epoch_deadline(sandbox.deadline_ticks());
-        let agent = self.inner.pre.instantiate(&mut store).map_err(GuestError::Instantiate)?;
+    async fn instantiate(&self) -> Result<(Store<CallState>, bindings::Agent), GuestError> {
+        let mut store = self.inner.sandbox.store();
+        arm(&mut store);
+        let agent = self.inner.pre.instantiate_async(&mut store).await.map_err(GuestError::Instantiate)?;
         Ok((store, agent))
     }
 
     /// Answers a voice webhook in a throwaway instance.
-    pub fn incoming_call(&self, webhook: &Webhook) -> Result<Result<String, TwimlError>, GuestError> {
-        let (mut store, agent) = self.instantiate()?;
-        let deadline = self.inner.sandbox.config().deadline;
-        let result = agent.hotline_call_incoming().call_incoming_call(&mut store, webhook);
-        result.map_err(|e| classify(e, &store, deadline))
+    pub async fn incoming_call(&self, webhook: &Webhook) -> Result<Result<String, TwimlError>, GuestError> {
+        let (mut store, agent) = self.instantiate().await?;
+        arm(&mut store);
+        let result = agent.hotline_call_incoming().call_incoming_call(&mut store, webhook).await;
+        result.map_err(|e| classify(e, &store))
     }
 
     /// A fresh per-call instance and session.
-    pub fn session(&self) -> Result<Session, GuestError> {
-        let (mut store, agent) = self.instantiate()?;
-        let deadline = self.inner.sandbox.config().deadline;
-        let handle = agent
-            .hotline_call_calls()
-            .session()
-            .call_constructor(&mut store)
-            .map_err(|e| classify(e, &store, deadline))?;
-        Ok(Session { store, agent, handle, deadline, ticks: self.inner.sandbox.deadline_ticks() })
+    pub async fn session(&self) -> Result<Session, GuestError> {
+        let (mut store, agent) = self.instantiate().await?;
+        arm(&mut store);
+        let handle = agent.hotline_call_calls().session().call_constructor(&mut store).await;
+        let handle = handle.map_err(|e| classify(e, &store))?;
+        Ok(Session { store, agent, handle })
     }
 
     /// A per-call instance continuing from `snapshot` (possibly taken from
     /// another version).
-    pub fn restore(&self, snapshot: &[u8]) -> Result<Session, GuestError> {
-        let (mut store, agent) = self.instantiate()?;
-        let deadline = self.inner.sandbox.config().deadline;
-        let handle = agent
-            .hotline_call_calls()
-            .session()
-            .call_restore(&mut store, snapshot)
-            .map_err(|e| classify(e, &store, deadline))?
-            .map_err(GuestError::Refused)?;
-        Ok(Session { store, agent, handle, deadline, ticks: self.inner.sandbox.deadline_ticks() })
+    pub async fn restore(&self, snapshot: &[u8]) -> Result<Session, GuestError> {
+        let (mut store, agent) = self.instantiate().await?;
+        arm(&mut store);
+        let handle = agent.hotline_call_calls().session().call_restore(&mut store, snapshot).await;
+        let handle = handle.map_err(|e| classify(e, &store))?.map_err(GuestError::Refused)?;
+        Ok(Session { store, agent, handle })
     }
 }
 
@@ -242,28 +261,28 @@ pub struct Session {
     store: Store<CallState>,
     agent: bindings::Agent,
     handle: ResourceAny,
-    deadline: Duration,
-    ticks: u64,
 }
 
 impl Session {
     /// One event in, its effects out, within the deadline.
-    pub fn handle(&mut self, event: &Event) -> Result<Vec<Effect>, GuestError> {
-        self.store.set_epoch_deadline(self.ticks);
-        let result = self.agent.hotline_call_calls().session().call_handle(&mut self.store, self.handle, event);
-        result.map_err(|e| classify(e, &self.store, self.deadline))
+    pub async fn handle(&mut self, event: &Event) -> Result<Vec<Effect>, GuestError> {
+        arm(&mut self.store);
+        let calls = self.agent.hotline_call_calls();
+        let result = calls.session().call_handle(&mut self.store, self.handle, event).await;
+        result.map_err(|e| classify(e, &self.store))
     }
 
-    pub fn snapshot(&mut self) -> Result<Vec<u8>, GuestError> {
-        self.store.set_epoch_deadline(self.ticks);
-        let result = self.agent.hotline_call_calls().session().call_snapshot(&mut self.store, self.handle);
-        result.map_err(|e| classify(e, &self.store, self.deadline))
+    pub async fn snapshot(&mut self) -> Result<Vec<u8>, GuestError> {
+        arm(&mut self.store);
+        let calls = self.agent.hotline_call_calls();
+        let result = calls.session().call_snapshot(&mut self.store, self.handle).await;
+        result.map_err(|e| classify(e, &self.store))
     }
 }
 
-fn classify(err: wasmtime::Error, store: &Store<CallState>, deadline: Duration) -> GuestError {
+fn classify(err: wasmtime::Error, store: &Store<CallState>) -> GuestError {
     if let Some(wasmtime::Trap::Interrupt) = err.downcast_ref::<wasmtime::Trap>() {
-        return GuestError::Deadline(deadline);
+        return GuestError::Deadline(store.data().deadline);
     }
     let stderr = String::from_utf8_lossy(&store.data().stderr.contents()).into_owned();
     GuestError::Trap { message: format!("{err:#}"), stderr }

@@ -160,7 +160,7 @@ async fn incoming_call(app: &App, req: Request<Incoming>) -> Response<Body> {
         Mode::Record => CallMode::Record,
     };
     let webhook = Webhook { params, base_url, mode };
-    match guest.incoming_call(&webhook) {
+    match guest.incoming_call(&webhook).await {
         Ok(Ok(twiml)) => {
             info!(event = "incoming_call", call_sid, mode = ?app.config.mode);
             xml(StatusCode::OK, twiml)

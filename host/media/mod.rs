@@ -199,7 +199,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
                 span.record("call_sid", start.call_sid.as_str());
                 span.record("stream_sid", stream_sid.as_str());
                 info!(event = "ws_start", tracks = ?start.tracks, format = ?start.media_format);
-                self.session = match self.guest.session() {
+                self.session = match self.guest.session().await {
                     Ok(s) => Some(s),
                     Err(e) => {
                         error!(event = "guest_start_failed", error = %e);
@@ -280,7 +280,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
         let mut queue = VecDeque::from([event]);
         while let Some(event) = queue.pop_front() {
             let Some(session) = self.session.as_mut() else { break };
-            let effects = match session.handle(&event) {
+            let effects = match session.handle(&event).await {
                 Ok(effects) => effects,
                 Err(e) => {
                     error!(event = "guest_trap", error = %e);
@@ -377,7 +377,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
         } else if !self.stopped && self.session.is_some() {
             self.stopped = true;
             if let Some(session) = self.session.as_mut()
-                && let Ok(effects) = session.handle(&Event::Stopped)
+                && let Ok(effects) = session.handle(&Event::Stopped).await
             {
                 effects.into_iter().filter_map(|e| if let Effect::Log(l) = e { Some(l) } else { None }).for_each(guest_log);
             }

@@ -19,8 +19,8 @@ fn webhook(params: &[(&str, &str)], base: &str, mode: CallMode) -> Webhook {
 
 // ---- TwiML ------------------------------------------------------------------
 
-#[test]
-fn stream_twiml_is_well_formed_and_escapes_hostile_values() {
+#[tokio::test]
+async fn stream_twiml_is_well_formed_and_escapes_hostile_values() {
     let hostile = r#"CA1"/><Hangup/><Say a='x'>&amp;</Say>"#;
     for base in ["https://agent.example.com", "https://agent.example.com/", "https://agent.example.com//"] {
         let twiml = default_guest()
@@ -28,7 +28,7 @@ fn stream_twiml_is_well_formed_and_escapes_hostile_values() {
                 &[("CallSid", hostile), ("From", "+1<555>&\"'")],
                 base,
                 CallMode::Stream,
-            ))
+            )).await
             .unwrap()
             .unwrap();
         let doc = roxmltree::Document::parse(&twiml).expect("well-formed XML");
@@ -48,10 +48,10 @@ fn stream_twiml_is_well_formed_and_escapes_hostile_values() {
     }
 }
 
-#[test]
-fn record_twiml_says_and_records() {
+#[tokio::test]
+async fn record_twiml_says_and_records() {
     let twiml = default_guest()
-        .incoming_call(&webhook(&[("CallSid", "CA1")], "https://a.example", CallMode::Record))
+        .incoming_call(&webhook(&[("CallSid", "CA1")], "https://a.example", CallMode::Record)).await
         .unwrap()
         .unwrap();
     let doc = roxmltree::Document::parse(&twiml).expect("well-formed XML");
@@ -60,9 +60,9 @@ fn record_twiml_says_and_records() {
     assert!(!twiml.contains("<Stream"));
 }
 
-#[test]
-fn a_base_url_without_scheme_is_a_bad_request() {
-    let err = default_guest().incoming_call(&webhook(&[], "agent.example.com", CallMode::Stream)).unwrap();
+#[tokio::test]
+async fn a_base_url_without_scheme_is_a_bad_request() {
+    let err = default_guest().incoming_call(&webhook(&[], "agent.example.com", CallMode::Stream)).await.unwrap();
     assert!(matches!(err, Err(TwimlError::BadRequest(_))), "{err:?}");
 }
 
@@ -72,9 +72,9 @@ fn plays(d: &Driver) -> Vec<(usize, usize)> {
     d.effects.iter().filter_map(|(i, e)| if let Effect::Play(a) = e { Some((*i, a.len())) } else { None }).collect()
 }
 
-#[test]
-fn greets_once_in_whole_frames_with_a_mark() {
-    let mut d = Driver::start(default_guest(), call_config(500, 80, false));
+#[tokio::test]
+async fn greets_once_in_whole_frames_with_a_mark() {
+    let mut d = Driver::start(default_guest(), call_config(500, 80, false)).await;
     let greeting = plays(&d);
     assert_eq!(greeting.len(), 1, "one greeting burst");
     assert!(greeting[0].1 >= 50 * FRAME_BYTES, "a real greeting, {} bytes", greeting[0].1);
@@ -86,24 +86,24 @@ fn greets_once_in_whole_frames_with_a_mark() {
         call_sid: "CAtest".into(),
         custom_parameters: vec![],
         config: call_config(500, 80, false),
-    }));
-    d.ack_marks();
-    d.audio(&silence(2000));
+    })).await;
+    d.ack_marks().await;
+    d.audio(&silence(2000)).await;
     assert_eq!(plays(&d).len(), 1);
 }
 
 /// EoU comes exactly `eou` ms after the last voiced frame, for the whole
 /// sane range, and the reply is the utterance.
-#[test]
-fn end_of_utterance_follows_the_configured_silence() {
+#[tokio::test]
+async fn end_of_utterance_follows_the_configured_silence() {
     for eou in [300u32, 500, 600] {
-        let mut d = Driver::start(default_guest(), call_config(eou, 80, false));
-        d.ack_marks();
-        d.audio(&silence(400));
+        let mut d = Driver::start(default_guest(), call_config(eou, 80, false)).await;
+        d.ack_marks().await;
+        d.audio(&silence(400)).await;
         d.clear_effects();
-        d.audio(&tone(600, 440.0));
+        d.audio(&tone(600, 440.0)).await;
         let last_voiced = d.frames - 1;
-        d.audio(&silence(eou + 400));
+        d.audio(&silence(eou + 400)).await;
         let replies = plays(&d);
         assert_eq!(replies.len(), 1, "eou {eou}: one reply burst");
         assert_eq!(replies[0].0, last_voiced + (eou / 20) as usize, "eou {eou}: reply frame");
@@ -115,21 +115,21 @@ fn end_of_utterance_follows_the_configured_silence() {
     }
 }
 
-#[test]
-fn each_utterance_gets_exactly_one_reply_and_short_noise_none() {
-    let mut d = Driver::start(default_guest(), call_config(500, 80, false));
-    d.ack_marks();
-    d.audio(&silence(300));
+#[tokio::test]
+async fn each_utterance_gets_exactly_one_reply_and_short_noise_none() {
+    let mut d = Driver::start(default_guest(), call_config(500, 80, false)).await;
+    d.ack_marks().await;
+    d.audio(&silence(300)).await;
     d.clear_effects();
     for _ in 0..3 {
-        d.audio(&tone(500, 300.0));
-        d.audio(&silence(900));
-        d.ack_marks(); // the reply is heard in full
-        d.audio(&silence(1000));
+        d.audio(&tone(500, 300.0)).await;
+        d.audio(&silence(900)).await;
+        d.ack_marks().await; // the reply is heard in full
+        d.audio(&silence(1000)).await;
     }
     // A 40 ms click is not an utterance.
-    d.audio(&tone(40, 300.0));
-    d.audio(&silence(1200));
+    d.audio(&tone(40, 300.0)).await;
+    d.audio(&silence(1200)).await;
     let turns: Vec<String> = d.logs("eou").iter().map(|(_, l)| field(l, "turn").to_string()).collect();
     assert_eq!(turns, ["1", "2", "3"]);
     let first_marks: Vec<String> = d.marks().into_iter().filter(|m| m.ends_with("-s0")).collect();
@@ -137,21 +137,21 @@ fn each_utterance_gets_exactly_one_reply_and_short_noise_none() {
     assert_eq!(d.at(|e| matches!(e, Effect::Clear)), Vec::<usize>::new());
 }
 
-#[test]
-fn barge_in_clears_within_the_minimum_and_knows_what_was_heard() {
-    let mut d = Driver::start(default_guest(), call_config(500, 80, false));
-    d.ack_marks();
-    d.audio(&silence(300));
+#[tokio::test]
+async fn barge_in_clears_within_the_minimum_and_knows_what_was_heard() {
+    let mut d = Driver::start(default_guest(), call_config(500, 80, false)).await;
+    d.ack_marks().await;
+    d.audio(&silence(300)).await;
     // A 2.5 s utterance: its echo is three segments with three marks.
-    d.audio(&tone(2500, 300.0));
-    d.audio(&silence(600));
+    d.audio(&tone(2500, 300.0)).await;
+    d.audio(&silence(600)).await;
     let marks: Vec<String> = d.marks().into_iter().filter(|m| m.starts_with("t1")).collect();
     assert_eq!(marks, ["t1-s0", "t1-s1", "t1-s2"]);
     // The caller heard the first second, then talks over the rest.
-    d.send(Event::MarkPlayed("t1-s0".into()));
+    d.send(Event::MarkPlayed("t1-s0".into())).await;
     d.clear_effects();
     let onset = d.frames;
-    d.audio(&tone(300, 500.0));
+    d.audio(&tone(300, 500.0)).await;
     let clears = d.at(|e| matches!(e, Effect::Clear));
     assert_eq!(clears.len(), 1, "one clear");
     // 80 ms of speech is 4 frames: the 4th voiced frame clears.
@@ -160,32 +160,32 @@ fn barge_in_clears_within_the_minimum_and_knows_what_was_heard() {
     assert_eq!(field(barge, "heard"), "t1-s0");
     assert_eq!(field(barge, "unheard"), "t1-s1,t1-s2");
     // Twilio echoes the dropped marks after the clear: not counted as heard.
-    d.send(Event::MarkPlayed("t1-s1".into()));
-    d.send(Event::MarkPlayed("t1-s2".into()));
+    d.send(Event::MarkPlayed("t1-s1".into())).await;
+    d.send(Event::MarkPlayed("t1-s2".into())).await;
     assert_eq!(d.logs("mark_dropped").len(), 2);
     // The interrupting speech is itself an utterance and gets one reply.
-    d.audio(&silence(700));
+    d.audio(&silence(700)).await;
     assert_eq!(d.logs("eou").len(), 1);
     assert!(d.marks().contains(&"t2-s0".to_string()));
 }
 
-#[test]
-fn speech_shorter_than_the_barge_in_minimum_does_not_interrupt() {
-    let mut d = Driver::start(default_guest(), call_config(500, 100, false));
-    d.audio(&silence(200));
-    d.audio(&tone(60, 500.0)); // 60 ms < 100 ms minimum
-    d.audio(&silence(800));
+#[tokio::test]
+async fn speech_shorter_than_the_barge_in_minimum_does_not_interrupt() {
+    let mut d = Driver::start(default_guest(), call_config(500, 100, false)).await;
+    d.audio(&silence(200)).await;
+    d.audio(&tone(60, 500.0)).await; // 60 ms < 100 ms minimum
+    d.audio(&silence(800)).await;
     assert!(d.at(|e| matches!(e, Effect::Clear)).is_empty());
     assert!(d.logs("eou").is_empty(), "no reply to a cough while speaking");
 }
 
-#[test]
-fn every_play_is_whole_frames() {
-    let mut d = Driver::start(default_guest(), call_config(400, 80, false));
-    d.ack_marks();
-    d.audio(&silence(200));
-    d.audio(&fox());
-    d.audio(&silence(1000));
+#[tokio::test]
+async fn every_play_is_whole_frames() {
+    let mut d = Driver::start(default_guest(), call_config(400, 80, false)).await;
+    d.ack_marks().await;
+    d.audio(&silence(200)).await;
+    d.audio(&fox()).await;
+    d.audio(&silence(1000)).await;
     assert!(plays(&d).len() >= 2);
     for (_, len) in plays(&d) {
         assert_eq!(len % FRAME_BYTES, 0);
@@ -194,33 +194,33 @@ fn every_play_is_whole_frames() {
 
 // ---- snapshot / restore -------------------------------------------------------
 
-#[test]
-fn a_restored_session_continues_exactly_where_the_snapshot_was_taken() {
+#[tokio::test]
+async fn a_restored_session_continues_exactly_where_the_snapshot_was_taken() {
     let first_half = concat(&[silence(300), tone(400, 300.0)]);
     let second_half = concat(&[tone(300, 300.0), silence(800)]);
 
-    let mut whole = Driver::start(default_guest(), call_config(500, 80, false));
-    whole.ack_marks();
-    whole.audio(&first_half);
-    let snapshot = whole.session.snapshot().unwrap();
+    let mut whole = Driver::start(default_guest(), call_config(500, 80, false)).await;
+    whole.ack_marks().await;
+    whole.audio(&first_half).await;
+    let snapshot = whole.session.snapshot().await.unwrap();
     whole.clear_effects();
-    whole.audio(&second_half);
+    whole.audio(&second_half).await;
 
     let mut resumed = Driver {
-        session: default_guest().restore(&snapshot).expect("restore"),
+        session: default_guest().restore(&snapshot).await.expect("restore"),
         frames: whole.frames - second_half.len() / 160,
         effects: Vec::new(),
     };
-    resumed.audio(&second_half);
+    resumed.audio(&second_half).await;
     assert!(!whole.effects.is_empty());
     assert_eq!(resumed.effects, whole.effects);
 }
 
-#[test]
-fn restore_refuses_what_it_does_not_understand() {
-    let garbage = default_guest().restore(b"not a snapshot");
+#[tokio::test]
+async fn restore_refuses_what_it_does_not_understand() {
+    let garbage = default_guest().restore(b"not a snapshot").await;
     assert!(matches!(garbage, Err(GuestError::Refused(_))));
-    let future = default_guest().restore(br#"{"schema": 99}"#);
+    let future = default_guest().restore(br#"{"schema": 99}"#).await;
     match future {
         Err(GuestError::Refused(reason)) => assert!(reason.contains("99"), "{reason}"),
         _ => panic!("schema 99 must be refused"),
@@ -229,30 +229,30 @@ fn restore_refuses_what_it_does_not_understand() {
 
 // ---- with providers: the same effects, asked of the host -----------------------
 
-#[test]
-fn with_providers_an_utterance_becomes_transcribe_think_speak_play() {
-    let mut d = Driver::start(default_guest(), call_config(500, 80, true));
+#[tokio::test]
+async fn with_providers_an_utterance_becomes_transcribe_think_speak_play() {
+    let mut d = Driver::start(default_guest(), call_config(500, 80, true)).await;
     // The greeting is spoken by TTS, not played from the embedded audio.
     assert!(matches!(d.effects.iter().find(|(_, e)| matches!(e, Effect::Speak(_))), Some(_)));
     assert!(plays(&d).is_empty());
     let tts_24k: Vec<i16> = (0..24_000).map(|i| ((i as f64 * 0.05).sin() * 8000.0) as i16).collect();
-    d.send(Event::SpeechAudio(SpeechAudio { samples: tts_24k[..12_001].to_vec(), sample_rate: 24_000, done: false }));
-    d.send(Event::SpeechAudio(SpeechAudio { samples: tts_24k[12_001..].to_vec(), sample_rate: 24_000, done: true }));
+    d.send(Event::SpeechAudio(SpeechAudio { samples: tts_24k[..12_001].to_vec(), sample_rate: 24_000, done: false })).await;
+    d.send(Event::SpeechAudio(SpeechAudio { samples: tts_24k[12_001..].to_vec(), sample_rate: 24_000, done: true })).await;
     let played: usize = plays(&d).iter().map(|(_, n)| n).sum();
     assert_eq!(played % FRAME_BYTES, 0);
     assert!((7_900..=8_300).contains(&played), "1 s at 24 kHz is ~8000 samples at 8 kHz, got {played}");
-    d.ack_marks();
+    d.ack_marks().await;
 
-    d.audio(&silence(300));
+    d.audio(&silence(300)).await;
     d.clear_effects();
-    d.audio(&tone(500, 300.0));
-    d.audio(&silence(600));
+    d.audio(&tone(500, 300.0)).await;
+    d.audio(&silence(600)).await;
     let utterance = d.effects.iter().find_map(|(_, e)| if let Effect::Transcribe(u) = e { Some(u.clone()) } else { None });
     let utterance = utterance.expect("transcribe after EoU");
     assert_eq!(utterance.sample_rate, 8000);
     assert!(utterance.samples.len() >= 4000, "linear PCM of the utterance");
 
-    let fx = d.send(Event::Transcript(Transcript { text: "what time is it".into(), is_final: true }));
+    let fx = d.send(Event::Transcript(Transcript { text: "what time is it".into(), is_final: true })).await;
     let Some(Effect::Think(turns)) = fx.iter().find(|e| matches!(e, Effect::Think(_))) else {
         panic!("think after the final transcript: {fx:?}")
     };
@@ -262,7 +262,7 @@ fn with_providers_an_utterance_becomes_transcribe_think_speak_play() {
     let mut spoken = Vec::new();
     for delta in ["It is ", "noon. Anything", " else?"] {
         let done = delta == " else?";
-        for e in d.send(Event::ReplyText(ReplyText { delta: delta.into(), done })) {
+        for e in d.send(Event::ReplyText(ReplyText { delta: delta.into(), done })).await {
             if let Effect::Speak(text) = e {
                 spoken.push(text);
             }
@@ -271,46 +271,46 @@ fn with_providers_an_utterance_becomes_transcribe_think_speak_play() {
     assert_eq!(spoken, ["It is noon.", "Anything else?"], "one speak per sentence, as soon as it is complete");
 }
 
-#[test]
-fn a_provider_error_returns_to_listening() {
-    let mut d = Driver::start(default_guest(), call_config(500, 80, true));
-    d.send(Event::ProviderError(ProviderError { kind: ProviderKind::Tts, message: "down".into() }));
-    d.audio(&silence(300));
+#[tokio::test]
+async fn a_provider_error_returns_to_listening() {
+    let mut d = Driver::start(default_guest(), call_config(500, 80, true)).await;
+    d.send(Event::ProviderError(ProviderError { kind: ProviderKind::Tts, message: "down".into() })).await;
+    d.audio(&silence(300)).await;
     d.clear_effects();
-    d.audio(&tone(400, 300.0));
-    d.audio(&silence(600));
+    d.audio(&tone(400, 300.0)).await;
+    d.audio(&silence(600)).await;
     assert!(d.effects.iter().any(|(_, e)| matches!(e, Effect::Transcribe(_))));
-    d.send(Event::ProviderError(ProviderError { kind: ProviderKind::Stt, message: "timeout".into() }));
+    d.send(Event::ProviderError(ProviderError { kind: ProviderKind::Stt, message: "timeout".into() })).await;
     let states: Vec<String> = d.logs("state").iter().map(|(_, l)| field(l, "to").to_string()).collect();
     assert_eq!(states.last().map(String::as_str), Some("listening"), "{states:?}");
 }
 
 // ---- a trapping guest -----------------------------------------------------------
 
-#[test]
-fn a_panicking_guest_traps_with_its_message_and_only_its_session_dies() {
-    let mut doomed = Driver::start(probe_guest(), call_config(500, 80, false));
-    let mut healthy = Driver::start(probe_guest(), call_config(500, 80, false));
-    let err = doomed.session.handle(&Event::Dtmf('9')).unwrap_err();
+#[tokio::test]
+async fn a_panicking_guest_traps_with_its_message_and_only_its_session_dies() {
+    let mut doomed = Driver::start(probe_guest(), call_config(500, 80, false)).await;
+    let mut healthy = Driver::start(probe_guest(), call_config(500, 80, false)).await;
+    let err = doomed.session.handle(&Event::Dtmf('9')).await.unwrap_err();
     match &err {
         GuestError::Trap { stderr, .. } => assert!(stderr.contains("panic requested by DTMF 9"), "{err}"),
         other => panic!("expected a trap, got {other}"),
     }
-    healthy.ack_marks();
-    healthy.audio(&concat(&[silence(300), tone(300, 300.0), silence(600)]));
+    healthy.ack_marks().await;
+    healthy.audio(&concat(&[silence(300), tone(300, 300.0), silence(600)])).await;
     assert_eq!(healthy.logs("eou").len(), 1);
 }
 
-#[test]
-fn a_looping_guest_is_stopped_by_the_deadline() {
-    let mut d = Driver::start(probe_guest(), call_config(500, 80, false));
-    let err = d.session.handle(&Event::Dtmf('8')).unwrap_err();
+#[tokio::test]
+async fn a_looping_guest_is_stopped_by_the_deadline() {
+    let mut d = Driver::start(probe_guest(), call_config(500, 80, false)).await;
+    let err = d.session.handle(&Event::Dtmf('8')).await.unwrap_err();
     assert!(matches!(err, GuestError::Deadline(_)), "{err}");
 }
 
-#[test]
-fn a_memory_bomb_hits_the_cap() {
-    let mut d = Driver::start(probe_guest(), call_config(500, 80, false));
-    let err = d.session.handle(&Event::Dtmf('6')).unwrap_err();
+#[tokio::test]
+async fn a_memory_bomb_hits_the_cap() {
+    let mut d = Driver::start(probe_guest(), call_config(500, 80, false)).await;
+    let err = d.session.handle(&Event::Dtmf('6')).await.unwrap_err();
     assert!(matches!(err, GuestError::Trap { .. }), "{err}");
 }

@@ -5,3 +5,6 @@
 mod audio;
 mod guest;
 mod support;
+mod calls;
+mod http;
+mod robustness;

@@ -82,36 +82,37 @@ pub struct Driver {
 }
 
 impl Driver {
-    pub fn start(guest: &Guest, config: CallConfig) -> Driver {
-        let mut d = Driver { session: guest.session().expect("session"), frames: 0, effects: Vec::new() };
+    pub async fn start(guest: &Guest, config: CallConfig) -> Driver {
+        let mut d = Driver { session: guest.session().await.expect("session"), frames: 0, effects: Vec::new() };
         d.send(Event::Started(Started {
             stream_sid: "MZtest".into(),
             call_sid: "CAtest".into(),
             custom_parameters: vec![("call_sid".into(), "CAtest".into())],
             config,
-        }));
+        }))
+        .await;
         d
     }
 
-    pub fn send(&mut self, event: Event) -> Vec<Effect> {
-        let fx = self.session.handle(&event).expect("guest call succeeds");
+    pub async fn send(&mut self, event: Event) -> Vec<Effect> {
+        let fx = self.session.handle(&event).await.expect("guest call succeeds");
         self.effects.extend(fx.iter().cloned().map(|e| (self.frames, e)));
         fx
     }
 
-    pub fn audio(&mut self, pcm: &[i16]) {
+    pub async fn audio(&mut self, pcm: &[i16]) {
         for frame in ulaw_frames(pcm) {
             let ts = self.frames as u64 * 20;
-            self.send(Event::Media(Media { payload: frame, timestamp_ms: ts }));
+            self.send(Event::Media(Media { payload: frame, timestamp_ms: ts })).await;
             self.frames += 1;
         }
     }
 
     /// Acknowledges every mark sent so far, as Twilio does after playback.
-    pub fn ack_marks(&mut self) {
+    pub async fn ack_marks(&mut self) {
         let marks: Vec<String> = self.marks();
         for m in marks {
-            self.send(Event::MarkPlayed(m));
+            self.send(Event::MarkPlayed(m)).await;
         }
     }
 

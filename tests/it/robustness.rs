@@ -1,0 +1,125 @@
+//! Bad input and bad guests: each gets a defined outcome on its own call,
+//! while other calls on the same server carry on.
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use hotline::sim::{CallOptions, Moment, place_call};
+use serde_json::json;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+
+use crate::support::*;
+
+type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn connect(s: &TestServer) -> Ws {
+    let mut request = format!("ws://{}/ws/twilio-media", s.server.local_addr()).into_client_request().unwrap();
+    request.headers_mut().insert("Sec-WebSocket-Protocol", HeaderValue::from_static("audio.twilio.com"));
+    tokio_tungstenite::connect_async(request).await.unwrap().0
+}
+
+fn start_frame() -> Message {
+    let start = json!({"event": "start", "sequenceNumber": "1", "streamSid": "MZraw",
+        "start": {"streamSid": "MZraw", "accountSid": "AC1", "callSid": "CAraw", "tracks": ["inbound"],
+                  "customParameters": {}, "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}}});
+    Message::Text(start.to_string().into())
+}
+
+/// Reads until the server's close frame; returns its code.
+async fn close_code(ws: &mut Ws) -> Option<u16> {
+    let read = async {
+        while let Some(msg) = ws.next().await {
+            match msg {
+                Ok(Message::Close(frame)) => return frame.map(|f| u16::from(f.code)),
+                Ok(_) => continue,
+                Err(_) => return None,
+            }
+        }
+        None
+    };
+    tokio::time::timeout(Duration::from_secs(10), read).await.expect("server closes in time")
+}
+
+fn echo_call(s: &TestServer, sid: &str) -> CallOptions {
+    CallOptions {
+        server: s.base.clone(),
+        audio: concat(&[silence(400), tone(700, 300.0), silence(1000)]),
+        speed: 2.0,
+        call_sid: sid.into(),
+        idle_ms: 1000,
+        ..CallOptions::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_frames_are_logged_and_skipped_and_other_calls_carry_on() {
+    let s = start_server(|_| {}).await;
+    let healthy_opts = echo_call(&s, "CAhealthy0000000000000000000001");
+    let healthy = tokio::spawn(async move { place_call(&healthy_opts).await });
+
+    // Junk after start: each frame is skipped, and the call still echoes.
+    let junk_call = CallOptions {
+        inject: vec![
+            "{not json".into(),
+            json!({"event": "media", "streamSid": "MZ", "media": {"payload": "***not base64***"}}).to_string(),
+            json!({"event": "brand-new-event", "whatever": [1, 2]}).to_string(),
+            json!({"event": "dtmf", "dtmf": {"digit": "12"}}).to_string(),
+            json!({"event": "media"}).to_string(),
+        ],
+        ..echo_call(&s, "CAjunk000000000000000000000000001")
+    };
+    let junk = place_call(&junk_call).await.expect("the junk call completes");
+    assert_eq!(hotline::sim::reply_latencies(&junk).len(), 1, "still echoes: {:?}", junk.timeline);
+    assert_eq!(junk.close, Some((1000, "stream stopped".into())));
+
+    // Media before start: skipped; the call goes on once it starts.
+    let mut early = connect(&s).await;
+    let media = json!({"event": "media", "streamSid": "MZraw", "media": {"timestamp": "0", "payload": "//8="}});
+    early.send(Message::Text(media.to_string().into())).await.unwrap();
+    early.send(start_frame()).await.unwrap();
+    let first = tokio::time::timeout(Duration::from_secs(5), early.next()).await.unwrap().unwrap().unwrap();
+    assert!(first.to_text().unwrap().contains("\"media\""), "greeting after start: {first:?}");
+
+    // A 1 MiB frame: the call is closed with 1009 (message too big).
+    let mut big = connect(&s).await;
+    big.send(start_frame()).await.unwrap();
+    let _ = big.send(Message::Text("x".repeat(1 << 20).into())).await;
+    assert_eq!(close_code(&mut big).await, Some(1009));
+
+    // Binary garbage, over and over: the peer is cut off with 1008.
+    let mut spammer = connect(&s).await;
+    for _ in 0..100 {
+        if spammer.send(Message::Binary(vec![0xde, 0xad].into())).await.is_err() {
+            break;
+        }
+    }
+    assert_eq!(close_code(&mut spammer).await, Some(1008));
+
+    let report = healthy.await.unwrap().expect("the healthy call completes");
+    assert_eq!(hotline::sim::reply_latencies(&report).len(), 1);
+    assert_eq!(report.close, Some((1000, "stream stopped".into())));
+    assert_eq!(reqwest::get(format!("{}/healthz", s.base)).await.unwrap().status(), 200);
+    early.close(None).await.ok();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trapping_guest_ends_only_its_own_call() {
+    let s = start_server(|c| c.guest_path = Some(PROBE_GUEST.into())).await;
+    let doomed = CallOptions { dtmf: vec![(600, '9')], ..echo_call(&s, "CAdoomed000000000000000000000001") };
+    let healthy = echo_call(&s, "CAhealthy0000000000000000000002");
+    let (doomed, healthy) = tokio::join!(place_call(&doomed), place_call(&healthy));
+    let doomed = doomed.expect("doomed call runs");
+    assert_eq!(doomed.close, Some((1011, "call logic failed".into())));
+    let closed_at = doomed.first(|m| matches!(m, Moment::ServerClosed(..))).unwrap();
+    assert!(closed_at < 2000.0, "closed at {closed_at} ms, soon after the DTMF at 600 ms");
+
+    let healthy = healthy.expect("healthy call runs");
+    assert_eq!(hotline::sim::reply_latencies(&healthy).len(), 1);
+    assert_eq!(healthy.close, Some((1000, "stream stopped".into())));
+
+    // And the server keeps taking calls.
+    let after = place_call(&echo_call(&s, "CAafter00000000000000000000000001")).await.unwrap();
+    assert_eq!(after.close, Some((1000, "stream stopped".into())));
+}
