@@ -8,3 +8,4 @@ mod support;
 mod calls;
 mod http;
 mod robustness;
+mod shutdown;
