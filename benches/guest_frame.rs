@@ -1,1 +1,74 @@
-fn main() {}
+//! Guest cost per 20 ms frame: one `media` event through wasmtime into the
+//! default guest (μ-law decode + voice detection + turn-taking state), the
+//! work done 50 times a second for every live call. Target: ≤ 5 µs median.
+//!
+//! `cargo bench --bench guest_frame`
+
+use std::hint::black_box;
+use std::time::Instant;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use hotline::guest::{CallConfig, DEFAULT_GUEST, Event, Media, Providers, Sandbox, SandboxConfig, Started};
+use hotline_audio::endpoint::{EndpointConfig, Endpointer};
+use hotline_audio::ulaw;
+
+/// A frame of quiet line noise (the common case: nobody is talking).
+fn noise_frame(seed: &mut u32) -> Vec<u8> {
+    (0..160)
+        .map(|_| {
+            *seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            ulaw::encode(((*seed >> 16) as i32 % 200 - 100) as i16)
+        })
+        .collect()
+}
+
+fn guest_frame(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let sandbox = Sandbox::new(SandboxConfig { max_instances: 4, ..SandboxConfig::default() }).unwrap();
+    let guest = sandbox.load(DEFAULT_GUEST).unwrap();
+    let mut session = rt.block_on(guest.session()).unwrap();
+    let started = Event::Started(Started {
+        stream_sid: "MZbench".into(),
+        call_sid: "CAbench".into(),
+        custom_parameters: vec![],
+        config: CallConfig {
+            eou_silence_ms: 500,
+            barge_in_ms: 80,
+            max_utterance_ms: 15_000,
+            providers: Providers { stt: false, llm: false, tts: false },
+        },
+    });
+    rt.block_on(session.handle(&started)).unwrap();
+    rt.block_on(session.handle(&Event::MarkPlayed("greeting".into()))).unwrap();
+    let mut seed = 1;
+    let frames: Vec<Vec<u8>> = (0..64).map(|_| noise_frame(&mut seed)).collect();
+    let mut i = 0u64;
+    c.bench_function("guest/media_frame", |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let began = Instant::now();
+                for _ in 0..iters {
+                    i += 1;
+                    let payload = frames[(i % 64) as usize].clone();
+                    let event = Event::Media(Media { payload, timestamp_ms: i * 20 });
+                    black_box(session.handle(&event).await.unwrap());
+                }
+                began.elapsed()
+            })
+        })
+    });
+
+    let mut endpointer = Endpointer::new(EndpointConfig::default());
+    let mut pcm = Vec::with_capacity(160);
+    c.bench_function("native/decode_and_vad", |b| {
+        b.iter(|| {
+            i += 1;
+            pcm.clear();
+            ulaw::decode_into(&frames[(i % 64) as usize], &mut pcm);
+            endpointer.push(&pcm)
+        })
+    });
+}
+
+criterion_group!(benches, guest_frame);
+criterion_main!(benches);
