@@ -57,7 +57,7 @@ impl Default for Config {
             max_utterance_ms: 15_000,
             max_body_bytes: 64 * 1024,
             keepalive: Duration::from_secs(10),
-            sandbox: SandboxConfig::default(),
+            sandbox: SandboxConfig { max_instances: 1000 + WEBHOOK_INSTANCES, ..SandboxConfig::default() },
         }
     }
 }

@@ -50,40 +50,28 @@ pub async fn route(app: Arc<App>, req: Request<Incoming>) -> Result<Response<Bod
     Ok(response)
 }
 
-fn text(status: StatusCode, body: &'static str) -> Response<Body> {
+fn respond(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Response<Body> {
     Response::builder()
         .status(status)
-        .header(header::CONTENT_TYPE, "text/plain; charset=utf-8")
-        .body(Full::new(Bytes::from_static(body.as_bytes())))
-        .expect("static response")
+        .header(header::CONTENT_TYPE, content_type)
+        .body(Full::new(body.into()))
+        .expect("static response parts are valid")
 }
 
-fn owned_text(status: StatusCode, body: String) -> Response<Body> {
-    Response::builder()
-        .status(status)
-        .header(header::CONTENT_TYPE, "text/plain; charset=utf-8")
-        .body(Full::new(Bytes::from(body)))
-        .expect("static response")
+fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Body> {
+    respond(status, "text/plain; charset=utf-8", body)
 }
 
 fn json(status: StatusCode, value: serde_json::Value) -> Response<Body> {
-    Response::builder()
-        .status(status)
-        .header(header::CONTENT_TYPE, "application/json")
-        .body(Full::new(Bytes::from(value.to_string())))
-        .expect("static response")
+    respond(status, "application/json", value.to_string())
 }
 
 fn xml(status: StatusCode, body: impl Into<Bytes>) -> Response<Body> {
-    Response::builder()
-        .status(status)
-        .header(header::CONTENT_TYPE, "text/xml; charset=utf-8")
-        .body(Full::new(body.into()))
-        .expect("static response")
+    respond(status, "text/xml; charset=utf-8", body)
 }
 
 fn empty(status: StatusCode) -> Response<Body> {
-    Response::builder().status(status).body(Full::default()).expect("static response")
+    Response::builder().status(status).body(Full::default()).expect("static response parts are valid")
 }
 
 fn readyz(app: &App) -> Response<Body> {
@@ -93,7 +81,8 @@ fn readyz(app: &App) -> Response<Body> {
     let body = json!({
         "ready": ready,
         "guest": { "loaded": guest.is_some(), "digest": guest.as_ref().map(|g| g.digest()) },
-        "providers": { "stt": null, "llm": null, "tts": null },
+        // Which providers are configured (none yet: the echo agent).
+        "providers": { "stt": false, "llm": false, "tts": false },
         "draining": draining,
         "live_calls": app.calls.live(),
     });
@@ -126,13 +115,13 @@ async fn read_form(app: &App, req: Request<Incoming>) -> Result<form::Form, Resp
         Ok(collected) => collected.to_bytes(),
         Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
             warn!(event = "webhook_rejected", reason = "body too large", limit);
-            return Err(owned_text(StatusCode::PAYLOAD_TOO_LARGE, format!("body over {limit} bytes")));
+            return Err(text(StatusCode::PAYLOAD_TOO_LARGE, format!("body over {limit} bytes")));
         }
-        Err(e) => return Err(owned_text(StatusCode::BAD_REQUEST, format!("could not read body: {e}"))),
+        Err(e) => return Err(text(StatusCode::BAD_REQUEST, format!("could not read body: {e}"))),
     };
     form::parse(&body).map_err(|e| {
         warn!(event = "webhook_rejected", reason = %e);
-        owned_text(StatusCode::BAD_REQUEST, format!("malformed form: {e}"))
+        text(StatusCode::BAD_REQUEST, format!("malformed form: {e}"))
     })
 }
 
@@ -153,7 +142,7 @@ async fn incoming_call(app: &App, req: Request<Incoming>) -> Response<Body> {
     };
     let base_url = match base {
         Ok(b) => b,
-        Err(reason) => return owned_text(StatusCode::BAD_REQUEST, reason),
+        Err(reason) => return text(StatusCode::BAD_REQUEST, reason),
     };
     let mode = match app.config.mode {
         Mode::Stream => CallMode::Stream,
@@ -167,11 +156,11 @@ async fn incoming_call(app: &App, req: Request<Incoming>) -> Response<Body> {
         }
         Ok(Err(TwimlError::BadRequest(reason))) => {
             warn!(event = "webhook_rejected", call_sid, reason);
-            owned_text(StatusCode::BAD_REQUEST, reason)
+            text(StatusCode::BAD_REQUEST, reason)
         }
         Ok(Err(TwimlError::Internal(reason))) => {
             error!(event = "twiml_error", call_sid, reason);
-            owned_text(StatusCode::INTERNAL_SERVER_ERROR, reason)
+            text(StatusCode::INTERNAL_SERVER_ERROR, reason)
         }
         Err(e) => guest_failed(&call_sid, e),
     }
@@ -207,7 +196,7 @@ fn upgrade(app: Arc<App>, mut req: Request<Incoming>) -> Response<Body> {
         Ok(r) => r,
         Err(reason) => {
             warn!(event = "ws_handshake_rejected", reason);
-            return owned_text(StatusCode::BAD_REQUEST, reason);
+            return text(StatusCode::BAD_REQUEST, reason);
         }
     };
     let subprotocol = accepted.headers().contains_key(header::SEC_WEBSOCKET_PROTOCOL);
