@@ -165,8 +165,10 @@ pub async fn place_call(opts: &CallOptions) -> anyhow::Result<CallReport> {
     if opts.subprotocol {
         request.headers_mut().insert("Sec-WebSocket-Protocol", HeaderValue::from_static(TWILIO_SUBPROTOCOL));
     }
-    let (mut ws, handshake) =
-        tokio_tungstenite::connect_async(request).await.with_context(|| format!("connecting {ws_url}"))?;
+    // Twilio streams small frames every 20 ms; Nagle would hold them back.
+    let (mut ws, handshake) = tokio_tungstenite::connect_async_with_config(request, None, true)
+        .await
+        .with_context(|| format!("connecting {ws_url}"))?;
     report.subprotocol_echoed = handshake
         .headers()
         .get("sec-websocket-protocol")
