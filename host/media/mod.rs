@@ -371,17 +371,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
     }
 
     async fn finish(&mut self, end: Flow) {
-        if !matches!(end, Flow::Gone) {
-            // Let the guest see the end of the call (it may log a summary).
-            let _ = self.dispatch_stopped().await;
-        } else if !self.stopped && self.session.is_some() {
-            self.stopped = true;
-            if let Some(session) = self.session.as_mut()
-                && let Ok(effects) = session.handle(&Event::Stopped).await
-            {
-                effects.into_iter().filter_map(|e| if let Effect::Log(l) = e { Some(l) } else { None }).for_each(guest_log);
-            }
-        }
+        // Let the guest see the end of the call (it may log a summary). If
+        // the peer is gone, whatever it asks to send fails harmlessly.
+        let _ = self.dispatch_stopped().await;
         let closing = match end {
             Flow::Close(code, reason) => {
                 let frame = CloseFrame { code, reason: reason.into() };
