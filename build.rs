@@ -11,14 +11,21 @@ use std::process::Command;
 
 const TARGET: &str = "wasm32-wasip2";
 /// Guest crates that become components, and the env var naming each.
-const COMPONENTS: &[(&str, &str)] =
-    &[("hotline_guest_default", "HOTLINE_GUEST_DEFAULT_WASM"), ("hotline_guest_probe", "HOTLINE_GUEST_PROBE_WASM")];
+/// The `testing/` ones are built for the host's tests only; the binary
+/// embeds just the default guest.
+const COMPONENTS: &[(&str, &str)] = &[
+    ("hotline_guest_default", "HOTLINE_GUEST_DEFAULT_WASM"),
+    ("hotline_guest_probe", "HOTLINE_GUEST_PROBE_WASM"),
+    ("hotline_guest_v2", "HOTLINE_GUEST_V2_WASM"),
+    ("hotline_guest_broken", "HOTLINE_GUEST_BROKEN_WASM"),
+    ("hotline_guest_other_world", "HOTLINE_GUEST_OTHER_WORLD_WASM"),
+];
 
 fn main() {
     let root = PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap());
     let guest = root.join("guest");
     println!("cargo:rerun-if-changed=wit");
-    for dir in ["Cargo.toml", "Cargo.lock", "audio", "agent", "default", "probe"] {
+    for dir in ["Cargo.toml", "Cargo.lock", "audio", "agent", "default", "testing"] {
         println!("cargo:rerun-if-changed={}", guest.join(dir).display());
     }
     emit_git_commit(&root);

@@ -3,18 +3,18 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use arc_swap::ArcSwapOption;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
-use crate::guest::{Guest, Sandbox};
+use crate::guest::Sandbox;
+use crate::versions::Registry;
 
 pub struct App {
     pub config: Config,
     pub sandbox: Sandbox,
-    /// The active guest version; empty until the first load finishes.
-    pub guest: ArcSwapOption<Guest>,
+    /// Guest versions: the active one is empty until the first load finishes.
+    pub versions: Registry,
     pub draining: AtomicBool,
     pub calls: Arc<CallTracker>,
     /// Cancelled when the drain budget is spent: every call closes now.
@@ -26,7 +26,7 @@ impl App {
         Arc::new(App {
             config,
             sandbox,
-            guest: ArcSwapOption::empty(),
+            versions: Registry::default(),
             draining: AtomicBool::new(false),
             calls: Arc::default(),
             close_calls: CancellationToken::new(),

@@ -22,6 +22,15 @@ pub enum Mode {
     Record,
 }
 
+/// What a swap does to calls already in progress.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SwapPolicy {
+    /// Move them to the new version at their next event (snapshot/restore).
+    Migrate,
+    /// Let them finish on the version they started with.
+    Pin,
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     /// `0.0.0.0:$PORT`.
@@ -40,6 +49,11 @@ pub struct Config {
     pub max_body_bytes: usize,
     pub keepalive: Duration,
     pub sandbox: SandboxConfig,
+    pub swap: SwapPolicy,
+    /// Enables `/admin/*` when set.
+    pub admin_token: Option<String>,
+    /// Largest component `PUT /admin/guest` accepts.
+    pub admin_max_bytes: usize,
 }
 
 impl Default for Config {
@@ -58,6 +72,9 @@ impl Default for Config {
             max_body_bytes: 64 * 1024,
             keepalive: Duration::from_secs(10),
             sandbox: SandboxConfig { max_instances: 1000 + WEBHOOK_INSTANCES, ..SandboxConfig::default() },
+            swap: SwapPolicy::Migrate,
+            admin_token: None,
+            admin_max_bytes: 64 << 20,
         }
     }
 }
@@ -118,6 +135,16 @@ impl Config {
         if let Some(n) = parse::<u32>(&get, "HOTLINE_MAX_CALLS")? {
             c.sandbox.max_instances = n.max(1) + WEBHOOK_INSTANCES;
         }
+        c.swap = match get("HOTLINE_SWAP").as_deref() {
+            None | Some("migrate") => SwapPolicy::Migrate,
+            Some("pin") => SwapPolicy::Pin,
+            Some(other) => bail!("HOTLINE_SWAP must be migrate or pin, got {other:?}"),
+        };
+        c.admin_token = get("HOTLINE_ADMIN_TOKEN");
+        if c.admin_token.as_ref().is_some_and(|t| t.len() < 16) {
+            bail!("HOTLINE_ADMIN_TOKEN must be at least 16 characters");
+        }
+        c.admin_max_bytes = parse(&get, "HOTLINE_ADMIN_MAX_BYTES")?.unwrap_or(c.admin_max_bytes);
         Ok(c)
     }
 }

@@ -12,3 +12,4 @@ pub mod media;
 pub mod sim;
 pub mod telemetry;
 pub mod twilio;
+pub mod versions;

@@ -62,8 +62,10 @@ impl Default for SandboxConfig {
 
 #[derive(Debug, thiserror::Error)]
 pub enum GuestError {
-    #[error("not a valid component for this host: {0:#}")]
-    Invalid(wasmtime::Error),
+    #[error("not a WebAssembly component wasmtime can compile: {0:#}")]
+    Compile(wasmtime::Error),
+    #[error("component does not fit the hotline:call world: {0:#}")]
+    Link(wasmtime::Error),
     #[error("guest instance could not start: {0:#}")]
     Instantiate(wasmtime::Error),
     #[error("guest call ran past its {0:?} deadline")]
@@ -142,9 +144,9 @@ impl Sandbox {
     /// workers (`spawn_blocking`).
     pub fn load(&self, bytes: &[u8]) -> Result<Guest, GuestError> {
         let digest = hex(&Sha256::digest(bytes));
-        let component = Component::new(&self.inner.engine, bytes).map_err(GuestError::Invalid)?;
-        let pre = self.inner.linker.instantiate_pre(&component).map_err(GuestError::Invalid)?;
-        let pre = bindings::AgentPre::new(pre).map_err(GuestError::Invalid)?;
+        let component = Component::new(&self.inner.engine, bytes).map_err(GuestError::Compile)?;
+        let pre = self.inner.linker.instantiate_pre(&component).map_err(GuestError::Link)?;
+        let pre = bindings::AgentPre::new(pre).map_err(GuestError::Link)?;
         Ok(Guest { inner: Arc::new(GuestInner { sandbox: self.clone(), pre, digest }) })
     }
 

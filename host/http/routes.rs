@@ -75,12 +75,12 @@ fn empty(status: StatusCode) -> Response<Body> {
 }
 
 fn readyz(app: &App) -> Response<Body> {
-    let guest = app.guest.load();
+    let active = app.versions.active();
     let draining = app.is_draining();
-    let ready = guest.is_some() && !draining;
+    let ready = active.is_some() && !draining;
     let body = json!({
         "ready": ready,
-        "guest": { "loaded": guest.is_some(), "digest": guest.as_ref().map(|g| g.digest()) },
+        "guest": { "loaded": active.is_some(), "digest": active.as_ref().map(|v| v.digest()) },
         // Which providers are configured (none yet: the echo agent).
         "providers": { "stt": false, "llm": false, "tts": false },
         "draining": draining,
@@ -91,7 +91,7 @@ fn readyz(app: &App) -> Response<Body> {
 
 fn version(app: &App) -> Response<Body> {
     let commit = option_env!("HOTLINE_GIT_COMMIT").filter(|c| !c.is_empty());
-    let guest = app.guest.load();
+    let active = app.versions.active();
     json(
         StatusCode::OK,
         json!({
@@ -99,7 +99,7 @@ fn version(app: &App) -> Response<Body> {
             "version": env!("CARGO_PKG_VERSION"),
             "git_commit": commit,
             "deploy_id": app.config.deploy_id,
-            "guest_digest": guest.as_ref().map(|g| g.digest()),
+            "guest_digest": active.as_ref().map(|v| v.digest()),
         }),
     )
 }
@@ -136,7 +136,7 @@ async fn incoming_call(app: &App, req: Request<Incoming>) -> Response<Body> {
         info!(event = "incoming_refused", call_sid, reason = "draining");
         return xml(StatusCode::OK, REFUSAL_TWIML);
     }
-    let Some(guest) = app.guest.load_full() else {
+    let Some(version) = app.versions.active() else {
         warn!(event = "incoming_refused", call_sid, reason = "no guest loaded");
         return xml(StatusCode::SERVICE_UNAVAILABLE, REFUSAL_TWIML);
     };
@@ -149,7 +149,7 @@ async fn incoming_call(app: &App, req: Request<Incoming>) -> Response<Body> {
         Mode::Record => CallMode::Record,
     };
     let webhook = Webhook { params, base_url, mode };
-    match guest.incoming_call(&webhook).await {
+    match version.guest.incoming_call(&webhook).await {
         Ok(Ok(twiml)) => {
             info!(event = "incoming_call", call_sid, mode = ?app.config.mode);
             xml(StatusCode::OK, twiml)
@@ -189,7 +189,7 @@ async fn webhook_logged(app: &App, req: Request<Incoming>, event: &'static str) 
 }
 
 fn upgrade(app: Arc<App>, mut req: Request<Incoming>) -> Response<Body> {
-    let Some(guest) = app.guest.load_full() else {
+    let Some(version) = app.versions.active() else {
         return text(StatusCode::SERVICE_UNAVAILABLE, "no call logic loaded yet");
     };
     let accepted = match ws::accept(req.headers()) {
@@ -213,7 +213,7 @@ fn upgrade(app: Arc<App>, mut req: Request<Incoming>) -> Response<Body> {
             .max_message_size(Some(MAX_WS_MESSAGE))
             .max_frame_size(Some(MAX_WS_MESSAGE));
         let ws = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config)).await;
-        crate::media::run_call(app, guest, ws, subprotocol).await;
+        crate::media::run_call(app, version, ws, subprotocol).await;
     });
     let (parts, ()) = accepted.into_parts();
     Response::from_parts(parts, Full::default())

@@ -8,7 +8,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context;
 use hyper::service::service_fn;
@@ -82,27 +82,21 @@ impl Server {
 }
 
 async fn load_guest(app: Arc<App>) -> anyhow::Result<()> {
-    let started = Instant::now();
     let path = app.config.guest_path.clone();
-    let sandbox = app.sandbox.clone();
     let source = path.as_ref().map_or("built-in".to_string(), |p| p.display().to_string());
-    let guest = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
-        let bytes = match &path {
-            Some(p) => std::fs::read(p).with_context(|| format!("reading guest {}", p.display()))?,
-            None => DEFAULT_GUEST.to_vec(),
-        };
-        Ok(sandbox.load(&bytes)?)
-    })
-    .await?;
-    match guest {
-        Ok(guest) => {
-            info!(event = "guest_loaded", source, digest = guest.digest(), ms = started.elapsed().as_millis() as u64);
-            app.guest.store(Some(Arc::new(guest)));
+    let bytes = match &path {
+        Some(p) => tokio::fs::read(p).await.with_context(|| format!("reading guest {}", p.display()))?,
+        None => DEFAULT_GUEST.to_vec(),
+    };
+    match crate::versions::admit(&app.sandbox, bytes, source.clone()).await {
+        Ok(version) => {
+            info!(event = "guest_loaded", source, digest = version.digest(), ms = version.load_ms);
+            app.versions.activate(version);
             Ok(())
         }
         Err(e) => {
-            error!(event = "guest_load_failed", source, error = %format!("{e:#}"));
-            Err(e.context(format!("loading guest {source}")))
+            error!(event = "guest_rejected", source, step = %e.step, reason = e.reason);
+            Err(anyhow::Error::new(e).context(format!("loading guest {source}")))
         }
     }
 }

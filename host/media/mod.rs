@@ -22,9 +22,11 @@ use tokio_util::time::{DelayQueue, delay_queue};
 use tracing::{Instrument, Span, debug, error, field, info, info_span, warn};
 
 use crate::app::App;
+use crate::config::SwapPolicy;
 use crate::guest::{
-    CallConfig, Effect, Event, Guest, LogEntry, Media, ProviderError, ProviderKind, Providers, Session, Started,
+    CallConfig, Effect, Event, LogEntry, Media, ProviderError, ProviderKind, Providers, Session, Started,
 };
+use crate::versions::Version;
 use crate::twilio::messages::{Inbound, Mark, OutMedia, Outbound};
 use hotline_audio::FRAME_BYTES;
 
@@ -60,15 +62,17 @@ struct Stats {
     bad_frames: u32,
 }
 
-pub async fn run_call<S>(app: Arc<App>, guest: Arc<Guest>, ws: WebSocketStream<S>, subprotocol: bool)
+pub async fn run_call<S>(app: Arc<App>, version: Arc<Version>, ws: WebSocketStream<S>, subprotocol: bool)
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let _live = app.calls.enter();
     let span = info_span!("call", call_sid = field::Empty, stream_sid = field::Empty);
+    let generation = app.versions.generation();
     let call = Call {
         app,
-        guest,
+        version,
+        generation,
         ws,
         session: None,
         stream_sid: String::new(),
@@ -82,7 +86,10 @@ where
 
 struct Call<S> {
     app: Arc<App>,
-    guest: Arc<Guest>,
+    /// The guest version serving this call; held here, it stays loaded.
+    version: Arc<Version>,
+    /// The registry generation this call last looked at.
+    generation: u64,
     ws: WebSocketStream<S>,
     /// Created at Twilio's `start`; `None` before it and after a trap.
     session: Option<Session>,
@@ -97,7 +104,7 @@ struct Call<S> {
 impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
     async fn run(mut self, subprotocol: bool) {
         let began = Instant::now();
-        info!(event = "ws_connect", subprotocol, guest = self.guest.digest());
+        info!(event = "ws_connect", subprotocol, guest = self.version.digest());
         let keepalive = self.app.config.keepalive;
         let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + keepalive, keepalive);
         let close_calls = self.app.close_calls.clone();
@@ -199,8 +206,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
                 span.record("call_sid", start.call_sid.as_str());
                 span.record("stream_sid", stream_sid.as_str());
                 info!(event = "ws_start", tracks = ?start.tracks, format = ?start.media_format);
-                self.session = match self.guest.session().await {
-                    Ok(s) => Some(s),
+                // A swap before the call began: start on the newest version.
+                if let Some(active) = self.app.versions.active() {
+                    self.version = active;
+                    self.generation = self.app.versions.generation();
+                }
+                self.session = match self.version.guest.session().await {
+                    Ok(s) => {
+                        Version::count(&self.version.stats.calls);
+                        Some(s)
+                    }
                     Err(e) => {
                         error!(event = "guest_start_failed", error = %e);
                         return Flow::Close(CloseCode::Again, "no capacity for the call");
@@ -277,13 +292,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
     /// Hands one event to the guest and performs the effects it returns,
     /// including follow-up events the host itself produces.
     async fn dispatch(&mut self, event: Event) -> Flow {
+        self.follow_swap().await;
         let mut queue = VecDeque::from([event]);
         while let Some(event) = queue.pop_front() {
             let Some(session) = self.session.as_mut() else { break };
             let effects = match session.handle(&event).await {
                 Ok(effects) => effects,
                 Err(e) => {
-                    error!(event = "guest_trap", error = %e);
+                    error!(event = "guest_trap", guest = self.version.digest(), error = %e);
+                    Version::count(&self.version.stats.traps);
                     self.session = None;
                     return Flow::Close(CloseCode::Error, "call logic failed");
                 }
@@ -301,6 +318,46 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
         match self.ws.flush().await {
             Ok(()) => Flow::Continue,
             Err(_) => Flow::Gone,
+        }
+    }
+
+    /// At an event boundary, moves the call to a newly activated version:
+    /// snapshot here, restore there. A refusal (or `HOTLINE_SWAP=pin`) keeps
+    /// the call where it is until it ends. Timers and the socket are the
+    /// host's and carry over untouched.
+    async fn follow_swap(&mut self) {
+        let generation = self.app.versions.generation();
+        if generation == self.generation {
+            return;
+        }
+        self.generation = generation;
+        let Some(target) = self.app.versions.active() else { return };
+        if self.app.config.swap == SwapPolicy::Pin || target.digest() == self.version.digest() {
+            return;
+        }
+        let Some(session) = self.session.as_mut() else {
+            self.version = target; // nothing to carry over yet
+            return;
+        };
+        let (from, to) = (self.version.digest().to_string(), target.digest().to_string());
+        let snapshot = match session.snapshot().await {
+            Ok(s) => s,
+            Err(e) => {
+                warn!(event = "migration_failed", from, to, step = "snapshot", error = %e);
+                return;
+            }
+        };
+        match target.guest.restore(&snapshot).await {
+            Ok(restored) => {
+                self.session = Some(restored);
+                Version::count(&target.stats.migrations);
+                self.version = target;
+                info!(event = "migrated", from, to, snapshot_bytes = snapshot.len());
+            }
+            Err(e) => {
+                Version::count(&target.stats.refusals);
+                warn!(event = "migration_refused", from, to, error = %e);
+            }
         }
     }
 

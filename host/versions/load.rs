@@ -1,0 +1,63 @@
+//! The load pipeline: digest, compile off the async workers, type-check
+//! against the world, run the smoke scenario. Only a version that passes
+//! every step can be activated; a failure names the step and the reason.
+
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use super::{Stats, Version, smoke};
+use crate::guest::{GuestError, Sandbox};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Step {
+    Read,
+    Compile,
+    Link,
+    Smoke,
+}
+
+impl std::fmt::Display for Step {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Step::Read => "read",
+            Step::Compile => "compile",
+            Step::Link => "type-check",
+            Step::Smoke => "smoke test",
+        })
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("guest rejected at {step}: {reason}")]
+pub struct LoadError {
+    pub step: Step,
+    pub reason: String,
+}
+
+impl LoadError {
+    pub fn new(step: Step, reason: impl Into<String>) -> Self {
+        LoadError { step, reason: reason.into() }
+    }
+}
+
+/// Turns component bytes into a validated version, ready to activate.
+pub async fn admit(sandbox: &Sandbox, bytes: Vec<u8>, source: String) -> Result<Arc<Version>, LoadError> {
+    let started = Instant::now();
+    let compiler = sandbox.clone();
+    let guest = tokio::task::spawn_blocking(move || compiler.load(&bytes))
+        .await
+        .map_err(|e| LoadError::new(Step::Compile, format!("compiler task failed: {e}")))?
+        .map_err(|e| match e {
+            GuestError::Link(_) => LoadError::new(Step::Link, format!("{e}")),
+            other => LoadError::new(Step::Compile, format!("{other}")),
+        })?;
+    smoke::run(&guest).await.map_err(|reason| LoadError::new(Step::Smoke, reason))?;
+    Ok(Arc::new(Version {
+        guest,
+        source,
+        loaded_at: SystemTime::now(),
+        load_ms: started.elapsed().as_millis() as u64,
+        stats: Stats::default(),
+    }))
+}
