@@ -9,6 +9,7 @@ pub mod config;
 pub mod guest;
 pub mod http;
 pub mod media;
+pub mod push;
 pub mod sim;
 pub mod telemetry;
 pub mod twilio;

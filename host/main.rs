@@ -17,9 +17,25 @@ struct Cli {
 enum Command {
     /// Run the server on $PORT (the default command). Settings come from the
     /// environment; see the README.
-    Serve,
+    Serve(ServeArgs),
     /// Place a simulated Twilio call: webhook, TwiML, WebSocket, real-time audio.
     Call(hotline::sim::CallArgs),
+    /// Work with call-logic components.
+    #[command(subcommand)]
+    Guest(GuestCommand),
+}
+
+#[derive(clap::Args, Default)]
+struct ServeArgs {
+    /// Call-logic component to run instead of the built-in guest (same as HOTLINE_GUEST).
+    #[arg(long)]
+    guest: Option<std::path::PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum GuestCommand {
+    /// Upload a component to a running server (needs HOTLINE_ADMIN_TOKEN there).
+    Push(hotline::push::PushArgs),
 }
 
 fn main() -> ExitCode {
@@ -35,13 +51,17 @@ fn main() -> ExitCode {
 fn run() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => {
-            let config = Config::from_env()?;
+    match cli.command.unwrap_or(Command::Serve(ServeArgs::default())) {
+        Command::Serve(args) => {
+            let mut config = Config::from_env()?;
+            if args.guest.is_some() {
+                config.guest_path = args.guest;
+            }
             hotline::telemetry::init(config.log_format);
             runtime.block_on(hotline::http::serve(config))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Call(args) => runtime.block_on(hotline::sim::run_cli(args)),
+        Command::Guest(GuestCommand::Push(args)) => runtime.block_on(hotline::push::run(args)),
     }
 }

@@ -42,6 +42,7 @@ pub async fn route(app: Arc<App>, req: Request<Incoming>) -> Result<Response<Bod
         (&Method::POST, "/webhook/stream_status") => webhook_logged(&app, req, "stream_status").await,
         (&Method::POST, "/webhook/stream_ended") => webhook_logged(&app, req, "stream_ended").await,
         (&Method::GET, "/ws/twilio-media") => upgrade(app, req),
+        (_, path) if path.starts_with("/admin/") => super::admin::handle(&app, req).await,
         (_, path) if known.contains(&path) || path.starts_with("/webhook/") => {
             text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
         }
@@ -58,11 +59,11 @@ fn respond(status: StatusCode, content_type: &'static str, body: impl Into<Bytes
         .expect("static response parts are valid")
 }
 
-fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Body> {
+pub(super) fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Body> {
     respond(status, "text/plain; charset=utf-8", body)
 }
 
-fn json(status: StatusCode, value: serde_json::Value) -> Response<Body> {
+pub(super) fn json(status: StatusCode, value: serde_json::Value) -> Response<Body> {
     respond(status, "application/json", value.to_string())
 }
 

@@ -9,3 +9,4 @@ mod calls;
 mod http;
 mod robustness;
 mod shutdown;
+mod swap;

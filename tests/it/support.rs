@@ -10,6 +10,7 @@ use hotline::guest::{
     DEFAULT_GUEST,
 };
 use hotline::http::Server;
+use hotline::sim::{CallReport, Moment};
 use hotline_audio::{FRAME_BYTES, ulaw};
 
 pub const PROBE_GUEST: &str = env!("HOTLINE_GUEST_PROBE_WASM");
@@ -159,4 +160,31 @@ pub async fn start_server(tweak: impl FnOnce(&mut Config)) -> TestServer {
     server.guest_loaded().await.expect("guest loads");
     let base = format!("http://{}", server.local_addr());
     TestServer { server, base }
+}
+
+// ---- call reports ------------------------------------------------------------
+
+pub enum EouPick {
+    First,
+    Last,
+}
+
+/// The reply after the chosen EoU is a contiguous piece of the caller's own
+/// audio, byte for byte: the echo came back whole, with no frame lost,
+/// doubled or reordered on the way (μ-law in, the same μ-law out).
+pub fn echo_is_contiguous(report: &CallReport, pick: EouPick) -> Result<(), String> {
+    let eous = report.at(|m| *m == Moment::CallerEou);
+    let eou = match pick {
+        EouPick::First => eous.first(),
+        EouPick::Last => eous.last(),
+    };
+    let eou = *eou.ok_or("no EoU")?;
+    let start = report.at(|m| *m == Moment::ReplyStart).into_iter().find(|&t| t >= eou - 20.0).ok_or("no reply")?;
+    let end = report.at(|m| *m == Moment::ReplyEnd).into_iter().find(|&t| t > start).ok_or("reply never ended")?;
+    let reply = &report.agent[(start * 8.0) as usize..(end * 8.0) as usize];
+    if reply.len() >= 4000 && report.caller.windows(reply.len()).any(|w| w == reply) {
+        Ok(())
+    } else {
+        Err(format!("the {}-byte reply is not a contiguous piece of the caller's audio", reply.len()))
+    }
 }

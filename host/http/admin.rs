@@ -1,0 +1,89 @@
+//! The admin API, present only when `HOTLINE_ADMIN_TOKEN` is set:
+//! `PUT /admin/guest` (upload and activate a component), `GET /admin/guest`
+//! (active version and history), `POST /admin/guest/rollback`.
+//! Every request needs `Authorization: Bearer <token>`, compared in
+//! constant time.
+
+use std::sync::Arc;
+
+use http::{Method, Request, StatusCode, header};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use serde_json::json;
+use subtle::ConstantTimeEq;
+use tracing::{info, warn};
+
+use super::routes::{Body, json, text};
+use crate::app::App;
+use crate::versions::admit;
+
+pub async fn handle(app: &Arc<App>, req: Request<Incoming>) -> http::Response<Body> {
+    let Some(token) = app.config.admin_token.as_deref() else {
+        return text(StatusCode::NOT_FOUND, "not found");
+    };
+    if !authorized(req.headers(), token) {
+        warn!(event = "admin_unauthorized", path = req.uri().path());
+        let mut response = text(StatusCode::UNAUTHORIZED, "missing or wrong bearer token");
+        response.headers_mut().insert(header::WWW_AUTHENTICATE, http::HeaderValue::from_static("Bearer"));
+        return response;
+    }
+    match (req.method(), req.uri().path()) {
+        (&Method::PUT, "/admin/guest") => upload(app, req).await,
+        (&Method::GET, "/admin/guest") => status(app),
+        (&Method::POST, "/admin/guest/rollback") => rollback(app),
+        (_, "/admin/guest" | "/admin/guest/rollback") => text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed"),
+        _ => text(StatusCode::NOT_FOUND, "not found"),
+    }
+}
+
+fn authorized(headers: &http::HeaderMap, token: &str) -> bool {
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    // Equal lengths first (that leaks only the length), then constant time.
+    given.len() == token.len() && bool::from(given.as_bytes().ct_eq(token.as_bytes()))
+}
+
+async fn upload(app: &Arc<App>, req: Request<Incoming>) -> http::Response<Body> {
+    let limit = app.config.admin_max_bytes;
+    let bytes = match Limited::new(req.into_body(), limit).collect().await {
+        Ok(body) => body.to_bytes().to_vec(),
+        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
+            return rejected(StatusCode::PAYLOAD_TOO_LARGE, "read", &format!("component over {limit} bytes"));
+        }
+        Err(e) => return rejected(StatusCode::BAD_REQUEST, "read", &format!("could not read body: {e}")),
+    };
+    match admit(&app.sandbox, bytes, "admin upload".into()).await {
+        Ok(version) => {
+            let previous = app.versions.active().map(|v| v.digest().to_string());
+            info!(event = "guest_swapped", from = previous, to = version.digest(), ms = version.load_ms, source = "admin");
+            app.versions.activate(version.clone());
+            json(StatusCode::OK, json!({ "active": version.to_json() }))
+        }
+        Err(e) => rejected(StatusCode::UNPROCESSABLE_ENTITY, &e.step.to_string(), &e.reason),
+    }
+}
+
+fn rejected(status: StatusCode, step: &str, reason: &str) -> http::Response<Body> {
+    warn!(event = "guest_rejected", source = "admin", step, reason);
+    json(status, json!({ "error": { "step": step, "reason": reason } }))
+}
+
+fn status(app: &App) -> http::Response<Body> {
+    let history: Vec<_> = app.versions.history().iter().map(|v| v.to_json()).collect();
+    let active = app.versions.active().map(|v| v.to_json());
+    json(StatusCode::OK, json!({ "active": active, "history": history, "swap": format!("{:?}", app.config.swap).to_lowercase() }))
+}
+
+fn rollback(app: &App) -> http::Response<Body> {
+    let from = app.versions.active().map(|v| v.digest().to_string());
+    match app.versions.rollback() {
+        Ok(version) => {
+            info!(event = "guest_rolled_back", from, to = version.digest(), reason = "admin");
+            json(StatusCode::OK, json!({ "active": version.to_json() }))
+        }
+        Err(e) => json(StatusCode::CONFLICT, json!({ "error": { "step": "rollback", "reason": e.to_string() } })),
+    }
+}

@@ -1,0 +1,215 @@
+//! Hot swap through the admin API on a running server: validation of what
+//! is uploaded, rollback, auth, and live calls moving (or staying) when the
+//! active version changes.
+
+use hotline::config::SwapPolicy;
+use hotline::sim::{CallOptions, CallReport, Moment, place_call};
+use reqwest::StatusCode;
+
+use crate::support::*;
+
+const TOKEN: &str = "test-admin-token-0123456789";
+const V2: &str = env!("HOTLINE_GUEST_V2_WASM");
+const BROKEN: &str = env!("HOTLINE_GUEST_BROKEN_WASM");
+const OTHER_WORLD: &str = env!("HOTLINE_GUEST_OTHER_WORLD_WASM");
+
+async fn admin_server(swap: SwapPolicy) -> TestServer {
+    start_server(|c| {
+        c.admin_token = Some(TOKEN.into());
+        c.swap = swap;
+    })
+    .await
+}
+
+async fn put_guest(base: &str, bytes: Vec<u8>) -> (StatusCode, serde_json::Value) {
+    let response = reqwest::Client::new()
+        .put(format!("{base}/admin/guest"))
+        .bearer_auth(TOKEN)
+        .body(bytes)
+        .send()
+        .await
+        .unwrap();
+    (response.status(), response.json().await.unwrap_or_default())
+}
+
+async fn admin_get(base: &str) -> serde_json::Value {
+    let response = reqwest::Client::new().get(format!("{base}/admin/guest")).bearer_auth(TOKEN).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    response.json().await.unwrap()
+}
+
+async fn active_digest(base: &str) -> String {
+    let version: serde_json::Value = reqwest::get(format!("{base}/version")).await.unwrap().json().await.unwrap();
+    version["guest_digest"].as_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn admin_api_needs_the_token_and_is_absent_without_one() {
+    let closed = start_server(|_| {}).await;
+    let response = reqwest::Client::new().get(format!("{}/admin/guest", closed.base)).bearer_auth(TOKEN).send();
+    assert_eq!(response.await.unwrap().status(), StatusCode::NOT_FOUND);
+
+    let s = admin_server(SwapPolicy::Migrate).await;
+    let client = reqwest::Client::new();
+    let url = format!("{}/admin/guest", s.base);
+    assert_eq!(client.get(&url).send().await.unwrap().status(), StatusCode::UNAUTHORIZED);
+    for wrong in ["nope", "test-admin-token-0123456780", "test-admin-token-01234567890"] {
+        let response = client.get(&url).bearer_auth(wrong).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "token {wrong:?}");
+        let rollback = client.post(format!("{url}/rollback")).bearer_auth(wrong).send().await.unwrap();
+        assert_eq!(rollback.status(), StatusCode::UNAUTHORIZED);
+    }
+    let status = admin_get(&s.base).await;
+    assert_eq!(status["active"]["source"], "built-in");
+    assert_eq!(status["history"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn rejected_guests_leave_the_active_version_untouched() {
+    let s = admin_server(SwapPolicy::Migrate).await;
+    let before = active_digest(&s.base).await;
+    let cases: [(&str, Vec<u8>, &str, &str); 3] = [
+        ("garbage", b"\0asm but not really a component".to_vec(), "compile", "compile"),
+        ("other world", std::fs::read(OTHER_WORLD).unwrap(), "type-check", "hotline:call"),
+        ("traps when a call ends", std::fs::read(BROKEN).unwrap(), "smoke test", "stopped"),
+    ];
+    for (name, bytes, step, reason_mentions) in cases {
+        let (status, body) = put_guest(&s.base, bytes).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{name}: {body}");
+        assert_eq!(body["error"]["step"], step, "{name}: {body}");
+        let reason = body["error"]["reason"].as_str().unwrap();
+        assert!(reason.contains(reason_mentions), "{name}: reason {reason:?}");
+        assert_eq!(active_digest(&s.base).await, before, "{name}: active version changed");
+    }
+    // Calls are still served by the original version.
+    let report = place_call(&CallOptions {
+        server: s.base.clone(),
+        audio: silence(300),
+        speed: 4.0,
+        idle_ms: 200,
+        ..CallOptions::default()
+    })
+    .await
+    .unwrap();
+    assert!(report.first(|m| *m == Moment::MarkReceived("greeting".into())).is_some());
+}
+
+#[tokio::test]
+async fn push_cli_reports_rejection_with_a_nonzero_exit() {
+    let s = admin_server(SwapPolicy::Migrate).await;
+    let url = s.base.clone();
+    let push = move |component: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_hotline"))
+            .args(["guest", "push", component, "--url", &url])
+            .env("HOTLINE_ADMIN_TOKEN", TOKEN)
+            .output()
+            .unwrap()
+    };
+    let base = s.base.clone();
+    let (rejected, accepted) = tokio::task::spawn_blocking(move || (push(BROKEN), push(V2))).await.unwrap();
+    assert_eq!(rejected.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&rejected.stderr);
+    assert!(stderr.contains("rejected at smoke test") && stderr.contains("unchanged"), "{stderr}");
+    assert!(accepted.status.success(), "{}", String::from_utf8_lossy(&accepted.stderr));
+    let digest = active_digest(&base).await;
+    assert!(String::from_utf8_lossy(&accepted.stdout).contains(&digest));
+}
+
+#[tokio::test]
+async fn manual_rollback_returns_to_the_previous_version() {
+    let s = admin_server(SwapPolicy::Migrate).await;
+    let v1 = active_digest(&s.base).await;
+    let (status, body) = put_guest(&s.base, std::fs::read(V2).unwrap()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let v2 = active_digest(&s.base).await;
+    assert_ne!(v1, v2);
+    assert_eq!(body["active"]["digest"], v2.as_str());
+    let history = admin_get(&s.base).await["history"].clone();
+    assert_eq!(history[0]["digest"], v2.as_str(), "newest first");
+    assert_eq!(history[1]["digest"], v1.as_str());
+
+    let rollback = |base: String| async move {
+        reqwest::Client::new().post(format!("{base}/admin/guest/rollback")).bearer_auth(TOKEN).send().await.unwrap()
+    };
+    let back = rollback(s.base.clone()).await;
+    assert_eq!(back.status(), StatusCode::OK);
+    assert_eq!(active_digest(&s.base).await, v1);
+    assert_eq!(rollback(s.base.clone()).await.status(), StatusCode::CONFLICT, "nothing older than v1");
+}
+
+/// Marks the server sent, in order, with the media time they arrived.
+fn marks(report: &CallReport) -> Vec<(f64, String)> {
+    report
+        .timeline
+        .iter()
+        .filter_map(|e| if let Moment::MarkReceived(n) = &e.moment { Some((e.at_ms, n.clone())) } else { None })
+        .collect()
+}
+
+fn two_turn_call(base: &str, i: usize) -> CallOptions {
+    CallOptions {
+        server: base.to_string(),
+        audio: concat(&[silence(5200), tone(600, 300.0), silence(8000), tone(700, 420.0), silence(1200)]),
+        speed: 4.0,
+        call_sid: format!("CAswap{i:028}"),
+        idle_ms: 1000,
+        ..CallOptions::default()
+    }
+}
+
+async fn swap_during_calls(policy: SwapPolicy) -> (Vec<CallReport>, serde_json::Value, CallReport) {
+    let s = admin_server(policy).await;
+    let calls: Vec<_> = (0..20)
+        .map(|i| {
+            let opts = two_turn_call(&s.base, i);
+            tokio::spawn(async move { place_call(&opts).await })
+        })
+        .collect();
+    // Swap while every call is live: after its greeting began, well before
+    // its second utterance (at 14 s of media, 3.5 s of wall time).
+    tokio::time::sleep(std::time::Duration::from_millis(900)).await;
+    assert_eq!(reqwest::get(format!("{}/readyz", s.base)).await.unwrap().json::<serde_json::Value>().await.unwrap()
+        ["live_calls"], 20);
+    let (status, body) = put_guest(&s.base, std::fs::read(V2).unwrap()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let fresh = CallOptions { call_sid: "CAfresh".into(), audio: silence(400), ..two_turn_call(&s.base, 99) };
+    let fresh = place_call(&fresh).await.unwrap();
+    let mut reports = Vec::new();
+    for call in calls {
+        reports.push(call.await.unwrap().expect("live call completes"));
+    }
+    (reports, admin_get(&s.base).await, fresh)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_swap_moves_live_calls_to_the_new_version_without_losing_a_frame() {
+    let (reports, admin, fresh) = swap_during_calls(SwapPolicy::Migrate).await;
+    for (i, report) in reports.iter().enumerate() {
+        assert_eq!(report.close, Some((1000, "stream stopped".into())), "call {i}: {:?}", report.close);
+        let marks = marks(report);
+        assert_eq!(marks.first().map(|m| m.1.as_str()), Some("greeting"), "call {i} started on v1");
+        let first_v2 = marks.iter().position(|m| m.1.starts_with("v2-")).unwrap_or_else(|| panic!("call {i}: {marks:?}"));
+        assert!(marks[first_v2..].iter().all(|m| m.1.starts_with("v2-")), "call {i} went back to v1: {marks:?}");
+        assert!(marks.iter().any(|m| m.1 == "v2-t2-s0"), "call {i}: second reply on v2: {marks:?}");
+        assert_eq!(hotline::sim::reply_latencies(report).len(), 2, "call {i}: two replies");
+        echo_is_contiguous(report, EouPick::Last).unwrap_or_else(|e| panic!("call {i}: {e}"));
+        assert_eq!(report.odd_frames, 0);
+    }
+    assert_eq!(admin["active"]["migrations"], 20, "{admin}");
+    assert_eq!(admin["history"][1]["calls"], 20, "all began on v1: {admin}");
+    assert_eq!(marks(&fresh).first().map(|m| m.1.as_str()), Some("v2-greeting"), "new calls start on v2");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_pin_live_calls_finish_on_their_version() {
+    let (reports, admin, fresh) = swap_during_calls(SwapPolicy::Pin).await;
+    for (i, report) in reports.iter().enumerate() {
+        assert_eq!(report.close, Some((1000, "stream stopped".into())), "call {i}");
+        let marks = marks(report);
+        assert!(marks.iter().all(|m| !m.1.starts_with("v2-")), "call {i} moved: {marks:?}");
+        assert!(marks.iter().any(|m| m.1 == "t2-s0"), "call {i}: {marks:?}");
+        echo_is_contiguous(report, EouPick::Last).unwrap_or_else(|e| panic!("call {i}: {e}"));
+    }
+    assert_eq!(admin["active"]["migrations"], 0);
+    assert_eq!(marks(&fresh).first().map(|m| m.1.as_str()), Some("v2-greeting"), "new calls start on v2");
+}
