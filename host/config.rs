@@ -132,6 +132,11 @@ impl Config {
         if let Some(ms) = parse::<u64>(&get, "HOTLINE_GUEST_DEADLINE_MS")? {
             c.sandbox.deadline = Duration::from_millis(ms.max(1));
         }
+        c.sandbox.cache_dir = match get("HOTLINE_CACHE_DIR").as_deref() {
+            Some("off") => None,
+            Some(dir) => Some(PathBuf::from(dir)),
+            None => default_cache_dir(&get),
+        };
         if let Some(n) = parse::<u32>(&get, "HOTLINE_MAX_CALLS")? {
             c.sandbox.max_instances = n.max(1) + WEBHOOK_INSTANCES;
         }
@@ -147,6 +152,15 @@ impl Config {
         c.admin_max_bytes = parse(&get, "HOTLINE_ADMIN_MAX_BYTES")?.unwrap_or(c.admin_max_bytes);
         Ok(c)
     }
+}
+
+/// `$XDG_CACHE_HOME/hotline`, else `$HOME/.cache/hotline`, else the temp dir.
+fn default_cache_dir(get: &impl Fn(&str) -> Option<String>) -> Option<PathBuf> {
+    let base = get("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| get("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir);
+    Some(base.join("hotline"))
 }
 
 /// Pool slots kept beyond the call limit for webhooks in flight.

@@ -19,6 +19,8 @@ mod bindings {
     });
 }
 
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -52,11 +54,13 @@ pub struct SandboxConfig {
     pub deadline: Duration,
     /// Instances that may exist at once (live calls plus webhooks in flight).
     pub max_instances: u32,
+    /// Where compiled components are kept between runs; `None` disables it.
+    pub cache_dir: Option<PathBuf>,
 }
 
 impl Default for SandboxConfig {
     fn default() -> Self {
-        Self { memory_bytes: 16 << 20, deadline: Duration::from_millis(20), max_instances: 1000 }
+        Self { memory_bytes: 16 << 20, deadline: Duration::from_millis(20), max_instances: 1000, cache_dir: None }
     }
 }
 
@@ -140,14 +144,53 @@ impl Sandbox {
         &self.inner.config
     }
 
-    /// Compiles and links a component. CPU-heavy: call it off the async
-    /// workers (`spawn_blocking`).
+    /// Compiles (or loads from the cache) and links a component. CPU-heavy:
+    /// call it off the async workers (`spawn_blocking`).
     pub fn load(&self, bytes: &[u8]) -> Result<Guest, GuestError> {
         let digest = hex(&Sha256::digest(bytes));
-        let component = Component::new(&self.inner.engine, bytes).map_err(GuestError::Compile)?;
+        let cache = self.cache_path(&digest);
+        let cached = cache.as_deref().and_then(|path| self.from_cache(path));
+        let from_cache = cached.is_some();
+        let component = match cached {
+            Some(component) => component,
+            None => {
+                let component = Component::new(&self.inner.engine, bytes).map_err(GuestError::Compile)?;
+                if let Some(path) = &cache {
+                    store_in_cache(&component, path);
+                }
+                component
+            }
+        };
         let pre = self.inner.linker.instantiate_pre(&component).map_err(GuestError::Link)?;
         let pre = bindings::AgentPre::new(pre).map_err(GuestError::Link)?;
-        Ok(Guest { inner: Arc::new(GuestInner { sandbox: self.clone(), pre, digest }) })
+        Ok(Guest { inner: Arc::new(GuestInner { sandbox: self.clone(), pre, digest, from_cache }) })
+    }
+
+    /// `<dir>/<component sha256>-<engine settings hash>.cwasm`: a cache hit
+    /// needs the same bytes and the same compiler, target and settings.
+    fn cache_path(&self, digest: &str) -> Option<PathBuf> {
+        let dir = self.inner.config.cache_dir.as_ref()?;
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        self.inner.engine.precompile_compatibility_hash().hash(&mut hasher);
+        env!("CARGO_PKG_VERSION").hash(&mut hasher);
+        Some(dir.join(format!("{digest}-{:016x}.cwasm", hasher.finish())))
+    }
+
+    fn from_cache(&self, path: &Path) -> Option<Component> {
+        // Read into memory rather than `deserialize_file`: a mapped file that
+        // someone truncates under a running server is a SIGBUS, a copy is not.
+        let bytes = std::fs::read(path).ok()?;
+        // SAFETY: the bytes come from hotline's own cache directory, written
+        // by `Component::serialize` (atomically) under a name made of the
+        // source digest and the engine's settings; wasmtime also checks the
+        // header for compatibility and refuses a mismatch.
+        match unsafe { Component::deserialize(&self.inner.engine, &bytes) } {
+            Ok(component) => Some(component),
+            Err(e) => {
+                tracing::warn!(event = "guest_cache_unusable", path = %path.display(), error = %e);
+                None
+            }
+        }
     }
 
     fn store(&self) -> Store<CallState> {
@@ -190,6 +233,21 @@ fn arm(store: &mut Store<CallState>) {
     store.set_epoch_deadline(1);
 }
 
+/// Writes atomically (temp file, then rename) so a crash never leaves a
+/// torn entry; a cache that cannot be written only costs a compile later.
+fn store_in_cache(component: &Component, path: &Path) {
+    let result = component.serialize().map_err(|e| e.to_string()).and_then(|bytes| {
+        let dir = path.parent().expect("cache paths have a directory");
+        std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+        std::fs::write(&tmp, bytes).map_err(|e| e.to_string())?;
+        std::fs::rename(&tmp, path).map_err(|e| e.to_string())
+    });
+    if let Err(error) = result {
+        tracing::warn!(event = "guest_cache_write_failed", path = %path.display(), error);
+    }
+}
+
 /// Ticks the engine's epoch until the engine is gone.
 fn spawn_epoch_ticker(engine: &Engine) {
     let weak = engine.weak();
@@ -215,12 +273,18 @@ struct GuestInner {
     sandbox: Sandbox,
     pre: bindings::AgentPre<CallState>,
     digest: String,
+    from_cache: bool,
 }
 
 impl Guest {
     /// sha256 of the component bytes: the version id.
     pub fn digest(&self) -> &str {
         &self.inner.digest
+    }
+
+    /// Loaded precompiled from the cache rather than compiled.
+    pub fn from_cache(&self) -> bool {
+        self.inner.from_cache
     }
 
     async fn instantiate(&self) -> Result<(Store<CallState>, bindings::Agent), GuestError> {

@@ -90,7 +90,13 @@ async fn load_guest(app: Arc<App>) -> anyhow::Result<()> {
     };
     match crate::versions::admit(&app.sandbox, bytes, source.clone()).await {
         Ok(version) => {
-            info!(event = "guest_loaded", source, digest = version.digest(), ms = version.load_ms);
+            info!(
+                event = "guest_loaded",
+                source,
+                digest = version.digest(),
+                ms = version.load_ms,
+                cached = version.guest.from_cache()
+            );
             app.versions.activate(version);
             Ok(())
         }

@@ -59,6 +59,7 @@ impl Version {
             "source": self.source,
             "loaded_at": self.loaded_at.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
             "load_ms": self.load_ms,
+            "cached": self.guest.from_cache(),
             "calls": n(&self.stats.calls),
             "traps": n(&self.stats.traps),
             "migrations": n(&self.stats.migrations),

@@ -213,3 +213,34 @@ async fn with_pin_live_calls_finish_on_their_version() {
     assert_eq!(admin["active"]["migrations"], 0);
     assert_eq!(marks(&fresh).first().map(|m| m.1.as_str()), Some("v2-greeting"), "new calls start on v2");
 }
+
+#[tokio::test]
+async fn a_restart_with_the_same_guest_uses_the_precompiled_cache() {
+    let dir = std::env::temp_dir().join(format!("hotline-cache-test-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut load_ms = Vec::new();
+    for expect_cached in [false, true] {
+        let s = start_server(|c| {
+            c.admin_token = Some(TOKEN.into());
+            c.sandbox.cache_dir = Some(dir.clone());
+        })
+        .await;
+        let active = admin_get(&s.base).await["active"].clone();
+        assert_eq!(active["cached"], expect_cached, "{active}");
+        load_ms.push(active["load_ms"].as_u64().unwrap());
+    }
+    let entries: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(entries.len(), 1, "one entry, no temp files left: {entries:?}");
+    // A corrupt entry is ignored (and replaced), never trusted.
+    let entry = dir.join(&entries[0]);
+    std::fs::write(&entry, b"not a compiled component").unwrap();
+    let s = start_server(|c| {
+        c.admin_token = Some(TOKEN.into());
+        c.sandbox.cache_dir = Some(dir.clone());
+    })
+    .await;
+    assert_eq!(admin_get(&s.base).await["active"]["cached"], false);
+    assert_ne!(std::fs::read(&entry).unwrap(), b"not a compiled component");
+    let _ = std::fs::remove_dir_all(&dir);
+    eprintln!("default guest load+validate: {} ms compiled, {} ms from cache", load_ms[0], load_ms[1]);
+}
