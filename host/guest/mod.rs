@@ -147,7 +147,7 @@ impl Sandbox {
     /// Compiles (or loads from the cache) and links a component. CPU-heavy:
     /// call it off the async workers (`spawn_blocking`).
     pub fn load(&self, bytes: &[u8]) -> Result<Guest, GuestError> {
-        let digest = hex(&Sha256::digest(bytes));
+        let digest = digest_of(bytes);
         let cache = self.cache_path(&digest);
         let cached = cache.as_deref().and_then(|path| self.from_cache(path));
         let from_cache = cached.is_some();
@@ -352,6 +352,11 @@ fn classify(err: wasmtime::Error, store: &Store<CallState>) -> GuestError {
     }
     let stderr = String::from_utf8_lossy(&store.data().stderr.contents()).into_owned();
     GuestError::Trap { message: format!("{err:#}"), stderr }
+}
+
+/// The version id of a component: the sha256 of its bytes, in hex.
+pub fn digest_of(bytes: &[u8]) -> String {
+    hex(&Sha256::digest(bytes))
 }
 
 fn hex(bytes: &[u8]) -> String {

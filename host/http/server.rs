@@ -98,6 +98,9 @@ async fn load_guest(app: Arc<App>) -> anyhow::Result<()> {
                 cached = version.guest.from_cache()
             );
             app.versions.activate(version);
+            if let Some(path) = &path {
+                crate::versions::watch::spawn(app.clone(), path.clone())?;
+            }
             Ok(())
         }
         Err(e) => {

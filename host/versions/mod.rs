@@ -7,6 +7,7 @@
 
 mod load;
 mod smoke;
+pub mod watch;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};

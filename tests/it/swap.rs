@@ -244,3 +244,35 @@ async fn a_restart_with_the_same_guest_uses_the_precompiled_cache() {
     let _ = std::fs::remove_dir_all(&dir);
     eprintln!("default guest load+validate: {} ms compiled, {} ms from cache", load_ms[0], load_ms[1]);
 }
+
+#[tokio::test]
+async fn replacing_the_guest_file_swaps_it_and_a_bad_file_is_refused() {
+    let dir = std::env::temp_dir().join(format!("hotline-watch-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("logic.wasm");
+    std::fs::write(&path, hotline::guest::DEFAULT_GUEST).unwrap();
+    let s = start_server(|c| c.guest_path = Some(path.clone())).await;
+    let v1 = active_digest(&s.base).await;
+    // Deploy the way tools do: write a temp file, rename it over.
+    let deploy = |bytes: &[u8]| {
+        let tmp = dir.join("logic.wasm.tmp");
+        std::fs::write(&tmp, bytes).unwrap();
+        std::fs::rename(&tmp, &path).unwrap();
+    };
+    deploy(b"garbage, not a component");
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    assert_eq!(active_digest(&s.base).await, v1, "a bad file must not replace the active version");
+
+    deploy(&std::fs::read(V2).unwrap());
+    let v2 = hotline::guest::digest_of(&std::fs::read(V2).unwrap());
+    let mut now = String::new();
+    for _ in 0..100 {
+        now = active_digest(&s.base).await;
+        if now == v2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(now, v2, "the new file became active");
+    let _ = std::fs::remove_dir_all(&dir);
+}
