@@ -8,7 +8,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::guest::Sandbox;
-use crate::versions::Registry;
+use crate::versions::{Registry, RollbackPolicy};
 
 pub struct App {
     pub config: Config,
@@ -24,12 +24,12 @@ pub struct App {
 impl App {
     pub fn new(config: Config, sandbox: Sandbox) -> Arc<Self> {
         Arc::new(App {
-            config,
             sandbox,
-            versions: Registry::default(),
+            versions: Registry::new(RollbackPolicy { traps: config.rollback_traps, window: config.rollback_window }),
             draining: AtomicBool::new(false),
             calls: Arc::default(),
             close_calls: CancellationToken::new(),
+            config,
         })
     }
 

@@ -54,6 +54,10 @@ pub struct Config {
     pub admin_token: Option<String>,
     /// Largest component `PUT /admin/guest` accepts.
     pub admin_max_bytes: usize,
+    /// A swapped-in version trapping this often within `rollback_window`
+    /// is rolled back on its own.
+    pub rollback_traps: usize,
+    pub rollback_window: Duration,
 }
 
 impl Default for Config {
@@ -75,6 +79,8 @@ impl Default for Config {
             swap: SwapPolicy::Migrate,
             admin_token: None,
             admin_max_bytes: 64 << 20,
+            rollback_traps: 3,
+            rollback_window: Duration::from_secs(300),
         }
     }
 }
@@ -150,6 +156,10 @@ impl Config {
             bail!("HOTLINE_ADMIN_TOKEN must be at least 16 characters");
         }
         c.admin_max_bytes = parse(&get, "HOTLINE_ADMIN_MAX_BYTES")?.unwrap_or(c.admin_max_bytes);
+        c.rollback_traps = parse::<usize>(&get, "HOTLINE_ROLLBACK_TRAPS")?.unwrap_or(c.rollback_traps).max(1);
+        if let Some(secs) = parse::<u64>(&get, "HOTLINE_ROLLBACK_WINDOW_SECS")? {
+            c.rollback_window = Duration::from_secs(secs.max(1));
+        }
         Ok(c)
     }
 }

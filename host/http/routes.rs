@@ -101,6 +101,7 @@ fn version(app: &App) -> Response<Body> {
             "git_commit": commit,
             "deploy_id": app.config.deploy_id,
             "guest_digest": active.as_ref().map(|v| v.digest()),
+            "auto_rollback": app.versions.last_auto_rollback(),
         }),
     )
 }

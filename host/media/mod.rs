@@ -3,7 +3,9 @@
 //!
 //! The call owns its WebSocket, its guest instance and its timers; nothing
 //! here is shared with other calls, so one call's bad input or trapping
-//! guest ends that call only.
+//! guest ends that call only (see `recovery.rs` for what a trap does).
+
+mod recovery;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -51,6 +53,8 @@ enum Input {
     Timer(u32),
     Ping,
     Shutdown,
+    /// The apology after a failed guest has had its time.
+    ApologyOver,
 }
 
 #[derive(Default)]
@@ -80,6 +84,10 @@ where
         timer_keys: HashMap::new(),
         stopped: false,
         stats: Stats::default(),
+        last_snapshot: None,
+        events_since_snapshot: 0,
+        recovered: false,
+        ending: None,
     };
     call.run(subprotocol).instrument(span).await
 }
@@ -99,6 +107,14 @@ struct Call<S> {
     /// The guest has seen `stopped`.
     stopped: bool,
     stats: Stats,
+    /// The newest snapshot known to be good, for recovery after a trap.
+    last_snapshot: Option<Vec<u8>>,
+    events_since_snapshot: u32,
+    /// A trap already cost this call its one recovery.
+    recovered: bool,
+    /// Set once the guest is beyond help: the apology is playing and the
+    /// call closes when its mark returns or at this instant.
+    ending: Option<tokio::time::Instant>,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
@@ -109,8 +125,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
         let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + keepalive, keepalive);
         let close_calls = self.app.close_calls.clone();
         let end = loop {
+            let apology_over = async {
+                match self.ending {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
             let input = tokio::select! {
                 _ = close_calls.cancelled() => Input::Shutdown,
+                _ = apology_over => Input::ApologyOver,
                 msg = self.ws.next() => Input::Frame(msg),
                 Some(expired) = self.timers.next(), if !self.timers.is_empty() => Input::Timer(expired.into_inner()),
                 _ = ping.tick() => Input::Ping,
@@ -129,6 +152,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
                     info!(event = "ws_shutdown_close");
                     Flow::Close(CloseCode::Normal, "server shutting down")
                 }
+                Input::ApologyOver => Flow::Close(CloseCode::Error, "call logic failed"),
             };
             if !matches!(flow, Flow::Continue) {
                 break flow;
@@ -193,6 +217,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
             Ok(m) => m,
             Err(e) => return self.bad_frame(&format!("bad JSON: {e}")),
         };
+        if self.ending.is_some() {
+            return self.while_apologizing(inbound);
+        }
         match inbound {
             Inbound::Connected { protocol, version } => {
                 info!(event = "ws_connected", protocol = protocol.as_deref(), version = version.as_deref());
@@ -299,10 +326,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
             let effects = match session.handle(&event).await {
                 Ok(effects) => effects,
                 Err(e) => {
-                    error!(event = "guest_trap", guest = self.version.digest(), error = %e);
-                    Version::count(&self.version.stats.traps);
                     self.session = None;
-                    return Flow::Close(CloseCode::Error, "call logic failed");
+                    if self.recover(e).await {
+                        continue; // the event that trapped is skipped
+                    }
+                    return self.apologize().await;
                 }
             };
             for effect in effects {
@@ -315,6 +343,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
                 }
             }
         }
+        self.keep_snapshot().await;
         match self.ws.flush().await {
             Ok(()) => Flow::Continue,
             Err(_) => Flow::Gone,

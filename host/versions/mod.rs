@@ -9,9 +9,10 @@ mod load;
 mod smoke;
 pub mod watch;
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwapOption;
 use serde_json::{Value, json};
@@ -42,6 +43,8 @@ pub struct Stats {
     pub migrations: AtomicU64,
     /// Live calls whose snapshot this version refused.
     pub refusals: AtomicU64,
+    /// When recent traps happened, for the auto-rollback window.
+    recent_traps: Mutex<VecDeque<Instant>>,
 }
 
 impl Version {
@@ -69,8 +72,35 @@ impl Version {
     }
 }
 
+/// When a freshly swapped version is rolled back on its own.
+#[derive(Debug, Clone, Copy)]
+pub struct RollbackPolicy {
+    /// This many traps...
+    pub traps: usize,
+    /// ...within this window.
+    pub window: Duration,
+}
+
+impl Default for RollbackPolicy {
+    fn default() -> Self {
+        RollbackPolicy { traps: 3, window: Duration::from_secs(300) }
+    }
+}
+
+/// The last automatic rollback, shown by `/version`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct AutoRollback {
+    pub from: String,
+    pub to: String,
+    pub traps: usize,
+    pub window_secs: u64,
+    pub at: u64,
+}
+
 #[derive(Default)]
 pub struct Registry {
+    policy: RollbackPolicy,
+    last_auto_rollback: Mutex<Option<AutoRollback>>,
     active: ArcSwapOption<Version>,
     /// Bumped on every activation; calls compare it at each event to notice
     /// a swap without touching anything else.
@@ -84,6 +114,10 @@ pub struct Registry {
 pub struct NothingToRollBack;
 
 impl Registry {
+    pub fn new(policy: RollbackPolicy) -> Self {
+        Registry { policy, ..Registry::default() }
+    }
+
     pub fn active(&self) -> Option<Arc<Version>> {
         self.active.load_full()
     }
@@ -114,6 +148,40 @@ impl Registry {
         self.active.store(Some(previous.clone()));
         self.generation.fetch_add(1, Ordering::AcqRel);
         Ok(previous)
+    }
+
+    /// Counts a trap against `version`. If it is the active version, came
+    /// in by a swap, and has trapped `policy.traps` times within the window,
+    /// the previous version becomes active again; returns that rollback.
+    pub fn report_trap(&self, version: &Version) -> Option<AutoRollback> {
+        Version::count(&version.stats.traps);
+        let now = Instant::now();
+        let recent = {
+            let mut traps = version.stats.recent_traps.lock().expect("trap log lock");
+            traps.push_back(now);
+            while traps.front().is_some_and(|t| now.duration_since(*t) > self.policy.window) {
+                traps.pop_front();
+            }
+            traps.len()
+        };
+        let active = self.active()?;
+        if active.digest() != version.digest() || recent < self.policy.traps {
+            return None;
+        }
+        let to = self.rollback().ok()?;
+        let rollback = AutoRollback {
+            from: version.digest().to_string(),
+            to: to.digest().to_string(),
+            traps: recent,
+            window_secs: self.policy.window.as_secs(),
+            at: SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
+        };
+        *self.last_auto_rollback.lock().expect("rollback lock") = Some(rollback.clone());
+        Some(rollback)
+    }
+
+    pub fn last_auto_rollback(&self) -> Option<AutoRollback> {
+        self.last_auto_rollback.lock().expect("rollback lock").clone()
     }
 
     /// Activations, newest first.

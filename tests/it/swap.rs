@@ -276,3 +276,38 @@ async fn replacing_the_guest_file_swaps_it_and_a_bad_file_is_refused() {
     assert_eq!(now, v2, "the new file became active");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_version_that_keeps_trapping_is_rolled_back_on_its_own() {
+    let s = admin_server(SwapPolicy::Migrate).await;
+    let v1 = active_digest(&s.base).await;
+    let (status, body) = put_guest(&s.base, std::fs::read(PROBE_GUEST).unwrap()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let probe = active_digest(&s.base).await;
+    // Two calls, each pressing the trap key twice (a trap is recovered once,
+    // the second gets the apology). The default policy rolls back at the
+    // third trap; the call that has not trapped twice by then is migrated
+    // back to v1 at its next event and finishes normally.
+    let call = |sid: &str| CallOptions {
+        server: s.base.clone(),
+        audio: silence(1500),
+        speed: 4.0,
+        dtmf: vec![(300, '9'), (800, '9')],
+        call_sid: sid.into(),
+        idle_ms: 6000,
+        ..CallOptions::default()
+    };
+    let (a, b) = (call("CAtrap1"), call("CAtrap2"));
+    let (a, b) = tokio::join!(place_call(&a), place_call(&b));
+    let mut closes: Vec<_> = [a.unwrap(), b.unwrap()].into_iter().map(|r| r.close.unwrap()).collect();
+    closes.sort();
+    assert_eq!(closes[1], (1011, "call logic failed".into()), "{closes:?}");
+    assert!(closes[0].0 == 1000 || closes[0].0 == 1011, "{closes:?}");
+    let version: serde_json::Value = reqwest::get(format!("{}/version", s.base)).await.unwrap().json().await.unwrap();
+    assert_eq!(version["guest_digest"], v1.as_str(), "rolled back: {version}");
+    assert_eq!(version["auto_rollback"]["from"], probe.as_str());
+    assert_eq!(version["auto_rollback"]["to"], v1.as_str());
+    assert_eq!(version["auto_rollback"]["traps"], 3);
+    let history = admin_get(&s.base).await;
+    assert_eq!(history["active"]["digest"], v1.as_str());
+}
