@@ -19,6 +19,7 @@ const COMPONENTS: &[(&str, &str)] = &[
     ("hotline_guest_v2", "HOTLINE_GUEST_V2_WASM"),
     ("hotline_guest_broken", "HOTLINE_GUEST_BROKEN_WASM"),
     ("hotline_guest_other_world", "HOTLINE_GUEST_OTHER_WORLD_WASM"),
+    ("hotline_guest_clock", "HOTLINE_GUEST_CLOCK_WASM"),
 ];
 
 fn main() {

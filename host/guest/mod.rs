@@ -161,6 +161,7 @@ impl Sandbox {
                 component
             }
         };
+        check_imports(&component, &self.inner.engine)?;
         let pre = self.inner.linker.instantiate_pre(&component).map_err(GuestError::Link)?;
         let pre = bindings::AgentPre::new(pre).map_err(GuestError::Link)?;
         Ok(Guest { inner: Arc::new(GuestInner { sandbox: self.clone(), pre, digest, from_cache }) })
@@ -231,6 +232,39 @@ impl Sandbox {
 fn arm(store: &mut Store<CallState>) {
     store.data_mut().call_began = Instant::now();
     store.set_epoch_deadline(1);
+}
+
+/// The WASI a guest may import: what Rust's std needs to start and to print
+/// a panic (environment and stdio, backed by nothing). No filesystem,
+/// sockets, clocks or random: a guest asking for them is refused.
+const ALLOWED_IMPORTS: &[&str] = &[
+    // Types only: the contract's shared records and variants.
+    "hotline:call/types@",
+    "wasi:cli/environment@",
+    "wasi:cli/exit@",
+    "wasi:cli/stdin@",
+    "wasi:cli/stdout@",
+    "wasi:cli/stderr@",
+    "wasi:cli/terminal-",
+    "wasi:io/error@",
+    "wasi:io/poll@",
+    "wasi:io/streams@",
+];
+
+fn check_imports(component: &Component, engine: &Engine) -> Result<(), GuestError> {
+    let ty = component.component_type();
+    let refused: Vec<&str> = ty
+        .imports(engine)
+        .map(|(name, _)| name)
+        .filter(|name| !ALLOWED_IMPORTS.iter().any(|allowed| name.starts_with(allowed)))
+        .collect();
+    if refused.is_empty() {
+        return Ok(());
+    }
+    Err(GuestError::Link(wasmtime::Error::msg(format!(
+        "the component imports {}, which hotline does not provide to guests (no filesystem, network, clocks or random)",
+        refused.join(", ")
+    ))))
 }
 
 /// Writes atomically (temp file, then rename) so a crash never leaves a

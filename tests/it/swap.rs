@@ -12,6 +12,7 @@ const TOKEN: &str = "test-admin-token-0123456789";
 const V2: &str = env!("HOTLINE_GUEST_V2_WASM");
 const BROKEN: &str = env!("HOTLINE_GUEST_BROKEN_WASM");
 const OTHER_WORLD: &str = env!("HOTLINE_GUEST_OTHER_WORLD_WASM");
+const CLOCK: &str = env!("HOTLINE_GUEST_CLOCK_WASM");
 
 async fn admin_server(swap: SwapPolicy) -> TestServer {
     start_server(|c| {
@@ -68,9 +69,10 @@ async fn admin_api_needs_the_token_and_is_absent_without_one() {
 async fn rejected_guests_leave_the_active_version_untouched() {
     let s = admin_server(SwapPolicy::Migrate).await;
     let before = active_digest(&s.base).await;
-    let cases: [(&str, Vec<u8>, &str, &str); 3] = [
+    let cases: [(&str, Vec<u8>, &str, &str); 4] = [
         ("garbage", b"\0asm but not really a component".to_vec(), "compile", "compile"),
         ("other world", std::fs::read(OTHER_WORLD).unwrap(), "type-check", "hotline:call"),
+        ("reads the clock", std::fs::read(CLOCK).unwrap(), "type-check", "wasi:clocks/wall-clock"),
         ("traps when a call ends", std::fs::read(BROKEN).unwrap(), "smoke test", "stopped"),
     ];
     for (name, bytes, step, reason_mentions) in cases {
