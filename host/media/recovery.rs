@@ -1,7 +1,7 @@
 //! What a call does when its guest fails: one recovery from the last good
 //! snapshot, then a short apology from the host and a clean close.
 //!
-//! Snapshots are taken every `SNAPSHOT_EVERY` events (about a second of
+//! Snapshots are taken every `SNAPSHOT_EVERY` events (about half a second of
 //! audio), so a recovered call loses at most that much of its guest's
 //! state; the event that trapped is skipped, since replaying it would most
 //! likely trap again.
@@ -18,8 +18,8 @@ use super::{Call, Flow};
 use crate::guest::GuestError;
 use crate::twilio::messages::{Inbound, Mark, OutMedia, Outbound};
 
-/// Events between two recovery snapshots (50 media frames = 1 s).
-const SNAPSHOT_EVERY: u32 = 50;
+/// Events between two recovery snapshots (25 media frames = 0.5 s).
+const SNAPSHOT_EVERY: u32 = 25;
 /// "Sorry, something went wrong. Please call again." (μ-law, 8 kHz).
 static APOLOGY: &[u8] = include_bytes!("../assets/apology.ulaw");
 const APOLOGY_MARK: &str = "hotline-apology";

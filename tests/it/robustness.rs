@@ -135,3 +135,43 @@ async fn a_trapping_guest_recovers_once_then_apologizes_and_only_its_call_ends()
     let after = place_call(&echo_call(&s, "CAafter00000000000000000000000001")).await.unwrap();
     assert_eq!(after.close, Some((1000, "stream stopped".into())));
 }
+
+/// An infinite loop and a memory bomb, each on its own call: the deadline
+/// and the memory cap stop them, each call recovers, and the server keeps
+/// answering health checks and serving a healthy call meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn loops_and_memory_bombs_are_stopped_and_only_their_calls_notice() {
+    let s = start_server(|c| {
+        c.guest_path = Some(PROBE_GUEST.into());
+        c.admin_token = Some("robustness-admin-token".into());
+    })
+    .await;
+    let looping = CallOptions { dtmf: vec![(600, '8')], ..echo_call(&s, "CAloop00000000000000000000000001") };
+    let bomb = CallOptions { dtmf: vec![(600, '6')], ..echo_call(&s, "CAbomb00000000000000000000000001") };
+    let healthy = echo_call(&s, "CAhealthy0000000000000000000003");
+    let base = s.base.clone();
+    let health = tokio::spawn(async move {
+        let mut statuses = Vec::new();
+        for _ in 0..40 {
+            statuses.push(reqwest::get(format!("{base}/healthz")).await.map(|r| r.status().as_u16()).unwrap_or(0));
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        statuses
+    });
+    let (looping, bomb, healthy) = tokio::join!(place_call(&looping), place_call(&bomb), place_call(&healthy));
+    for (name, report) in [("loop", looping.unwrap()), ("bomb", bomb.unwrap()), ("healthy", healthy.unwrap())] {
+        assert_eq!(report.close, Some((1000, "stream stopped".into())), "{name}: recovered and finished");
+        assert_eq!(hotline::sim::reply_latencies(&report).len(), 1, "{name}: still answered the caller");
+    }
+    assert!(health.await.unwrap().iter().all(|&s| s == 200), "healthz answered throughout");
+    let admin: serde_json::Value = reqwest::Client::new()
+        .get(format!("{}/admin/guest", s.base))
+        .bearer_auth("robustness-admin-token")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(admin["active"]["traps"], 2, "{admin}");
+}
