@@ -11,10 +11,11 @@ use std::process::Command;
 
 const TARGET: &str = "wasm32-wasip2";
 /// Guest crates that become components, and the env var naming each.
-/// The `testing/` ones are built for the host's tests only; the binary
-/// embeds just the default guest.
+/// The binary embeds just the default guest; `examples/` and `testing/`
+/// are built so the tests can load them.
 const COMPONENTS: &[(&str, &str)] = &[
     ("hotline_guest_default", "HOTLINE_GUEST_DEFAULT_WASM"),
+    ("hotline_guest_dtmf", "HOTLINE_GUEST_DTMF_WASM"),
     ("hotline_guest_probe", "HOTLINE_GUEST_PROBE_WASM"),
     ("hotline_guest_v2", "HOTLINE_GUEST_V2_WASM"),
     ("hotline_guest_broken", "HOTLINE_GUEST_BROKEN_WASM"),
@@ -26,7 +27,7 @@ fn main() {
     let root = PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap());
     let guest = root.join("guest");
     println!("cargo:rerun-if-changed=wit");
-    for dir in ["Cargo.toml", "Cargo.lock", "audio", "agent", "default", "testing"] {
+    for dir in ["Cargo.toml", "Cargo.lock", "audio", "agent", "default", "examples", "testing"] {
         println!("cargo:rerun-if-changed={}", guest.join(dir).display());
     }
     emit_git_commit(&root);

@@ -10,6 +10,7 @@ pub mod guest;
 pub mod http;
 pub mod media;
 pub mod push;
+pub mod scenario;
 pub mod sim;
 pub mod telemetry;
 pub mod twilio;

@@ -36,6 +36,8 @@ struct ServeArgs {
 enum GuestCommand {
     /// Upload a component to a running server (needs HOTLINE_ADMIN_TOKEN there).
     Push(hotline::push::PushArgs),
+    /// Run scenario files against a component, under the same sandbox as `serve`.
+    Test(hotline::scenario::TestArgs),
 }
 
 fn main() -> ExitCode {
@@ -63,5 +65,6 @@ fn run() -> anyhow::Result<ExitCode> {
         }
         Command::Call(args) => runtime.block_on(hotline::sim::run_cli(args)),
         Command::Guest(GuestCommand::Push(args)) => runtime.block_on(hotline::push::run(args)),
+        Command::Guest(GuestCommand::Test(args)) => runtime.block_on(hotline::scenario::run_cli(args)),
     }
 }

@@ -10,3 +10,4 @@ mod http;
 mod robustness;
 mod shutdown;
 mod swap;
+mod scenarios;

@@ -1,0 +1,352 @@
+//! `hotline guest test`: data-driven tests of a call-logic component, run
+//! under wasmtime in the same sandbox as `serve`, with no network.
+//!
+//! A scenario is a JSON Lines file: one step per line, `#` starts a comment.
+//! Steps feed events in (`start`, `silence`, `tone`, `wav`, `mark_played`,
+//! `ack_marks`, `dtmf`, `timer`, `stop`, or `twiml` for the webhook), and
+//! `expect` checks the effects seen since the previous `expect`. Media time
+//! advances 20 ms per frame; every effect is stamped with it.
+//! docs/guests.md describes every field.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use hotline_audio::{FRAME_BYTES, ulaw};
+use serde::Deserialize;
+
+use crate::guest::{CallConfig, CallMode, Effect, Event, Guest, Media, Providers, Session, Started, Webhook};
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+enum Step {
+    /// Call settings for the following `start` (defaults: 500 / 80 / no providers).
+    Config(ScenarioConfig),
+    /// Calls `incoming-call`; the TwiML is kept for `twiml_contains`.
+    Twiml(TwimlStep),
+    Start(StartStep),
+    /// Milliseconds of digital silence.
+    Silence(u32),
+    /// A voice-band tone: speech, as far as an energy detector can tell.
+    Tone(ToneStep),
+    /// A WAV file (any rate/format), relative to the scenario file.
+    Wav(PathBuf),
+    MarkPlayed(String),
+    /// Acknowledges every mark sent so far, as Twilio does after playback.
+    AckMarks {},
+    Dtmf(char),
+    Timer(u32),
+    Stop {},
+    Expect(Expect),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ScenarioConfig {
+    #[serde(default = "default_eou")]
+    eou_ms: u32,
+    #[serde(default = "default_barge_in")]
+    barge_in_ms: u32,
+    #[serde(default)]
+    providers: bool,
+}
+
+fn default_eou() -> u32 {
+    500
+}
+
+fn default_barge_in() -> u32 {
+    80
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TwimlStep {
+    #[serde(default)]
+    mode: Option<String>,
+    #[serde(default)]
+    params: std::collections::BTreeMap<String, String>,
+    #[serde(default)]
+    base_url: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StartStep {
+    #[serde(default)]
+    params: std::collections::BTreeMap<String, String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ToneStep {
+    ms: u32,
+    #[serde(default = "default_hz")]
+    hz: f64,
+}
+
+fn default_hz() -> f64 {
+    300.0
+}
+
+/// Checks on the effects since the previous `expect`. Every field is optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Expect {
+    /// The last TwiML contains this text.
+    twiml_contains: Option<String>,
+    /// Guest calls whose effects included audio (`play`), i.e. replies.
+    replies: Option<usize>,
+    /// A `clear` within this many ms of the start of the last tone/wav step.
+    clear_within_ms: Option<u64>,
+    /// No `clear` at all.
+    no_clear: Option<bool>,
+    /// Exactly these marks, in order.
+    marks: Option<Vec<String>>,
+    /// Each of these `log` events at least once.
+    logs: Option<Vec<String>>,
+    /// A `hangup` effect (or none, with `false`).
+    hangup: Option<bool>,
+}
+
+#[derive(Debug)]
+pub struct ScenarioReport {
+    pub name: String,
+    pub failures: Vec<String>,
+}
+
+impl ScenarioReport {
+    pub fn passed(&self) -> bool {
+        self.failures.is_empty()
+    }
+}
+
+struct Runner<'g> {
+    guest: &'g Guest,
+    dir: PathBuf,
+    config: CallConfig,
+    session: Option<Session>,
+    media_ms: u64,
+    /// Effects since the last `expect`, each with the media time it came at.
+    window: Vec<(u64, Vec<Effect>)>,
+    marks_sent: Vec<String>,
+    twiml: Option<String>,
+    speech_onset: Option<u64>,
+}
+
+/// Runs one scenario file against `guest`.
+pub async fn run_file(guest: &Guest, path: &Path) -> anyhow::Result<ScenarioReport> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let name = path.display().to_string();
+    let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    Ok(run(guest, &name, &text, dir).await)
+}
+
+pub async fn run(guest: &Guest, name: &str, text: &str, dir: PathBuf) -> ScenarioReport {
+    let mut runner = Runner {
+        guest,
+        dir,
+        config: CallConfig {
+            eou_silence_ms: default_eou(),
+            barge_in_ms: default_barge_in(),
+            max_utterance_ms: 15_000,
+            providers: Providers { stt: false, llm: false, tts: false },
+        },
+        session: None,
+        media_ms: 0,
+        window: Vec::new(),
+        marks_sent: Vec::new(),
+        twiml: None,
+        speech_onset: None,
+    };
+    let mut failures = Vec::new();
+    for (index, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let n = index + 1;
+        let step: Step = match serde_json::from_str(line) {
+            Ok(s) => s,
+            Err(e) => {
+                failures.push(format!("line {n}: not a step: {e}"));
+                break;
+            }
+        };
+        match runner.step(step).await {
+            Ok(problems) => failures.extend(problems.into_iter().map(|p| format!("line {n}: {p}"))),
+            Err(e) => {
+                failures.push(format!("line {n}: {e:#}"));
+                break;
+            }
+        }
+    }
+    ScenarioReport { name: name.to_string(), failures }
+}
+
+impl Runner<'_> {
+    /// Performs a step; returns failed expectations (or an error that ends the run).
+    async fn step(&mut self, step: Step) -> anyhow::Result<Vec<String>> {
+        match step {
+            Step::Config(c) => {
+                self.config.eou_silence_ms = c.eou_ms;
+                self.config.barge_in_ms = c.barge_in_ms;
+                self.config.providers = Providers { stt: c.providers, llm: c.providers, tts: c.providers };
+            }
+            Step::Twiml(t) => {
+                let mode = match t.mode.as_deref() {
+                    None | Some("stream") => CallMode::Stream,
+                    Some("record") => CallMode::Record,
+                    Some(other) => anyhow::bail!("twiml mode must be stream or record, not {other:?}"),
+                };
+                let webhook = Webhook {
+                    params: t.params.into_iter().collect(),
+                    base_url: t.base_url.unwrap_or_else(|| "https://hotline.example".into()),
+                    mode,
+                };
+                let twiml = self.guest.incoming_call(&webhook).await?;
+                self.twiml = Some(twiml.map_err(|e| anyhow::anyhow!("incoming-call returned {e:?}"))?);
+            }
+            Step::Start(s) => {
+                self.session = Some(self.guest.session().await?);
+                let params: Vec<(String, String)> = s.params.into_iter().collect();
+                self.send(Event::Started(Started {
+                    stream_sid: "MZscenario".into(),
+                    call_sid: "CAscenario".into(),
+                    custom_parameters: params,
+                    config: self.config.clone(),
+                }))
+                .await?;
+            }
+            Step::Silence(ms) => self.audio(&vec![0; ms as usize * 8]).await?,
+            Step::Tone(t) => {
+                self.speech_onset = Some(self.media_ms);
+                let pcm: Vec<i16> = (0..t.ms as usize * 8)
+                    .map(|i| (8000.0 * (2.0 * std::f64::consts::PI * t.hz * i as f64 / 8000.0).sin()) as i16)
+                    .collect();
+                self.audio(&pcm).await?;
+            }
+            Step::Wav(path) => {
+                self.speech_onset = Some(self.media_ms);
+                let pcm = crate::sim::wav::read_8k_mono(&self.dir.join(path))?;
+                self.audio(&pcm).await?;
+            }
+            Step::MarkPlayed(name) => self.send(Event::MarkPlayed(name)).await?,
+            Step::AckMarks {} => {
+                for mark in std::mem::take(&mut self.marks_sent) {
+                    self.send(Event::MarkPlayed(mark)).await?;
+                }
+            }
+            Step::Dtmf(digit) => self.send(Event::Dtmf(digit)).await?,
+            Step::Timer(id) => self.send(Event::Timer(id)).await?,
+            Step::Stop {} => self.send(Event::Stopped).await?,
+            Step::Expect(e) => return Ok(self.check(e)),
+        }
+        Ok(Vec::new())
+    }
+
+    async fn send(&mut self, event: Event) -> anyhow::Result<()> {
+        let session = self.session.as_mut().context("no call yet: add a {\"start\": {}} step first")?;
+        let effects = session.handle(&event).await.context("guest call failed")?;
+        for effect in &effects {
+            if let Effect::Mark(name) = effect {
+                self.marks_sent.push(name.clone());
+            }
+        }
+        self.window.push((self.media_ms, effects));
+        Ok(())
+    }
+
+    async fn audio(&mut self, pcm: &[i16]) -> anyhow::Result<()> {
+        for chunk in pcm.chunks(FRAME_BYTES) {
+            let mut frame: Vec<u8> = chunk.iter().map(|&s| ulaw::encode(s)).collect();
+            frame.resize(FRAME_BYTES, ulaw::SILENCE);
+            self.send(Event::Media(Media { payload: frame, timestamp_ms: self.media_ms })).await?;
+            self.media_ms += 20;
+        }
+        Ok(())
+    }
+
+    fn check(&mut self, e: Expect) -> Vec<String> {
+        let window = std::mem::take(&mut self.window);
+        let all = || window.iter().flat_map(|(at, fx)| fx.iter().map(move |f| (*at, f)));
+        let mut failures = Vec::new();
+        if let Some(text) = e.twiml_contains {
+            match &self.twiml {
+                Some(t) if t.contains(&text) => {}
+                Some(t) => failures.push(format!("TwiML does not contain {text:?}: {t}")),
+                None => failures.push("no TwiML yet: add a {\"twiml\": {}} step".into()),
+            }
+        }
+        if let Some(n) = e.replies {
+            let replies = window.iter().filter(|(_, fx)| fx.iter().any(|f| matches!(f, Effect::Play(_)))).count();
+            if replies != n {
+                failures.push(format!("{replies} replies (guest calls that played audio), expected {n}"));
+            }
+        }
+        let clears: Vec<u64> = all().filter(|(_, f)| matches!(f, Effect::Clear)).map(|(at, _)| at).collect();
+        if let Some(limit) = e.clear_within_ms {
+            match (self.speech_onset, clears.first()) {
+                (Some(onset), Some(&at)) if at >= onset && at - onset <= limit => {}
+                (Some(onset), Some(&at)) => failures.push(format!("clear {} ms after speech onset, limit {limit}", at.saturating_sub(onset))),
+                (_, None) => failures.push("no clear".into()),
+                (None, _) => failures.push("no tone/wav step to measure from".into()),
+            }
+        }
+        if e.no_clear == Some(true) && !clears.is_empty() {
+            failures.push(format!("unexpected clear at {} ms", clears[0]));
+        }
+        if let Some(want) = e.marks {
+            let got: Vec<String> =
+                all().filter_map(|(_, f)| if let Effect::Mark(m) = f { Some(m.clone()) } else { None }).collect();
+            if got != want {
+                failures.push(format!("marks {got:?}, expected {want:?}"));
+            }
+        }
+        for event in e.logs.unwrap_or_default() {
+            if !all().any(|(_, f)| matches!(f, Effect::Log(l) if l.event == event)) {
+                failures.push(format!("no {event:?} log"));
+            }
+        }
+        if let Some(want) = e.hangup {
+            let got = all().any(|(_, f)| matches!(f, Effect::Hangup));
+            if got != want {
+                failures.push(format!("hangup: {got}, expected {want}"));
+            }
+        }
+        failures
+    }
+}
+
+#[derive(Debug, clap::Args)]
+pub struct TestArgs {
+    /// The component under test (`.wasm`).
+    pub component: PathBuf,
+    /// Scenario files (JSON Lines; see docs/guests.md).
+    #[arg(required = true)]
+    pub scenarios: Vec<PathBuf>,
+}
+
+/// Prints a pass/fail line per scenario; exits 1 if any failed.
+pub async fn run_cli(args: TestArgs) -> anyhow::Result<std::process::ExitCode> {
+    let config = crate::config::Config::from_env()?;
+    let sandbox = crate::guest::Sandbox::new(config.sandbox)?;
+    let bytes = std::fs::read(&args.component).with_context(|| format!("reading {}", args.component.display()))?;
+    let compiler = sandbox.clone();
+    let guest = tokio::task::spawn_blocking(move || compiler.load(&bytes)).await??;
+    let (mut passed, mut failed) = (0, 0);
+    for path in &args.scenarios {
+        let report = run_file(&guest, path).await?;
+        if report.passed() {
+            passed += 1;
+            println!("PASS {}", report.name);
+        } else {
+            failed += 1;
+            println!("FAIL {}", report.name);
+            for failure in &report.failures {
+                println!("     {failure}");
+            }
+        }
+    }
+    println!("{passed} passed, {failed} failed");
+    Ok(if failed == 0 { std::process::ExitCode::SUCCESS } else { std::process::ExitCode::FAILURE })
+}
