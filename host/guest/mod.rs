@@ -6,8 +6,9 @@
 //! Engine policy lives here, in one place: pooling allocator, a memory cap
 //! per instance, and a deadline on every guest call. Guest calls are async:
 //! on every epoch tick (1 ms) a running guest yields to the tokio scheduler,
-//! and once its call has run past the deadline it traps. So a looping guest
-//! never holds a worker thread for more than a tick, and never for long.
+//! and once its call has run through the deadline's worth of ticks it
+//! traps. So a looping guest never holds a worker thread for more than a
+//! tick, and never for long.
 
 mod bindings {
     wasmtime::component::bindgen!({
@@ -22,7 +23,7 @@ mod bindings {
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, Linker, ResourceAny};
@@ -92,8 +93,10 @@ struct CallState {
     table: ResourceTable,
     limits: StoreLimits,
     stderr: MemoryOutputPipe,
-    /// When the guest call in progress began; the epoch callback compares.
-    call_began: Instant,
+    /// Epoch ticks the guest call in progress has run through.
+    ticks_used: u64,
+    /// Ticks a guest call may run through before it traps.
+    tick_budget: u64,
     deadline: Duration,
 }
 
@@ -211,14 +214,21 @@ impl Sandbox {
             table: ResourceTable::new(),
             limits,
             stderr,
-            call_began: Instant::now(),
+            ticks_used: 0,
+            tick_budget: (self.inner.config.deadline.as_micros() / TICK.as_micros()).max(1) as u64,
             deadline: self.inner.config.deadline,
         };
         let mut store = Store::new(&self.inner.engine, state);
         store.limiter(|s| &mut s.limits);
-        store.epoch_deadline_callback(|ctx| {
-            let state = ctx.data();
-            if state.call_began.elapsed() >= state.deadline {
+        // Runs when a guest call is still running at a tick: count the tick
+        // and yield to tokio, or trap once the budget is spent. Ticks spent
+        // waiting for a worker (after a yield, or on a busy machine) do not
+        // run guest code and are not counted: the budget is the guest's own
+        // running time, so load does not turn into spurious traps.
+        store.epoch_deadline_callback(|mut ctx| {
+            let state = ctx.data_mut();
+            state.ticks_used += 1;
+            if state.ticks_used >= state.tick_budget {
                 Ok(UpdateDeadline::Interrupt)
             } else {
                 Ok(UpdateDeadline::Yield(1))
@@ -228,9 +238,9 @@ impl Sandbox {
     }
 }
 
-/// Starts the clock for one guest call.
+/// Starts the budget for one guest call.
 fn arm(store: &mut Store<CallState>) {
-    store.data_mut().call_began = Instant::now();
+    store.data_mut().ticks_used = 0;
     store.set_epoch_deadline(1);
 }
 

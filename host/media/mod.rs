@@ -64,6 +64,9 @@ struct Stats {
     marks_sent: u64,
     marks_acked: u64,
     bad_frames: u32,
+    /// Longest time one input took, from receipt to effects flushed (µs):
+    /// what a swap, a slow guest or a starved worker costs a call.
+    max_event_us: u64,
 }
 
 pub async fn run_call<S>(app: Arc<App>, version: Arc<Version>, ws: WebSocketStream<S>, subprotocol: bool)
@@ -138,6 +141,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
                 Some(expired) = self.timers.next(), if !self.timers.is_empty() => Input::Timer(expired.into_inner()),
                 _ = ping.tick() => Input::Ping,
             };
+            let began_input = Instant::now();
             let flow = match input {
                 Input::Frame(msg) => self.on_frame(msg).await,
                 Input::Timer(id) => {
@@ -154,6 +158,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
                 }
                 Input::ApologyOver => Flow::Close(CloseCode::Error, "call logic failed"),
             };
+            self.stats.max_event_us = self.stats.max_event_us.max(began_input.elapsed().as_micros() as u64);
             if !matches!(flow, Flow::Continue) {
                 break flow;
             }
@@ -167,6 +172,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
             marks_sent = s.marks_sent,
             marks_acked = s.marks_acked,
             bad_frames = s.bad_frames,
+            max_event_us = s.max_event_us,
             secs = began.elapsed().as_secs_f32(),
         );
     }
