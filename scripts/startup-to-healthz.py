@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Process start to first `/healthz` 200, and to first `/readyz` 200.
+"""Process start to first `/healthz` 200, and to first `/readyz` 200 (guest loaded
+and validated). Set HOTLINE_CACHE_DIR to a warmed directory to measure a cached start.
 
 usage: scripts/startup-to-healthz.py [path/to/hotline] [runs]
 Polls over a raw socket every 0.2 ms so the figure is the server's, not the poller's.
@@ -33,4 +34,4 @@ for i in range(runs):
     p.terminate(); p.wait()
     health.append(h * 1000); ready.append(r * 1000)
 print(f"start → /healthz 200: median {statistics.median(health):.1f} ms, max {max(health):.1f} ms (n={runs})")
-print(f"start → /readyz 200 (guest compiled): median {statistics.median(ready):.1f} ms, max {max(ready):.1f} ms")
+print(f"start → /readyz 200 (guest loaded + validated): median {statistics.median(ready):.1f} ms, max {max(ready):.1f} ms")
