@@ -21,6 +21,7 @@ mod machine;
 mod twiml;
 
 use std::cell::RefCell;
+use std::marker::PhantomData;
 
 use bindings::exports::hotline::call::{calls, incoming};
 use bindings::hotline::call::types::{Effect, Event, Webhook, TwimlError};
@@ -28,35 +29,62 @@ use bindings::hotline::call::types::{Effect, Event, Webhook, TwimlError};
 pub use bindings::export;
 pub use machine::{Machine, SNAPSHOT_SCHEMA};
 
-/// The component's export implementation.
-pub struct Agent;
+/// The default agent: every event goes to the [`Machine`].
+pub struct Plain;
 
-impl incoming::Guest for Agent {
+impl Wrapper for Plain {
+    fn handle(machine: &mut Machine, event: Event) -> Vec<Effect> {
+        machine.handle(event)
+    }
+}
+
+/// The default agent as a component.
+pub type Agent = Wrapped<Plain>;
+
+/// Call logic built on the default agent: it sees every event first and
+/// decides what to do, usually handing most of them to the `Machine`.
+/// `Wrapped<Self>` is then a complete guest (TwiML, sessions, snapshots
+/// compatible with the default agent's, so live calls can migrate):
+///
+/// ```ignore
+/// struct Keypad;
+/// impl hotline_agent::Wrapper for Keypad {
+///     fn handle(machine: &mut Machine, event: Event) -> Vec<Effect> {
+///         match event {
+///             Event::Dtmf('0') => vec![Effect::Hangup],
+///             other => machine.handle(other),
+///         }
+///     }
+/// }
+/// type Guest = hotline_agent::Wrapped<Keypad>;
+/// hotline_agent::export!(Guest);
+/// ```
+pub trait Wrapper: 'static {
+    fn handle(machine: &mut Machine, event: Event) -> Vec<Effect>;
+}
+
+/// The guest a [`Wrapper`] makes.
+pub struct Wrapped<W>(PhantomData<W>);
+
+impl<W: Wrapper> incoming::Guest for Wrapped<W> {
     fn incoming_call(call: Webhook) -> Result<String, TwimlError> {
         twiml::respond(&call)
     }
 }
 
-impl calls::Guest for Agent {
-    type Session = Session;
+impl<W: Wrapper> calls::Guest for Wrapped<W> {
+    type Session = WrappedSession<W>;
 }
 
-/// One live call. The component model hands out `&self`, hence the cell.
-pub struct Session(RefCell<Machine>);
+pub struct WrappedSession<W>(RefCell<Machine>, PhantomData<W>);
 
-impl Session {
-    pub fn from_machine(machine: Machine) -> Self {
-        Self(RefCell::new(machine))
-    }
-}
-
-impl calls::GuestSession for Session {
+impl<W: Wrapper> calls::GuestSession for WrappedSession<W> {
     fn new() -> Self {
-        Self::from_machine(Machine::default())
+        Self(RefCell::new(Machine::default()), PhantomData)
     }
 
     fn handle(&self, event: Event) -> Vec<Effect> {
-        self.0.borrow_mut().handle(event)
+        W::handle(&mut self.0.borrow_mut(), event)
     }
 
     fn snapshot(&self) -> Vec<u8> {
@@ -64,6 +92,6 @@ impl calls::GuestSession for Session {
     }
 
     fn restore(snapshot: Vec<u8>) -> Result<calls::Session, String> {
-        Machine::restore(&snapshot).map(|m| calls::Session::new(Self::from_machine(m)))
+        Machine::restore(&snapshot).map(|m| calls::Session::new(Self(RefCell::new(m), PhantomData)))
     }
 }

@@ -4,49 +4,23 @@
 //! - `0`: a low tone, then hang up
 //! - `*` / `#`: a rising pair of tones, mark `menu`
 //!
-//! It shows the pattern for your own guest: keep the default `Machine` for
-//! turn-taking, intercept the events you care about, and produce effects.
+//! It shows the pattern for your own guest: a `Wrapper` keeps the default
+//! `Machine` for turn-taking, intercepts the events it cares about, and
+//! produces effects; `Wrapped` turns it into a whole component.
 //! It is pure: the beeps are computed here, and the host plays them.
 
-use std::cell::RefCell;
-
-use hotline_agent::Machine;
-use hotline_agent::bindings::exports::hotline::call::{calls, incoming};
-use hotline_agent::bindings::hotline::call::types::{Effect, Event, LogEntry, TwimlError, Webhook};
+use hotline_agent::bindings::hotline::call::types::{Effect, Event, LogEntry};
+use hotline_agent::{Machine, Wrapped, Wrapper};
 use hotline_audio::frame::Framer;
 
-struct Dtmf;
+struct Keypad;
 
-impl incoming::Guest for Dtmf {
-    fn incoming_call(call: Webhook) -> Result<String, TwimlError> {
-        <hotline_agent::Agent as incoming::Guest>::incoming_call(call)
-    }
-}
-
-impl calls::Guest for Dtmf {
-    type Session = Session;
-}
-
-struct Session(RefCell<Machine>);
-
-impl calls::GuestSession for Session {
-    fn new() -> Self {
-        Session(RefCell::new(Machine::default()))
-    }
-
-    fn handle(&self, event: Event) -> Vec<Effect> {
+impl Wrapper for Keypad {
+    fn handle(machine: &mut Machine, event: Event) -> Vec<Effect> {
         match event {
             Event::Dtmf(digit) => answer(digit),
-            other => self.0.borrow_mut().handle(other),
+            other => machine.handle(other),
         }
-    }
-
-    fn snapshot(&self) -> Vec<u8> {
-        self.0.borrow().snapshot()
-    }
-
-    fn restore(snapshot: Vec<u8>) -> Result<calls::Session, String> {
-        Machine::restore(&snapshot).map(|m| calls::Session::new(Session(RefCell::new(m))))
     }
 }
 
@@ -91,4 +65,5 @@ fn play(pcm: &[i16]) -> Effect {
     Effect::Play(audio)
 }
 
-hotline_agent::export!(Dtmf);
+type Guest = Wrapped<Keypad>;
+hotline_agent::export!(Guest);

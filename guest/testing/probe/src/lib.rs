@@ -7,32 +7,13 @@
 //! - `7` sets timer 7 for 50 ms; when it fires, the probe sends mark `timer-7`
 //! - `0` hangs up
 
-use std::cell::RefCell;
-
-use hotline_agent::Machine;
-use hotline_agent::bindings::exports::hotline::call::{calls, incoming};
-use hotline_agent::bindings::hotline::call::types::{Effect, Event, Webhook, Timer, TwimlError};
+use hotline_agent::bindings::hotline::call::types::{Effect, Event, Timer};
+use hotline_agent::{Machine, Wrapped, Wrapper};
 
 struct Probe;
 
-impl incoming::Guest for Probe {
-    fn incoming_call(call: Webhook) -> Result<String, TwimlError> {
-        <hotline_agent::Agent as incoming::Guest>::incoming_call(call)
-    }
-}
-
-impl calls::Guest for Probe {
-    type Session = Session;
-}
-
-struct Session(RefCell<Machine>);
-
-impl calls::GuestSession for Session {
-    fn new() -> Self {
-        Session(RefCell::new(Machine::default()))
-    }
-
-    fn handle(&self, event: Event) -> Vec<Effect> {
+impl Wrapper for Probe {
+    fn handle(machine: &mut Machine, event: Event) -> Vec<Effect> {
         match event {
             Event::Dtmf('9') => panic!("probe: panic requested by DTMF 9"),
             Event::Dtmf('8') => {
@@ -51,17 +32,10 @@ impl calls::GuestSession for Session {
             Event::Dtmf('7') => vec![Effect::SetTimer(Timer { id: 7, ms: 50 })],
             Event::Timer(7) => vec![Effect::Mark("timer-7".to_string())],
             Event::Dtmf('0') => vec![Effect::Hangup],
-            other => self.0.borrow_mut().handle(other),
+            other => machine.handle(other),
         }
-    }
-
-    fn snapshot(&self) -> Vec<u8> {
-        self.0.borrow().snapshot()
-    }
-
-    fn restore(snapshot: Vec<u8>) -> Result<calls::Session, String> {
-        Machine::restore(&snapshot).map(|m| calls::Session::new(Session(RefCell::new(m))))
     }
 }
 
-hotline_agent::export!(Probe);
+type Guest = Wrapped<Probe>;
+hotline_agent::export!(Guest);
