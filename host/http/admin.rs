@@ -7,13 +7,12 @@
 use std::sync::Arc;
 
 use http::{Method, Request, StatusCode, header};
-use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use serde_json::json;
 use subtle::ConstantTimeEq;
 use tracing::{info, warn};
 
-use super::routes::{Body, json, text};
+use super::routes::{Body, BodyError, json, read_body, text};
 use crate::app::App;
 use crate::versions::admit;
 
@@ -47,13 +46,10 @@ fn authorized(headers: &http::HeaderMap, token: &str) -> bool {
 }
 
 async fn upload(app: &Arc<App>, req: Request<Incoming>) -> http::Response<Body> {
-    let limit = app.config.admin_max_bytes;
-    let bytes = match Limited::new(req.into_body(), limit).collect().await {
-        Ok(body) => body.to_bytes().to_vec(),
-        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
-            return rejected(StatusCode::PAYLOAD_TOO_LARGE, "read", &format!("component over {limit} bytes"));
-        }
-        Err(e) => return rejected(StatusCode::BAD_REQUEST, "read", &format!("could not read body: {e}")),
+    let bytes = match read_body(req, app.config.admin_max_bytes).await {
+        Ok(body) => body.to_vec(),
+        Err(e @ BodyError::TooLarge(_)) => return rejected(StatusCode::PAYLOAD_TOO_LARGE, "read", &e.to_string()),
+        Err(e) => return rejected(StatusCode::BAD_REQUEST, "read", &e.to_string()),
     };
     match admit(&app.sandbox, bytes, "admin upload".into()).await {
         Ok(version) => {

@@ -106,6 +106,23 @@ fn version(app: &App) -> Response<Body> {
     )
 }
 
+#[derive(Debug, thiserror::Error)]
+pub(super) enum BodyError {
+    #[error("body over {0} bytes")]
+    TooLarge(usize),
+    #[error("could not read body: {0}")]
+    Read(String),
+}
+
+/// Reads a whole request body, refusing more than `limit` bytes.
+pub(super) async fn read_body(req: Request<Incoming>, limit: usize) -> Result<Bytes, BodyError> {
+    match Limited::new(req.into_body(), limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => Err(BodyError::TooLarge(limit)),
+        Err(e) => Err(BodyError::Read(e.to_string())),
+    }
+}
+
 /// Reads a size-limited, strictly parsed form body.
 async fn read_form(app: &App, req: Request<Incoming>) -> Result<form::Form, Response<Body>> {
     let content_type = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
@@ -113,13 +130,13 @@ async fn read_form(app: &App, req: Request<Incoming>) -> Result<form::Form, Resp
         return Err(text(StatusCode::UNSUPPORTED_MEDIA_TYPE, "expected application/x-www-form-urlencoded"));
     }
     let limit = app.config.max_body_bytes;
-    let body = match Limited::new(req.into_body(), limit).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
-            warn!(event = "webhook_rejected", reason = "body too large", limit);
-            return Err(text(StatusCode::PAYLOAD_TOO_LARGE, format!("body over {limit} bytes")));
+    let body = match read_body(req, limit).await {
+        Ok(body) => body,
+        Err(e @ BodyError::TooLarge(_)) => {
+            warn!(event = "webhook_rejected", reason = %e);
+            return Err(text(StatusCode::PAYLOAD_TOO_LARGE, e.to_string()));
         }
-        Err(e) => return Err(text(StatusCode::BAD_REQUEST, format!("could not read body: {e}"))),
+        Err(e) => return Err(text(StatusCode::BAD_REQUEST, e.to_string())),
     };
     form::parse(&body).map_err(|e| {
         warn!(event = "webhook_rejected", reason = %e);

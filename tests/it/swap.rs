@@ -313,3 +313,17 @@ async fn a_new_version_that_keeps_trapping_is_rolled_back_on_its_own() {
     let history = admin_get(&s.base).await;
     assert_eq!(history["active"]["digest"], v1.as_str());
 }
+
+#[tokio::test]
+async fn an_oversized_upload_is_refused_before_it_is_read_in_full() {
+    let s = start_server(|c| {
+        c.admin_token = Some(TOKEN.into());
+        c.admin_max_bytes = 4096;
+    })
+    .await;
+    let before = active_digest(&s.base).await;
+    let (status, body) = put_guest(&s.base, std::fs::read(V2).unwrap()).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
+    assert_eq!(body["error"]["step"], "read");
+    assert_eq!(active_digest(&s.base).await, before);
+}
