@@ -11,6 +11,9 @@ use std::f64::consts::PI;
 const ZERO_CROSSINGS: f64 = 8.0;
 /// Passband edge as a fraction of the output Nyquist frequency.
 const ROLLOFF: f64 = 0.92;
+/// Largest precomputed kernel table (weights); odder rate pairs compute
+/// the kernel per tap instead.
+const MAX_TABLE: usize = 1 << 18;
 
 #[derive(Debug, Clone)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
@@ -23,12 +26,17 @@ pub struct Resampler {
     /// samples from `history[0]`: exact integer arithmetic, so chunking
     /// never changes the result.
     pos: u64,
+    /// Normalized kernel weights per output phase (`phases × 2·half`). The
+    /// output phases repeat with period out_rate / gcd(in, out): one phase
+    /// for 24 or 16 kHz → 8 kHz, 160 for 22.05 kHz. Rebuilt, not stored.
+    #[cfg_attr(feature = "serde", serde(skip))]
+    table: Vec<f32>,
 }
 
 impl Resampler {
     pub fn new(in_rate: u32, out_rate: u32) -> Self {
         assert!(in_rate > 0 && out_rate > 0, "sample rates must be positive");
-        let mut r = Self { in_rate, out_rate, history: Vec::new(), pos: 0 };
+        let mut r = Self { in_rate, out_rate, history: Vec::new(), pos: 0, table: Vec::new() };
         // Leading zeros so the first output lines up with the first input.
         let half = r.half_width();
         r.history = vec![0.0; half];
@@ -50,33 +58,59 @@ impl Resampler {
         (ZERO_CROSSINGS / (2.0 * self.cutoff())).ceil() as usize
     }
 
+    /// Output phases before the fractional positions repeat.
+    fn phases(&self) -> u64 {
+        self.out_rate as u64 / gcd(self.in_rate as u64, self.out_rate as u64)
+    }
+
+    /// The normalized weights for an output at `frac` (0..1) past a sample.
+    fn weights(&self, frac: f64) -> Vec<f32> {
+        let half = self.half_width() as isize;
+        let raw: Vec<f64> =
+            ((1 - half)..=half).map(|k| kernel(k as f64 - frac, self.cutoff(), half as f64)).collect();
+        let norm: f64 = raw.iter().sum();
+        raw.iter().map(|w| if norm > 0.0 { (w / norm) as f32 } else { 0.0 }).collect()
+    }
+
+    fn ensure_table(&mut self) {
+        let taps = 2 * self.half_width();
+        let phases = self.phases();
+        if !self.table.is_empty() || phases as usize * taps > MAX_TABLE {
+            return;
+        }
+        let step = self.out_rate as u64 / phases;
+        self.table = (0..phases).flat_map(|p| self.weights((p * step) as f64 / self.out_rate as f64)).collect();
+    }
+
     /// Resamples one chunk; may return fewer samples than the ratio suggests
     /// until enough look-ahead has arrived (see [`Resampler::flush`]).
     pub fn process(&mut self, input: &[i16]) -> Vec<i16> {
         if self.in_rate == self.out_rate {
             return input.to_vec();
         }
+        self.ensure_table();
         self.history.extend(input.iter().map(|&s| s as f32));
         let half = self.half_width() as isize;
+        let taps = 2 * half as usize;
         let out_rate = self.out_rate as u64;
-        let fc = self.cutoff();
+        let phase_step = out_rate / self.phases();
         let mut out = Vec::with_capacity(input.len() * self.out_rate as usize / self.in_rate as usize + 1);
         loop {
             let center = (self.pos / out_rate) as isize;
             if center + half >= self.history.len() as isize {
                 break;
             }
-            let frac = (self.pos % out_rate) as f64 / out_rate as f64;
-            let mut acc = 0.0f64;
-            let mut norm = 0.0f64;
-            for k in (1 - half)..=half {
-                let x = k as f64 - frac;
-                let w = kernel(x, fc, half as f64);
-                acc += w * self.history[(center + k) as usize] as f64;
-                norm += w;
-            }
-            let y = if norm > 0.0 { acc / norm } else { 0.0 };
-            out.push(y.round().clamp(i16::MIN as f64, i16::MAX as f64) as i16);
+            let first = (center + 1 - half) as usize;
+            let window = &self.history[first..first + taps];
+            let y: f32 = if self.table.is_empty() {
+                let weights = self.weights((self.pos % out_rate) as f64 / out_rate as f64);
+                weights.iter().zip(window).map(|(w, x)| w * x).sum()
+            } else {
+                let phase = ((self.pos % out_rate) / phase_step) as usize;
+                let weights = &self.table[phase * taps..(phase + 1) * taps];
+                weights.iter().zip(window).map(|(w, x)| w * x).sum()
+            };
+            out.push(y.round().clamp(i16::MIN as f32, i16::MAX as f32) as i16);
             self.pos += self.in_rate as u64;
         }
         // Drop input that no future output can reach.
@@ -93,9 +127,15 @@ impl Resampler {
         }
         let tail = vec![0i16; self.half_width() + 1];
         let out = self.process(&tail);
+        let table = std::mem::take(&mut self.table);
         *self = Self::new(self.in_rate, self.out_rate);
+        self.table = table;
         out
     }
+}
+
+fn gcd(a: u64, b: u64) -> u64 {
+    if b == 0 { a } else { gcd(b, a % b) }
 }
 
 /// Blackman-windowed sinc low-pass, `fc` relative to the input rate.
