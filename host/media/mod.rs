@@ -388,6 +388,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
                 Version::count(&target.stats.migrations);
                 self.version = target;
                 info!(event = "migrated", from, to, snapshot_bytes = snapshot.len());
+                // The new version accepted it: it is the recovery point now.
+                self.last_snapshot = Some(snapshot);
+                self.events_since_snapshot = 0;
             }
             Err(e) => {
                 Version::count(&target.stats.refusals);
