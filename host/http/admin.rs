@@ -14,7 +14,7 @@ use tracing::{info, warn};
 
 use super::routes::{Body, BodyError, json, read_body, text};
 use crate::app::App;
-use crate::versions::admit;
+use crate::versions::install;
 
 pub async fn handle(app: &Arc<App>, req: Request<Incoming>) -> http::Response<Body> {
     let Some(token) = app.config.admin_token.as_deref() else {
@@ -48,22 +48,22 @@ fn authorized(headers: &http::HeaderMap, token: &str) -> bool {
 async fn upload(app: &Arc<App>, req: Request<Incoming>) -> http::Response<Body> {
     let bytes = match read_body(req, app.config.admin_max_bytes).await {
         Ok(body) => body.to_vec(),
-        Err(e @ BodyError::TooLarge(_)) => return rejected(StatusCode::PAYLOAD_TOO_LARGE, "read", &e.to_string()),
-        Err(e) => return rejected(StatusCode::BAD_REQUEST, "read", &e.to_string()),
+        Err(e @ BodyError::TooLarge(_)) => return read_failed(StatusCode::PAYLOAD_TOO_LARGE, &e),
+        Err(e) => return read_failed(StatusCode::BAD_REQUEST, &e),
     };
-    match admit(&app.sandbox, bytes, "admin upload".into()).await {
-        Ok(version) => {
-            let previous = app.versions.active().map(|v| v.digest().to_string());
-            info!(event = "guest_swapped", from = previous, to = version.digest(), ms = version.load_ms, source = "admin");
-            app.versions.activate(version.clone());
-            json(StatusCode::OK, json!({ "active": version.to_json() }))
-        }
-        Err(e) => rejected(StatusCode::UNPROCESSABLE_ENTITY, &e.step.to_string(), &e.reason),
+    match install(&app.sandbox, &app.versions, bytes, "admin upload".into()).await {
+        Ok(version) => json(StatusCode::OK, json!({ "active": version.to_json() })),
+        Err(e) => rejection(StatusCode::UNPROCESSABLE_ENTITY, &e.step.to_string(), &e.reason),
     }
 }
 
-fn rejected(status: StatusCode, step: &str, reason: &str) -> http::Response<Body> {
-    warn!(event = "guest_rejected", source = "admin", step, reason);
+/// An upload that never reached the load pipeline (which logs its own).
+fn read_failed(status: StatusCode, e: &BodyError) -> http::Response<Body> {
+    warn!(event = "guest_rejected", source = "admin upload", step = "read", reason = %e);
+    rejection(status, "read", &e.to_string())
+}
+
+fn rejection(status: StatusCode, step: &str, reason: &str) -> http::Response<Body> {
     json(status, json!({ "error": { "step": step, "reason": reason } }))
 }
 

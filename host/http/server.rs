@@ -88,26 +88,12 @@ async fn load_guest(app: Arc<App>) -> anyhow::Result<()> {
         Some(p) => tokio::fs::read(p).await.with_context(|| format!("reading guest {}", p.display()))?,
         None => DEFAULT_GUEST.to_vec(),
     };
-    match crate::versions::admit(&app.sandbox, bytes, source.clone()).await {
-        Ok(version) => {
-            info!(
-                event = "guest_loaded",
-                source,
-                digest = version.digest(),
-                ms = version.load_ms,
-                cached = version.guest.from_cache()
-            );
-            app.versions.activate(version);
-            if let Some(path) = &path {
-                crate::versions::watch::spawn(app.clone(), path.clone())?;
-            }
-            Ok(())
-        }
-        Err(e) => {
-            error!(event = "guest_rejected", source, step = %e.step, reason = e.reason);
-            Err(anyhow::Error::new(e).context(format!("loading guest {source}")))
-        }
+    let installed = crate::versions::install(&app.sandbox, &app.versions, bytes, source.clone()).await;
+    installed.map_err(|e| anyhow::Error::new(e).context(format!("loading guest {source}")))?;
+    if let Some(path) = &path {
+        crate::versions::watch::spawn(app.clone(), path.clone())?;
     }
+    Ok(())
 }
 
 async fn run(app: Arc<App>, listener: TcpListener, drain: CancellationToken) {

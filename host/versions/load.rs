@@ -5,7 +5,9 @@
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
-use super::{Stats, Version, smoke};
+use tracing::{error, info};
+
+use super::{Registry, Stats, Version, smoke};
 use crate::guest::{GuestError, Sandbox};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -60,4 +62,30 @@ pub async fn admit(sandbox: &Sandbox, bytes: Vec<u8>, source: String) -> Result<
         load_ms: started.elapsed().as_millis() as u64,
         stats: Stats::default(),
     }))
+}
+
+/// Admits `bytes` and, if they pass, makes them the active version. Every
+/// way a guest arrives (start-up, the watched file, the admin API) goes
+/// through here, so each logs the same `guest_loaded` (first version),
+/// `guest_swapped` or `guest_rejected` event.
+pub async fn install(
+    sandbox: &Sandbox,
+    registry: &Registry,
+    bytes: Vec<u8>,
+    source: String,
+) -> Result<Arc<Version>, LoadError> {
+    match admit(sandbox, bytes, source.clone()).await {
+        Ok(version) => {
+            let (to, ms, cached) = (version.digest(), version.load_ms, version.guest.from_cache());
+            match registry.activate(version.clone()) {
+                None => info!(event = "guest_loaded", source, digest = to, ms, cached),
+                Some(previous) => info!(event = "guest_swapped", from = previous.digest(), to, ms, cached, source),
+            }
+            Ok(version)
+        }
+        Err(e) => {
+            error!(event = "guest_rejected", source, step = %e.step, reason = e.reason);
+            Err(e)
+        }
+    }
 }

@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 
 use crate::guest::Guest;
 
-pub use load::{LoadError, Step, admit};
+pub use load::{LoadError, Step, admit, install};
 
 /// Activations remembered for rollback and `GET /admin/guest`.
 const HISTORY: usize = 16;
@@ -126,15 +126,16 @@ impl Registry {
         self.generation.load(Ordering::Acquire)
     }
 
-    /// Makes `version` the one new calls start on.
-    pub fn activate(&self, version: Arc<Version>) {
+    /// Makes `version` the one new calls start on; returns the one it replaces.
+    pub fn activate(&self, version: Arc<Version>) -> Option<Arc<Version>> {
         let mut history = self.history.lock().expect("history lock");
         history.push(version.clone());
         if history.len() > HISTORY {
             history.remove(0);
         }
-        self.active.store(Some(version));
+        let previous = self.active.swap(Some(version));
         self.generation.fetch_add(1, Ordering::AcqRel);
+        previous
     }
 
     /// Returns to the version active before the current one.

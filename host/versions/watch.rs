@@ -11,9 +11,9 @@ use std::time::Duration;
 use anyhow::Context;
 use notify_debouncer_mini::notify::RecursiveMode;
 use notify_debouncer_mini::{DebounceEventResult, new_debouncer};
-use tracing::{debug, error, info, warn};
+use tracing::{debug, info, warn};
 
-use super::admit;
+use super::install;
 use crate::app::App;
 use crate::guest::digest_of;
 
@@ -63,12 +63,6 @@ async fn reload(app: &App, path: &PathBuf) {
         debug!(event = "guest_unchanged", source);
         return;
     }
-    match admit(&app.sandbox, bytes, source.clone()).await {
-        Ok(version) => {
-            let from = previous.as_ref().map(|p| p.digest().to_string());
-            info!(event = "guest_swapped", from, to = version.digest(), ms = version.load_ms, source);
-            app.versions.activate(version);
-        }
-        Err(e) => error!(event = "guest_rejected", source, step = %e.step, reason = e.reason),
-    }
+    // A rejection is logged by `install`; the active version stays.
+    let _ = install(&app.sandbox, &app.versions, bytes, source).await;
 }
