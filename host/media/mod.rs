@@ -399,6 +399,23 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
         }
     }
 
+    /// Sends μ-law audio as 20 ms media messages; a short last frame is
+    /// padded with silence (Twilio plays whole frames best).
+    async fn send_audio(&mut self, audio: &[u8]) -> Flow {
+        let frames = audio.len().div_ceil(FRAME_BYTES);
+        for frame in audio.chunks(FRAME_BYTES) {
+            let mut payload = frame.to_vec();
+            payload.resize(FRAME_BYTES, hotline_audio::ulaw::SILENCE);
+            let media = Outbound::Media { stream_sid: self.stream_sid.clone(), media: OutMedia { payload: BASE64.encode(&payload) } };
+            if let Flow::Gone = self.send(&media).await {
+                return Flow::Gone;
+            }
+        }
+        self.stats.frames_out += frames as u64;
+        debug!(event = "media_tx", frames);
+        Flow::Continue
+    }
+
     async fn send(&mut self, message: &Outbound) -> Flow {
         let json = serde_json::to_string(message).expect("outbound messages always serialize");
         match self.ws.feed(Message::Text(json.into())).await {
@@ -409,24 +426,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
 
     async fn apply(&mut self, effect: Effect, queue: &mut VecDeque<Event>) -> Flow {
         match effect {
-            Effect::Play(mut audio) => {
+            Effect::Play(audio) => {
                 if audio.len() % FRAME_BYTES != 0 {
                     warn!(event = "guest_bad_effect", reason = "play is not whole 160-byte frames", len = audio.len());
-                    audio.resize(audio.len().div_ceil(FRAME_BYTES) * FRAME_BYTES, hotline_audio::ulaw::SILENCE);
                 }
-                let frames = audio.len() / FRAME_BYTES;
-                for frame in audio.chunks(FRAME_BYTES) {
-                    let media = Outbound::Media {
-                        stream_sid: self.stream_sid.clone(),
-                        media: OutMedia { payload: BASE64.encode(frame) },
-                    };
-                    if let Flow::Gone = self.send(&media).await {
-                        return Flow::Gone;
-                    }
-                }
-                self.stats.frames_out += frames as u64;
-                debug!(event = "media_tx", frames);
-                Flow::Continue
+                self.send_audio(&audio).await
             }
             Effect::Mark(name) => {
                 info!(event = "mark_sent", name);

@@ -6,17 +6,14 @@
 //! state; the event that trapped is skipped, since replaying it would most
 //! likely trap again.
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD as BASE64;
 use futures_util::SinkExt;
-use hotline_audio::FRAME_BYTES;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tracing::{error, info, warn};
 
 use super::{Call, Flow};
 use crate::guest::GuestError;
-use crate::twilio::messages::{Inbound, Mark, OutMedia, Outbound};
+use crate::twilio::messages::{Inbound, Mark, Outbound};
 
 /// Events between two recovery snapshots (25 media frames = 0.5 s).
 const SNAPSHOT_EVERY: u32 = 25;
@@ -82,13 +79,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
         if let Flow::Gone = self.send(&clear).await {
             return Flow::Gone;
         }
-        for frame in APOLOGY.chunks(FRAME_BYTES) {
-            let mut frame = frame.to_vec();
-            frame.resize(FRAME_BYTES, hotline_audio::ulaw::SILENCE);
-            let media = Outbound::Media { stream_sid: self.stream_sid.clone(), media: OutMedia { payload: BASE64.encode(&frame) } };
-            if let Flow::Gone = self.send(&media).await {
-                return Flow::Gone;
-            }
+        if let Flow::Gone = self.send_audio(APOLOGY).await {
+            return Flow::Gone;
         }
         let mark = Outbound::Mark { stream_sid: self.stream_sid.clone(), mark: Mark { name: APOLOGY_MARK.into() } };
         if let Flow::Gone = self.send(&mark).await {
