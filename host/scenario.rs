@@ -11,7 +11,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use hotline_audio::{FRAME_BYTES, ulaw};
+use hotline_audio::frame::ulaw_frames;
 use serde::Deserialize;
 
 use crate::guest::{CallConfig, CallMode, Effect, Event, Guest, Media, Providers, Session, Started, Webhook};
@@ -257,9 +257,7 @@ impl Runner<'_> {
     }
 
     async fn audio(&mut self, pcm: &[i16]) -> anyhow::Result<()> {
-        for chunk in pcm.chunks(FRAME_BYTES) {
-            let mut frame: Vec<u8> = chunk.iter().map(|&s| ulaw::encode(s)).collect();
-            frame.resize(FRAME_BYTES, ulaw::SILENCE);
+        for frame in ulaw_frames(pcm) {
             self.send(Event::Media(Media { payload: frame, timestamp_ms: self.media_ms })).await?;
             self.media_ms += 20;
         }

@@ -13,6 +13,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use futures_util::{SinkExt, StreamExt};
 use hotline_audio::endpoint::{Boundary, EndpointConfig, Endpointer};
+use hotline_audio::frame::ulaw_frames;
 use hotline_audio::{FRAME_BYTES, FRAME_MS, ulaw};
 use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
@@ -200,15 +201,7 @@ pub async fn place_call(opts: &CallOptions) -> anyhow::Result<CallReport> {
     let log = |report: &mut CallReport, at_ms: f64, moment: Moment| report.timeline.push(TimelineEntry { at_ms, moment });
     log(&mut report, 0.0, Moment::StreamStart);
 
-    let mut caller_frames: Vec<Vec<u8>> = opts
-        .audio
-        .chunks(FRAME_BYTES)
-        .map(|c| {
-            let mut f: Vec<u8> = c.iter().map(|&s| ulaw::encode(s)).collect();
-            f.resize(FRAME_BYTES, ulaw::SILENCE);
-            f
-        })
-        .collect();
+    let mut caller_frames: Vec<Vec<u8>> = ulaw_frames(&opts.audio).collect();
     caller_frames.reverse();
     let audio_frames = caller_frames.len() as u64;
     let mut endpointer = Endpointer::new(EndpointConfig { eou_silence_ms: opts.eou_silence_ms, ..Default::default() });

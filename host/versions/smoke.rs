@@ -3,7 +3,7 @@
 //! seconds of silence and speech, its own marks coming back, a snapshot
 //! (which migration relies on) and the end of the call.
 
-use hotline_audio::{FRAME_BYTES, ulaw};
+use hotline_audio::frame::ulaw_frames;
 
 use crate::guest::{CallConfig, CallMode, Effect, Event, Guest, Media, Providers, Started, Webhook};
 
@@ -37,8 +37,8 @@ pub async fn run(guest: &Guest) -> Result<(), String> {
         },
     });
     step(session.handle(&started).await.map_err(|e| format!("started: {e}"))?);
-    for (i, frame) in caller_audio().chunks(FRAME_BYTES).enumerate() {
-        let media = Event::Media(Media { payload: frame.to_vec(), timestamp_ms: i as u64 * 20 });
+    for (i, frame) in ulaw_frames(&caller_audio()).enumerate() {
+        let media = Event::Media(Media { payload: frame, timestamp_ms: i as u64 * 20 });
         step(session.handle(&media).await.map_err(|e| format!("media frame {i}: {e}"))?);
     }
     for mark in std::mem::take(&mut marks) {
@@ -49,9 +49,8 @@ pub async fn run(guest: &Guest) -> Result<(), String> {
     Ok(())
 }
 
-/// 1 s of silence, 1 s of a voice-band tone, 1.5 s of silence, as μ-law.
-fn caller_audio() -> Vec<u8> {
+/// 1 s of silence, 1 s of a voice-band tone, 1.5 s of silence.
+fn caller_audio() -> Vec<i16> {
     let tone = (0..8000).map(|i| (8000.0 * (i as f64 * 2.0 * std::f64::consts::PI * 300.0 / 8000.0).sin()) as i16);
-    let pcm: Vec<i16> = std::iter::repeat_n(0, 8000).chain(tone).chain(std::iter::repeat_n(0, 12_000)).collect();
-    pcm.iter().map(|&s| ulaw::encode(s)).collect()
+    std::iter::repeat_n(0, 8000).chain(tone).chain(std::iter::repeat_n(0, 12_000)).collect()
 }

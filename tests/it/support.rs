@@ -11,7 +11,7 @@ use hotline::guest::{
 };
 use hotline::http::Server;
 use hotline::sim::{CallReport, Moment};
-use hotline_audio::{FRAME_BYTES, ulaw};
+use hotline_audio::frame::ulaw_frames;
 
 pub const PROBE_GUEST: &str = env!("HOTLINE_GUEST_PROBE_WASM");
 
@@ -34,16 +34,6 @@ pub fn concat(parts: &[Vec<i16>]) -> Vec<i16> {
 pub fn fox() -> Vec<i16> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/fox-16k.wav");
     hotline::sim::wav::read_8k_mono(&path).expect("test WAV")
-}
-
-pub fn ulaw_frames(pcm: &[i16]) -> Vec<Vec<u8>> {
-    pcm.chunks(FRAME_BYTES)
-        .map(|c| {
-            let mut f: Vec<u8> = c.iter().map(|&s| ulaw::encode(s)).collect();
-            f.resize(FRAME_BYTES, ulaw::SILENCE);
-            f
-        })
-        .collect()
 }
 
 // ---- guests under wasmtime -------------------------------------------------

@@ -46,3 +46,14 @@ impl Framer {
         self.pending.len()
     }
 }
+
+/// Encodes PCM16 (8 kHz) as μ-law, one whole 20 ms frame at a time; the last
+/// frame is padded with silence. For callers that send frame by frame.
+pub fn ulaw_frames(pcm: &[i16]) -> impl Iterator<Item = Vec<u8>> + '_ {
+    pcm.chunks(FRAME_BYTES).map(|chunk| {
+        let mut frame = Vec::with_capacity(FRAME_BYTES);
+        ulaw::encode_into(chunk, &mut frame);
+        frame.resize(FRAME_BYTES, ulaw::SILENCE);
+        frame
+    })
+}
