@@ -114,6 +114,10 @@ pub struct CallReport {
 }
 
 impl CallReport {
+    pub fn record(&mut self, at_ms: f64, moment: Moment) {
+        self.timeline.push(TimelineEntry { at_ms, moment });
+    }
+
     pub fn at(&self, pred: impl Fn(&Moment) -> bool) -> Vec<f64> {
         self.timeline.iter().filter(|e| pred(&e.moment)).map(|e| e.at_ms).collect()
     }
@@ -198,8 +202,7 @@ pub async fn place_call(opts: &CallOptions) -> anyhow::Result<CallReport> {
     }
 
     let speed = opts.speed.max(0.01);
-    let log = |report: &mut CallReport, at_ms: f64, moment: Moment| report.timeline.push(TimelineEntry { at_ms, moment });
-    log(&mut report, 0.0, Moment::StreamStart);
+    report.record(0.0, Moment::StreamStart);
 
     let mut caller_frames: Vec<Vec<u8>> = ulaw_frames(&opts.audio).collect();
     caller_frames.reverse();
@@ -225,8 +228,8 @@ pub async fn place_call(opts: &CallOptions) -> anyhow::Result<CallReport> {
                 let frame = caller_frames.pop().unwrap_or_else(|| vec![ulaw::SILENCE; FRAME_BYTES]);
                 let pcm: Vec<i16> = frame.iter().map(|&c| ulaw::decode(c)).collect();
                 match endpointer.push(&pcm) {
-                    Some(Boundary::SpeechStart) => log(&mut report, now_ms as f64, Moment::CallerSpeechStart),
-                    Some(Boundary::EndOfUtterance { .. }) => log(&mut report, (now_ms + FRAME_MS as u64) as f64, Moment::CallerEou),
+                    Some(Boundary::SpeechStart) => report.record(now_ms as f64, Moment::CallerSpeechStart),
+                    Some(Boundary::EndOfUtterance { .. }) => report.record((now_ms + FRAME_MS as u64) as f64, Moment::CallerEou),
                     _ => {}
                 }
                 let msg = json!({
@@ -241,7 +244,7 @@ pub async fn place_call(opts: &CallOptions) -> anyhow::Result<CallReport> {
                 }
                 while dtmf.last().is_some_and(|(at, _)| *at <= now_ms) {
                     let (_, digit) = dtmf.pop().unwrap();
-                    log(&mut report, now_ms as f64, Moment::Dtmf(digit));
+                    report.record(now_ms as f64, Moment::Dtmf(digit));
                     let msg = json!({"event": "dtmf", "streamSid": stream_sid, "sequenceNumber": seq.to_string(),
                                      "dtmf": {"track": "inbound_track", "digit": digit.to_string()}});
                     seq += 1;
@@ -266,7 +269,7 @@ pub async fn place_call(opts: &CallOptions) -> anyhow::Result<CallReport> {
                         report.agent.extend_from_slice(&[ulaw::SILENCE; FRAME_BYTES]);
                         if playing {
                             playing = false;
-                            log(&mut report, now_ms as f64, Moment::ReplyEnd);
+                            report.record(now_ms as f64, Moment::ReplyEnd);
                         }
                     }
                 }
@@ -305,23 +308,23 @@ pub async fn place_call(opts: &CallOptions) -> anyhow::Result<CallReport> {
                                 }
                                 if !playing && playout.iter().all(|q| matches!(q, Queued::Mark(_))) {
                                     playing = true;
-                                    log(&mut report, at, Moment::ReplyStart);
+                                    report.record(at, Moment::ReplyStart);
                                 }
                                 playout.push_back(Queued::Frame(payload));
                             }
                             Outbound::Mark { mark, .. } => {
-                                log(&mut report, at, Moment::MarkReceived(mark.name.clone()));
+                                report.record(at, Moment::MarkReceived(mark.name.clone()));
                                 playout.push_back(Queued::Mark(mark.name));
                                 if echo_ready_marks(&mut ws, &mut playout, &stream_sid, &mut seq, &mut report, at).await.is_err() {
                                     break 'call;
                                 }
                             }
                             Outbound::Clear { .. } => {
-                                log(&mut report, at, Moment::Clear);
+                                report.record(at, Moment::Clear);
                                 playout.retain(|q| matches!(q, Queued::Mark(_)));
                                 if playing {
                                     playing = false;
-                                    log(&mut report, at, Moment::ReplyEnd);
+                                    report.record(at, Moment::ReplyEnd);
                                 }
                                 if echo_ready_marks(&mut ws, &mut playout, &stream_sid, &mut seq, &mut report, at).await.is_err() {
                                     break 'call;
@@ -331,7 +334,7 @@ pub async fn place_call(opts: &CallOptions) -> anyhow::Result<CallReport> {
                     }
                     Some(Ok(Message::Close(frame))) => {
                         let (code, reason) = frame.map_or((1005, String::new()), |f| (u16::from(f.code), f.reason.to_string()));
-                        log(&mut report, at, Moment::ServerClosed(code, reason.clone()));
+                        report.record(at, Moment::ServerClosed(code, reason.clone()));
                         report.close = Some((code, reason));
                         server_closed = true;
                         break 'call;
@@ -347,7 +350,7 @@ pub async fn place_call(opts: &CallOptions) -> anyhow::Result<CallReport> {
     let end_ms = (tick * FRAME_MS as u64) as f64;
     if !server_closed {
         let at = end_ms;
-        log(&mut report, at, Moment::Stop);
+        report.record(at, Moment::Stop);
         let stop = json!({"event": "stop", "sequenceNumber": seq.to_string(), "streamSid": stream_sid,
                           "stop": {"accountSid": "ACsimulated00000000000000000000000", "callSid": opts.call_sid}});
         let _ = ws.send(Message::Text(stop.to_string().into())).await;
@@ -361,7 +364,7 @@ pub async fn place_call(opts: &CallOptions) -> anyhow::Result<CallReport> {
             None
         };
         if let Ok(Some((code, reason))) = tokio::time::timeout(Duration::from_secs(5), wait).await {
-            log(&mut report, end_ms, Moment::ServerClosed(code, reason.clone()));
+            report.record(end_ms, Moment::ServerClosed(code, reason.clone()));
             report.close = Some((code, reason));
         }
     }
@@ -388,7 +391,7 @@ where
                          "mark": Mark { name: name.clone() }});
         *seq += 1;
         ws.send(Message::Text(msg.to_string().into())).await?;
-        report.timeline.push(TimelineEntry { at_ms, moment: Moment::MarkEchoed(name) });
+        report.record(at_ms, Moment::MarkEchoed(name));
     }
     Ok(())
 }
