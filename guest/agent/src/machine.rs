@@ -358,10 +358,7 @@ impl Machine {
         self.record_heard_reply();
         self.dropped_marks.extend(unheard);
         self.segments.clear();
-        self.speaking.clear();
-        self.awaiting = Awaiting::Nothing;
-        self.resampler = None;
-        self.framer = Framer::new();
+        self.forget_provider_work();
         self.set_state(State::Listening, fx);
     }
 
@@ -508,14 +505,20 @@ impl Machine {
         }
     }
 
-    fn on_provider_error(&mut self, e: ProviderError, fx: &mut Vec<Effect>) {
-        fx.push(log("provider_error", &[("kind", format!("{:?}", e.kind).to_lowercase()), ("message", e.message)]));
-        // Whatever was pending from the providers will not come; what is
-        // already playing still finishes (its marks return us to listening).
+    /// Stops waiting for transcripts, replies and speech: results that still
+    /// arrive for them are ignored, half-converted audio is dropped.
+    fn forget_provider_work(&mut self) {
         self.awaiting = Awaiting::Nothing;
         self.speaking.clear();
         self.resampler = None;
         self.framer = Framer::new();
+    }
+
+    fn on_provider_error(&mut self, e: ProviderError, fx: &mut Vec<Effect>) {
+        fx.push(log("provider_error", &[("kind", format!("{:?}", e.kind).to_lowercase()), ("message", e.message)]));
+        // Whatever was pending from the providers will not come; what is
+        // already playing still finishes (its marks return us to listening).
+        self.forget_provider_work();
         self.reply_complete = true;
         if self.segments.iter().all(|s| s.heard) && self.state != State::Listening {
             self.record_heard_reply();
