@@ -8,7 +8,8 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use hotline::guest::{CallConfig, DEFAULT_GUEST, Event, Media, Providers, Sandbox, SandboxConfig, Started};
+use hotline::config::Config;
+use hotline::guest::{DEFAULT_GUEST, Event, Media, Providers, Sandbox, SandboxConfig, Started};
 use hotline_audio::endpoint::{EndpointConfig, Endpointer};
 use hotline_audio::ulaw;
 
@@ -31,12 +32,7 @@ fn guest_frame(c: &mut Criterion) {
         stream_sid: "MZbench".into(),
         call_sid: "CAbench".into(),
         custom_parameters: vec![],
-        config: CallConfig {
-            eou_silence_ms: 500,
-            barge_in_ms: 80,
-            max_utterance_ms: 15_000,
-            providers: Providers { stt: false, llm: false, tts: false },
-        },
+        config: Config::default().call_config(Providers { stt: false, llm: false, tts: false }),
     });
     rt.block_on(session.handle(&started)).unwrap();
     rt.block_on(session.handle(&Event::MarkPlayed("greeting".into()))).unwrap();

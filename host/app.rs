@@ -8,11 +8,14 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::guest::Sandbox;
+use crate::providers::Providers;
 use crate::versions::{Registry, RollbackPolicy};
 
 pub struct App {
     pub config: Config,
     pub sandbox: Sandbox,
+    /// Speech-to-text, LLM, text-to-speech (any may be absent) and their health.
+    pub providers: Arc<Providers>,
     /// Guest versions: the active one is empty until the first load finishes.
     pub versions: Registry,
     pub draining: AtomicBool,
@@ -22,9 +25,10 @@ pub struct App {
 }
 
 impl App {
-    pub fn new(config: Config, sandbox: Sandbox) -> Arc<Self> {
+    pub fn new(config: Config, sandbox: Sandbox, providers: Providers) -> Arc<Self> {
         Arc::new(App {
             sandbox,
+            providers: Arc::new(providers),
             versions: Registry::new(RollbackPolicy { traps: config.rollback_traps, window: config.rollback_window }),
             draining: AtomicBool::new(false),
             calls: Arc::default(),

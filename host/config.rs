@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 
-use crate::guest::SandboxConfig;
+use crate::guest::{CallConfig, Providers, SandboxConfig};
+use crate::providers::ProviderSettings;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
@@ -46,6 +47,10 @@ pub struct Config {
     pub eou_silence_ms: u32,
     pub barge_in_ms: u32,
     pub max_utterance_ms: u32,
+    /// No reply audio this long after an utterance: the guest plays a filler.
+    pub fallback_ms: u32,
+    /// Speech-to-text, LLM and text-to-speech: which, where, how long to wait.
+    pub providers: ProviderSettings,
     pub max_body_bytes: usize,
     pub keepalive: Duration,
     pub sandbox: SandboxConfig,
@@ -73,6 +78,8 @@ impl Default for Config {
             eou_silence_ms: 500,
             barge_in_ms: 80,
             max_utterance_ms: 15_000,
+            fallback_ms: 3000,
+            providers: ProviderSettings::default(),
             max_body_bytes: 64 * 1024,
             keepalive: Duration::from_secs(10),
             sandbox: SandboxConfig { max_instances: 1000 + WEBHOOK_INSTANCES, ..SandboxConfig::default() },
@@ -128,6 +135,8 @@ impl Config {
             bail!("HOTLINE_BARGE_IN_MS must be 20..=2000, got {}", c.barge_in_ms);
         }
         c.max_utterance_ms = parse(&get, "HOTLINE_MAX_UTTERANCE_MS")?.unwrap_or(c.max_utterance_ms);
+        c.fallback_ms = parse(&get, "HOTLINE_FALLBACK_MS")?.unwrap_or(c.fallback_ms);
+        c.providers = ProviderSettings::from_lookup(&get)?;
         c.max_body_bytes = parse(&get, "HOTLINE_MAX_BODY_BYTES")?.unwrap_or(c.max_body_bytes);
         if let Some(secs) = parse::<u64>(&get, "HOTLINE_KEEPALIVE_SECS")? {
             c.keepalive = Duration::from_secs(secs.max(1));
@@ -161,6 +170,21 @@ impl Config {
             c.rollback_window = Duration::from_secs(secs.max(1));
         }
         Ok(c)
+    }
+}
+
+impl Config {
+    /// What each call's guest is told in `started`.
+    pub fn call_config(&self, providers: Providers) -> CallConfig {
+        CallConfig {
+            eou_silence_ms: self.eou_silence_ms,
+            barge_in_ms: self.barge_in_ms,
+            max_utterance_ms: self.max_utterance_ms,
+            fallback_ms: self.fallback_ms,
+            providers,
+            greeting: self.providers.greeting.clone(),
+            system_prompt: self.providers.system_prompt.clone(),
+        }
     }
 }
 

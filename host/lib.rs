@@ -9,6 +9,7 @@ pub mod config;
 pub mod guest;
 pub mod http;
 pub mod media;
+pub mod providers;
 pub mod push;
 pub mod scenario;
 pub mod sim;

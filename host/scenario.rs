@@ -148,8 +148,7 @@ pub async fn run(guest: &Guest, name: &str, text: &str, dir: PathBuf) -> Scenari
         config: CallConfig {
             eou_silence_ms: default_eou(),
             barge_in_ms: default_barge_in(),
-            max_utterance_ms: 15_000,
-            providers: Providers { stt: false, llm: false, tts: false },
+            ..crate::config::Config::default().call_config(Providers { stt: false, llm: false, tts: false })
         },
         session: None,
         media_ms: 0,

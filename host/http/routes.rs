@@ -82,8 +82,9 @@ fn readyz(app: &App) -> Response<Body> {
     let body = json!({
         "ready": ready,
         "guest": { "loaded": active.is_some(), "digest": active.as_ref().map(|v| v.digest()) },
-        // Which providers are configured (none yet: the echo agent).
-        "providers": { "stt": false, "llm": false, "tts": false },
+        // Configured or not, and how the newest request of each went: no
+        // network call here, a failing provider does not make us unready.
+        "providers": app.providers.health.report(),
         "draining": draining,
         "live_calls": app.calls.live(),
     });

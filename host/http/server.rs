@@ -23,6 +23,7 @@ use tracing::{error, info, warn};
 use crate::app::App;
 use crate::config::Config;
 use crate::guest::{DEFAULT_GUEST, Sandbox};
+use crate::providers::Providers;
 
 /// Time the calls get to finish their close handshakes once told to close.
 const CLOSE_GRACE: Duration = Duration::from_secs(5);
@@ -44,7 +45,8 @@ impl Server {
             TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
         let local_addr = listener.local_addr()?;
         let sandbox = Sandbox::new(config.sandbox.clone()).context("setting up the wasm sandbox")?;
-        let app = App::new(config, sandbox);
+        let providers = Providers::new(config.providers.clone()).context("setting up the providers")?;
+        let app = App::new(config, sandbox, providers);
         info!(event = "listening", addr = %local_addr);
         let guest_load = Some(tokio::spawn(load_guest(app.clone())));
         let drain = CancellationToken::new();

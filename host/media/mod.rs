@@ -6,6 +6,7 @@
 //! guest ends that call only (see `recovery.rs` for what a trap does).
 
 mod recovery;
+mod work;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -25,11 +26,10 @@ use tracing::{Instrument, Span, debug, error, field, info, info_span, warn};
 
 use crate::app::App;
 use crate::config::SwapPolicy;
-use crate::guest::{
-    CallConfig, Effect, Event, LogEntry, Media, ProviderError, ProviderKind, Providers, Session, Started,
-};
+use crate::guest::{Effect, Event, LogEntry, Media, ProviderError, ProviderKind, Providers, Session, Started};
 use crate::versions::Version;
 use crate::twilio::messages::{Inbound, Mark, OutMedia, Outbound};
+use work::Work;
 use hotline_audio::FRAME_BYTES;
 
 /// A peer that keeps sending garbage is not Twilio; stop listening to it.
@@ -51,6 +51,8 @@ enum Flow {
 enum Input {
     Frame(Option<Result<Message, WsError>>),
     Timer(u32),
+    /// A provider produced something for the guest.
+    Provider(Event),
     Ping,
     Shutdown,
     /// The apology after a failed guest has had its time.
@@ -76,7 +78,10 @@ where
     let _live = app.calls.enter();
     let span = info_span!("call", call_sid = field::Empty, stream_sid = field::Empty);
     let generation = app.versions.generation();
+    let work = Work::new(app.providers.clone(), app.config.eou_silence_ms);
     let call = Call {
+        work,
+        audio_sent: false,
         app,
         version,
         generation,
@@ -118,6 +123,10 @@ struct Call<S> {
     /// Set once the guest is beyond help: the apology is playing and the
     /// call closes when its mark returns or at this instant.
     ending: Option<tokio::time::Instant>,
+    /// Transcription, LLM and speech requests in flight for this call.
+    work: Work,
+    /// Media frames were queued during the current dispatch.
+    audio_sent: bool,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
@@ -139,6 +148,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
                 _ = apology_over => Input::ApologyOver,
                 msg = self.ws.next() => Input::Frame(msg),
                 Some(expired) = self.timers.next(), if !self.timers.is_empty() => Input::Timer(expired.into_inner()),
+                event = self.work.next() => Input::Provider(event),
                 _ = ping.tick() => Input::Ping,
             };
             let began_input = Instant::now();
@@ -148,6 +158,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
                     self.timer_keys.remove(&id);
                     self.dispatch(Event::Timer(id)).await
                 }
+                Input::Provider(event) => self.dispatch(event).await,
                 Input::Ping => match self.ws.send(Message::Ping(Default::default())).await {
                     Ok(()) => Flow::Continue,
                     Err(_) => Flow::Gone,
@@ -255,17 +266,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
                     }
                 };
                 self.stream_sid = stream_sid.clone();
-                let config = &self.app.config;
+                let p = &self.app.providers;
+                let providers = Providers { stt: p.stt.is_some(), llm: p.llm.is_some(), tts: p.tts.is_some() };
                 self.dispatch(Event::Started(Started {
                     stream_sid,
                     call_sid: start.call_sid,
                     custom_parameters: start.custom_parameters.into_iter().collect(),
-                    config: CallConfig {
-                        eou_silence_ms: config.eou_silence_ms,
-                        barge_in_ms: config.barge_in_ms,
-                        max_utterance_ms: config.max_utterance_ms,
-                        providers: Providers { stt: false, llm: false, tts: false },
-                    },
+                    config: self.app.config.call_config(providers),
                 }))
                 .await
             }
@@ -322,8 +329,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
         self.dispatch(Event::Stopped).await
     }
 
-    /// Hands one event to the guest and performs the effects it returns,
-    /// including follow-up events the host itself produces.
+    /// Hands one event to the guest and performs the effects it returns;
+    /// after a recovery, also the event that tells the new instance its
+    /// pending work is gone.
     async fn dispatch(&mut self, event: Event) -> Flow {
         self.follow_swap().await;
         let mut queue = VecDeque::from([event]);
@@ -333,14 +341,24 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
                 Ok(effects) => effects,
                 Err(e) => {
                     self.session = None;
+                    // Whatever the failed instance asked of the providers
+                    // is moot; the restored one may be waiting for a result
+                    // its predecessor already consumed. An error ends that
+                    // wait (a listening guest ignores it).
+                    self.work.cancel();
                     if self.recover(e).await {
-                        continue; // the event that trapped is skipped
+                        // The event that trapped is skipped.
+                        queue.push_back(Event::ProviderError(ProviderError {
+                            kind: ProviderKind::Llm,
+                            message: "call logic restarted; work in flight was dropped".into(),
+                        }));
+                        continue;
                     }
                     return self.apologize().await;
                 }
             };
             for effect in effects {
-                match self.apply(effect, &mut queue).await {
+                match self.apply(effect).await {
                     Flow::Continue => {}
                     other => {
                         let _ = self.ws.flush().await;
@@ -351,7 +369,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
         }
         self.keep_snapshot().await;
         match self.ws.flush().await {
-            Ok(()) => Flow::Continue,
+            Ok(()) => {
+                if std::mem::take(&mut self.audio_sent) {
+                    self.work.audio_sent();
+                }
+                Flow::Continue
+            }
             Err(_) => Flow::Gone,
         }
     }
@@ -424,12 +447,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
         }
     }
 
-    async fn apply(&mut self, effect: Effect, queue: &mut VecDeque<Event>) -> Flow {
+    async fn apply(&mut self, effect: Effect) -> Flow {
         match effect {
             Effect::Play(audio) => {
                 if audio.len() % FRAME_BYTES != 0 {
                     warn!(event = "guest_bad_effect", reason = "play is not whole 160-byte frames", len = audio.len());
                 }
+                self.audio_sent = true;
                 self.send_audio(&audio).await
             }
             Effect::Mark(name) => {
@@ -455,9 +479,22 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
                 }
                 Flow::Continue
             }
-            Effect::Transcribe(_) => no_provider(ProviderKind::Stt, queue),
-            Effect::Think(_) => no_provider(ProviderKind::Llm, queue),
-            Effect::Speak(_) => no_provider(ProviderKind::Tts, queue),
+            Effect::Transcribe(utterance) => {
+                self.work.transcribe(utterance);
+                Flow::Continue
+            }
+            Effect::Think(turns) => {
+                self.work.think(turns);
+                Flow::Continue
+            }
+            Effect::Speak(text) => {
+                self.work.speak(text);
+                Flow::Continue
+            }
+            Effect::Cancel => {
+                self.work.cancel();
+                Flow::Continue
+            }
             Effect::Hangup => {
                 info!(event = "hangup");
                 Flow::Close(CloseCode::Normal, "call ended by agent")
@@ -491,15 +528,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
             }
         }
     }
-}
-
-fn no_provider(kind: ProviderKind, queue: &mut VecDeque<Event>) -> Flow {
-    warn!(event = "provider_missing", kind = ?kind);
-    queue.push_back(Event::ProviderError(ProviderError {
-        kind,
-        message: format!("no {kind:?} provider is configured").to_lowercase(),
-    }));
-    Flow::Continue
 }
 
 fn guest_log(entry: LogEntry) {

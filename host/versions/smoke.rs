@@ -5,7 +5,7 @@
 
 use hotline_audio::frame::ulaw_frames;
 
-use crate::guest::{CallConfig, CallMode, Effect, Event, Guest, Media, Providers, Started, Webhook};
+use crate::guest::{CallMode, Effect, Event, Guest, Media, Providers, Started, Webhook};
 
 pub async fn run(guest: &Guest) -> Result<(), String> {
     let webhook = Webhook {
@@ -29,12 +29,7 @@ pub async fn run(guest: &Guest) -> Result<(), String> {
         stream_sid: "MZsmoke".into(),
         call_sid: "CAsmoke".into(),
         custom_parameters: vec![("call_sid".into(), "CAsmoke".into())],
-        config: CallConfig {
-            eou_silence_ms: 500,
-            barge_in_ms: 80,
-            max_utterance_ms: 15_000,
-            providers: Providers { stt: false, llm: false, tts: false },
-        },
+        config: crate::config::Config::default().call_config(Providers { stt: false, llm: false, tts: false }),
     });
     step(session.handle(&started).await.map_err(|e| format!("started: {e}"))?);
     for (i, frame) in ulaw_frames(&caller_audio()).enumerate() {

@@ -271,18 +271,117 @@ async fn with_providers_an_utterance_becomes_transcribe_think_speak_play() {
     assert_eq!(spoken, ["It is noon.", "Anything else?"], "one speak per sentence, as soon as it is complete");
 }
 
-#[tokio::test]
-async fn a_provider_error_returns_to_listening() {
+/// A call with providers whose greeting has been spoken and heard, then one
+/// utterance that ended (the guest asked for its transcript).
+async fn ai_call_after_one_utterance() -> Driver {
     let mut d = Driver::start(default_guest(), call_config(500, 80, true)).await;
-    d.send(Event::ProviderError(ProviderError { kind: ProviderKind::Tts, message: "down".into() })).await;
+    d.send(speech(8000, true)).await;
+    d.ack_marks().await;
     d.audio(&silence(300)).await;
+    d.audio(&tone(500, 300.0)).await;
+    d.audio(&silence(600)).await;
+    assert!(d.effects.iter().any(|(_, e)| matches!(e, Effect::Transcribe(_))), "EoU asks for a transcript");
+    d
+}
+
+fn speech(samples: usize, done: bool) -> Event {
+    let pcm = (0..samples).map(|i| ((i as f64 * 0.3).sin() * 6000.0) as i16).collect();
+    Event::SpeechAudio(SpeechAudio { samples: pcm, sample_rate: 8000, done })
+}
+
+fn states(d: &Driver) -> Vec<String> {
+    d.logs("state").iter().map(|(_, l)| field(l, "to").to_string()).collect()
+}
+
+#[tokio::test]
+async fn a_provider_error_apologizes_then_listens() {
+    let mut d = ai_call_after_one_utterance().await;
     d.clear_effects();
-    d.audio(&tone(400, 300.0)).await;
+    let fx = d.send(Event::ProviderError(ProviderError { kind: ProviderKind::Stt, message: "timeout".into() })).await;
+    assert!(fx.iter().any(|e| matches!(e, Effect::Play(a) if a.len() > 8000)), "the apology plays: {fx:?}");
+    assert!(fx.contains(&Effect::Mark("t1-apology".into())), "{fx:?}");
+    assert!(fx.contains(&Effect::Cancel), "the rest of the turn's work is cancelled");
+    assert_eq!(states(&d).last().map(String::as_str), Some("speaking"));
+    d.ack_marks().await;
+    assert_eq!(states(&d).last().map(String::as_str), Some("listening"), "after the apology, the call listens");
+    // And the next utterance is a normal turn again.
+    d.clear_effects();
+    d.audio(&tone(500, 300.0)).await;
     d.audio(&silence(600)).await;
     assert!(d.effects.iter().any(|(_, e)| matches!(e, Effect::Transcribe(_))));
-    d.send(Event::ProviderError(ProviderError { kind: ProviderKind::Stt, message: "timeout".into() })).await;
-    let states: Vec<String> = d.logs("state").iter().map(|(_, l)| field(l, "to").to_string()).collect();
-    assert_eq!(states.last().map(String::as_str), Some("listening"), "{states:?}");
+}
+
+#[tokio::test]
+async fn a_slow_turn_gets_the_filler_which_real_audio_cuts() {
+    let mut d = ai_call_after_one_utterance().await;
+    let timer = d.effects.iter().find_map(|(_, e)| if let Effect::SetTimer(t) = e { Some(*t) } else { None });
+    let timer = timer.expect("EoU arms the fallback timer");
+    assert_eq!(timer.ms, 3000, "HOTLINE_FALLBACK_MS default");
+    d.send(Event::Transcript(Transcript { text: "hello".into(), is_final: true })).await;
+    d.clear_effects();
+    let fx = d.send(Event::Timer(timer.id)).await;
+    assert!(fx.iter().any(|e| matches!(e, Effect::Play(_))), "filler plays: {fx:?}");
+    assert_eq!(d.logs("fallback_fired").len(), 1);
+    assert!(d.send(Event::Timer(timer.id)).await.iter().all(|e| !matches!(e, Effect::Play(_))), "only once a turn");
+    d.send(Event::ReplyText(ReplyText { delta: "Hi there. ".into(), done: false })).await;
+    d.clear_effects();
+    let fx = d.send(speech(1600, false)).await;
+    let clear = fx.iter().position(|e| *e == Effect::Clear).expect("the filler is cut");
+    let play = fx.iter().position(|e| matches!(e, Effect::Play(_))).expect("real audio plays");
+    assert!(clear < play, "cut first, then the reply: {fx:?}");
+    assert_eq!(d.logs("fallback_cleared").len(), 1);
+    assert_eq!(field(&d.logs("fallback_cleared")[0].1, "cut"), "true");
+    // The filler's mark comes back (dropped by the clear) and is not taken
+    // for a piece of the reply.
+    d.send(Event::MarkPlayed("t1-filler".into())).await;
+    assert_eq!(d.logs("mark_dropped").len(), 1);
+}
+
+#[tokio::test]
+async fn a_fast_turn_disarms_the_filler() {
+    let mut d = ai_call_after_one_utterance().await;
+    d.send(Event::Transcript(Transcript { text: "hello".into(), is_final: true })).await;
+    d.send(Event::ReplyText(ReplyText { delta: "Hi. ".into(), done: false })).await;
+    let fx = d.send(speech(800, false)).await;
+    assert!(fx.contains(&Effect::CancelTimer(1)), "{fx:?}");
+    assert!(!fx.contains(&Effect::Clear));
+    assert!(d.send(Event::Timer(1)).await.iter().all(|e| !matches!(e, Effect::Play(_))), "a late timer does nothing");
+}
+
+#[tokio::test]
+async fn barge_in_cancels_the_work_and_keeps_only_what_was_heard() {
+    let mut d = ai_call_after_one_utterance().await;
+    d.send(Event::Transcript(Transcript { text: "tell me a story".into(), is_final: true })).await;
+    d.send(Event::ReplyText(ReplyText { delta: "Once upon a time. There was a fox. It ".into(), done: false })).await;
+    assert_eq!(d.effects.iter().filter(|(_, e)| matches!(e, Effect::Speak(_))).count(), 3, "greeting + 2 sentences");
+    d.send(speech(4000, true)).await; // "Once upon a time." complete: t1-s0
+    d.send(speech(4000, false)).await; // half of "There was a fox."
+    d.send(Event::MarkPlayed("t1-s0".into())).await;
+    d.clear_effects();
+    d.audio(&tone(300, 300.0)).await;
+    assert!(d.effects.iter().any(|(_, e)| *e == Effect::Clear), "barge-in clears");
+    assert!(d.effects.iter().any(|(_, e)| *e == Effect::Cancel), "and cancels the LLM and TTS still running");
+    // A late chunk of the cancelled turn is not played.
+    d.clear_effects();
+    d.send(speech(4000, true)).await;
+    assert!(d.effects.iter().all(|(_, e)| !matches!(e, Effect::Play(_) | Effect::Mark(_))), "{:?}", d.effects);
+    // The barge-in utterance's turn: the history has the heard sentence only.
+    d.audio(&silence(600)).await;
+    let fx = d.send(Event::Transcript(Transcript { text: "wait".into(), is_final: true })).await;
+    let Some(Effect::Think(turns)) = fx.iter().find(|e| matches!(e, Effect::Think(_))) else { panic!("{fx:?}") };
+    let assistant: Vec<&str> = turns.iter().filter(|t| t.role == Role::Assistant).map(|t| t.text.as_str()).collect();
+    assert_eq!(assistant, ["Hello! This is hotline. How can I help?", "Once upon a time."]);
+}
+
+#[tokio::test]
+async fn speech_while_thinking_cancels_without_a_clear() {
+    let mut d = ai_call_after_one_utterance().await;
+    d.send(Event::Transcript(Transcript { text: "hello".into(), is_final: true })).await;
+    d.clear_effects();
+    d.audio(&tone(300, 300.0)).await;
+    assert_eq!(d.logs("think_abandoned").len(), 1);
+    assert!(d.effects.iter().any(|(_, e)| *e == Effect::Cancel));
+    assert!(!d.effects.iter().any(|(_, e)| *e == Effect::Clear), "nothing was playing");
 }
 
 // ---- a trapping guest -----------------------------------------------------------

@@ -17,6 +17,7 @@ struct Child {
 }
 
 async fn spawn_hotline(env: &[(&str, &str)]) -> Child {
+    hotline::providers::install_tls(); // for this test's reqwest client
     let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_hotline"));
     command
         .env("PORT", "0")

@@ -59,8 +59,7 @@ pub fn call_config(eou_silence_ms: u32, barge_in_ms: u32, ai: bool) -> CallConfi
     CallConfig {
         eou_silence_ms,
         barge_in_ms,
-        max_utterance_ms: 15_000,
-        providers: Providers { stt: ai, llm: ai, tts: ai },
+        ..Config::default().call_config(Providers { stt: ai, llm: ai, tts: ai })
     }
 }
 
@@ -143,6 +142,7 @@ pub struct TestServer {
 }
 
 pub async fn start_server(tweak: impl FnOnce(&mut Config)) -> TestServer {
+    hotline::providers::install_tls(); // for the tests' own reqwest clients
     let mut config = Config { listen: "127.0.0.1:0".parse().unwrap(), ..Config::default() };
     config.sandbox.max_instances = 300;
     tweak(&mut config);

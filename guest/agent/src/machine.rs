@@ -6,7 +6,10 @@
 //!
 //! With no providers configured it is an echo agent: each utterance is
 //! played back to the caller. With providers it asks the host to transcribe,
-//! think and speak, through the same effects.
+//! think and speak, through the same effects: the reply is spoken sentence
+//! by sentence as the LLM streams it, a filler covers a slow turn, an
+//! apology covers a failed one, and a barge-in cancels whatever is in
+//! flight and keeps in the history only what the caller heard.
 
 use hotline_audio::endpoint::{Boundary, EndpointConfig, Endpointer};
 use hotline_audio::frame::Framer;
@@ -15,12 +18,12 @@ use hotline_audio::{FRAME_BYTES, SAMPLE_RATE, samples_to_ms, ulaw};
 use serde::{Deserialize, Serialize};
 
 use crate::bindings::hotline::call::types::{
-    Config, Effect, Event, LogEntry, ProviderError, ReplyText, Role, SpeechAudio, Started, Transcript,
+    Config, Effect, Event, LogEntry, ProviderError, ReplyText, Role, SpeechAudio, Started, Timer, Transcript,
     Turn, Utterance,
 };
 
 /// Bumped whenever the snapshot's shape changes.
-pub const SNAPSHOT_SCHEMA: u32 = 2;
+pub const SNAPSHOT_SCHEMA: u32 = 3;
 
 /// Caller audio kept from before speech onset, so the first syllable is not
 /// clipped by the detector's reaction time.
@@ -32,8 +35,14 @@ const ECHO_TAIL_MS: u32 = 100;
 const GREETING_MARK: &str = "greeting";
 const GREETING_TEXT: &str = "Hello! This is hotline. How can I help?";
 const SYSTEM_PROMPT: &str = "You are a friendly phone agent. Answer in one or two short spoken sentences.";
-/// The μ-law greeting (8 kHz) shipped inside the guest.
+/// Timer id of the fallback filler (ids are per call and the guest's own).
+const FALLBACK_TIMER: u32 = 1;
+/// μ-law 8 kHz prompts shipped inside the guest (`scripts/make-prompts.sh`):
+/// the echo agent's greeting, the filler for a slow turn ("One moment.")
+/// and the apology for a failed one.
 static GREETING_AUDIO: &[u8] = include_bytes!("../assets/greeting.ulaw");
+static FILLER_AUDIO: &[u8] = include_bytes!("../assets/filler.ulaw");
+static APOLOGY_AUDIO: &[u8] = include_bytes!("../assets/apology.ulaw");
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum State {
@@ -62,28 +71,46 @@ enum Awaiting {
     Reply,
 }
 
-#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct Settings {
     eou_silence_ms: u32,
     barge_in_ms: u32,
     max_utterance_ms: u32,
+    /// 0 disables the filler.
+    fallback_ms: u32,
     ai: bool,
+    greeting: String,
+    system_prompt: String,
 }
 
 impl From<&Config> for Settings {
     fn from(c: &Config) -> Self {
+        let text = |v: &Option<String>, default: &str| {
+            v.as_deref().map(str::trim).filter(|t| !t.is_empty()).unwrap_or(default).to_string()
+        };
         Settings {
             eou_silence_ms: c.eou_silence_ms.clamp(100, 5000),
             barge_in_ms: c.barge_in_ms.clamp(20, 2000),
             max_utterance_ms: c.max_utterance_ms.clamp(1000, 120_000),
+            fallback_ms: c.fallback_ms.min(60_000),
             ai: c.providers.stt && c.providers.llm && c.providers.tts,
+            greeting: text(&c.greeting, GREETING_TEXT),
+            system_prompt: text(&c.system_prompt, SYSTEM_PROMPT),
         }
     }
 }
 
 impl Default for Settings {
     fn default() -> Self {
-        Settings { eou_silence_ms: 500, barge_in_ms: 80, max_utterance_ms: 15_000, ai: false }
+        Settings {
+            eou_silence_ms: 500,
+            barge_in_ms: 80,
+            max_utterance_ms: 15_000,
+            fallback_ms: 3000,
+            ai: false,
+            greeting: GREETING_TEXT.to_string(),
+            system_prompt: SYSTEM_PROMPT.to_string(),
+        }
     }
 }
 
@@ -92,6 +119,8 @@ impl Default for Settings {
 struct Segment {
     mark: String,
     heard: bool,
+    /// What the piece says, for the history; empty for echoes and prompts.
+    text: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -121,10 +150,17 @@ pub struct Machine {
     reply_complete: bool,
     awaiting: Awaiting,
     conversation: Vec<(RoleTag, String)>,
-    reply_text: String,
+    /// Reply text not yet cut into a sentence.
     unspoken: String,
-    /// Speak requests whose audio has not fully arrived, in order.
-    speaking: Vec<String>,
+    /// Speak requests whose audio has not fully arrived, in order; each
+    /// becomes a segment when its audio is complete.
+    speaking: Vec<Segment>,
+    /// Reply audio of the current turn has begun to play.
+    audio_started: bool,
+    /// Mark of the filler while it may still be playing.
+    filler: Option<String>,
+    /// The filler played this turn (so its end is logged once).
+    filler_fired: bool,
     resampler: Option<Resampler>,
     framer: Framer,
     #[serde(skip)]
@@ -142,13 +178,13 @@ impl Default for Machine {
         let settings = Settings::default();
         Machine {
             schema: SNAPSHOT_SCHEMA,
+            endpointer: Endpointer::new(endpoint_config(&settings)),
             settings,
             state: State::Listening,
             started: false,
             greeted: false,
             call_sid: String::new(),
             media_ms: 0,
-            endpointer: Endpointer::new(endpoint_config(&settings)),
             utterance: Vec::new(),
             utterance_start_ms: 0,
             turn: 0,
@@ -157,9 +193,11 @@ impl Default for Machine {
             reply_complete: false,
             awaiting: Awaiting::Nothing,
             conversation: Vec::new(),
-            reply_text: String::new(),
             unspoken: String::new(),
             speaking: Vec::new(),
+            audio_started: false,
+            filler: None,
+            filler_fired: false,
             resampler: None,
             framer: Framer::new(),
             pcm: Vec::with_capacity(FRAME_BYTES),
@@ -209,6 +247,7 @@ impl Machine {
             Event::Media(m) => self.on_media(&m.payload, &mut fx),
             Event::MarkPlayed(name) => self.on_mark(name, &mut fx),
             Event::Dtmf(digit) => fx.push(log("dtmf", &[("digit", digit.to_string())])),
+            Event::Timer(FALLBACK_TIMER) => self.on_fallback_timer(&mut fx),
             Event::Timer(id) => fx.push(log("timer_unexpected", &[("id", id.to_string())])),
             Event::Transcript(t) => self.on_transcript(t, &mut fx),
             Event::ReplyText(r) => self.on_reply_text(r, &mut fx),
@@ -247,9 +286,9 @@ impl Machine {
             self.greeted = true;
             self.begin_reply(fx);
             if self.settings.ai {
-                self.speak(GREETING_TEXT.to_string(), fx);
+                self.speak(self.settings.greeting.clone(), fx);
             } else {
-                self.play_segment(GREETING_AUDIO.to_vec(), GREETING_MARK.to_string(), fx);
+                self.play_segment(GREETING_AUDIO.to_vec(), GREETING_MARK.to_string(), String::new(), fx);
             }
             self.reply_complete = true;
         }
@@ -286,7 +325,8 @@ impl Machine {
             } else if self.state == State::Thinking && self.endpointer.speech_ms() >= self.settings.barge_in_ms {
                 // The caller goes on talking: the pending reply is stale.
                 fx.push(log("think_abandoned", &[("turn", self.turn.to_string())]));
-                self.awaiting = Awaiting::Nothing;
+                self.stop_filler(fx);
+                self.forget_provider_work(fx);
                 self.set_state(State::Listening, fx);
             }
             let max_bytes = self.settings.max_utterance_ms as usize * SAMPLE_RATE as usize / 1000;
@@ -324,7 +364,12 @@ impl Machine {
             let mut samples = Vec::with_capacity(utterance.len());
             ulaw::decode_into(&utterance, &mut samples);
             self.awaiting = Awaiting::Transcript;
+            self.audio_started = false;
+            self.filler_fired = false;
             fx.push(Effect::Transcribe(Utterance { samples, sample_rate: SAMPLE_RATE }));
+            if self.settings.fallback_ms > 0 {
+                fx.push(Effect::SetTimer(Timer { id: FALLBACK_TIMER, ms: self.settings.fallback_ms }));
+            }
         } else {
             self.echo(utterance, fx);
         }
@@ -337,7 +382,7 @@ impl Machine {
         self.begin_reply(fx);
         let turn = self.turn;
         for (i, chunk) in utterance.chunks(SEGMENT_BYTES).enumerate() {
-            self.play_segment(chunk.to_vec(), format!("t{turn}-s{i}"), fx);
+            self.play_segment(chunk.to_vec(), format!("t{turn}-s{i}"), String::new(), fx);
         }
         self.reply_complete = true;
     }
@@ -358,7 +403,9 @@ impl Machine {
         self.record_heard_reply();
         self.dropped_marks.extend(unheard);
         self.segments.clear();
-        self.forget_provider_work();
+        // The clear dropped the filler too, if it was playing.
+        self.dropped_marks.extend(self.filler.take());
+        self.forget_provider_work(fx);
         self.set_state(State::Listening, fx);
     }
 
@@ -367,26 +414,24 @@ impl Machine {
     fn begin_reply(&mut self, fx: &mut Vec<Effect>) {
         self.segments.clear();
         self.reply_complete = false;
-        self.reply_text.clear();
         self.unspoken.clear();
         self.set_state(State::Speaking, fx);
     }
 
     /// Plays `audio` (padded to whole frames) followed by its mark.
-    fn play_segment(&mut self, mut audio: Vec<u8>, mark: String, fx: &mut Vec<Effect>) {
-        let whole = audio.len().div_ceil(FRAME_BYTES) * FRAME_BYTES;
-        audio.resize(whole, ulaw::SILENCE);
-        if !audio.is_empty() {
-            fx.push(Effect::Play(audio));
-        }
-        fx.push(Effect::Mark(mark.clone()));
-        self.segments.push(Segment { mark, heard: false });
+    fn play_segment(&mut self, audio: Vec<u8>, mark: String, text: String, fx: &mut Vec<Effect>) {
+        play_with_mark(audio, &mark, fx);
+        self.segments.push(Segment { mark, heard: false, text });
     }
 
     fn on_mark(&mut self, name: String, fx: &mut Vec<Effect>) {
         if let Some(pos) = self.dropped_marks.iter().position(|m| *m == name) {
             self.dropped_marks.remove(pos);
             fx.push(log("mark_dropped", &[("name", name)]));
+            return;
+        }
+        if self.filler.as_deref() == Some(name.as_str()) {
+            self.filler = None; // played to its end
             return;
         }
         let Some(segment) = self.segments.iter_mut().find(|s| s.mark == name) else {
@@ -403,18 +448,16 @@ impl Machine {
         }
     }
 
-    /// Keeps in the conversation only what the caller actually heard.
+    /// Keeps in the conversation only what the caller actually heard:
+    /// the sentences whose marks came back.
     fn record_heard_reply(&mut self) {
-        if !self.settings.ai || self.reply_text.is_empty() {
-            return;
+        let heard: Vec<&str> =
+            self.segments.iter().filter(|s| s.heard && !s.text.is_empty()).map(|s| s.text.as_str()).collect();
+        if self.settings.ai && !heard.is_empty() {
+            self.conversation.push((RoleTag::Assistant, heard.join(" ")));
         }
-        let heard = self.segments.iter().filter(|s| s.heard).count();
-        let sentences: Vec<&str> = split_spoken(&self.reply_text);
-        let text = sentences.iter().take(heard).copied().collect::<Vec<_>>().join(" ");
-        if !text.is_empty() {
-            self.conversation.push((RoleTag::Assistant, text));
-        }
-        self.reply_text.clear();
+        // Recorded once: a segment's text is not counted again.
+        self.segments.iter_mut().for_each(|s| s.text.clear());
     }
 
     // ---- providers (STT → LLM → TTS) ---------------------------------------
@@ -426,13 +469,13 @@ impl Machine {
         let text = t.text.trim().to_string();
         fx.push(log("stt_final", &[("chars", text.len().to_string())]));
         if text.is_empty() {
-            self.awaiting = Awaiting::Nothing;
+            self.forget_provider_work(fx);
             self.set_state(State::Listening, fx);
             return;
         }
         self.conversation.push((RoleTag::User, text));
         self.awaiting = Awaiting::Reply;
-        let mut turns = vec![Turn { role: Role::System, text: SYSTEM_PROMPT.to_string() }];
+        let mut turns = vec![Turn { role: Role::System, text: self.settings.system_prompt.clone() }];
         turns.extend(self.conversation.iter().map(|(role, text)| Turn {
             role: match role {
                 RoleTag::User => Role::User,
@@ -450,7 +493,6 @@ impl Machine {
         if self.state == State::Thinking {
             self.begin_reply(fx);
         }
-        self.reply_text.push_str(&r.delta);
         self.unspoken.push_str(&r.delta);
         while let Some(end) = sentence_end(&self.unspoken) {
             let sentence: String = self.unspoken.drain(..end).collect();
@@ -464,6 +506,7 @@ impl Machine {
             self.awaiting = Awaiting::Nothing;
             self.reply_complete = true;
             if self.speaking.is_empty() && self.segments.is_empty() {
+                self.stop_filler(fx);
                 self.set_state(State::Listening, fx);
             }
         }
@@ -474,13 +517,18 @@ impl Machine {
             return;
         }
         let mark = format!("t{}-s{}", self.turn, self.segments.len() + self.speaking.len());
-        self.speaking.push(mark);
+        self.speaking.push(Segment { mark, heard: false, text: text.clone() });
         fx.push(Effect::Speak(text));
     }
 
     fn on_speech_audio(&mut self, a: SpeechAudio, fx: &mut Vec<Effect>) {
         if self.speaking.is_empty() {
             return; // audio for a reply a barge-in already cancelled
+        }
+        if !self.audio_started {
+            self.audio_started = true;
+            fx.push(Effect::CancelTimer(FALLBACK_TIMER));
+            self.stop_filler(fx);
         }
         let resampler = self.resampler.get_or_insert_with(|| Resampler::new(a.sample_rate, SAMPLE_RATE));
         if resampler.in_rate() != a.sample_rate {
@@ -498,34 +546,85 @@ impl Machine {
             fx.push(Effect::Play(frames));
         }
         if a.done {
-            let mark = self.speaking.remove(0);
-            fx.push(Effect::Mark(mark.clone()));
-            self.segments.push(Segment { mark, heard: false });
+            let segment = self.speaking.remove(0);
+            fx.push(Effect::Mark(segment.mark.clone()));
+            self.segments.push(segment);
             self.resampler = None;
         }
     }
 
-    /// Stops waiting for transcripts, replies and speech: results that still
-    /// arrive for them are ignored, half-converted audio is dropped.
-    fn forget_provider_work(&mut self) {
+    /// The turn is slow: cover the silence, once, until real audio comes.
+    fn on_fallback_timer(&mut self, fx: &mut Vec<Effect>) {
+        let waiting = self.awaiting != Awaiting::Nothing || !self.speaking.is_empty();
+        if !waiting || self.audio_started || self.filler_fired {
+            return;
+        }
+        let mark = format!("t{}-filler", self.turn);
+        fx.push(log("fallback_fired", &[("turn", self.turn.to_string()), ("after_ms", self.settings.fallback_ms.to_string())]));
+        play_with_mark(FILLER_AUDIO.to_vec(), &mark, fx);
+        self.filler = Some(mark);
+        self.filler_fired = true;
+    }
+
+    /// Ends the filler's part in the turn: cut it if it is still playing.
+    fn stop_filler(&mut self, fx: &mut Vec<Effect>) {
+        if !self.filler_fired {
+            return;
+        }
+        self.filler_fired = false;
+        let cut = self.filler.is_some();
+        if let Some(mark) = self.filler.take() {
+            fx.push(Effect::Clear);
+            self.dropped_marks.push(mark); // Twilio echoes the marks a clear drops
+        }
+        fx.push(log("fallback_cleared", &[("turn", self.turn.to_string()), ("cut", cut.to_string())]));
+    }
+
+    /// Stops waiting for transcripts, replies and speech, and asks the host
+    /// to abort those requests: results that still arrive for them are
+    /// ignored, half-converted audio is dropped.
+    fn forget_provider_work(&mut self, fx: &mut Vec<Effect>) {
+        if !self.settings.ai {
+            return;
+        }
+        let in_flight = self.awaiting != Awaiting::Nothing || !self.speaking.is_empty();
         self.awaiting = Awaiting::Nothing;
         self.speaking.clear();
+        self.unspoken.clear();
         self.resampler = None;
         self.framer = Framer::new();
+        fx.push(Effect::CancelTimer(FALLBACK_TIMER));
+        if in_flight {
+            fx.push(Effect::Cancel);
+        }
     }
 
     fn on_provider_error(&mut self, e: ProviderError, fx: &mut Vec<Effect>) {
         fx.push(log("provider_error", &[("kind", format!("{:?}", e.kind).to_lowercase()), ("message", e.message)]));
-        // Whatever was pending from the providers will not come; what is
-        // already playing still finishes (its marks return us to listening).
-        self.forget_provider_work();
-        self.reply_complete = true;
-        if self.segments.iter().all(|s| s.heard) && self.state != State::Listening {
-            self.record_heard_reply();
-            self.segments.clear();
-            self.set_state(State::Listening, fx);
+        if self.state == State::Listening || self.state == State::Ended {
+            return; // nothing of this turn is left to save
         }
+        // The turn cannot be finished: drop the rest of its work, let what
+        // is already queued play, then apologize and listen again.
+        self.stop_filler(fx);
+        self.forget_provider_work(fx);
+        if self.state == State::Thinking {
+            self.begin_reply(fx);
+        }
+        let mark = format!("t{}-apology", self.turn);
+        self.play_segment(APOLOGY_AUDIO.to_vec(), mark, String::new(), fx);
+        self.reply_complete = true;
     }
+}
+
+/// Plays `audio` (padded to whole frames) followed by its mark.
+fn play_with_mark(mut audio: Vec<u8>, mark: &str, fx: &mut Vec<Effect>) {
+    let whole = audio.len().div_ceil(FRAME_BYTES) * FRAME_BYTES;
+    audio.resize(whole, ulaw::SILENCE);
+    if !audio.is_empty() {
+        fx.push(Effect::Play(audio));
+    }
+    fx.push(Effect::Mark(mark.to_string()));
 }
 
 mod base64_bytes {
@@ -549,17 +648,4 @@ fn sentence_end(text: &str) -> Option<usize> {
     (0..bytes.len().saturating_sub(1))
         .find(|&i| matches!(bytes[i], b'.' | b'!' | b'?') && bytes[i + 1].is_ascii_whitespace())
         .map(|i| i + 1)
-}
-
-fn split_spoken(text: &str) -> Vec<&str> {
-    let mut out = Vec::new();
-    let mut rest = text;
-    while let Some(end) = sentence_end(rest) {
-        out.push(rest[..end].trim());
-        rest = &rest[end..];
-    }
-    if !rest.trim().is_empty() {
-        out.push(rest.trim());
-    }
-    out
 }

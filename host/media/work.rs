@@ -1,0 +1,321 @@
+//! The provider work of one call. The guest's `transcribe`, `think` and
+//! `speak` effects become tasks; what they produce comes back as events
+//! through one channel that the call loop reads like any other input.
+//!
+//! `cancel` (barge-in, an abandoned turn, a failed one) aborts every task:
+//! dropping a request's future closes its connection, so the provider stops
+//! generating. Results already in the channel carry the epoch they were
+//! started in, and a cancel moves to a new epoch: late text or audio of a
+//! cancelled turn never reaches the guest.
+//!
+//! Speech is synthesized one `speak` at a time, in order, by one worker per
+//! epoch: the guest expects `speech-audio` for its oldest pending `speak`.
+//!
+//! Each turn ends in one `turn` log line with its timings.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
+use tokio::task::AbortHandle;
+use tracing::{Instrument, Span, debug, info, warn};
+
+use crate::guest::{Event, ProviderError, ProviderKind, ReplyText, Role, SpeechAudio, Transcript, Turn, Utterance};
+use crate::providers::{self, Kind, Message, Pcm, Providers};
+
+type Report = (u64, Event);
+
+pub struct Work {
+    providers: Arc<Providers>,
+    tx: UnboundedSender<Report>,
+    rx: UnboundedReceiver<Report>,
+    epoch: u64,
+    tasks: Vec<AbortHandle>,
+    /// Texts for this epoch's speech worker.
+    speech: Option<UnboundedSender<String>>,
+    timing: Option<TurnTiming>,
+    turns: u32,
+    /// The trailing silence that ends an utterance, for the turn log.
+    eou_ms: u32,
+}
+
+impl Work {
+    pub fn new(providers: Arc<Providers>, eou_ms: u32) -> Work {
+        let (tx, rx) = unbounded_channel();
+        Work { providers, tx, rx, epoch: 0, tasks: Vec::new(), speech: None, timing: None, turns: 0, eou_ms }
+    }
+
+    /// The next result of current work (pending while there is none).
+    pub async fn next(&mut self) -> Event {
+        loop {
+            // We hold a sender, so the channel never closes.
+            let Some((epoch, event)) = self.rx.recv().await else { return std::future::pending().await };
+            if epoch == self.epoch {
+                self.observe(&event);
+                return event;
+            }
+        }
+    }
+
+    pub fn transcribe(&mut self, utterance: Utterance) {
+        self.end_turn("no_audio");
+        self.turns += 1;
+        self.timing = Some(TurnTiming::new(self.turns));
+        let Some(stt) = self.providers.stt.clone() else { return self.missing(ProviderKind::Stt) };
+        let pcm = Pcm { samples: utterance.samples, rate: utterance.sample_rate };
+        let retry_delay = self.providers.settings.retry_delay;
+        let (providers, report) = (self.providers.clone(), self.reporter());
+        self.spawn(async move {
+            let result = retry_once(Kind::Stt, retry_delay, || stt.transcribe(pcm.clone())).await;
+            report(match finish(&providers, Kind::Stt, result) {
+                Ok(text) => Event::Transcript(Transcript { text, is_final: true }),
+                Err(e) => e,
+            });
+        });
+    }
+
+    pub fn think(&mut self, turns: Vec<Turn>) {
+        if let Some(t) = &mut self.timing {
+            t.think_at = Some(Instant::now());
+        }
+        let Some(llm) = self.providers.llm.clone() else { return self.missing(ProviderKind::Llm) };
+        let messages: Vec<Message> = turns.into_iter().map(message).collect();
+        let (providers, report) = (self.providers.clone(), self.reporter());
+        self.spawn(async move {
+            let mut delta = |d: &str| report(Event::ReplyText(ReplyText { delta: d.to_string(), done: false }));
+            let result = llm.reply(&messages, &mut delta).await;
+            report(match finish(&providers, Kind::Llm, result) {
+                Ok(()) => Event::ReplyText(ReplyText { delta: String::new(), done: true }),
+                Err(e) => e,
+            });
+        });
+    }
+
+    pub fn speak(&mut self, text: String) {
+        if let Some(t) = self.timing.as_mut().filter(|t| t.speak_at.is_none()) {
+            t.speak_at = Some(Instant::now());
+        }
+        if self.speech.is_none() {
+            let Some(tts) = self.providers.tts.clone() else { return self.missing(ProviderKind::Tts) };
+            let (tx, rx) = unbounded_channel();
+            self.speech = Some(tx);
+            let worker = speech_worker(tts, self.providers.clone(), rx, self.reporter());
+            self.spawn(worker);
+        }
+        if let Some(speech) = &self.speech {
+            let _ = speech.send(text);
+        }
+    }
+
+    /// Aborts everything in flight; what it would still have produced is
+    /// dropped.
+    pub fn cancel(&mut self) {
+        let aborted = self.tasks.iter().filter(|t| !t.is_finished()).count();
+        for task in self.tasks.drain(..) {
+            task.abort();
+        }
+        self.speech = None;
+        self.epoch += 1;
+        info!(event = "provider_cancel", aborted);
+        self.end_turn("cancelled");
+    }
+
+    /// The call flushed media frames to Twilio.
+    pub fn audio_sent(&mut self) {
+        if self.timing.as_ref().is_some_and(|t| t.tts_first_byte_ms.is_some()) {
+            self.end_turn("spoken");
+        }
+    }
+
+    /// Timings from the events as the call loop receives them.
+    fn observe(&mut self, event: &Event) {
+        let Some(t) = &mut self.timing else { return };
+        match event {
+            Event::Transcript(tr) => {
+                t.stt_ms = Some(ms_since(t.eou));
+                debug!(event = "stt_text", turn = t.turn, text = %tr.text);
+            }
+            Event::ReplyText(r) => {
+                if t.llm_first_token_ms.is_none() && !r.delta.is_empty() {
+                    t.llm_first_token_ms = t.think_at.map(ms_since);
+                }
+                if r.done {
+                    debug!(event = "llm_text", turn = t.turn, text = %t.reply);
+                }
+                t.reply.push_str(&r.delta);
+            }
+            Event::SpeechAudio(_) if t.tts_first_byte_ms.is_none() => {
+                t.tts_first_byte_ms = Some(t.speak_at.map(ms_since).unwrap_or(0.0));
+            }
+            Event::ProviderError(_) => self.end_turn("failed"),
+            _ => {}
+        }
+    }
+
+    fn end_turn(&mut self, outcome: &'static str) {
+        let Some(t) = self.timing.take() else { return };
+        let first_audio_ms = (outcome == "spoken").then(|| ms_since(t.eou));
+        info!(
+            event = "turn",
+            turn = t.turn,
+            outcome,
+            eou_ms = self.eou_ms,
+            stt_ms = t.stt_ms,
+            llm_first_token_ms = t.llm_first_token_ms,
+            tts_first_byte_ms = t.tts_first_byte_ms,
+            first_audio_ms,
+        );
+    }
+
+    fn missing(&mut self, kind: ProviderKind) {
+        warn!(event = "provider_missing", kind = ?kind);
+        let message = format!("no {kind:?} provider is configured").to_lowercase();
+        let _ = self.tx.send((self.epoch, Event::ProviderError(ProviderError { kind, message })));
+    }
+
+    /// Sends an event tagged with the current epoch.
+    fn reporter(&self) -> impl Fn(Event) + Send + Sync + 'static {
+        let (tx, epoch) = (self.tx.clone(), self.epoch);
+        move |event| {
+            let _ = tx.send((epoch, event));
+        }
+    }
+
+    fn spawn(&mut self, task: impl Future<Output = ()> + Send + 'static) {
+        self.tasks.retain(|t| !t.is_finished());
+        self.tasks.push(tokio::spawn(task.instrument(Span::current())).abort_handle());
+    }
+}
+
+impl Drop for Work {
+    fn drop(&mut self) {
+        // The call is over: nobody wants these results.
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+/// Synthesizes the texts one after another; each ends with a `done` chunk.
+async fn speech_worker(
+    tts: Arc<dyn providers::TextToSpeech>,
+    providers: Arc<Providers>,
+    mut texts: UnboundedReceiver<String>,
+    report: impl Fn(Event) + Send + Sync + 'static,
+) {
+    while let Some(text) = texts.recv().await {
+        // The rate of the last chunk: the closing `done` chunk repeats it,
+        // so the guest's resampler flushes instead of starting over.
+        let rate = AtomicU32::new(0);
+        let mut audio = |pcm: Pcm| {
+            rate.store(pcm.rate, Ordering::Relaxed);
+            report(Event::SpeechAudio(SpeechAudio { samples: pcm.samples, sample_rate: pcm.rate, done: false }));
+        };
+        let mut result = tts.speak(&text, &mut audio).await;
+        // Never once audio has been handed on: it would play twice.
+        if retry_wanted(Kind::Tts, &result, rate.load(Ordering::Relaxed) == 0) {
+            tokio::time::sleep(providers.settings.retry_delay).await;
+            result = tts.speak(&text, &mut audio).await;
+        }
+        match finish(&providers, Kind::Tts, result) {
+            Ok(()) => {
+                let sample_rate = match rate.load(Ordering::Relaxed) {
+                    0 => hotline_audio::SAMPLE_RATE,
+                    r => r,
+                };
+                report(Event::SpeechAudio(SpeechAudio { samples: Vec::new(), sample_rate, done: true }));
+            }
+            Err(e) => return report(e),
+        }
+    }
+}
+
+/// Runs `attempt`, and once more after `delay` if it failed in a way a
+/// retry may fix.
+async fn retry_once<T, F, Fut>(kind: Kind, delay: Duration, mut attempt: F) -> providers::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = providers::Result<T>>,
+{
+    let result = attempt().await;
+    if retry_wanted(kind, &result, true) {
+        tokio::time::sleep(delay).await;
+        return attempt().await;
+    }
+    result
+}
+
+/// One quick retry, for requests that are safe to repeat, and never in
+/// the middle of a stream: only failures that got no usable answer.
+fn retry_wanted<T>(kind: Kind, result: &providers::Result<T>, allowed: bool) -> bool {
+    match result {
+        Err(e) if allowed && e.retryable() => {
+            warn!(event = "provider_retry", kind = kind.name(), error = %e);
+            true
+        }
+        _ => false,
+    }
+}
+
+/// Records the outcome in the provider's health; a failure becomes the
+/// guest's `provider-error` event.
+fn finish<T>(providers: &Providers, kind: Kind, result: providers::Result<T>) -> Result<T, Event> {
+    match result {
+        Ok(value) => {
+            providers.health.ok(kind);
+            Ok(value)
+        }
+        Err(e) => {
+            let message = e.to_string();
+            warn!(event = "provider_error", kind = kind.name(), error = %message);
+            providers.health.failed(kind, &message);
+            let kind = match kind {
+                Kind::Stt => ProviderKind::Stt,
+                Kind::Llm => ProviderKind::Llm,
+                Kind::Tts => ProviderKind::Tts,
+            };
+            Err(Event::ProviderError(ProviderError { kind, message }))
+        }
+    }
+}
+
+fn message(turn: Turn) -> Message {
+    let role = match turn.role {
+        Role::System => providers::Role::System,
+        Role::User => providers::Role::User,
+        Role::Assistant => providers::Role::Assistant,
+    };
+    Message { role, content: turn.text }
+}
+
+struct TurnTiming {
+    turn: u32,
+    eou: Instant,
+    stt_ms: Option<f64>,
+    think_at: Option<Instant>,
+    llm_first_token_ms: Option<f64>,
+    speak_at: Option<Instant>,
+    tts_first_byte_ms: Option<f64>,
+    reply: String,
+}
+
+impl TurnTiming {
+    fn new(turn: u32) -> Self {
+        TurnTiming {
+            turn,
+            eou: Instant::now(),
+            stt_ms: None,
+            think_at: None,
+            llm_first_token_ms: None,
+            speak_at: None,
+            tts_first_byte_ms: None,
+            reply: String::new(),
+        }
+    }
+}
+
+fn ms_since(at: Instant) -> f64 {
+    at.elapsed().as_secs_f64() * 1000.0
+}

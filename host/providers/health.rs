@@ -1,0 +1,80 @@
+//! How each provider kind is doing, for `/readyz`: recorded by the calls
+//! as their requests finish, read without any network call.
+
+use std::sync::Mutex;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use serde_json::{Value, json};
+
+use super::Choice;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Stt,
+    Llm,
+    Tts,
+}
+
+impl Kind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Stt => "stt",
+            Kind::Llm => "llm",
+            Kind::Tts => "tts",
+        }
+    }
+}
+
+#[derive(Default)]
+struct Status {
+    /// Unix ms and message of the newest failure.
+    last_error: Option<(u64, String)>,
+    /// The newest result was a failure.
+    failing: bool,
+    last_ok: Option<Instant>,
+}
+
+pub struct Health {
+    choices: [Choice; 3],
+    status: [Mutex<Status>; 3],
+}
+
+impl Health {
+    pub fn new(choices: [Choice; 3]) -> Health {
+        Health { choices, status: Default::default() }
+    }
+
+    pub fn ok(&self, kind: Kind) {
+        let mut s = self.status[kind as usize].lock().unwrap_or_else(|e| e.into_inner());
+        s.failing = false;
+        s.last_ok = Some(Instant::now());
+    }
+
+    pub fn failed(&self, kind: Kind, message: &str) {
+        let at = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
+        let mut s = self.status[kind as usize].lock().unwrap_or_else(|e| e.into_inner());
+        s.failing = true;
+        s.last_error = Some((at, message.to_string()));
+    }
+
+    /// `{"stt": {"provider": "openai", "status": "ok"}, ...}`; a kind whose
+    /// newest request failed is `degraded`, with that error and its time.
+    pub fn report(&self) -> Value {
+        let mut out = serde_json::Map::new();
+        for kind in [Kind::Stt, Kind::Llm, Kind::Tts] {
+            let choice = self.choices[kind as usize];
+            let s = self.status[kind as usize].lock().unwrap_or_else(|e| e.into_inner());
+            let status = match (choice, s.failing) {
+                (Choice::None, _) => "unconfigured",
+                (_, true) => "degraded",
+                (_, false) => "ok",
+            };
+            let mut entry = json!({ "provider": choice.name(), "status": status });
+            if let Some((at, message)) = &s.last_error {
+                entry["last_error"] = json!({ "message": message, "at_unix_ms": at });
+            }
+            out.insert(kind.name().to_string(), entry);
+        }
+        Value::Object(out)
+    }
+}

@@ -1,0 +1,36 @@
+//! The one HTTP client every provider shares (connection pool, TLS,
+//! timeouts), and the response checks they all need.
+
+use reqwest::{Client, RequestBuilder, Response};
+
+use super::{ProviderError, ProviderSettings, Result};
+
+/// Makes rustls with ring the process's TLS crypto (ring needs only a C
+/// compiler to build, not cmake). Every reqwest client needs it; calling
+/// it again is harmless.
+pub fn install_tls() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+pub fn client(settings: &ProviderSettings) -> anyhow::Result<Client> {
+    install_tls();
+    let client = Client::builder()
+        .connect_timeout(settings.connect_timeout)
+        .timeout(settings.request_timeout)
+        .tcp_nodelay(true)
+        .user_agent(concat!("hotline/", env!("CARGO_PKG_VERSION")))
+        .build()?;
+    Ok(client)
+}
+
+/// Sends `request`; a non-2xx answer becomes [`ProviderError::Status`]
+/// with the start of its body.
+pub async fn send(request: RequestBuilder, settings_timeout: std::time::Duration) -> Result<Response> {
+    let response = request.send().await.map_err(|e| ProviderError::from_reqwest(e, settings_timeout))?;
+    let status = response.status();
+    if status.is_success() {
+        return Ok(response);
+    }
+    let body = response.text().await.unwrap_or_default();
+    Err(ProviderError::status(status, &body))
+}

@@ -1,0 +1,126 @@
+//! Outbound speech-to-text, LLM and text-to-speech: each behind a small
+//! trait, chosen by environment (`settings.rs`), performed by the host for
+//! the guest's `transcribe` / `think` / `speak` effects (see
+//! `media/work.rs`, which owns retries, cancellation and timing).
+//!
+//! Providers know HTTP and their vendor's wire format, nothing about calls:
+//! audio goes in as PCM16 with its rate, text and audio come out through a
+//! callback as they stream in. Dropping a provider future aborts its
+//! request (the connection closes): that is how barge-in cancels.
+
+mod error;
+mod google;
+mod health;
+mod http;
+pub use http::install_tls;
+mod openai;
+pub mod settings;
+mod wav;
+
+use std::sync::Arc;
+
+use futures_util::future::BoxFuture;
+
+pub use error::ProviderError;
+pub use health::{Health, Kind};
+pub use settings::{Choice, ProviderSettings, Secret};
+
+pub type Result<T> = std::result::Result<T, ProviderError>;
+
+/// Mono linear PCM16.
+#[derive(Debug, Clone)]
+pub struct Pcm {
+    pub samples: Vec<i16>,
+    pub rate: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    System,
+    User,
+    Assistant,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::System => "system",
+            Role::User => "user",
+            Role::Assistant => "assistant",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Message {
+    pub role: Role,
+    pub content: String,
+}
+
+pub trait SpeechToText: Send + Sync {
+    /// The final transcript of one utterance.
+    fn transcribe(&self, utterance: Pcm) -> BoxFuture<'_, Result<String>>;
+}
+
+pub trait Llm: Send + Sync {
+    /// Streams the reply: `delta` is called with each piece as it arrives.
+    fn reply<'a>(&'a self, messages: &'a [Message], delta: &'a mut (dyn FnMut(&str) + Send))
+    -> BoxFuture<'a, Result<()>>;
+}
+
+pub trait TextToSpeech: Send + Sync {
+    /// Streams speech for `text`: `audio` is called with each chunk.
+    fn speak<'a>(&'a self, text: &'a str, audio: &'a mut (dyn FnMut(Pcm) + Send)) -> BoxFuture<'a, Result<()>>;
+}
+
+/// The providers this process has, and how they are doing.
+pub struct Providers {
+    pub stt: Option<Arc<dyn SpeechToText>>,
+    pub llm: Option<Arc<dyn Llm>>,
+    pub tts: Option<Arc<dyn TextToSpeech>>,
+    pub health: Health,
+    pub settings: ProviderSettings,
+}
+
+impl Providers {
+    /// Builds the clients `settings` asks for. Reads the Google credentials
+    /// (and fails on bad ones) but makes no network call.
+    pub fn new(settings: ProviderSettings) -> anyhow::Result<Providers> {
+        let client = http::client(&settings)?;
+        let openai = settings.openai.as_ref().map(|o| Arc::new(openai::OpenAi::new(client.clone(), o.clone(), &settings)));
+        let google = match &settings.google {
+            Some(g) if [settings.stt, settings.llm, settings.tts].contains(&Choice::Google) => {
+                Some(Arc::new(google::Google::new(client.clone(), g.clone(), &settings)?))
+            }
+            _ => None,
+        };
+        // Each kind is served by the vendor chosen for it (coercions to the trait objects).
+        let stt: Option<Arc<dyn SpeechToText>> = match settings.stt {
+            Choice::OpenAi => openai.clone().map(|o| o as _),
+            Choice::Google => google.clone().map(|g| g as _),
+            Choice::None => None,
+        };
+        let llm: Option<Arc<dyn Llm>> = match settings.llm {
+            Choice::OpenAi => openai.clone().map(|o| o as _),
+            Choice::Google => google.clone().map(|g| g as _),
+            Choice::None => None,
+        };
+        let tts: Option<Arc<dyn TextToSpeech>> = match settings.tts {
+            Choice::OpenAi => openai.map(|o| o as _),
+            Choice::Google => google.map(|g| g as _),
+            Choice::None => None,
+        };
+        let health = Health::new([settings.stt, settings.llm, settings.tts]);
+        Ok(Providers { stt, llm, tts, health, settings })
+    }
+
+    /// No providers at all: the echo agent.
+    pub fn none() -> Providers {
+        Providers::new(ProviderSettings::default()).expect("no providers needs no setup")
+    }
+
+    /// All three are present: the guest can run the AI path.
+    pub fn complete(&self) -> bool {
+        self.stt.is_some() && self.llm.is_some() && self.tts.is_some()
+    }
+}
