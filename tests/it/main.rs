@@ -6,6 +6,8 @@ mod audio;
 mod guest;
 mod support;
 mod calls;
+mod mocks;
+mod providers;
 mod http;
 mod robustness;
 mod shutdown;

@@ -1,0 +1,154 @@
+//! Loopback stand-ins for the providers, speaking their real wire
+//! protocols over real HTTP, so the host's real clients run against them.
+//! They check each request's shape (a wrong one gets the 4xx the real API
+//! would give, and is kept in `violations`), answer like the real thing
+//! (server-sent events, chunked audio), and can be told to be slow, fail,
+//! or break a stream. They record every request, and every streamed
+//! response the client walked away from.
+
+pub mod google;
+pub mod openai;
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures_util::stream;
+use http_body_util::{BodyExt, Full, StreamBody, combinators::BoxBody};
+use hyper::body::{Frame, Incoming};
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::sync::mpsc;
+
+pub type Body = BoxBody<Bytes, std::io::Error>;
+
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub path: String,
+    pub headers: hyper::HeaderMap,
+    pub body: Bytes,
+    pub at: Instant,
+}
+
+/// What every mock keeps.
+#[derive(Default)]
+pub struct Log {
+    pub requests: Mutex<Vec<Recorded>>,
+    /// Paths of streamed responses the client dropped before their end.
+    pub disconnects: Mutex<Vec<String>>,
+    /// Requests the real API would have refused, and why.
+    pub violations: Mutex<Vec<String>>,
+    /// When a streamed response of this path was sent to its end.
+    pub completed: Mutex<Vec<(String, Instant)>>,
+}
+
+impl Log {
+    pub fn requests(&self, path: &str) -> Vec<Recorded> {
+        self.requests.lock().unwrap().iter().filter(|r| r.path.ends_with(path)).cloned().collect()
+    }
+
+    pub fn disconnected(&self, path: &str) -> bool {
+        self.disconnects.lock().unwrap().iter().any(|p| p.ends_with(path))
+    }
+
+    pub fn violations(&self) -> Vec<String> {
+        self.violations.lock().unwrap().clone()
+    }
+
+    pub fn completed(&self, path: &str) -> Vec<Instant> {
+        self.completed.lock().unwrap().iter().filter(|(p, _)| p.ends_with(path)).map(|(_, t)| *t).collect()
+    }
+
+    /// Refuses the request as the API would, and remembers why.
+    pub fn refuse(&self, status: StatusCode, why: String) -> Response<Body> {
+        self.violations.lock().unwrap().push(why.clone());
+        json_response(status, serde_json::json!({ "error": { "message": why } }))
+    }
+}
+
+/// Serves `handle` on a loopback port until the test ends.
+pub async fn serve<H, F>(handle: H) -> SocketAddr
+where
+    H: Fn(Recorded) -> F + Send + Sync + Clone + 'static,
+    F: Future<Output = Response<Body>> + Send + 'static,
+{
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else { return };
+            let handle = handle.clone();
+            tokio::spawn(async move {
+                let service = service_fn(move |req: Request<Incoming>| {
+                    let handle = handle.clone();
+                    async move {
+                        let path = req.uri().path().to_string();
+                        let headers = req.headers().clone();
+                        let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+                        Ok::<_, Infallible>(handle(Recorded { path, headers, body, at: Instant::now() }).await)
+                    }
+                });
+                let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+            });
+        }
+    });
+    addr
+}
+
+pub fn json_response(status: StatusCode, value: serde_json::Value) -> Response<Body> {
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(value.to_string())).map_err(|e: Infallible| match e {}).boxed())
+        .unwrap()
+}
+
+/// One piece of a streamed response.
+pub enum Piece {
+    Data(Bytes),
+    Pause(Duration),
+    /// Break the connection mid-stream (no terminating chunk).
+    Break,
+}
+
+/// A chunked response fed by `pieces`, paced by its pauses. A client that
+/// goes away is noticed at once (not at the next write) and recorded.
+pub fn streamed(log: Arc<Log>, path: String, content_type: &str, pieces: Vec<Piece>) -> Response<Body> {
+    let (tx, rx) = mpsc::channel::<Result<Frame<Bytes>, std::io::Error>>(4);
+    tokio::spawn(async move {
+        for piece in pieces {
+            let gone = match piece {
+                Piece::Data(bytes) => tx.send(Ok(Frame::data(bytes))).await.is_err(),
+                Piece::Pause(d) => tokio::select! {
+                    _ = tokio::time::sleep(d) => false,
+                    _ = tx.closed() => true,
+                },
+                Piece::Break => {
+                    let _ = tx.send(Err(std::io::Error::other("mock breaks the stream"))).await;
+                    return;
+                }
+            };
+            if gone {
+                log.disconnects.lock().unwrap().push(path);
+                return;
+            }
+        }
+        log.completed.lock().unwrap().push((path, Instant::now()));
+    });
+    let body = StreamBody::new(stream::unfold(rx, |mut rx| async { rx.recv().await.map(|item| (item, rx)) }));
+    Response::builder().status(200).header("content-type", content_type).body(BoxBody::new(body)).unwrap()
+}
+
+/// A sine tone as PCM16.
+pub fn tone(samples: usize, rate: u32, freq: f64) -> Vec<i16> {
+    (0..samples).map(|i| ((i as f64 * freq * std::f64::consts::TAU / rate as f64).sin() * 9000.0) as i16).collect()
+}
+
+/// `Authorization: Bearer <token>`, if present.
+pub fn bearer(r: &Recorded) -> Option<String> {
+    let value = r.headers.get("authorization")?.to_str().ok()?;
+    value.strip_prefix("Bearer ").map(str::to_string)
+}

@@ -1,0 +1,253 @@
+//! A stand-in for OpenAI's API (and for OpenAI-compatible chat servers,
+//! such as Vertex AI's, which `google.rs` reuses): transcriptions from a
+//! multipart WAV upload, chat completions as server-sent events, speech as
+//! raw 24 kHz PCM16 streamed in chunks.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use hyper::{Response, StatusCode};
+use serde_json::{Value, json};
+
+use super::{Body, Log, Piece, Recorded, bearer, json_response, streamed, tone};
+
+pub const KEY: &str = "sk-test-0123456789abcdef";
+pub const STT_MODEL: &str = "gpt-4o-mini-transcribe";
+pub const LLM_MODEL: &str = "gpt-4o-mini";
+pub const TTS_MODEL: &str = "gpt-4o-mini-tts";
+pub const VOICE: &str = "alloy";
+pub const TTS_RATE: u32 = 24_000;
+
+/// How the mock behaves; tests change it between and during calls.
+pub struct Behavior {
+    /// Answers to successive transcriptions; then `default_transcript`.
+    pub transcripts: VecDeque<String>,
+    pub default_transcript: String,
+    /// Replies to successive chat requests (split into words as deltas).
+    pub replies: VecDeque<String>,
+    pub default_reply: String,
+    pub llm_first_delay: Duration,
+    pub llm_token_delay: Duration,
+    /// Break the chat stream after this many deltas.
+    pub llm_break_after: Option<usize>,
+    /// Status codes for the next transcription requests (then 200).
+    pub stt_statuses: VecDeque<u16>,
+    /// Delays before answering the next transcription requests.
+    pub stt_delays: VecDeque<Duration>,
+    /// Speech requests whose input contains this fail with 500.
+    pub tts_fail_containing: Option<String>,
+    /// Milliseconds of audio per character of input.
+    pub tts_ms_per_char: u32,
+    /// Pause between 100 ms chunks of audio (100 ms = real time).
+    pub tts_chunk_pause: Duration,
+}
+
+impl Default for Behavior {
+    fn default() -> Self {
+        Behavior {
+            transcripts: VecDeque::new(),
+            default_transcript: "what is the weather like".into(),
+            replies: VecDeque::new(),
+            default_reply: "It is sunny today. Have a nice day.".into(),
+            llm_first_delay: Duration::ZERO,
+            llm_token_delay: Duration::ZERO,
+            llm_break_after: None,
+            stt_statuses: VecDeque::new(),
+            stt_delays: VecDeque::new(),
+            tts_fail_containing: None,
+            tts_ms_per_char: 20,
+            tts_chunk_pause: Duration::ZERO,
+        }
+    }
+}
+
+/// What a transcription request carried, decoded.
+#[derive(Debug, Clone)]
+pub struct Upload {
+    pub model: String,
+    pub rate: u32,
+    pub samples: Vec<i16>,
+}
+
+#[derive(Default)]
+pub struct State {
+    pub log: Arc<Log>,
+    pub behavior: Mutex<Behavior>,
+    pub uploads: Mutex<Vec<Upload>>,
+    /// The `messages` of each chat request.
+    pub chats: Mutex<Vec<Vec<(String, String)>>>,
+    /// The `input` of each speech request.
+    pub speech: Mutex<Vec<String>>,
+}
+
+pub struct OpenAiMock {
+    pub url: String,
+    pub state: Arc<State>,
+}
+
+impl OpenAiMock {
+    pub async fn start() -> OpenAiMock {
+        let state = Arc::new(State::default());
+        let s = state.clone();
+        let addr = super::serve(move |r| {
+            let s = s.clone();
+            async move { handle(s, r).await }
+        })
+        .await;
+        OpenAiMock { url: format!("http://{addr}/v1"), state }
+    }
+
+    pub fn behave(&self, f: impl FnOnce(&mut Behavior)) {
+        f(&mut self.state.behavior.lock().unwrap());
+    }
+
+    pub fn log(&self) -> &Log {
+        &self.state.log
+    }
+
+    /// The environment that points hotline at this mock.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        vec![("OPENAI_API_KEY", KEY.into()), ("OPENAI_BASE_URL", self.url.clone())]
+    }
+}
+
+async fn handle(state: Arc<State>, r: Recorded) -> Response<Body> {
+    state.log.requests.lock().unwrap().push(r.clone());
+    if bearer(&r).as_deref() != Some(KEY) {
+        return state.log.refuse(StatusCode::UNAUTHORIZED, format!("{}: missing or wrong API key", r.path));
+    }
+    match r.path.as_str() {
+        "/v1/audio/transcriptions" => transcription(&state, &r).await,
+        "/v1/chat/completions" => chat(&state.log, &state.behavior, &state.chats, &r, LLM_MODEL),
+        "/v1/audio/speech" => speech(&state, &r),
+        other => state.log.refuse(StatusCode::NOT_FOUND, format!("no route {other}")),
+    }
+}
+
+async fn transcription(state: &State, r: &Recorded) -> Response<Body> {
+    let (status, delay) = {
+        let mut b = state.behavior.lock().unwrap();
+        (b.stt_statuses.pop_front(), b.stt_delays.pop_front())
+    };
+    if let Some(d) = delay {
+        tokio::time::sleep(d).await;
+    }
+    if let Some(code) = status {
+        return json_response(StatusCode::from_u16(code).unwrap(), json!({ "error": { "message": "mock failure" } }));
+    }
+    let upload = match parse_upload(r).await {
+        Ok(u) => u,
+        Err(why) => return state.log.refuse(StatusCode::BAD_REQUEST, format!("transcription: {why}")),
+    };
+    if upload.model != STT_MODEL {
+        return state.log.refuse(StatusCode::BAD_REQUEST, format!("transcription model {}", upload.model));
+    }
+    state.uploads.lock().unwrap().push(upload);
+    let text = {
+        let mut b = state.behavior.lock().unwrap();
+        b.transcripts.pop_front().unwrap_or_else(|| b.default_transcript.clone())
+    };
+    json_response(StatusCode::OK, json!({ "text": text }))
+}
+
+/// The multipart form: `model`, `language`, and `file` as a PCM16 WAV.
+async fn parse_upload(r: &Recorded) -> Result<Upload, String> {
+    let content_type = r.headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("");
+    let boundary = multer::parse_boundary(content_type).map_err(|e| format!("content-type {content_type:?}: {e}"))?;
+    let body = r.body.clone();
+    let stream = futures_util::stream::once(async move { Ok::<Bytes, std::io::Error>(body) });
+    let mut form = multer::Multipart::new(stream, boundary);
+    let (mut model, mut wav) = (None, None);
+    while let Some(field) = form.next_field().await.map_err(|e| e.to_string())? {
+        match field.name() {
+            Some("model") => model = Some(field.text().await.map_err(|e| e.to_string())?),
+            Some("file") => {
+                if !field.file_name().is_some_and(|f| f.ends_with(".wav")) {
+                    return Err("file has no .wav name".into());
+                }
+                wav = Some(field.bytes().await.map_err(|e| e.to_string())?);
+            }
+            _ => {}
+        }
+    }
+    let wav = wav.ok_or("no file")?;
+    let reader = hound::WavReader::new(std::io::Cursor::new(wav.to_vec())).map_err(|e| format!("WAV: {e}"))?;
+    let spec = reader.spec();
+    if spec.channels != 1 || spec.bits_per_sample != 16 || spec.sample_format != hound::SampleFormat::Int {
+        return Err(format!("WAV is not PCM16 mono: {spec:?}"));
+    }
+    let samples = reader.into_samples::<i16>().collect::<Result<Vec<_>, _>>().map_err(|e| format!("WAV data: {e}"))?;
+    Ok(Upload { model: model.ok_or("no model")?, rate: spec.sample_rate, samples })
+}
+
+/// A streamed chat completion; shared with the Vertex AI stand-in.
+pub fn chat(
+    log: &Arc<Log>,
+    behavior: &Mutex<Behavior>,
+    chats: &Mutex<Vec<Vec<(String, String)>>>,
+    r: &Recorded,
+    model: &str,
+) -> Response<Body> {
+    let body: Value = match serde_json::from_slice(&r.body) {
+        Ok(v) => v,
+        Err(e) => return log.refuse(StatusCode::BAD_REQUEST, format!("chat body: {e}")),
+    };
+    if body["model"] != model || body["stream"] != true {
+        return log.refuse(StatusCode::BAD_REQUEST, format!("chat wants model {model} and stream: true, got {body}"));
+    }
+    let Some(messages) = body["messages"].as_array() else {
+        return log.refuse(StatusCode::BAD_REQUEST, "chat without messages".into());
+    };
+    let messages: Vec<(String, String)> = messages
+        .iter()
+        .map(|m| (m["role"].as_str().unwrap_or("?").to_string(), m["content"].as_str().unwrap_or("").to_string()))
+        .collect();
+    if messages.first().map(|m| m.0.as_str()) != Some("system") || messages.iter().any(|m| m.1.is_empty()) {
+        return log.refuse(StatusCode::BAD_REQUEST, format!("chat messages malformed: {messages:?}"));
+    }
+    chats.lock().unwrap().push(messages);
+    let b = &mut behavior.lock().unwrap();
+    let reply = b.replies.pop_front().unwrap_or_else(|| b.default_reply.clone());
+    let mut pieces = vec![Piece::Pause(b.llm_first_delay)];
+    let words: Vec<String> = reply.split_inclusive(' ').map(str::to_string).collect();
+    for (i, word) in words.iter().enumerate() {
+        if b.llm_break_after == Some(i) {
+            pieces.push(Piece::Break);
+            break;
+        }
+        let chunk = json!({ "object": "chat.completion.chunk", "choices": [{ "index": 0, "delta": { "content": word }, "finish_reason": null }] });
+        pieces.push(Piece::Data(Bytes::from(format!("data: {chunk}\n\n"))));
+        pieces.push(Piece::Pause(b.llm_token_delay));
+    }
+    let last = json!({ "object": "chat.completion.chunk", "choices": [{ "index": 0, "delta": {}, "finish_reason": "stop" }] });
+    pieces.push(Piece::Data(Bytes::from(format!("data: {last}\n\ndata: [DONE]\n\n"))));
+    streamed(log.clone(), r.path.clone(), "text/event-stream", pieces)
+}
+
+fn speech(state: &State, r: &Recorded) -> Response<Body> {
+    let body: Value = match serde_json::from_slice(&r.body) {
+        Ok(v) => v,
+        Err(e) => return state.log.refuse(StatusCode::BAD_REQUEST, format!("speech body: {e}")),
+    };
+    let input = body["input"].as_str().unwrap_or("").to_string();
+    if body["model"] != TTS_MODEL || body["voice"] != VOICE || body["response_format"] != "pcm" || input.is_empty() {
+        return state.log.refuse(StatusCode::BAD_REQUEST, format!("speech request malformed: {body}"));
+    }
+    state.speech.lock().unwrap().push(input.clone());
+    let b = state.behavior.lock().unwrap();
+    if b.tts_fail_containing.as_ref().is_some_and(|f| input.contains(f.as_str())) {
+        return json_response(StatusCode::INTERNAL_SERVER_ERROR, json!({ "error": { "message": "mock TTS failure" } }));
+    }
+    let samples = input.chars().count() * b.tts_ms_per_char as usize * TTS_RATE as usize / 1000;
+    let bytes: Vec<u8> = tone(samples, TTS_RATE, 440.0).iter().flat_map(|s| s.to_le_bytes()).collect();
+    // 100 ms chunks plus one byte: every other chunk ends inside a sample,
+    // as network chunks do.
+    let mut pieces = Vec::new();
+    for chunk in bytes.chunks(TTS_RATE as usize / 10 * 2 + 1) {
+        pieces.push(Piece::Data(Bytes::copy_from_slice(chunk)));
+        pieces.push(Piece::Pause(b.tts_chunk_pause));
+    }
+    streamed(state.log.clone(), r.path.clone(), "application/octet-stream", pieces)
+}
