@@ -80,6 +80,8 @@ where
     tokio::spawn(async move {
         loop {
             let Ok((stream, _)) = listener.accept().await else { return };
+            // As real API front ends do: small streamed chunks go out at once.
+            let _ = stream.set_nodelay(true);
             let handle = handle.clone();
             tokio::spawn(async move {
                 let service = service_fn(move |req: Request<Incoming>| {

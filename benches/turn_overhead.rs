@@ -1,0 +1,102 @@
+//! The host's own overhead on a turn: from the end of the caller's
+//! utterance (the guest's `transcribe`) to the first reply media frame
+//! flushed to Twilio, with provider stand-ins that answer at once. What is
+//! left is hotline: three loopback HTTP exchanges (STT, LLM stream, TTS
+//! stream), the guest calls in between, resampling and framing.
+//! Target: p99 ≤ 10 ms.
+//!
+//! `cargo bench --bench turn_overhead` (TURNS=100 by default). It reads
+//! `first_audio_ms` from the server's own `turn` log events.
+
+#[path = "../tests/it/mocks/mod.rs"]
+#[allow(dead_code)]
+mod mocks;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use hotline::config::Config;
+use hotline::http::Server;
+use hotline::sim::{CallOptions, place_call};
+use tracing::field::{Field, Visit};
+use tracing_subscriber::layer::{Context, SubscriberExt};
+use tracing_subscriber::Layer;
+
+/// Collects `first_audio_ms` of every `turn` event.
+struct TurnTimes(Arc<Mutex<Vec<f64>>>);
+
+impl<S: tracing::Subscriber> Layer<S> for TurnTimes {
+    fn on_event(&self, event: &tracing::Event<'_>, _: Context<'_, S>) {
+        #[derive(Default)]
+        struct Fields {
+            turn: bool,
+            first_audio_ms: Option<f64>,
+        }
+        impl Visit for Fields {
+            fn record_f64(&mut self, field: &Field, value: f64) {
+                if field.name() == "first_audio_ms" {
+                    self.first_audio_ms = Some(value);
+                }
+            }
+            fn record_str(&mut self, field: &Field, value: &str) {
+                if field.name() == "event" && value == "turn" {
+                    self.turn = true;
+                }
+            }
+            fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+                if field.name() == "event" && format!("{value:?}").trim_matches('"') == "turn" {
+                    self.turn = true;
+                }
+            }
+        }
+        let mut f = Fields::default();
+        event.record(&mut f);
+        if let (true, Some(ms)) = (f.turn, f.first_audio_ms) {
+            self.0.lock().unwrap().push(ms);
+        }
+    }
+}
+
+fn main() {
+    let turns: usize = std::env::var("TURNS").ok().and_then(|t| t.parse().ok()).unwrap_or(100);
+    let times = Arc::new(Mutex::new(Vec::new()));
+    tracing::subscriber::set_global_default(tracing_subscriber::registry().with(TurnTimes(times.clone()))).unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        hotline::providers::install_tls();
+        let mock = mocks::openai::OpenAiMock::start().await;
+        mock.behave(|b| b.default_reply = "Okay.".into());
+        let env: HashMap<String, String> = mock.env().into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+        let mut config = Config::from_lookup(|k| env.get(k).cloned()).unwrap();
+        config.listen = "127.0.0.1:0".parse().unwrap();
+        let mut server = Server::start(config).await.unwrap();
+        server.guest_loaded().await.unwrap();
+        // One call, one short utterance after another; each reply (100 ms)
+        // ends before the next utterance begins.
+        let tone: Vec<i16> = (0..3200).map(|i| ((i as f64 * 0.3).sin() * 8000.0) as i16).collect();
+        let mut audio = vec![0i16; 8000];
+        for _ in 0..turns {
+            audio.extend(&tone);
+            audio.extend(std::iter::repeat_n(0, 8 * 900));
+        }
+        let opts = CallOptions {
+            server: format!("http://{}", server.local_addr()),
+            audio,
+            speed: 4.0,
+            ..CallOptions::default()
+        };
+        place_call(&opts).await.unwrap();
+    });
+    let mut t = times.lock().unwrap().clone();
+    t.sort_by(f64::total_cmp);
+    assert!(!t.is_empty(), "no turn was spoken");
+    let pct = |p: f64| t[((t.len() as f64 * p).ceil() as usize).clamp(1, t.len()) - 1];
+    println!(
+        "EoU → first reply frame (host, instant mocks): n={} p50={:.2} ms p90={:.2} ms p99={:.2} ms max={:.2} ms",
+        t.len(),
+        pct(0.50),
+        pct(0.90),
+        pct(0.99),
+        t[t.len() - 1]
+    );
+}
