@@ -348,10 +348,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
                     self.work.cancel();
                     if self.recover(e).await {
                         // The event that trapped is skipped.
-                        queue.push_back(Event::ProviderError(ProviderError {
-                            kind: ProviderKind::Llm,
-                            message: "call logic restarted; work in flight was dropped".into(),
-                        }));
+                        if self.app.providers.complete() {
+                            queue.push_back(Event::ProviderError(ProviderError {
+                                kind: ProviderKind::Llm,
+                                message: "call logic restarted; work in flight was dropped".into(),
+                            }));
+                        }
                         continue;
                     }
                     return self.apologize().await;

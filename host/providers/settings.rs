@@ -21,6 +21,13 @@ impl Secret {
     }
 }
 
+/// Read from JSON (key files, token responses) straight into hiding.
+impl<'de> serde::Deserialize<'de> for Secret {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d).map(Secret::new)
+    }
+}
+
 impl std::fmt::Debug for Secret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Secret(<redacted>)")
@@ -145,7 +152,7 @@ impl ProviderSettings {
                 llm_url: get("HOTLINE_GOOGLE_LLM_URL").map(|u| checked_url("HOTLINE_GOOGLE_LLM_URL", &u)).transpose()?,
                 location: get("HOTLINE_GOOGLE_LOCATION").unwrap_or_else(|| "us-central1".into()),
                 stt_model: get("HOTLINE_GOOGLE_STT_MODEL").unwrap_or_else(|| "phone_call".into()),
-                llm_model: get("HOTLINE_GOOGLE_LLM_MODEL").unwrap_or_else(|| "google/gemini-2.0-flash-001".into()),
+                llm_model: get("HOTLINE_GOOGLE_LLM_MODEL").unwrap_or_else(|| "google/gemini-2.5-flash".into()),
                 voice: get("HOTLINE_GOOGLE_VOICE"),
             });
         }

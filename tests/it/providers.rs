@@ -325,3 +325,35 @@ fn providers_are_chosen_by_environment() {
     assert!(format!("{err:#}").contains("HOTLINE_STT"), "{err:#}");
     assert!(!format!("{o:?}").contains("sk-live"), "the key never shows in Debug output");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_and_tokens_never_reach_the_logs() {
+    let openai = OpenAiMock::start().await;
+    openai.behave(|b| b.default_reply = "It is sunny today.".into());
+    let google = GoogleMock::start().await;
+    let mut env = openai.env();
+    env.extend(google.env());
+    env.push(("HOTLINE_TTS", "google".into()));
+    env.push(("RUST_LOG", "info,hotline=debug,reqwest=debug,hyper=debug".into()));
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let mut child = crate::shutdown::spawn_hotline(&env).await;
+    let opts = CallOptions {
+        server: child.base.clone(),
+        audio: concat(&[silence(1500), question(), silence(3000)]),
+        speed: 1.0,
+        ..CallOptions::default()
+    };
+    let report = place_call(&opts).await.unwrap();
+    assert!(report.first(|m| *m == Moment::MarkReceived("t1-s0".into())).is_some(), "a full AI turn ran");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    child.process.kill().await.unwrap();
+    let mut logs = String::new();
+    while let Ok(line) = child.logs.try_recv() {
+        logs.push_str(&line);
+        logs.push('\n');
+    }
+    assert!(logs.contains("\"turn\"") && logs.contains("stt_text"), "the AI path logged at debug level");
+    for secret in [crate::mocks::openai::KEY, "ya29.mock", "PRIVATE KEY"] {
+        assert!(!logs.contains(secret), "{secret:?} appears in the logs");
+    }
+}

@@ -10,13 +10,13 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 
 use crate::support::*;
 
-struct Child {
-    process: tokio::process::Child,
-    base: String,
-    logs: tokio::sync::mpsc::UnboundedReceiver<String>,
+pub struct Child {
+    pub process: tokio::process::Child,
+    pub base: String,
+    pub logs: tokio::sync::mpsc::UnboundedReceiver<String>,
 }
 
-async fn spawn_hotline(env: &[(&str, &str)]) -> Child {
+pub async fn spawn_hotline(env: &[(&str, &str)]) -> Child {
     hotline::providers::install_tls(); // for this test's reqwest client
     let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_hotline"));
     command

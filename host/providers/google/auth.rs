@@ -36,12 +36,6 @@ pub struct ServiceAccount {
     pub project_id: Option<String>,
 }
 
-impl<'de> Deserialize<'de> for Secret {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        String::deserialize(d).map(Secret::new)
-    }
-}
-
 impl ServiceAccount {
     pub fn parse(json: &str) -> anyhow::Result<ServiceAccount> {
         // The error must not quote the input: it holds the private key.

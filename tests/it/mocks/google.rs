@@ -19,7 +19,7 @@ use super::{Body, Log, Recorded, bearer, json_response, tone};
 
 pub const EMAIL: &str = "hotline-test@hotline-test.iam.gserviceaccount.com";
 pub const PROJECT: &str = "hotline-test";
-pub const LLM_MODEL: &str = "google/gemini-2.0-flash-001";
+pub const LLM_MODEL: &str = "google/gemini-2.5-flash";
 const PRIVATE_KEY: &str = include_str!("../../data/google-test-key.pem");
 const PUBLIC_KEY_DER: &[u8] = include_bytes!("../../data/google-test-key.pub.der");
 
