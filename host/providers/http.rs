@@ -1,7 +1,8 @@
 //! The one HTTP client every provider shares (connection pool, TLS,
 //! timeouts), and the response checks they all need.
 
-use reqwest::{Client, RequestBuilder, Response};
+use anyhow::Context as _;
+use reqwest::{Certificate, Client, RequestBuilder, Response};
 
 use super::{ProviderError, ProviderSettings, Result};
 
@@ -14,7 +15,14 @@ pub fn install_tls() {
 
 pub fn client(settings: &ProviderSettings) -> anyhow::Result<Client> {
     install_tls();
-    let client = Client::builder()
+    let mut builder = Client::builder();
+    if let Some(path) = &settings.ca_file {
+        let pem = std::fs::read(path).with_context(|| format!("HOTLINE_PROVIDER_CA_FILE={}", path.display()))?;
+        let certs = Certificate::from_pem_bundle(&pem)
+            .with_context(|| format!("HOTLINE_PROVIDER_CA_FILE={}: not PEM certificates", path.display()))?;
+        builder = builder.tls_certs_merge(certs);
+    }
+    let client = builder
         .connect_timeout(settings.connect_timeout)
         .timeout(settings.request_timeout)
         .tcp_nodelay(true)

@@ -101,6 +101,9 @@ pub struct ProviderSettings {
     pub request_timeout: Duration,
     /// Pause before the one retry of an idempotent request.
     pub retry_delay: Duration,
+    /// Extra root certificates (PEM) trusted besides the system's, for a
+    /// private CA or a TLS-inspecting proxy.
+    pub ca_file: Option<PathBuf>,
 }
 
 impl Default for ProviderSettings {
@@ -117,6 +120,7 @@ impl Default for ProviderSettings {
             connect_timeout: Duration::from_secs(3),
             request_timeout: Duration::from_secs(15),
             retry_delay: Duration::from_millis(250),
+            ca_file: None,
         }
     }
 }
@@ -190,6 +194,7 @@ impl ProviderSettings {
         if let Some(d) = ms("HOTLINE_PROVIDER_RETRY_MS")? {
             s.retry_delay = d;
         }
+        s.ca_file = get("HOTLINE_PROVIDER_CA_FILE").map(PathBuf::from);
         Ok(s)
     }
 }

@@ -357,3 +357,32 @@ async fn keys_and_tokens_never_reach_the_logs() {
         assert!(!logs.contains(secret), "{secret:?} appears in the logs");
     }
 }
+
+#[tokio::test]
+async fn https_providers_are_verified_against_the_system_roots_plus_a_private_ca() {
+    let (ca_pem, tls) = crate::mocks::private_ca();
+    let mock = OpenAiMock::start_tls(tls).await;
+    assert!(mock.url.starts_with("https://"));
+    let ca_file = std::env::temp_dir().join(format!("hotline-test-ca-{}.pem", std::process::id()));
+    std::fs::write(&ca_file, &ca_pem).unwrap();
+
+    // Without the CA the certificate is refused: the turn fails and says why.
+    let untrusting = server_with(&mock.env()).await;
+    let (report, _) = call(&untrusting, concat(&[silence(1500), question(), silence(2500)])).await;
+    assert!(mock.log().requests("").is_empty(), "no request got through an untrusted certificate");
+    let eou = report.first(|m| *m == Moment::CallerEou).unwrap();
+    assert!(played_near(&report, replies_after(&report, eou)[0], APOLOGY));
+    let ready: serde_json::Value = reqwest::get(format!("{}/readyz", untrusting.base)).await.unwrap().json().await.unwrap();
+    let error = ready["providers"]["stt"]["last_error"]["message"].as_str().unwrap_or("").to_lowercase();
+    assert!(error.contains("certificate"), "{ready}");
+
+    // With it, the same call is a normal AI turn over TLS.
+    let mut env = mock.env();
+    env.push(("HOTLINE_PROVIDER_CA_FILE", ca_file.display().to_string()));
+    let trusting = server_with(&env).await;
+    let (report, _) = call(&trusting, concat(&[silence(1500), question(), silence(2500)])).await;
+    assert!(report.first(|m| *m == Moment::MarkReceived("t1-s0".into())).is_some(), "{:?}", report.timeline);
+    assert_eq!(mock.state.uploads.lock().unwrap().len(), 1);
+    assert_eq!(mock.log().violations(), Vec::<String>::new());
+    let _ = std::fs::remove_file(ca_file);
+}

@@ -65,7 +65,7 @@ impl GoogleMock {
         let addr = super::serve(move |r| {
             let (s, base) = (s.clone(), base_for_handler.lock().unwrap().clone());
             async move { handle(s, &base, r) }
-        })
+        }, None)
         .await;
         let base = format!("http://{addr}");
         *holder.lock().unwrap() = base.clone();

@@ -69,8 +69,9 @@ impl Log {
     }
 }
 
-/// Serves `handle` on a loopback port until the test ends.
-pub async fn serve<H, F>(handle: H) -> SocketAddr
+/// Serves `handle` on a loopback port until the test ends; over TLS when
+/// given an acceptor.
+pub async fn serve<H, F>(handle: H, tls: Option<tokio_rustls::TlsAcceptor>) -> SocketAddr
 where
     H: Fn(Recorded) -> F + Send + Sync + Clone + 'static,
     F: Future<Output = Response<Body>> + Send + 'static,
@@ -82,7 +83,7 @@ where
             let Ok((stream, _)) = listener.accept().await else { return };
             // As real API front ends do: small streamed chunks go out at once.
             let _ = stream.set_nodelay(true);
-            let handle = handle.clone();
+            let (handle, tls) = (handle.clone(), tls.clone());
             tokio::spawn(async move {
                 let service = service_fn(move |req: Request<Incoming>| {
                     let handle = handle.clone();
@@ -93,11 +94,42 @@ where
                         Ok::<_, Infallible>(handle(Recorded { path, headers, body, at: Instant::now() }).await)
                     }
                 });
-                let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+                let http = hyper::server::conn::http1::Builder::new();
+                match tls {
+                    None => {
+                        let _ = http.serve_connection(TokioIo::new(stream), service).await;
+                    }
+                    Some(tls) => {
+                        // A client that refuses our certificate ends here.
+                        let Ok(stream) = tls.accept(stream).await else { return };
+                        let _ = http.serve_connection(TokioIo::new(stream), service).await;
+                    }
+                }
             });
         }
     });
     addr
+}
+
+/// A throwaway CA and a certificate it signed for 127.0.0.1: the CA's PEM
+/// (for the client to trust) and an acceptor serving the certificate.
+pub fn private_ca() -> (String, tokio_rustls::TlsAcceptor) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+    let key = KeyPair::generate().unwrap();
+    let cert = CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap().signed_by(&key, &issuer).unwrap();
+    let config = tokio_rustls::rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![cert.der().clone()],
+            rustls_pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+        )
+        .unwrap();
+    (ca.pem(), tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config)))
 }
 
 pub fn json_response(status: StatusCode, value: serde_json::Value) -> Response<Body> {

@@ -89,14 +89,27 @@ pub struct OpenAiMock {
 
 impl OpenAiMock {
     pub async fn start() -> OpenAiMock {
+        Self::start_with(None).await
+    }
+
+    /// Served over HTTPS with a certificate from a private CA.
+    pub async fn start_tls(tls: tokio_rustls::TlsAcceptor) -> OpenAiMock {
+        Self::start_with(Some(tls)).await
+    }
+
+    async fn start_with(tls: Option<tokio_rustls::TlsAcceptor>) -> OpenAiMock {
         let state = Arc::new(State::default());
         let s = state.clone();
-        let addr = super::serve(move |r| {
-            let s = s.clone();
-            async move { handle(s, r).await }
-        })
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let addr = super::serve(
+            move |r| {
+                let s = s.clone();
+                async move { handle(s, r).await }
+            },
+            tls,
+        )
         .await;
-        OpenAiMock { url: format!("http://{addr}/v1"), state }
+        OpenAiMock { url: format!("{scheme}://{addr}/v1"), state }
     }
 
     pub fn behave(&self, f: impl FnOnce(&mut Behavior)) {
