@@ -3,7 +3,9 @@
 //!
 //! A scenario is a JSON Lines file: one step per line, `#` starts a comment.
 //! Steps feed events in (`start`, `silence`, `tone`, `wav`, `mark_played`,
-//! `ack_marks`, `dtmf`, `timer`, `stop`, or `twiml` for the webhook), and
+//! `ack_marks`, `dtmf`, `timer`, `stop`, `twiml` for the webhook, and what
+//! the host's providers would answer: `transcript`, `reply`, `speech`,
+//! `provider_error`), and
 //! `expect` checks the effects seen since the previous `expect`. Media time
 //! advances 20 ms per frame; every effect is stamped with it.
 //! docs/guests.md describes every field.
@@ -14,7 +16,10 @@ use anyhow::Context;
 use hotline_audio::frame::ulaw_frames;
 use serde::Deserialize;
 
-use crate::guest::{CallConfig, CallMode, Effect, Event, Guest, Media, Providers, Session, Started, Webhook};
+use crate::guest::{
+    CallConfig, CallMode, Effect, Event, Guest, Media, ProviderError, ProviderKind, Providers, ReplyText, Session,
+    SpeechAudio, Started, Transcript, Webhook,
+};
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
@@ -36,7 +41,37 @@ enum Step {
     Dtmf(char),
     Timer(u32),
     Stop {},
+    /// A final transcript, as speech-to-text would answer `transcribe`.
+    Transcript(String),
+    /// A piece of the LLM's reply, as it would stream after `think`.
+    Reply(ReplyStep),
+    /// Synthesized speech (a tone) for the oldest pending `speak`.
+    Speech(SpeechStep),
+    /// A provider failed: `"stt"`, `"llm"` or `"tts"`.
+    ProviderError(String),
     Expect(Expect),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReplyStep {
+    text: String,
+    #[serde(default)]
+    done: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SpeechStep {
+    ms: u32,
+    #[serde(default = "default_speech_rate")]
+    rate: u32,
+    #[serde(default)]
+    done: bool,
+}
+
+fn default_speech_rate() -> u32 {
+    24_000
 }
 
 #[derive(Debug, Deserialize)]
@@ -106,6 +141,16 @@ struct Expect {
     logs: Option<Vec<String>>,
     /// A `hangup` effect (or none, with `false`).
     hangup: Option<bool>,
+    /// A `transcribe` effect (or none).
+    transcribe: Option<bool>,
+    /// A `think` whose last turn (the caller's) has exactly this text.
+    think_user: Option<String>,
+    /// The `assistant` turns of the last `think`, exactly (what was heard).
+    think_assistant: Option<Vec<String>>,
+    /// Exactly these `speak` texts, in order.
+    speaks: Option<Vec<String>>,
+    /// A `cancel` effect (or none).
+    cancel: Option<bool>,
 }
 
 #[derive(Debug)]
@@ -238,6 +283,24 @@ impl Runner<'_> {
             Step::Dtmf(digit) => self.send(Event::Dtmf(digit)).await?,
             Step::Timer(id) => self.send(Event::Timer(id)).await?,
             Step::Stop {} => self.send(Event::Stopped).await?,
+            Step::Transcript(text) => self.send(Event::Transcript(Transcript { text, is_final: true })).await?,
+            Step::Reply(r) => self.send(Event::ReplyText(ReplyText { delta: r.text, done: r.done })).await?,
+            Step::Speech(sp) => {
+                let samples = (0..sp.ms as u64 * sp.rate as u64 / 1000)
+                    .map(|i| (6000.0 * (2.0 * std::f64::consts::PI * 220.0 * i as f64 / sp.rate as f64).sin()) as i16)
+                    .collect();
+                self.send(Event::SpeechAudio(SpeechAudio { samples, sample_rate: sp.rate, done: sp.done })).await?
+            }
+            Step::ProviderError(kind) => {
+                let kind = match kind.as_str() {
+                    "stt" => ProviderKind::Stt,
+                    "llm" => ProviderKind::Llm,
+                    "tts" => ProviderKind::Tts,
+                    other => anyhow::bail!("provider_error must be stt, llm or tts, not {other:?}"),
+                };
+                let message = "scenario: provider failed".into();
+                self.send(Event::ProviderError(ProviderError { kind, message })).await?
+            }
             Step::Expect(e) => return Ok(self.check(e)),
         }
         Ok(Vec::new())
@@ -304,10 +367,38 @@ impl Runner<'_> {
                 failures.push(format!("no {event:?} log"));
             }
         }
-        if let Some(want) = e.hangup {
-            let got = all().any(|(_, f)| matches!(f, Effect::Hangup));
+        let mut present = |name: &str, want: Option<bool>, pred: &dyn Fn(&Effect) -> bool| {
+            let got = all().any(|(_, f)| pred(f));
+            if want.is_some_and(|want| want != got) {
+                failures.push(format!("{name}: {got}, expected {}", !got));
+            }
+        };
+        present("hangup", e.hangup, &|f| matches!(f, Effect::Hangup));
+        present("transcribe", e.transcribe, &|f| matches!(f, Effect::Transcribe(_)));
+        present("cancel", e.cancel, &|f| matches!(f, Effect::Cancel));
+        let last_think = all().filter_map(|(_, f)| if let Effect::Think(t) = f { Some(t) } else { None }).last();
+        if let Some(want) = e.think_user {
+            match last_think.and_then(|t| t.last()) {
+                Some(turn) if turn.text == want => {}
+                Some(turn) => failures.push(format!("think ends with {:?}, expected {want:?}", turn.text)),
+                None => failures.push("no think".into()),
+            }
+        }
+        if let Some(want) = e.think_assistant {
+            let got: Option<Vec<String>> = last_think.map(|t| {
+                t.iter().filter(|t| t.role == crate::guest::Role::Assistant).map(|t| t.text.clone()).collect()
+            });
+            match got {
+                Some(got) if got == want => {}
+                Some(got) => failures.push(format!("assistant turns {got:?}, expected {want:?}")),
+                None => failures.push("no think".into()),
+            }
+        }
+        if let Some(want) = e.speaks {
+            let got: Vec<String> =
+                all().filter_map(|(_, f)| if let Effect::Speak(t) = f { Some(t.clone()) } else { None }).collect();
             if got != want {
-                failures.push(format!("hangup: {got}, expected {want}"));
+                failures.push(format!("speaks {got:?}, expected {want:?}"));
             }
         }
         failures
