@@ -5,8 +5,10 @@
 //! stream), the guest calls in between, resampling and framing.
 //! Target: p99 ≤ 10 ms.
 //!
-//! `cargo bench --bench turn_overhead` (TURNS=100 by default). It reads
-//! `first_audio_ms` from the server's own `turn` log events.
+//! `cargo bench --bench turn_overhead` (TURNS=100 turns by default, in
+//! CALLS=1 call; with CALLS=N, N real-time calls run at once, started over
+//! one turn's length, and share the turns; STAGGER=0 starts them together).
+//! It reads `first_audio_ms` from the server's own `turn` log events.
 
 #[path = "../tests/it/mocks/mod.rs"]
 #[allow(dead_code)]
@@ -58,7 +60,8 @@ impl<S: tracing::Subscriber> Layer<S> for TurnTimes {
 }
 
 fn main() {
-    let turns: usize = std::env::var("TURNS").ok().and_then(|t| t.parse().ok()).unwrap_or(100);
+    let var = |k: &str, default: usize| std::env::var(k).ok().and_then(|v| v.parse().ok()).unwrap_or(default);
+    let (turns, calls) = (var("TURNS", 100), var("CALLS", 1).max(1));
     let times = Arc::new(Mutex::new(Vec::new()));
     tracing::subscriber::set_global_default(tracing_subscriber::registry().with(TurnTimes(times.clone()))).unwrap();
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
@@ -71,28 +74,42 @@ fn main() {
         config.listen = "127.0.0.1:0".parse().unwrap();
         let mut server = Server::start(config).await.unwrap();
         server.guest_loaded().await.unwrap();
-        // One call, one short utterance after another; each reply (100 ms)
+        // Each call: one short utterance after another; each reply (100 ms)
         // ends before the next utterance begins.
         let tone: Vec<i16> = (0..3200).map(|i| ((i as f64 * 0.3).sin() * 8000.0) as i16).collect();
         let mut audio = vec![0i16; 8000];
-        for _ in 0..turns {
+        for _ in 0..turns.div_ceil(calls) {
             audio.extend(&tone);
             audio.extend(std::iter::repeat_n(0, 8 * 900));
         }
         let opts = CallOptions {
             server: format!("http://{}", server.local_addr()),
             audio,
-            speed: 4.0,
+            speed: if calls == 1 { 4.0 } else { 1.0 },
             ..CallOptions::default()
         };
-        place_call(&opts).await.unwrap();
+        let placed: Vec<_> = (0..calls)
+            .map(|i| {
+                let opts = CallOptions { call_sid: format!("CAbench{i:026}"), ..opts.clone() };
+                // Spread over one turn's length, as independent callers are;
+                // STAGGER=0 makes every call end its utterance at once.
+                let stagger = var("STAGGER", 1) as u64 * 1300 * i as u64 / calls as u64;
+                tokio::spawn(async move {
+                    tokio::time::sleep(std::time::Duration::from_millis(stagger)).await;
+                    place_call(&opts).await
+                })
+            })
+            .collect();
+        for call in placed {
+            call.await.unwrap().unwrap();
+        }
     });
     let mut t = times.lock().unwrap().clone();
     t.sort_by(f64::total_cmp);
     assert!(!t.is_empty(), "no turn was spoken");
     let pct = |p: f64| t[((t.len() as f64 * p).ceil() as usize).clamp(1, t.len()) - 1];
     println!(
-        "EoU → first reply frame (host, instant mocks): n={} p50={:.2} ms p90={:.2} ms p99={:.2} ms max={:.2} ms",
+        "EoU → first reply frame (host, instant mocks, {calls} concurrent call(s)): n={} p50={:.2} ms p90={:.2} ms p99={:.2} ms max={:.2} ms",
         t.len(),
         pct(0.50),
         pct(0.90),
