@@ -37,6 +37,8 @@ pub struct Work {
     speech: Option<UnboundedSender<String>>,
     timing: Option<TurnTiming>,
     turns: u32,
+    /// The reply streamed so far, for the `llm_text` debug line.
+    reply: String,
     /// The trailing silence that ends an utterance, for the turn log.
     eou_ms: u32,
 }
@@ -44,7 +46,18 @@ pub struct Work {
 impl Work {
     pub fn new(providers: Arc<Providers>, eou_ms: u32) -> Work {
         let (tx, rx) = unbounded_channel();
-        Work { providers, tx, rx, epoch: 0, tasks: Vec::new(), speech: None, timing: None, turns: 0, eou_ms }
+        Work {
+            providers,
+            tx,
+            rx,
+            epoch: 0,
+            tasks: Vec::new(),
+            speech: None,
+            timing: None,
+            turns: 0,
+            reply: String::new(),
+            eou_ms,
+        }
     }
 
     /// The next result of current work (pending while there is none).
@@ -117,6 +130,7 @@ impl Work {
             task.abort();
         }
         self.speech = None;
+        self.reply.clear();
         self.epoch += 1;
         info!(event = "provider_cancel", aborted);
         self.end_turn("cancelled");
@@ -129,8 +143,17 @@ impl Work {
         }
     }
 
-    /// Timings from the events as the call loop receives them.
+    /// Timings from the events as the call loop receives them; the
+    /// reply text (kept past the turn's timing, which ends at its first
+    /// audio) for the debug log.
     fn observe(&mut self, event: &Event) {
+        if let Event::ReplyText(r) = event {
+            self.reply.push_str(&r.delta);
+            if r.done {
+                debug!(event = "llm_text", turn = self.turns, text = %self.reply);
+                self.reply.clear();
+            }
+        }
         let Some(t) = &mut self.timing else { return };
         match event {
             Event::Transcript(tr) => {
@@ -141,10 +164,6 @@ impl Work {
                 if t.llm_first_token_ms.is_none() && !r.delta.is_empty() {
                     t.llm_first_token_ms = t.think_at.map(ms_since);
                 }
-                if r.done {
-                    debug!(event = "llm_text", turn = t.turn, text = %t.reply);
-                }
-                t.reply.push_str(&r.delta);
             }
             Event::SpeechAudio(_) if t.tts_first_byte_ms.is_none() => {
                 t.tts_first_byte_ms = Some(t.speak_at.map(ms_since).unwrap_or(0.0));
@@ -298,7 +317,6 @@ struct TurnTiming {
     llm_first_token_ms: Option<f64>,
     speak_at: Option<Instant>,
     tts_first_byte_ms: Option<f64>,
-    reply: String,
 }
 
 impl TurnTiming {
@@ -311,7 +329,6 @@ impl TurnTiming {
             llm_first_token_ms: None,
             speak_at: None,
             tts_first_byte_ms: None,
-            reply: String::new(),
         }
     }
 }

@@ -352,7 +352,9 @@ async fn keys_and_tokens_never_reach_the_logs() {
         logs.push_str(&line);
         logs.push('\n');
     }
-    assert!(logs.contains("\"turn\"") && logs.contains("stt_text"), "the AI path logged at debug level");
+    for event in ["\"turn\"", "stt_text", "llm_text", "It is sunny today."] {
+        assert!(logs.contains(event), "the AI path logs {event} (debug level)");
+    }
     for secret in [crate::mocks::openai::KEY, "ya29.mock", "PRIVATE KEY"] {
         assert!(!logs.contains(secret), "{secret:?} appears in the logs");
     }
