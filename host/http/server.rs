@@ -46,6 +46,8 @@ impl Server {
         let local_addr = listener.local_addr()?;
         let sandbox = Sandbox::new(config.sandbox.clone()).context("setting up the wasm sandbox")?;
         let providers = Providers::new(config.providers.clone()).context("setting up the providers")?;
+        let p = &config.providers;
+        info!(event = "providers", stt = p.stt.name(), llm = p.llm.name(), tts = p.tts.name());
         let app = App::new(config, sandbox, providers);
         info!(event = "listening", addr = %local_addr);
         let guest_load = Some(tokio::spawn(load_guest(app.clone())));

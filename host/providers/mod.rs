@@ -114,11 +114,6 @@ impl Providers {
         Ok(Providers { stt, llm, tts, health, settings })
     }
 
-    /// No providers at all: the echo agent.
-    pub fn none() -> Providers {
-        Providers::new(ProviderSettings::default()).expect("no providers needs no setup")
-    }
-
     /// All three are present: the guest can run the AI path.
     pub fn complete(&self) -> bool {
         self.stt.is_some() && self.llm.is_some() && self.tts.is_some()
