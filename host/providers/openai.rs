@@ -70,23 +70,28 @@ impl SpeechToText for OpenAi {
 
 impl Llm for OpenAi {
     fn reply<'a>(&'a self, messages: &'a [Message], delta: &'a mut (dyn FnMut(&str) + Send)) -> BoxFuture<'a, Result<()>> {
-        let request = self.post("/chat/completions");
-        chat_stream(request, &self.settings.llm_model, messages, self.timeout, delta).boxed()
+        async move {
+            let body = chat_body(&self.settings.llm_model, messages);
+            let response = http::send(self.post("/chat/completions").json(&body), self.timeout).await?;
+            chat_stream(response, self.timeout, delta).await
+        }
+        .boxed()
     }
 }
 
-/// A streamed chat completion, for OpenAI and for the OpenAI-compatible
-/// endpoints of other vendors (`request` carries URL and auth).
+/// The body of a streamed chat completion request.
+pub fn chat_body(model: &str, messages: &[Message]) -> serde_json::Value {
+    let messages: Vec<_> = messages.iter().map(|m| json!({ "role": m.role.as_str(), "content": m.content })).collect();
+    json!({ "model": model, "messages": messages, "stream": true })
+}
+
+/// Reads a streamed chat completion (server-sent events), for OpenAI and
+/// for the OpenAI-compatible endpoints of other vendors.
 pub async fn chat_stream(
-    request: reqwest::RequestBuilder,
-    model: &str,
-    messages: &[Message],
+    response: reqwest::Response,
     timeout: Duration,
     delta: &mut (dyn FnMut(&str) + Send),
 ) -> Result<()> {
-    let messages: Vec<_> = messages.iter().map(|m| json!({ "role": m.role.as_str(), "content": m.content })).collect();
-    let body = json!({ "model": model, "messages": messages, "stream": true });
-    let response = http::send(request.json(&body), timeout).await?;
     let mut events = response.bytes_stream().eventsource();
     let mut finished = false;
     while let Some(event) = events.next().await {

@@ -17,7 +17,7 @@ use reqwest::{Client, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::openai::{chat_stream, to_rate};
+use super::openai::{chat_body, chat_stream, to_rate};
 use super::settings::{Credentials, GoogleSettings};
 use super::{Llm, Message, Pcm, ProviderError, ProviderSettings, Result, SpeechToText, TextToSpeech, http, wav};
 use auth::{ServiceAccount, TokenSource};
@@ -135,18 +135,10 @@ impl Llm for Google {
             let Some(url) = &self.chat_url else {
                 return Err(ProviderError::Auth("the credentials name no project_id; set HOTLINE_GOOGLE_LLM_URL".into()));
             };
-            let mut refreshed = false;
-            loop {
-                let token = self.tokens.token().await?;
-                let request = self.client.post(url).bearer_auth(token.expose());
-                match chat_stream(request, &self.settings.llm_model, messages, self.timeout, delta).await {
-                    Err(ProviderError::Status { status: 401, .. }) if !refreshed => {
-                        self.tokens.invalidate(&token).await;
-                        refreshed = true;
-                    }
-                    other => return other,
-                }
-            }
+            // A 401 comes with the response head, before any delta: the
+            // token retry in `post_json` covers the stream too.
+            let response = self.post_json(url, &chat_body(&self.settings.llm_model, messages)).await?;
+            chat_stream(response, self.timeout, delta).await
         }
         .boxed()
     }
