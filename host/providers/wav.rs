@@ -1,29 +1,21 @@
 //! The two WAV jobs providers need: wrap PCM16 for an upload, and find the
 //! samples inside a WAV a provider returns (Google prefixes its MULAW and
-//! LINEAR16 audio with a RIFF header).
+//! LINEAR16 audio with a RIFF header). The reader is our own because
+//! `hound` does not read μ-law (format 7).
 
 use super::ProviderError;
 
-/// PCM16 mono as a canonical 44-byte-header WAV.
+/// PCM16 mono as a canonical 44-byte-header WAV (written by `hound`, as
+/// the simulator's recordings are).
 pub fn pcm16(samples: &[i16], rate: u32) -> Vec<u8> {
-    let data_len = (samples.len() * 2) as u32;
-    let mut out = Vec::with_capacity(44 + data_len as usize);
-    out.extend_from_slice(b"RIFF");
-    out.extend_from_slice(&(36 + data_len).to_le_bytes());
-    out.extend_from_slice(b"WAVEfmt ");
-    out.extend_from_slice(&16u32.to_le_bytes());
-    out.extend_from_slice(&1u16.to_le_bytes()); // PCM
-    out.extend_from_slice(&1u16.to_le_bytes()); // mono
-    out.extend_from_slice(&rate.to_le_bytes());
-    out.extend_from_slice(&(rate * 2).to_le_bytes());
-    out.extend_from_slice(&2u16.to_le_bytes());
-    out.extend_from_slice(&16u16.to_le_bytes());
-    out.extend_from_slice(b"data");
-    out.extend_from_slice(&data_len.to_le_bytes());
-    for s in samples {
-        out.extend_from_slice(&s.to_le_bytes());
+    let spec = hound::WavSpec { channels: 1, sample_rate: rate, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
+    let mut out = std::io::Cursor::new(Vec::with_capacity(44 + samples.len() * 2));
+    let mut writer = hound::WavWriter::new(&mut out, spec).expect("a WAV header fits in memory");
+    for &s in samples {
+        writer.write_sample(s).expect("writing to memory");
     }
-    out
+    writer.finalize().expect("writing to memory");
+    out.into_inner()
 }
 
 /// The audio of a WAV file.
