@@ -13,3 +13,4 @@ mod robustness;
 mod shutdown;
 mod swap;
 mod scenarios;
+mod snapshots;
