@@ -9,7 +9,8 @@ use std::time::Instant;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use hotline::config::Config;
-use hotline::guest::{DEFAULT_GUEST, Event, Media, Providers, Sandbox, SandboxConfig, Started};
+use hotline::sandbox::wit::{self, Event, Media, Started};
+use hotline::sandbox::{DEFAULT_GUEST, Sandbox, SandboxConfig};
 use hotline_audio::endpoint::{EndpointConfig, Endpointer};
 use hotline_audio::ulaw;
 
@@ -32,7 +33,7 @@ fn guest_frame(c: &mut Criterion) {
         stream_sid: "MZbench".into(),
         call_sid: "CAbench".into(),
         custom_parameters: vec![],
-        config: Config::default().call_config(Providers { stt: false, llm: false, tts: false }),
+        config: wit::Config::from(&Config::default()),
     });
     rt.block_on(session.handle(&started)).unwrap();
     rt.block_on(session.handle(&Event::MarkPlayed("greeting".into()))).unwrap();

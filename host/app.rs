@@ -7,7 +7,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
-use crate::guest::Sandbox;
+use crate::sandbox::Sandbox;
 use crate::providers::Providers;
 use crate::versions::{Registry, RollbackPolicy};
 

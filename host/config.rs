@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 
-use crate::guest::{CallConfig, Providers, SandboxConfig};
+use crate::sandbox::SandboxConfig;
 use crate::providers::ProviderSettings;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,10 +17,20 @@ pub enum LogFormat {
     Json,
 }
 
+/// How the webhook's TwiML handles the call (`HOTLINE_CALL_MODE`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
+pub enum CallMode {
     Stream,
     Record,
+}
+
+impl CallMode {
+    pub fn name(self) -> &'static str {
+        match self {
+            CallMode::Stream => "stream",
+            CallMode::Record => "record",
+        }
+    }
 }
 
 /// What a swap does to calls already in progress.
@@ -30,6 +40,15 @@ pub enum SwapPolicy {
     Migrate,
     /// Let them finish on the version they started with.
     Pin,
+}
+
+impl SwapPolicy {
+    pub fn name(self) -> &'static str {
+        match self {
+            SwapPolicy::Migrate => "migrate",
+            SwapPolicy::Pin => "pin",
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -43,7 +62,7 @@ pub struct Config {
     pub log_format: LogFormat,
     /// A component to run instead of the built-in default guest.
     pub guest_path: Option<PathBuf>,
-    pub mode: Mode,
+    pub mode: CallMode,
     pub eou_silence_ms: u32,
     pub barge_in_ms: u32,
     pub max_utterance_ms: u32,
@@ -74,7 +93,7 @@ impl Default for Config {
             deploy_id: None,
             log_format: LogFormat::Text,
             guest_path: None,
-            mode: Mode::Stream,
+            mode: CallMode::Stream,
             eou_silence_ms: 500,
             barge_in_ms: 80,
             max_utterance_ms: 15_000,
@@ -122,8 +141,8 @@ impl Config {
         };
         c.guest_path = get("HOTLINE_GUEST").map(PathBuf::from);
         c.mode = match get("HOTLINE_CALL_MODE").as_deref() {
-            None | Some("stream") => Mode::Stream,
-            Some("record") => Mode::Record,
+            None | Some("stream") => CallMode::Stream,
+            Some("record") => CallMode::Record,
             Some(other) => bail!("HOTLINE_CALL_MODE must be stream or record, got {other:?}"),
         };
         c.eou_silence_ms = parse(&get, "HOTLINE_EOU_MS")?.unwrap_or(c.eou_silence_ms);
@@ -170,21 +189,6 @@ impl Config {
             c.rollback_window = Duration::from_secs(secs.max(1));
         }
         Ok(c)
-    }
-}
-
-impl Config {
-    /// What each call's guest is told in `started`.
-    pub fn call_config(&self, providers: Providers) -> CallConfig {
-        CallConfig {
-            eou_silence_ms: self.eou_silence_ms,
-            barge_in_ms: self.barge_in_ms,
-            max_utterance_ms: self.max_utterance_ms,
-            fallback_ms: self.fallback_ms,
-            providers,
-            greeting: self.providers.greeting.clone(),
-            system_prompt: self.providers.system_prompt.clone(),
-        }
     }
 }
 

@@ -1,16 +1,16 @@
 //! hotline: a host for phone-call AI agents.
 //!
 //! The native host owns every socket, timer and outbound call; the call
-//! logic runs in sandboxed WebAssembly components (see `wit/call.wit`) that
-//! only ever turn events into effects. ARCHITECTURE.md has the map.
+//! logic runs in sandboxed WebAssembly components (see `wit/`) that only
+//! ever turn events into effects. ARCHITECTURE.md has the map.
 
 pub mod app;
+pub mod cli;
 pub mod config;
-pub mod guest;
 pub mod http;
 pub mod media;
 pub mod providers;
-pub mod push;
+pub mod sandbox;
 pub mod scenario;
 pub mod sim;
 pub mod telemetry;

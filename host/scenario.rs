@@ -1,5 +1,7 @@
-//! `hotline guest test`: data-driven tests of a call-logic component, run
-//! under wasmtime in the same sandbox as `serve`, with no network.
+//! Data-driven tests of a call-logic component, run under wasmtime in the
+//! same sandbox as `serve`, with no network: the engine behind `hotline
+//! guest test` (`cli/guest_test.rs`) and the smoke scenario every new
+//! version must pass (`versions/smoke.jsonl`).
 //!
 //! A scenario is a JSON Lines file: one step per line, `#` starts a comment.
 //! Steps feed events in (`start`, `silence`, `tone`, `wav`, `mark_played`,
@@ -16,10 +18,8 @@ use anyhow::Context;
 use hotline_audio::frame::ulaw_frames;
 use serde::Deserialize;
 
-use crate::guest::{
-    CallConfig, CallMode, Effect, Event, Guest, Media, ProviderError, ProviderKind, Providers, ReplyText, Session,
-    SpeechAudio, Started, Transcript, Webhook,
-};
+use crate::sandbox::wit::{self, Effect, Event};
+use crate::sandbox::{Guest, Session};
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
@@ -41,6 +41,9 @@ enum Step {
     Dtmf(char),
     Timer(u32),
     Stop {},
+    /// Snapshots the session and continues the call on a fresh instance
+    /// restored from it (what a migration or a recovery does).
+    Snapshot {},
     /// A final transcript, as speech-to-text would answer `transcribe`.
     Transcript(String),
     /// A piece of the LLM's reply, as it would stream after `think`.
@@ -168,7 +171,7 @@ impl ScenarioReport {
 struct Runner<'g> {
     guest: &'g Guest,
     dir: PathBuf,
-    config: CallConfig,
+    config: wit::Config,
     session: Option<Session>,
     media_ms: u64,
     /// Effects since the last `expect`, each with the media time it came at.
@@ -190,10 +193,11 @@ pub async fn run(guest: &Guest, name: &str, text: &str, dir: PathBuf) -> Scenari
     let mut runner = Runner {
         guest,
         dir,
-        config: CallConfig {
+        config: wit::Config {
             eou_silence_ms: default_eou(),
             barge_in_ms: default_barge_in(),
-            ..crate::config::Config::default().call_config(Providers { stt: false, llm: false, tts: false })
+            providers: wit::Providers { stt: false, llm: false, tts: false },
+            ..wit::Config::from(&crate::config::Config::default())
         },
         session: None,
         media_ms: 0,
@@ -234,26 +238,28 @@ impl Runner<'_> {
             Step::Config(c) => {
                 self.config.eou_silence_ms = c.eou_ms;
                 self.config.barge_in_ms = c.barge_in_ms;
-                self.config.providers = Providers { stt: c.providers, llm: c.providers, tts: c.providers };
+                self.config.providers = wit::Providers { stt: c.providers, llm: c.providers, tts: c.providers };
             }
             Step::Twiml(t) => {
                 let mode = match t.mode.as_deref() {
-                    None | Some("stream") => CallMode::Stream,
-                    Some("record") => CallMode::Record,
+                    None | Some("stream") => wit::CallMode::Stream,
+                    Some("record") => wit::CallMode::Record,
                     Some(other) => anyhow::bail!("twiml mode must be stream or record, not {other:?}"),
                 };
-                let webhook = Webhook {
+                let webhook = wit::Webhook {
                     params: t.params.into_iter().collect(),
                     base_url: t.base_url.unwrap_or_else(|| "https://hotline.example".into()),
                     mode,
                 };
                 let twiml = self.guest.incoming_call(&webhook).await?;
-                self.twiml = Some(twiml.map_err(|e| anyhow::anyhow!("incoming-call returned {e:?}"))?);
+                let twiml = twiml.map_err(|e| anyhow::anyhow!("incoming-call returned {e:?}"))?;
+                roxmltree::Document::parse(&twiml).context("incoming-call TwiML does not parse")?;
+                self.twiml = Some(twiml);
             }
             Step::Start(s) => {
                 self.session = Some(self.guest.session().await?);
                 let params: Vec<(String, String)> = s.params.into_iter().collect();
-                self.send(Event::Started(Started {
+                self.send(Event::Started(wit::Started {
                     stream_sid: "MZscenario".into(),
                     call_sid: "CAscenario".into(),
                     custom_parameters: params,
@@ -280,21 +286,26 @@ impl Runner<'_> {
             Step::Dtmf(digit) => self.send(Event::Dtmf(digit)).await?,
             Step::Timer(id) => self.send(Event::Timer(id)).await?,
             Step::Stop {} => self.send(Event::Stopped).await?,
-            Step::Transcript(text) => self.send(Event::Transcript(Transcript { text, is_final: true })).await?,
-            Step::Reply(r) => self.send(Event::ReplyText(ReplyText { delta: r.text, done: r.done })).await?,
+            Step::Snapshot {} => {
+                let session = self.session.as_mut().context("no call yet: add a {\"start\": {}} step first")?;
+                let snapshot = session.snapshot().await.context("snapshot failed")?;
+                self.session = Some(self.guest.restore(&snapshot).await.context("restoring its own snapshot failed")?);
+            }
+            Step::Transcript(text) => self.send(Event::Transcript(wit::Transcript { text, is_final: true })).await?,
+            Step::Reply(r) => self.send(Event::ReplyText(wit::ReplyText { delta: r.text, done: r.done })).await?,
             Step::Speech(sp) => {
                 let samples = tone(sp.ms, 220.0, sp.rate, 6000.0);
-                self.send(Event::SpeechAudio(SpeechAudio { samples, sample_rate: sp.rate, done: sp.done })).await?
+                self.send(Event::SpeechAudio(wit::SpeechAudio { samples, sample_rate: sp.rate, done: sp.done })).await?
             }
             Step::ProviderError(kind) => {
                 let kind = match kind.as_str() {
-                    "stt" => ProviderKind::Stt,
-                    "llm" => ProviderKind::Llm,
-                    "tts" => ProviderKind::Tts,
+                    "stt" => wit::ProviderKind::Stt,
+                    "llm" => wit::ProviderKind::Llm,
+                    "tts" => wit::ProviderKind::Tts,
                     other => anyhow::bail!("provider_error must be stt, llm or tts, not {other:?}"),
                 };
                 let message = "scenario: provider failed".into();
-                self.send(Event::ProviderError(ProviderError { kind, message })).await?
+                self.send(Event::ProviderError(wit::ProviderError { kind, message })).await?
             }
             Step::Expect(e) => return Ok(self.check(e)),
         }
@@ -303,7 +314,7 @@ impl Runner<'_> {
 
     async fn send(&mut self, event: Event) -> anyhow::Result<()> {
         let session = self.session.as_mut().context("no call yet: add a {\"start\": {}} step first")?;
-        let effects = session.handle(&event).await.context("guest call failed")?;
+        let effects = session.handle(&event).await.with_context(|| format!("guest call failed on {}", event.name()))?;
         for effect in &effects {
             if let Effect::Mark(name) = effect {
                 self.marks_sent.push(name.clone());
@@ -315,7 +326,7 @@ impl Runner<'_> {
 
     async fn audio(&mut self, pcm: &[i16]) -> anyhow::Result<()> {
         for frame in ulaw_frames(pcm) {
-            self.send(Event::Media(Media { payload: frame, timestamp_ms: self.media_ms })).await?;
+            self.send(Event::Media(wit::Media { payload: frame, timestamp_ms: self.media_ms })).await?;
             self.media_ms += 20;
         }
         Ok(())
@@ -381,7 +392,7 @@ impl Runner<'_> {
         }
         if let Some(want) = e.think_assistant {
             let got: Option<Vec<String>> = last_think.map(|t| {
-                t.iter().filter(|t| t.role == crate::guest::Role::Assistant).map(|t| t.text.clone()).collect()
+                t.iter().filter(|t| t.role == wit::Role::Assistant).map(|t| t.text.clone()).collect()
             });
             match got {
                 Some(got) if got == want => {}
@@ -405,38 +416,4 @@ fn tone(ms: u32, hz: f64, rate: u32, amplitude: f64) -> Vec<i16> {
     (0..ms as u64 * rate as u64 / 1000)
         .map(|i| (amplitude * (2.0 * std::f64::consts::PI * hz * i as f64 / rate as f64).sin()) as i16)
         .collect()
-}
-
-#[derive(Debug, clap::Args)]
-pub struct TestArgs {
-    /// The component under test (`.wasm`).
-    pub component: PathBuf,
-    /// Scenario files (JSON Lines; see docs/guests.md).
-    #[arg(required = true)]
-    pub scenarios: Vec<PathBuf>,
-}
-
-/// Prints a pass/fail line per scenario; exits 1 if any failed.
-pub async fn run_cli(args: TestArgs) -> anyhow::Result<std::process::ExitCode> {
-    let config = crate::config::Config::from_env()?;
-    let sandbox = crate::guest::Sandbox::new(config.sandbox)?;
-    let bytes = std::fs::read(&args.component).with_context(|| format!("reading {}", args.component.display()))?;
-    let compiler = sandbox.clone();
-    let guest = tokio::task::spawn_blocking(move || compiler.load(&bytes)).await??;
-    let (mut passed, mut failed) = (0, 0);
-    for path in &args.scenarios {
-        let report = run_file(&guest, path).await?;
-        if report.passed() {
-            passed += 1;
-            println!("PASS {}", report.name);
-        } else {
-            failed += 1;
-            println!("FAIL {}", report.name);
-            for failure in &report.failures {
-                println!("     {failure}");
-            }
-        }
-    }
-    println!("{passed} passed, {failed} failed");
-    Ok(if failed == 0 { std::process::ExitCode::SUCCESS } else { std::process::ExitCode::FAILURE })
 }

@@ -1,8 +1,16 @@
 //! The HTTP side: one hyper listener on `$PORT` serving health, readiness,
 //! version, Twilio webhooks and the Media Streams WebSocket upgrade.
+//!
+//! - `server.rs`: bind, first guest load, accept loop, drain.
+//! - `routes.rs`: one function per route; `admin.rs`: the admin API.
+//! - `error.rs`: `AppError`, every failure's status, body and log event.
+//! - `respond.rs`: response builders and size-limited body readers.
+//! - `ws.rs`: the WebSocket handshake; `base_url.rs`: the public URL.
 
 mod admin;
 mod base_url;
+mod error;
+mod respond;
 mod routes;
 mod server;
 mod ws;

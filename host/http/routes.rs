@@ -1,78 +1,57 @@
-//! Request routing. Each handler is small; the WebSocket call itself lives
+//! Request routing. Each handler is small and returns `Result<_, AppError>`;
+//! `error.rs` turns failures into responses. The WebSocket call itself lives
 //! in `media`.
 
 use std::convert::Infallible;
 use std::sync::Arc;
 
-use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode, header};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use serde_json::json;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
-use tracing::{error, info, warn};
+use tracing::{Instrument, Span, field, info, info_span, warn};
 
+use super::error::AppError;
+use super::respond::{Body, empty, json, read_form, text, xml};
 use super::{base_url, ws};
 use crate::app::App;
-use crate::config::Mode;
-use crate::guest::{CallMode, GuestError, TwimlError, Webhook};
-use crate::twilio::form;
-
-pub type Body = Full<Bytes>;
+use crate::sandbox::wit;
 
 /// Largest WebSocket message accepted; Twilio's are a few hundred bytes.
 pub const MAX_WS_MESSAGE: usize = 64 * 1024;
 
-const REFUSAL_TWIML: &str = concat!(
-    r#"<?xml version="1.0" encoding="UTF-8"?><Response>"#,
-    "<Say>Sorry, we are updating our service right now. Please call back in a minute.</Say>",
-    "<Hangup/></Response>"
-);
-
 pub async fn route(app: Arc<App>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
     let known = ["/healthz", "/readyz", "/version", "/ws/twilio-media"];
-    let response = match (req.method(), req.uri().path()) {
+    let result = match (req.method(), req.uri().path()) {
         // Touches nothing shared: it must stay fast under any load.
-        (&Method::GET | &Method::HEAD, "/healthz") => text(StatusCode::OK, "ok"),
-        (&Method::GET, "/readyz") => readyz(&app),
-        (&Method::GET, "/version") => version(&app),
-        (&Method::POST, "/webhook/incoming_call") => incoming_call(&app, req).await,
-        (&Method::POST, "/webhook/stream_status") => webhook_logged(&app, req, "stream_status").await,
-        (&Method::POST, "/webhook/stream_ended") => webhook_logged(&app, req, "stream_ended").await,
+        (&Method::GET | &Method::HEAD, "/healthz") => Ok(text(StatusCode::OK, "ok")),
+        (&Method::GET, "/readyz") => Ok(readyz(&app)),
+        (&Method::GET, "/version") => Ok(version(&app)),
+        (&Method::POST, "/webhook/incoming_call") => webhook(incoming_call(&app, req)).await,
+        (&Method::POST, "/webhook/stream_status") => webhook(webhook_logged(&app, req, "stream_status")).await,
+        (&Method::POST, "/webhook/stream_ended") => webhook(webhook_logged(&app, req, "stream_ended")).await,
         (&Method::GET, "/ws/twilio-media") => upgrade(app, req),
         (_, path) if path.starts_with("/admin/") => super::admin::handle(&app, req).await,
-        (_, path) if known.contains(&path) || path.starts_with("/webhook/") => {
-            text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
-        }
-        _ => text(StatusCode::NOT_FOUND, "not found"),
+        (_, path) if known.contains(&path) || path.starts_with("/webhook/") => Err(AppError::MethodNotAllowed),
+        _ => Err(AppError::NotFound),
     };
-    Ok(response)
+    Ok(result.unwrap_or_else(AppError::into_response))
 }
 
-fn respond(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Response<Body> {
-    Response::builder()
-        .status(status)
-        .header(header::CONTENT_TYPE, content_type)
-        .body(Full::new(body.into()))
-        .expect("static response parts are valid")
+/// Runs a webhook handler in a span that carries the call's SID once the
+/// handler has read it, so its failures are logged with it.
+async fn webhook(
+    handler: impl Future<Output = Result<Response<Body>, AppError>>,
+) -> Result<Response<Body>, AppError> {
+    let span = info_span!("webhook", call_sid = field::Empty);
+    async { Ok(handler.await.unwrap_or_else(AppError::into_response)) }.instrument(span).await
 }
 
-pub(super) fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Body> {
-    respond(status, "text/plain; charset=utf-8", body)
-}
-
-pub(super) fn json(status: StatusCode, value: serde_json::Value) -> Response<Body> {
-    respond(status, "application/json", value.to_string())
-}
-
-fn xml(status: StatusCode, body: impl Into<Bytes>) -> Response<Body> {
-    respond(status, "text/xml; charset=utf-8", body)
-}
-
-fn empty(status: StatusCode) -> Response<Body> {
-    Response::builder().status(status).body(Full::default()).expect("static response parts are valid")
+fn param<'a>(params: &'a [(String, String)], key: &str) -> &'a str {
+    params.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str()).unwrap_or("")
 }
 
 fn readyz(app: &App) -> Response<Body> {
@@ -107,118 +86,43 @@ fn version(app: &App) -> Response<Body> {
     )
 }
 
-#[derive(Debug, thiserror::Error)]
-pub(super) enum BodyError {
-    #[error("body over {0} bytes")]
-    TooLarge(usize),
-    #[error("could not read body: {0}")]
-    Read(String),
-}
-
-/// Reads a whole request body, refusing more than `limit` bytes.
-pub(super) async fn read_body(req: Request<Incoming>, limit: usize) -> Result<Bytes, BodyError> {
-    match Limited::new(req.into_body(), limit).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => Err(BodyError::TooLarge(limit)),
-        Err(e) => Err(BodyError::Read(e.to_string())),
-    }
-}
-
-/// Reads a size-limited, strictly parsed form body.
-async fn read_form(app: &App, req: Request<Incoming>) -> Result<form::Form, Response<Body>> {
-    let content_type = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
-    if !content_type.trim_start().to_ascii_lowercase().starts_with("application/x-www-form-urlencoded") {
-        return Err(text(StatusCode::UNSUPPORTED_MEDIA_TYPE, "expected application/x-www-form-urlencoded"));
-    }
-    let limit = app.config.max_body_bytes;
-    let body = match read_body(req, limit).await {
-        Ok(body) => body,
-        Err(e @ BodyError::TooLarge(_)) => {
-            warn!(event = "webhook_rejected", reason = %e);
-            return Err(text(StatusCode::PAYLOAD_TOO_LARGE, e.to_string()));
-        }
-        Err(e) => return Err(text(StatusCode::BAD_REQUEST, e.to_string())),
-    };
-    form::parse(&body).map_err(|e| {
-        warn!(event = "webhook_rejected", reason = %e);
-        text(StatusCode::BAD_REQUEST, format!("malformed form: {e}"))
-    })
-}
-
-async fn incoming_call(app: &App, req: Request<Incoming>) -> Response<Body> {
+async fn incoming_call(app: &App, req: Request<Incoming>) -> Result<Response<Body>, AppError> {
     let base = base_url::derive(app.config.public_base_url.as_deref(), req.headers());
-    let params = match read_form(app, req).await {
-        Ok(p) => p,
-        Err(response) => return response,
-    };
-    let call_sid = params.iter().find(|(k, _)| k == "CallSid").map(|(_, v)| v.clone()).unwrap_or_default();
+    let params = read_form(req, app.config.max_body_bytes).await?;
+    let call_sid = param(&params, "CallSid").to_string();
+    Span::current().record("call_sid", call_sid.as_str());
     if app.is_draining() {
-        info!(event = "incoming_refused", call_sid, reason = "draining");
-        return xml(StatusCode::OK, REFUSAL_TWIML);
+        return Err(AppError::Draining);
     }
-    let Some(version) = app.versions.active() else {
-        warn!(event = "incoming_refused", call_sid, reason = "no guest loaded");
-        return xml(StatusCode::SERVICE_UNAVAILABLE, REFUSAL_TWIML);
-    };
-    let base_url = match base {
-        Ok(b) => b,
-        Err(reason) => return text(StatusCode::BAD_REQUEST, reason),
-    };
-    let mode = match app.config.mode {
-        Mode::Stream => CallMode::Stream,
-        Mode::Record => CallMode::Record,
-    };
-    let webhook = Webhook { params, base_url, mode };
-    match version.guest.incoming_call(&webhook).await {
-        Ok(Ok(twiml)) => {
-            info!(event = "incoming_call", call_sid, mode = ?app.config.mode);
-            xml(StatusCode::OK, twiml)
+    let version = app.versions.active().ok_or(AppError::NoGuest)?;
+    let base_url = base.map_err(AppError::BadRequest)?;
+    let webhook = wit::Webhook { params, base_url, mode: app.config.mode.into() };
+    match version.guest.incoming_call(&webhook).await? {
+        Ok(twiml) => {
+            info!(event = "incoming_call", call_sid, mode = app.config.mode.name());
+            Ok(xml(StatusCode::OK, twiml))
         }
-        Ok(Err(TwimlError::BadRequest(reason))) => {
-            warn!(event = "webhook_rejected", call_sid, reason);
-            text(StatusCode::BAD_REQUEST, reason)
-        }
-        Ok(Err(TwimlError::Internal(reason))) => {
-            error!(event = "twiml_error", call_sid, reason);
-            text(StatusCode::INTERNAL_SERVER_ERROR, reason)
-        }
-        Err(e) => guest_failed(&call_sid, e),
+        Err(wit::TwimlError::BadRequest(reason)) => Err(AppError::BadRequest(reason)),
+        Err(wit::TwimlError::Internal(reason)) => Err(AppError::Twiml(reason)),
     }
 }
 
-fn guest_failed(call_sid: &str, e: GuestError) -> Response<Body> {
-    error!(event = "guest_trap", call_sid, error = %e, "incoming_call failed");
-    text(StatusCode::INTERNAL_SERVER_ERROR, "call logic failed")
+async fn webhook_logged(app: &App, req: Request<Incoming>, event: &'static str) -> Result<Response<Body>, AppError> {
+    let params = read_form(req, app.config.max_body_bytes).await?;
+    Span::current().record("call_sid", param(&params, "CallSid"));
+    info!(
+        event,
+        call_sid = param(&params, "CallSid"),
+        stream_sid = param(&params, "StreamSid"),
+        stream_event = param(&params, "StreamEvent"),
+        stream_error = param(&params, "StreamError"),
+    );
+    Ok(empty(StatusCode::NO_CONTENT))
 }
 
-async fn webhook_logged(app: &App, req: Request<Incoming>, event: &'static str) -> Response<Body> {
-    match read_form(app, req).await {
-        Ok(params) => {
-            let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str()).unwrap_or("");
-            info!(
-                event,
-                call_sid = get("CallSid"),
-                stream_sid = get("StreamSid"),
-                stream_event = get("StreamEvent"),
-                stream_error = get("StreamError"),
-            );
-            empty(StatusCode::NO_CONTENT)
-        }
-        Err(response) => response,
-    }
-}
-
-fn upgrade(app: Arc<App>, mut req: Request<Incoming>) -> Response<Body> {
-    let Some(version) = app.versions.active() else {
-        return text(StatusCode::SERVICE_UNAVAILABLE, "no call logic loaded yet");
-    };
-    let accepted = match ws::accept(req.headers()) {
-        Ok(r) => r,
-        Err(reason) => {
-            warn!(event = "ws_handshake_rejected", reason);
-            return text(StatusCode::BAD_REQUEST, reason);
-        }
-    };
+fn upgrade(app: Arc<App>, mut req: Request<Incoming>) -> Result<Response<Body>, AppError> {
+    let version = app.versions.active().ok_or(AppError::NoGuestForStream)?;
+    let accepted = ws::accept(req.headers()).map_err(AppError::Handshake)?;
     let subprotocol = accepted.headers().contains_key(header::SEC_WEBSOCKET_PROTOCOL);
     let on_upgrade = hyper::upgrade::on(&mut req);
     tokio::spawn(async move {
@@ -236,5 +140,5 @@ fn upgrade(app: Arc<App>, mut req: Request<Incoming>) -> Response<Body> {
         crate::media::run_call(app, version, ws, subprotocol).await;
     });
     let (parts, ()) = accepted.into_parts();
-    Response::from_parts(parts, Full::default())
+    Ok(Response::from_parts(parts, Full::default()))
 }

@@ -22,7 +22,7 @@ use tracing::{error, info, warn};
 
 use crate::app::App;
 use crate::config::Config;
-use crate::guest::{DEFAULT_GUEST, Sandbox};
+use crate::sandbox::{DEFAULT_GUEST, Sandbox};
 use crate::providers::Providers;
 
 /// Time the calls get to finish their close handshakes once told to close.

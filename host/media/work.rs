@@ -11,19 +11,21 @@
 //! Speech is synthesized one `speak` at a time, in order, by one worker per
 //! epoch: the guest expects `speech-audio` for its oldest pending `speak`.
 //!
-//! Each turn ends in one `turn` log line with its timings.
+//! Each turn ends in one `turn` log line with its timings (`turn_log.rs`).
 
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 use tokio::task::AbortHandle;
 use tracing::{Instrument, Span, debug, info, warn};
 
-use crate::guest::{Event, ProviderError, ProviderKind, ReplyText, Role, SpeechAudio, Transcript, Turn, Utterance};
+use super::turn_log::{Outcome, TurnTiming, ms_since};
+use crate::providers::retry::{retry_once, retry_wanted};
 use crate::providers::{self, Kind, Message, Pcm, Providers};
+use crate::sandbox::wit::{self, Event};
 
 type Report = (u64, Event);
 
@@ -72,35 +74,35 @@ impl Work {
         }
     }
 
-    pub fn transcribe(&mut self, utterance: Utterance) {
-        self.end_turn("no_audio");
+    pub fn transcribe(&mut self, utterance: wit::Utterance) {
+        self.end_turn(Outcome::NoAudio);
         self.turns += 1;
         self.timing = Some(TurnTiming::new(self.turns));
-        let Some(stt) = self.providers.stt.clone() else { return self.missing(ProviderKind::Stt) };
-        let pcm = Pcm { samples: utterance.samples, rate: utterance.sample_rate };
+        let Some(stt) = self.providers.stt.clone() else { return self.missing(Kind::Stt) };
+        let pcm = Pcm::from(utterance);
         let retry_delay = self.providers.settings.retry_delay;
         let (providers, report) = (self.providers.clone(), self.reporter());
         self.spawn(async move {
             let result = retry_once(Kind::Stt, retry_delay, || stt.transcribe(pcm.clone())).await;
             report(match finish(&providers, Kind::Stt, result) {
-                Ok(text) => Event::Transcript(Transcript { text, is_final: true }),
+                Ok(text) => Event::Transcript(wit::Transcript { text, is_final: true }),
                 Err(e) => e,
             });
         });
     }
 
-    pub fn think(&mut self, turns: Vec<Turn>) {
+    pub fn think(&mut self, turns: Vec<wit::Turn>) {
         if let Some(t) = &mut self.timing {
             t.think_at = Some(Instant::now());
         }
-        let Some(llm) = self.providers.llm.clone() else { return self.missing(ProviderKind::Llm) };
-        let messages: Vec<Message> = turns.into_iter().map(message).collect();
+        let Some(llm) = self.providers.llm.clone() else { return self.missing(Kind::Llm) };
+        let messages: Vec<Message> = turns.into_iter().map(Message::from).collect();
         let (providers, report) = (self.providers.clone(), self.reporter());
         self.spawn(async move {
-            let mut delta = |d: &str| report(Event::ReplyText(ReplyText { delta: d.to_string(), done: false }));
+            let mut delta = |d: &str| report(Event::ReplyText(wit::ReplyText { delta: d.to_string(), done: false }));
             let result = llm.reply(&messages, &mut delta).await;
             report(match finish(&providers, Kind::Llm, result) {
-                Ok(()) => Event::ReplyText(ReplyText { delta: String::new(), done: true }),
+                Ok(()) => Event::ReplyText(wit::ReplyText { delta: String::new(), done: true }),
                 Err(e) => e,
             });
         });
@@ -111,7 +113,7 @@ impl Work {
             t.speak_at = Some(Instant::now());
         }
         if self.speech.is_none() {
-            let Some(tts) = self.providers.tts.clone() else { return self.missing(ProviderKind::Tts) };
+            let Some(tts) = self.providers.tts.clone() else { return self.missing(Kind::Tts) };
             let (tx, rx) = unbounded_channel();
             self.speech = Some(tx);
             let worker = speech_worker(tts, self.providers.clone(), rx, self.reporter());
@@ -133,13 +135,13 @@ impl Work {
         self.reply.clear();
         self.epoch += 1;
         info!(event = "provider_cancel", aborted);
-        self.end_turn("cancelled");
+        self.end_turn(Outcome::Cancelled);
     }
 
     /// The call flushed media frames to Twilio.
     pub fn audio_sent(&mut self) {
         if self.timing.as_ref().is_some_and(|t| t.tts_first_byte_ms.is_some()) {
-            self.end_turn("spoken");
+            self.end_turn(Outcome::Spoken);
         }
     }
 
@@ -157,7 +159,7 @@ impl Work {
         let Some(t) = &mut self.timing else { return };
         match event {
             Event::Transcript(tr) => {
-                t.stt_ms = Some(ms_since(t.eou));
+                t.stt_ms = Some(t.since_eou());
                 debug!(event = "stt_text", turn = t.turn, text = %tr.text);
             }
             Event::ReplyText(r) => {
@@ -168,30 +170,22 @@ impl Work {
             Event::SpeechAudio(_) if t.tts_first_byte_ms.is_none() => {
                 t.tts_first_byte_ms = Some(t.speak_at.map(ms_since).unwrap_or(0.0));
             }
-            Event::ProviderError(_) => self.end_turn("failed"),
+            Event::ProviderError(_) => self.end_turn(Outcome::Failed),
             _ => {}
         }
     }
 
-    fn end_turn(&mut self, outcome: &'static str) {
-        let Some(t) = self.timing.take() else { return };
-        let first_audio_ms = (outcome == "spoken").then(|| ms_since(t.eou));
-        info!(
-            event = "turn",
-            turn = t.turn,
-            outcome,
-            eou_ms = self.eou_ms,
-            stt_ms = t.stt_ms,
-            llm_first_token_ms = t.llm_first_token_ms,
-            tts_first_byte_ms = t.tts_first_byte_ms,
-            first_audio_ms,
-        );
+    fn end_turn(&mut self, outcome: Outcome) {
+        if let Some(t) = self.timing.take() {
+            t.log(outcome, self.eou_ms);
+        }
     }
 
-    fn missing(&mut self, kind: ProviderKind) {
-        warn!(event = "provider_missing", kind = ?kind);
-        let message = format!("no {kind:?} provider is configured").to_lowercase();
-        let _ = self.tx.send((self.epoch, Event::ProviderError(ProviderError { kind, message })));
+    fn missing(&mut self, kind: Kind) {
+        warn!(event = "provider_missing", kind = kind.name());
+        let message = format!("no {} provider is configured", kind.name());
+        let error = wit::ProviderError { kind: kind.into(), message };
+        let _ = self.tx.send((self.epoch, Event::ProviderError(error)));
     }
 
     /// Sends an event tagged with the current epoch.
@@ -230,7 +224,7 @@ async fn speech_worker(
         let rate = AtomicU32::new(0);
         let mut audio = |pcm: Pcm| {
             rate.store(pcm.rate, Ordering::Relaxed);
-            report(Event::SpeechAudio(SpeechAudio { samples: pcm.samples, sample_rate: pcm.rate, done: false }));
+            report(Event::SpeechAudio(wit::SpeechAudio { samples: pcm.samples, sample_rate: pcm.rate, done: false }));
         };
         let mut result = tts.speak(&text, &mut audio).await;
         // Never once audio has been handed on: it would play twice.
@@ -244,37 +238,10 @@ async fn speech_worker(
                     0 => hotline_audio::SAMPLE_RATE,
                     r => r,
                 };
-                report(Event::SpeechAudio(SpeechAudio { samples: Vec::new(), sample_rate, done: true }));
+                report(Event::SpeechAudio(wit::SpeechAudio { samples: Vec::new(), sample_rate, done: true }));
             }
             Err(e) => return report(e),
         }
-    }
-}
-
-/// Runs `attempt`, and once more after `delay` if it failed in a way a
-/// retry may fix.
-async fn retry_once<T, F, Fut>(kind: Kind, delay: Duration, mut attempt: F) -> providers::Result<T>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = providers::Result<T>>,
-{
-    let result = attempt().await;
-    if retry_wanted(kind, &result, true) {
-        tokio::time::sleep(delay).await;
-        return attempt().await;
-    }
-    result
-}
-
-/// One quick retry, for requests that are safe to repeat, and never in
-/// the middle of a stream: only failures that got no usable answer.
-fn retry_wanted<T>(kind: Kind, result: &providers::Result<T>, allowed: bool) -> bool {
-    match result {
-        Err(e) if allowed && e.retryable() => {
-            warn!(event = "provider_retry", kind = kind.name(), error = %e);
-            true
-        }
-        _ => false,
     }
 }
 
@@ -290,49 +257,7 @@ fn finish<T>(providers: &Providers, kind: Kind, result: providers::Result<T>) ->
             let message = e.to_string();
             warn!(event = "provider_error", kind = kind.name(), error = %message);
             providers.health.failed(kind, &message);
-            let kind = match kind {
-                Kind::Stt => ProviderKind::Stt,
-                Kind::Llm => ProviderKind::Llm,
-                Kind::Tts => ProviderKind::Tts,
-            };
-            Err(Event::ProviderError(ProviderError { kind, message }))
+            Err(Event::ProviderError(wit::ProviderError { kind: kind.into(), message }))
         }
     }
-}
-
-fn message(turn: Turn) -> Message {
-    let role = match turn.role {
-        Role::System => providers::Role::System,
-        Role::User => providers::Role::User,
-        Role::Assistant => providers::Role::Assistant,
-    };
-    Message { role, content: turn.text }
-}
-
-struct TurnTiming {
-    turn: u32,
-    eou: Instant,
-    stt_ms: Option<f64>,
-    think_at: Option<Instant>,
-    llm_first_token_ms: Option<f64>,
-    speak_at: Option<Instant>,
-    tts_first_byte_ms: Option<f64>,
-}
-
-impl TurnTiming {
-    fn new(turn: u32) -> Self {
-        TurnTiming {
-            turn,
-            eou: Instant::now(),
-            stt_ms: None,
-            think_at: None,
-            llm_first_token_ms: None,
-            speak_at: None,
-            tts_first_byte_ms: None,
-        }
-    }
-}
-
-fn ms_since(at: Instant) -> f64 {
-    at.elapsed().as_secs_f64() * 1000.0
 }

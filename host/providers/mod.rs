@@ -14,6 +14,7 @@ mod health;
 mod http;
 pub use http::install_tls;
 mod openai;
+pub mod retry;
 pub mod settings;
 mod wav;
 

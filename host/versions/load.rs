@@ -7,8 +7,8 @@ use std::time::{Instant, SystemTime};
 
 use tracing::{error, info};
 
-use super::{Registry, Stats, Version, smoke};
-use crate::guest::{GuestError, Sandbox};
+use super::{Registry, Stats, Version};
+use crate::sandbox::{GuestError, Sandbox};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -43,6 +43,9 @@ impl LoadError {
     }
 }
 
+/// The scenario every version must pass before it takes calls.
+const SMOKE: &str = include_str!("smoke.jsonl");
+
 /// Turns component bytes into a validated version, ready to activate.
 pub async fn admit(sandbox: &Sandbox, bytes: Vec<u8>, source: String) -> Result<Arc<Version>, LoadError> {
     let started = Instant::now();
@@ -54,7 +57,10 @@ pub async fn admit(sandbox: &Sandbox, bytes: Vec<u8>, source: String) -> Result<
             GuestError::Link(_) => LoadError::new(Step::Link, format!("{e}")),
             other => LoadError::new(Step::Compile, format!("{other}")),
         })?;
-    smoke::run(&guest).await.map_err(|reason| LoadError::new(Step::Smoke, reason))?;
+    let smoke = crate::scenario::run(&guest, "smoke", SMOKE, Default::default()).await;
+    if !smoke.passed() {
+        return Err(LoadError::new(Step::Smoke, smoke.failures.join("; ")));
+    }
     Ok(Arc::new(Version {
         guest,
         source,

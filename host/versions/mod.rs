@@ -6,7 +6,6 @@
 //! once its last call has ended.
 
 mod load;
-mod smoke;
 pub mod watch;
 
 use std::collections::VecDeque;
@@ -17,7 +16,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use arc_swap::ArcSwapOption;
 use serde_json::{Value, json};
 
-use crate::guest::Guest;
+use crate::sandbox::Guest;
 
 pub use load::{LoadError, Step, admit, install};
 

@@ -15,7 +15,7 @@ use tracing::{debug, info, warn};
 
 use super::install;
 use crate::app::App;
-use crate::guest::digest_of;
+use crate::sandbox::digest_of;
 
 const DEBOUNCE: Duration = Duration::from_millis(300);
 

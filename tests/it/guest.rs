@@ -1,9 +1,10 @@
 //! The default guest as a component under wasmtime: scripted events in,
 //! effects asserted. No sockets here; `calls.rs` drives the real server.
 
-use hotline::guest::{
-    CallMode, Effect, Event, GuestError, ProviderError, ProviderKind, ReplyText, Role, SpeechAudio, Transcript,
-    TwimlError, Webhook,
+use hotline::sandbox::GuestError;
+use hotline::sandbox::wit::{
+    CallMode, Effect, Event, ProviderError, ProviderKind, ReplyText, Role, SpeechAudio, Transcript, TwimlError,
+    Webhook,
 };
 use hotline_audio::FRAME_BYTES;
 
@@ -81,7 +82,7 @@ async fn greets_once_in_whole_frames_with_a_mark() {
     assert_eq!(greeting[0].1 % FRAME_BYTES, 0, "whole frames");
     assert_eq!(d.marks(), ["greeting"]);
     // A repeated start (or anything else) never greets again.
-    d.send(Event::Started(hotline::guest::Started {
+    d.send(Event::Started(hotline::sandbox::wit::Started {
         stream_sid: "MZtest".into(),
         call_sid: "CAtest".into(),
         custom_parameters: vec![],

@@ -11,7 +11,7 @@
 
 use std::path::PathBuf;
 
-use hotline::guest::{Effect, Event, ReplyText, Role, SpeechAudio, Transcript};
+use hotline::sandbox::wit::{Effect, Event, ReplyText, Role, SpeechAudio, Transcript};
 
 use crate::support::*;
 

@@ -5,10 +5,8 @@ use std::path::Path;
 use std::sync::OnceLock;
 
 use hotline::config::Config;
-use hotline::guest::{
-    CallConfig, Effect, Event, Guest, LogEntry, Media, Providers, Sandbox, SandboxConfig, Session, Started,
-    DEFAULT_GUEST,
-};
+use hotline::sandbox::wit::{self, Effect, Event, LogEntry, Media, Started};
+use hotline::sandbox::{DEFAULT_GUEST, Guest, Sandbox, SandboxConfig, Session};
 use hotline::http::Server;
 use hotline::sim::{CallReport, Moment};
 use hotline_audio::frame::ulaw_frames;
@@ -55,11 +53,12 @@ pub fn probe_guest() -> &'static Guest {
     GUEST.get_or_init(|| sandbox().load(&std::fs::read(PROBE_GUEST).unwrap()).expect("probe guest loads"))
 }
 
-pub fn call_config(eou_silence_ms: u32, barge_in_ms: u32, ai: bool) -> CallConfig {
-    CallConfig {
+pub fn call_config(eou_silence_ms: u32, barge_in_ms: u32, ai: bool) -> wit::Config {
+    wit::Config {
         eou_silence_ms,
         barge_in_ms,
-        ..Config::default().call_config(Providers { stt: ai, llm: ai, tts: ai })
+        providers: wit::Providers { stt: ai, llm: ai, tts: ai },
+        ..wit::Config::from(&Config::default())
     }
 }
 
@@ -72,7 +71,7 @@ pub struct Driver {
 }
 
 impl Driver {
-    pub async fn start(guest: &Guest, config: CallConfig) -> Driver {
+    pub async fn start(guest: &Guest, config: wit::Config) -> Driver {
         let mut d = Driver { session: guest.session().await.expect("session"), frames: 0, effects: Vec::new() };
         d.send(Event::Started(Started {
             stream_sid: "MZtest".into(),

@@ -252,7 +252,7 @@ async fn replacing_the_guest_file_swaps_it_and_a_bad_file_is_refused() {
     let dir = std::env::temp_dir().join(format!("hotline-watch-test-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("logic.wasm");
-    std::fs::write(&path, hotline::guest::DEFAULT_GUEST).unwrap();
+    std::fs::write(&path, hotline::sandbox::DEFAULT_GUEST).unwrap();
     let s = start_server(|c| c.guest_path = Some(path.clone())).await;
     let v1 = active_digest(&s.base).await;
     // Deploy the way tools do: write a temp file, rename it over.
@@ -266,7 +266,7 @@ async fn replacing_the_guest_file_swaps_it_and_a_bad_file_is_refused() {
     assert_eq!(active_digest(&s.base).await, v1, "a bad file must not replace the active version");
 
     deploy(&std::fs::read(V2).unwrap());
-    let v2 = hotline::guest::digest_of(&std::fs::read(V2).unwrap());
+    let v2 = hotline::sandbox::digest_of(&std::fs::read(V2).unwrap());
     let mut now = String::new();
     for _ in 0..100 {
         now = active_digest(&s.base).await;

@@ -1,0 +1,135 @@
+//! Every way a request can fail, and the one place that turns a failure
+//! into a response and a log line (as axum's `AppError`): the same failure
+//! gets the same status and the same log event wherever it happens.
+
+use http::{HeaderValue, Response, StatusCode, header};
+use serde_json::json;
+use tracing::{error, info, warn};
+
+use super::respond::{Body, json, text, xml};
+use crate::sandbox::GuestError;
+use crate::twilio::form::FormError;
+use crate::versions::{LoadError, NothingToRollBack};
+
+/// What a caller hears when the call cannot be taken right now (draining,
+/// no guest loaded yet): Twilio speaks it and hangs up.
+const REFUSAL_TWIML: &str = concat!(
+    r#"<?xml version="1.0" encoding="UTF-8"?><Response>"#,
+    "<Say>Sorry, we are updating our service right now. Please call back in a minute.</Say>",
+    "<Hangup/></Response>"
+);
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("not found")]
+    NotFound,
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    #[error("expected {0}")]
+    UnsupportedMediaType(&'static str),
+    #[error("body over {0} bytes")]
+    BodyTooLarge(usize),
+    #[error("could not read body: {0}")]
+    BodyUnreadable(String),
+    #[error("malformed form: {0}")]
+    BadForm(#[from] FormError),
+    /// A webhook that lacks what it needs (a usable host name...); also the
+    /// call logic's own `bad-request` answer to a webhook.
+    #[error("{0}")]
+    BadRequest(String),
+    /// Not a WebSocket upgrade hotline can accept.
+    #[error("{0}")]
+    Handshake(String),
+    /// A new call while the server drains: refused politely, in TwiML.
+    #[error("draining")]
+    Draining,
+    /// A new call or stream before the first guest version is active.
+    #[error("no call logic loaded yet")]
+    NoGuest,
+    /// A WebSocket upgrade before the first guest version is active.
+    #[error("no call logic loaded yet")]
+    NoGuestForStream,
+    /// The call logic failed (trap, deadline) or had no free instance.
+    #[error("{0}")]
+    Guest(#[from] GuestError),
+    /// The call logic ran but says it cannot produce TwiML.
+    #[error("{0}")]
+    Twiml(String),
+    #[error("missing or wrong bearer token")]
+    Unauthorized { path: String },
+    /// A component upload that did not pass the load pipeline (which logs
+    /// its own `guest_rejected`).
+    #[error(transparent)]
+    Rejected(#[from] LoadError),
+    /// A component upload that could not even be read.
+    #[error("{0}")]
+    UploadUnreadable(Box<AppError>),
+    #[error(transparent)]
+    NothingToRollBack(#[from] NothingToRollBack),
+}
+
+impl AppError {
+    /// The response, and the log line, for this failure.
+    pub fn into_response(self) -> Response<Body> {
+        let reason = self.to_string();
+        match self {
+            AppError::NotFound => text(StatusCode::NOT_FOUND, reason),
+            AppError::MethodNotAllowed => text(StatusCode::METHOD_NOT_ALLOWED, reason),
+            AppError::UnsupportedMediaType(_) => text(StatusCode::UNSUPPORTED_MEDIA_TYPE, reason),
+            AppError::BodyTooLarge(_) => {
+                warn!(event = "webhook_rejected", reason);
+                text(StatusCode::PAYLOAD_TOO_LARGE, reason)
+            }
+            AppError::BodyUnreadable(_) => text(StatusCode::BAD_REQUEST, reason),
+            AppError::BadForm(_) | AppError::BadRequest(_) => {
+                warn!(event = "webhook_rejected", reason);
+                text(StatusCode::BAD_REQUEST, reason)
+            }
+            AppError::Draining => {
+                info!(event = "incoming_refused", reason = "draining");
+                xml(StatusCode::OK, REFUSAL_TWIML)
+            }
+            AppError::NoGuest => {
+                warn!(event = "incoming_refused", reason = "no guest loaded");
+                xml(StatusCode::SERVICE_UNAVAILABLE, REFUSAL_TWIML)
+            }
+            AppError::Handshake(_) => {
+                warn!(event = "ws_handshake_rejected", reason);
+                text(StatusCode::BAD_REQUEST, reason)
+            }
+            AppError::NoGuestForStream => text(StatusCode::SERVICE_UNAVAILABLE, reason),
+            AppError::Guest(e) => {
+                error!(event = e.event(), error = %e);
+                match e {
+                    GuestError::NoCapacity(_) => text(StatusCode::SERVICE_UNAVAILABLE, "no capacity for the call"),
+                    _ => text(StatusCode::INTERNAL_SERVER_ERROR, "call logic failed"),
+                }
+            }
+            AppError::Twiml(_) => {
+                error!(event = "twiml_error", reason);
+                text(StatusCode::INTERNAL_SERVER_ERROR, reason)
+            }
+            AppError::Unauthorized { path } => {
+                warn!(event = "admin_unauthorized", path);
+                let mut response = text(StatusCode::UNAUTHORIZED, reason);
+                response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+                response
+            }
+            AppError::Rejected(e) => rejection(StatusCode::UNPROCESSABLE_ENTITY, &e.step.to_string(), &e.reason),
+            AppError::UploadUnreadable(inner) => {
+                warn!(event = "guest_rejected", source = "admin upload", step = "read", reason);
+                let status = match *inner {
+                    AppError::BodyTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+                    _ => StatusCode::BAD_REQUEST,
+                };
+                rejection(status, "read", &reason)
+            }
+            AppError::NothingToRollBack(_) => rejection(StatusCode::CONFLICT, "rollback", &reason),
+        }
+    }
+}
+
+/// An admin request the server refused: which step, and why.
+fn rejection(status: StatusCode, step: &str, reason: &str) -> Response<Body> {
+    json(status, json!({ "error": { "step": step, "reason": reason } }))
+}

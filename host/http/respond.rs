@@ -1,0 +1,56 @@
+//! Building responses and reading request bodies: small helpers every
+//! handler shares.
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode, header};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+
+use super::error::AppError;
+use crate::twilio::form;
+
+pub type Body = Full<Bytes>;
+
+fn respond(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Response<Body> {
+    Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, content_type)
+        .body(Full::new(body.into()))
+        .expect("static response parts are valid")
+}
+
+pub fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Body> {
+    respond(status, "text/plain; charset=utf-8", body)
+}
+
+pub fn json(status: StatusCode, value: serde_json::Value) -> Response<Body> {
+    respond(status, "application/json", value.to_string())
+}
+
+pub fn xml(status: StatusCode, body: impl Into<Bytes>) -> Response<Body> {
+    respond(status, "text/xml; charset=utf-8", body)
+}
+
+pub fn empty(status: StatusCode) -> Response<Body> {
+    Response::builder().status(status).body(Full::default()).expect("static response parts are valid")
+}
+
+/// Reads a whole request body, refusing more than `limit` bytes.
+pub async fn read_body(req: Request<Incoming>, limit: usize) -> Result<Bytes, AppError> {
+    match Limited::new(req.into_body(), limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => Err(AppError::BodyTooLarge(limit)),
+        Err(e) => Err(AppError::BodyUnreadable(e.to_string())),
+    }
+}
+
+/// Reads a size-limited, strictly parsed form body.
+pub async fn read_form(req: Request<Incoming>, limit: usize) -> Result<form::Form, AppError> {
+    const FORM: &str = "application/x-www-form-urlencoded";
+    let content_type = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if !content_type.trim_start().to_ascii_lowercase().starts_with(FORM) {
+        return Err(AppError::UnsupportedMediaType(FORM));
+    }
+    let body = read_body(req, limit).await?;
+    Ok(form::parse(&body)?)
+}

@@ -1,0 +1,143 @@
+//! The guest's effects performed: audio, marks and clears as Twilio frames,
+//! timers, provider work, hang-up and guest logs.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use futures_util::{SinkExt, StreamExt};
+use hotline_audio::FRAME_BYTES;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_util::time::{DelayQueue, delay_queue};
+use tracing::{debug, info, warn};
+
+use super::{Call, Flow};
+use crate::sandbox::wit::{Effect, LogEntry};
+use crate::twilio::messages::{Mark, OutMedia, Outbound};
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
+    pub(super) async fn apply(&mut self, effect: Effect) -> Flow {
+        match effect {
+            Effect::Play(audio) => {
+                if audio.len() % FRAME_BYTES != 0 {
+                    warn!(event = "guest_bad_effect", reason = "play is not whole 160-byte frames", len = audio.len());
+                }
+                self.audio_sent = true;
+                self.send_audio(&audio).await
+            }
+            Effect::Mark(name) => self.send_mark(name).await,
+            Effect::Clear => {
+                info!(event = "clear_sent");
+                self.send_clear().await
+            }
+            Effect::SetTimer(timer) => {
+                self.timers.set(timer.id, Duration::from_millis(timer.ms as u64));
+                Flow::Continue
+            }
+            Effect::CancelTimer(id) => {
+                self.timers.cancel(id);
+                Flow::Continue
+            }
+            Effect::Transcribe(utterance) => {
+                self.work.transcribe(utterance);
+                Flow::Continue
+            }
+            Effect::Think(turns) => {
+                self.work.think(turns);
+                Flow::Continue
+            }
+            Effect::Speak(text) => {
+                self.work.speak(text);
+                Flow::Continue
+            }
+            Effect::Cancel => {
+                self.work.cancel();
+                Flow::Continue
+            }
+            Effect::Hangup => {
+                info!(event = "hangup");
+                Flow::Close(CloseCode::Normal, "call ended by agent")
+            }
+            Effect::Log(entry) => {
+                guest_log(entry);
+                Flow::Continue
+            }
+        }
+    }
+
+    /// Sends μ-law audio as 20 ms media messages; a short last frame is
+    /// padded with silence (Twilio plays whole frames best).
+    pub(super) async fn send_audio(&mut self, audio: &[u8]) -> Flow {
+        let frames = audio.len().div_ceil(FRAME_BYTES);
+        for frame in audio.chunks(FRAME_BYTES) {
+            let mut payload = frame.to_vec();
+            payload.resize(FRAME_BYTES, hotline_audio::ulaw::SILENCE);
+            let media =
+                Outbound::Media { stream_sid: self.stream_sid.clone(), media: OutMedia { payload: BASE64.encode(&payload) } };
+            if let Flow::Gone = self.send(&media).await {
+                return Flow::Gone;
+            }
+        }
+        self.stats.frames_out += frames as u64;
+        debug!(event = "media_tx", frames);
+        Flow::Continue
+    }
+
+    pub(super) async fn send_mark(&mut self, name: String) -> Flow {
+        info!(event = "mark_sent", name);
+        self.stats.marks_sent += 1;
+        self.send(&Outbound::Mark { stream_sid: self.stream_sid.clone(), mark: Mark { name } }).await
+    }
+
+    pub(super) async fn send_clear(&mut self) -> Flow {
+        self.send(&Outbound::Clear { stream_sid: self.stream_sid.clone() }).await
+    }
+
+    async fn send(&mut self, message: &Outbound) -> Flow {
+        let json = serde_json::to_string(message).expect("outbound messages always serialize");
+        match self.ws.feed(Message::Text(json.into())).await {
+            Ok(()) => Flow::Continue,
+            Err(_) => Flow::Gone,
+        }
+    }
+}
+
+fn guest_log(entry: LogEntry) {
+    let fields: Vec<String> = entry.fields.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    info!(target: "hotline::guest", event = %entry.event, "{}", fields.join(" "));
+}
+
+/// The guest's timers: ids are the guest's own, per call; setting an id
+/// again restarts it.
+#[derive(Default)]
+pub(super) struct Timers {
+    queue: DelayQueue<u32>,
+    keys: HashMap<u32, delay_queue::Key>,
+}
+
+impl Timers {
+    pub fn set(&mut self, id: u32, after: Duration) {
+        self.cancel(id);
+        let key = self.queue.insert(id, after);
+        self.keys.insert(id, key);
+    }
+
+    pub fn cancel(&mut self, id: u32) {
+        if let Some(key) = self.keys.remove(&id) {
+            self.queue.remove(&key);
+        }
+    }
+
+    /// The next timer to fire; pending while none is set.
+    pub async fn next(&mut self) -> Option<u32> {
+        if self.queue.is_empty() {
+            return std::future::pending().await;
+        }
+        let id = self.queue.next().await?.into_inner();
+        self.keys.remove(&id);
+        Some(id)
+    }
+}

@@ -1,0 +1,146 @@
+//! Twilio's side of the call: WebSocket frames decoded into guest events.
+//! Bad input is logged and skipped; a peer that keeps sending it is not
+//! Twilio and is cut off.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_tungstenite::tungstenite::error::ProtocolError;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+use tracing::{Span, error, info, warn};
+
+use super::{Call, Flow};
+use crate::sandbox::wit::{self, Event};
+use crate::twilio::messages::Inbound;
+
+/// A peer that keeps sending garbage is not Twilio; stop listening to it.
+const MAX_BAD_FRAMES: u32 = 100;
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
+    pub(super) async fn on_frame(&mut self, msg: Option<Result<Message, WsError>>) -> Flow {
+        match msg {
+            None => {
+                info!(event = "ws_gone", reason = "connection ended without a close frame");
+                Flow::Gone
+            }
+            Some(Err(WsError::Capacity(e))) => {
+                warn!(event = "ws_frame_too_large", error = %e);
+                Flow::Close(CloseCode::Size, "message too big")
+            }
+            Some(Err(WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake))) => {
+                info!(event = "ws_gone", reason = "reset without a close frame");
+                Flow::Gone
+            }
+            Some(Err(WsError::Protocol(e))) => {
+                warn!(event = "ws_protocol_error", error = %e);
+                Flow::Close(CloseCode::Protocol, "protocol error")
+            }
+            Some(Err(e)) => {
+                info!(event = "ws_gone", error = %e);
+                Flow::Gone
+            }
+            Some(Ok(Message::Text(text))) => self.on_text(text.as_str()).await,
+            Some(Ok(Message::Binary(_))) => self.bad_frame("binary frame (Twilio sends JSON text)"),
+            Some(Ok(Message::Close(frame))) => {
+                info!(event = "ws_close_received", code = frame.as_ref().map(|f| u16::from(f.code)));
+                Flow::PeerClosed
+            }
+            Some(Ok(_)) => Flow::Continue, // ping/pong: tungstenite answers pings itself
+        }
+    }
+
+    fn bad_frame(&mut self, reason: &str) -> Flow {
+        self.stats.bad_frames += 1;
+        warn!(event = "ws_bad_frame", reason, count = self.stats.bad_frames);
+        if self.stats.bad_frames >= MAX_BAD_FRAMES {
+            return Flow::Close(CloseCode::Policy, "too many malformed frames");
+        }
+        Flow::Continue
+    }
+
+    async fn on_text(&mut self, text: &str) -> Flow {
+        let inbound: Inbound = match serde_json::from_str(text) {
+            Ok(m) => m,
+            Err(e) => return self.bad_frame(&format!("bad JSON: {e}")),
+        };
+        if self.ending.is_some() {
+            return self.while_apologizing(inbound);
+        }
+        match inbound {
+            Inbound::Connected { protocol, version } => {
+                info!(event = "ws_connected", protocol = protocol.as_deref(), version = version.as_deref());
+                Flow::Continue
+            }
+            Inbound::Start { stream_sid, start } => {
+                if self.guest.is_live() || self.stopped {
+                    return self.bad_frame("second start");
+                }
+                let span = Span::current();
+                span.record("call_sid", start.call_sid.as_str());
+                span.record("stream_sid", stream_sid.as_str());
+                let format = start.media_format.as_ref();
+                info!(
+                    event = "ws_start",
+                    tracks = start.tracks.join(","),
+                    encoding = format.map(|f| f.encoding.as_str()),
+                    sample_rate = format.map(|f| f.sample_rate),
+                    channels = format.map(|f| f.channels),
+                );
+                if let Err(e) = self.guest.start(&self.app).await {
+                    error!(event = e.event(), error = %e);
+                    return Flow::Close(CloseCode::Again, "no capacity for the call");
+                }
+                self.stream_sid = stream_sid.clone();
+                self.dispatch(Event::Started(wit::Started {
+                    stream_sid,
+                    call_sid: start.call_sid,
+                    custom_parameters: start.custom_parameters.into_iter().collect(),
+                    config: wit::Config::from(&self.app.config),
+                }))
+                .await
+            }
+            Inbound::Media { media, .. } => {
+                if !self.guest.is_live() {
+                    return self.bad_frame("media before start");
+                }
+                let payload = match BASE64.decode(media.payload.as_bytes()) {
+                    Ok(p) => p,
+                    Err(e) => return self.bad_frame(&format!("bad base64 in media: {e}")),
+                };
+                self.stats.frames_in += 1;
+                self.dispatch(Event::Media(wit::Media { payload, timestamp_ms: media.timestamp })).await
+            }
+            Inbound::Dtmf { dtmf, .. } => {
+                let mut chars = dtmf.digit.chars();
+                match (chars.next(), chars.next(), self.guest.is_live()) {
+                    (Some(digit), None, true) => {
+                        info!(event = "dtmf", digit = %digit);
+                        self.dispatch(Event::Dtmf(digit)).await
+                    }
+                    (_, _, false) => self.bad_frame("dtmf before start"),
+                    _ => self.bad_frame("dtmf digit is not one character"),
+                }
+            }
+            Inbound::Mark { mark, .. } => {
+                if !self.guest.is_live() {
+                    return self.bad_frame("mark before start");
+                }
+                self.stats.marks_acked += 1;
+                info!(event = "mark_ack", name = mark.name);
+                self.dispatch(Event::MarkPlayed(mark.name)).await
+            }
+            Inbound::Stop { .. } => {
+                info!(event = "ws_stop");
+                match self.dispatch_stopped().await {
+                    Flow::Continue => Flow::Close(CloseCode::Normal, "stream stopped"),
+                    other => other,
+                }
+            }
+            Inbound::Unknown => {
+                info!(event = "ws_unknown_event", len = text.len());
+                Flow::Continue
+            }
+        }
+    }
+}

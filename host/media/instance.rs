@@ -1,0 +1,174 @@
+//! The call's guest instance: hand it an event, follow a swap, keep
+//! recovery snapshots, recover after a trap.
+//!
+//! Swap and recovery are one mechanism: restore a snapshot into a fresh
+//! instance of some version ([`Instance::move_to`]). A swap takes the
+//! snapshot now and restores it into the newly active version; a recovery
+//! restores the last good snapshot into the same version. Snapshots are
+//! refreshed every `SNAPSHOT_EVERY` events (about half a second of audio),
+//! so a recovered call loses at most that much of its guest's state; the
+//! event that trapped is skipped, since replaying it would most likely trap
+//! again.
+
+use std::sync::Arc;
+
+use tracing::{error, info, warn};
+
+use crate::app::App;
+use crate::config::SwapPolicy;
+use crate::sandbox::{GuestError, Session, wit};
+use crate::versions::Version;
+
+/// Events between two recovery snapshots (25 media frames = 0.5 s).
+const SNAPSHOT_EVERY: u32 = 25;
+
+pub struct Instance {
+    /// The guest version serving this call; held here, it stays loaded.
+    version: Arc<Version>,
+    /// The registry generation this call last looked at.
+    generation: u64,
+    /// Created at Twilio's `start`; `None` before it and after a failure.
+    session: Option<Session>,
+    /// The newest snapshot known to be good, for recovery after a trap.
+    last_snapshot: Option<Vec<u8>>,
+    events_since_snapshot: u32,
+    /// A failure already cost this call its one recovery.
+    recovered: bool,
+}
+
+impl Instance {
+    pub fn new(version: Arc<Version>, generation: u64) -> Instance {
+        Instance { version, generation, session: None, last_snapshot: None, events_since_snapshot: 0, recovered: false }
+    }
+
+    pub fn digest(&self) -> &str {
+        self.version.digest()
+    }
+
+    /// A session exists: the call has started and its guest is not lost.
+    pub fn is_live(&self) -> bool {
+        self.session.is_some()
+    }
+
+    /// Creates the call's session, on the newest version (a swap may have
+    /// happened since the WebSocket opened).
+    pub async fn start(&mut self, app: &App) -> Result<(), GuestError> {
+        if let Some(active) = app.versions.active() {
+            self.version = active;
+            self.generation = app.versions.generation();
+        }
+        self.session = Some(self.version.guest.session().await?);
+        Version::count(&self.version.stats.calls);
+        Ok(())
+    }
+
+    /// One event in, its effects out. A failure drops the session (the
+    /// caller decides whether to [`recover`](Self::recover)).
+    pub async fn handle(&mut self, event: &wit::Event) -> Option<Result<Vec<wit::Effect>, GuestError>> {
+        let session = self.session.as_mut()?;
+        let result = session.handle(event).await;
+        if result.is_err() {
+            self.session = None;
+        }
+        Some(result)
+    }
+
+    /// At an event boundary, moves the call to a newly activated version.
+    /// A refusal (or `HOTLINE_SWAP=pin`) keeps the call where it is until
+    /// it ends. Timers and the socket are the host's and carry over.
+    pub async fn follow_swap(&mut self, app: &App) {
+        let generation = app.versions.generation();
+        if generation == self.generation {
+            return;
+        }
+        self.generation = generation;
+        let Some(target) = app.versions.active() else { return };
+        if app.config.swap == SwapPolicy::Pin || target.digest() == self.version.digest() {
+            return;
+        }
+        let Some(session) = self.session.as_mut() else {
+            self.version = target; // nothing to carry over yet
+            return;
+        };
+        let (from, to) = (self.version.digest().to_string(), target.digest().to_string());
+        let snapshot = match session.snapshot().await {
+            Ok(s) => s,
+            Err(e) => {
+                warn!(event = "migration_failed", from, to, step = "snapshot", error = %e);
+                return;
+            }
+        };
+        let snapshot_bytes = snapshot.len();
+        match self.move_to(target.clone(), snapshot).await {
+            Ok(()) => {
+                Version::count(&target.stats.migrations);
+                info!(event = "migrated", from, to, snapshot_bytes);
+            }
+            Err(e) => {
+                Version::count(&target.stats.refusals);
+                warn!(event = "migration_refused", from, to, error = %e);
+            }
+        }
+    }
+
+    /// Refreshes the recovery snapshot when it is due.
+    pub async fn keep_snapshot(&mut self) {
+        self.events_since_snapshot += 1;
+        if self.last_snapshot.is_some() && self.events_since_snapshot < SNAPSHOT_EVERY {
+            return;
+        }
+        let Some(session) = self.session.as_mut() else { return };
+        match session.snapshot().await {
+            Ok(snapshot) => {
+                self.last_snapshot = Some(snapshot);
+                self.events_since_snapshot = 0;
+            }
+            Err(e) => warn!(event = "snapshot_failed", error = %e),
+        }
+    }
+
+    /// Logs and counts the failure (it may roll the version back), then
+    /// tries the call's one recovery from its last snapshot.
+    pub async fn recover(&mut self, app: &App, failure: GuestError) -> bool {
+        error!(event = failure.event(), guest = self.version.digest(), error = %failure);
+        if let Some(rollback) = app.versions.report_trap(&self.version) {
+            warn!(
+                event = "guest_auto_rollback",
+                from = rollback.from,
+                to = rollback.to,
+                traps = rollback.traps,
+                window_secs = rollback.window_secs
+            );
+        }
+        if self.recovered {
+            return false;
+        }
+        self.recovered = true;
+        let Some(snapshot) = self.last_snapshot.clone() else {
+            warn!(event = "guest_recovery_failed", reason = "no snapshot yet");
+            return false;
+        };
+        let snapshot_bytes = snapshot.len();
+        match self.move_to(self.version.clone(), snapshot).await {
+            Ok(()) => {
+                info!(event = "guest_recovered", snapshot_bytes);
+                true
+            }
+            Err(e) => {
+                warn!(event = "guest_recovery_failed", error = %e);
+                false
+            }
+        }
+    }
+
+    /// Continues the call in a fresh instance of `target` restored from
+    /// `snapshot`, which becomes the recovery point (the target accepted it).
+    async fn move_to(&mut self, target: Arc<Version>, snapshot: Vec<u8>) -> Result<(), GuestError> {
+        let session = target.guest.restore(&snapshot).await?;
+        self.session = Some(session);
+        self.version = target;
+        self.last_snapshot = Some(snapshot);
+        self.events_since_snapshot = 0;
+        Ok(())
+    }
+}

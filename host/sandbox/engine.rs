@@ -1,0 +1,233 @@
+//! Engine policy, in one place: pooling allocator, a memory cap per
+//! instance, and a deadline on every guest call. Guest calls are async: on
+//! every epoch tick (1 ms) a running guest yields to the tokio scheduler,
+//! and once its call has run through the deadline's worth of ticks it
+//! traps. So a looping guest never holds a worker thread for more than a
+//! tick, and never for long.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use wasmtime::component::{Component, Linker};
+use wasmtime::{
+    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, StoreLimits, StoreLimitsBuilder,
+    UpdateDeadline,
+};
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{ResourceTable, WasiCtx, WasiCtxView, WasiView};
+
+use super::cache::Cache;
+use super::guest::{Guest, GuestError};
+
+/// How often the epoch ticks; deadlines are whole ticks.
+const TICK: Duration = Duration::from_millis(1);
+/// Guest stderr kept per instance (panic messages land here).
+const STDERR_BYTES: usize = 16 * 1024;
+
+#[derive(Debug, Clone)]
+pub struct SandboxConfig {
+    /// Linear memory cap per instance.
+    pub memory_bytes: usize,
+    /// Wall-clock budget of one guest call.
+    pub deadline: Duration,
+    /// Instances that may exist at once (live calls plus webhooks in flight).
+    pub max_instances: u32,
+    /// Where compiled components are kept between runs; `None` disables it.
+    pub cache_dir: Option<PathBuf>,
+    /// The cache's size bound: least recently used entries go first.
+    pub cache_max_bytes: u64,
+}
+
+impl Default for SandboxConfig {
+    fn default() -> Self {
+        Self {
+            memory_bytes: 16 << 20,
+            deadline: Duration::from_millis(20),
+            max_instances: 1000,
+            cache_dir: None,
+            cache_max_bytes: 256 << 20,
+        }
+    }
+}
+
+/// Per-store host state: the WASI context the guest's std links against
+/// (empty: no args, env, preopens or network), its captured stderr, and the
+/// memory limiter.
+pub(super) struct CallState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    limits: StoreLimits,
+    pub(super) stderr: MemoryOutputPipe,
+    /// Epoch ticks the guest call in progress has run through.
+    ticks_used: u64,
+    /// Ticks a guest call may run through before it traps.
+    tick_budget: u64,
+    pub(super) deadline: Duration,
+}
+
+impl WasiView for CallState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+/// The compiler and policy shared by every guest version.
+#[derive(Clone)]
+pub struct Sandbox {
+    inner: Arc<SandboxInner>,
+}
+
+struct SandboxInner {
+    engine: Engine,
+    linker: Linker<CallState>,
+    cache: Option<Cache>,
+    config: SandboxConfig,
+}
+
+impl Sandbox {
+    pub fn new(config: SandboxConfig) -> anyhow::Result<Self> {
+        let mut pool = PoolingAllocationConfig::default();
+        let n = config.max_instances.max(1);
+        pool.total_component_instances(n)
+            .total_core_instances(n * 8)
+            .total_memories(n * 2)
+            .total_tables(n * 4)
+            .total_stacks(n)
+            .max_memory_size(config.memory_bytes);
+        let mut wasm = Config::new();
+        wasm.wasm_component_model(true)
+            .epoch_interruption(true)
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
+            // Small reservations keep a thousand slots cheap in address space.
+            .memory_reservation(config.memory_bytes as u64)
+            .memory_guard_size(64 << 10)
+            .memory_reservation_for_growth(0);
+        let engine = Engine::new(&wasm)?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        spawn_epoch_ticker(&engine);
+        let cache = config.cache_dir.clone().map(|dir| Cache::new(dir, &engine, config.cache_max_bytes));
+        Ok(Self { inner: Arc::new(SandboxInner { engine, linker, cache, config }) })
+    }
+
+    pub fn config(&self) -> &SandboxConfig {
+        &self.inner.config
+    }
+
+    /// Compiles (or loads from the cache) and links a component. CPU-heavy:
+    /// call it off the async workers (`spawn_blocking`).
+    pub fn load(&self, bytes: &[u8]) -> Result<Guest, GuestError> {
+        let digest = super::digest_of(bytes);
+        let engine = &self.inner.engine;
+        let cached = self.inner.cache.as_ref().and_then(|cache| cache.get(engine, &digest));
+        let from_cache = cached.is_some();
+        let component = match cached {
+            Some(component) => component,
+            None => {
+                let component = Component::new(engine, bytes).map_err(GuestError::Compile)?;
+                if let Some(cache) = &self.inner.cache {
+                    cache.put(&digest, &component);
+                }
+                component
+            }
+        };
+        check_imports(&component, engine)?;
+        let pre = self.inner.linker.instantiate_pre(&component).map_err(GuestError::Link)?;
+        Guest::new(self.clone(), pre, digest, from_cache)
+    }
+
+    pub(super) fn store(&self) -> Store<CallState> {
+        let stderr = MemoryOutputPipe::new(STDERR_BYTES);
+        let wasi = wasmtime_wasi::WasiCtxBuilder::new()
+            .stderr(stderr.clone())
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .build();
+        let limits = StoreLimitsBuilder::new()
+            .memory_size(self.inner.config.memory_bytes)
+            .trap_on_grow_failure(true)
+            .build();
+        let state = CallState {
+            wasi,
+            table: ResourceTable::new(),
+            limits,
+            stderr,
+            ticks_used: 0,
+            tick_budget: (self.inner.config.deadline.as_micros() / TICK.as_micros()).max(1) as u64,
+            deadline: self.inner.config.deadline,
+        };
+        let mut store = Store::new(&self.inner.engine, state);
+        store.limiter(|s| &mut s.limits);
+        // Runs when a guest call is still running at a tick: count the tick
+        // and yield to tokio, or trap once the budget is spent. Ticks spent
+        // waiting for a worker (after a yield, or on a busy machine) do not
+        // run guest code and are not counted: the budget is the guest's own
+        // running time, so load does not turn into spurious traps.
+        store.epoch_deadline_callback(|mut ctx| {
+            let state = ctx.data_mut();
+            state.ticks_used += 1;
+            if state.ticks_used >= state.tick_budget {
+                Ok(UpdateDeadline::Interrupt)
+            } else {
+                Ok(UpdateDeadline::Yield(1))
+            }
+        });
+        store
+    }
+}
+
+/// Starts the budget for one guest call.
+pub(super) fn arm(store: &mut Store<CallState>) {
+    store.data_mut().ticks_used = 0;
+    store.set_epoch_deadline(1);
+}
+
+/// The WASI a guest may import: what Rust's std needs to start and to print
+/// a panic (environment and stdio, backed by nothing). No filesystem,
+/// sockets, clocks or random: a guest asking for them is refused.
+const ALLOWED_IMPORTS: &[&str] = &[
+    // Types only: the contract's shared records and variants.
+    "hotline:call/types@",
+    "wasi:cli/environment@",
+    "wasi:cli/exit@",
+    "wasi:cli/stdin@",
+    "wasi:cli/stdout@",
+    "wasi:cli/stderr@",
+    "wasi:cli/terminal-",
+    "wasi:io/error@",
+    "wasi:io/poll@",
+    "wasi:io/streams@",
+];
+
+fn check_imports(component: &Component, engine: &Engine) -> Result<(), GuestError> {
+    let ty = component.component_type();
+    let refused: Vec<&str> = ty
+        .imports(engine)
+        .map(|(name, _)| name)
+        .filter(|name| !ALLOWED_IMPORTS.iter().any(|allowed| name.starts_with(allowed)))
+        .collect();
+    if refused.is_empty() {
+        return Ok(());
+    }
+    Err(GuestError::Link(wasmtime::Error::msg(format!(
+        "the component imports {}, which hotline does not provide to guests (no filesystem, network, clocks or random)",
+        refused.join(", ")
+    ))))
+}
+
+/// Ticks the engine's epoch until the engine is gone.
+fn spawn_epoch_ticker(engine: &Engine) {
+    let weak = engine.weak();
+    std::thread::Builder::new()
+        .name("hotline-epoch".into())
+        .spawn(move || {
+            while let Some(engine) = weak.upgrade() {
+                engine.increment_epoch();
+                drop(engine);
+                std::thread::sleep(TICK);
+            }
+        })
+        .expect("spawn epoch ticker thread");
+}

@@ -1,0 +1,158 @@
+//! A loaded guest version and its per-call sessions.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+use wasmtime::component::{InstancePre, ResourceAny};
+use wasmtime::Store;
+
+use super::engine::{CallState, Sandbox, arm};
+use super::wit::{self, bindings};
+
+#[derive(Debug, thiserror::Error)]
+pub enum GuestError {
+    #[error("not a WebAssembly component wasmtime can compile: {0:#}")]
+    Compile(wasmtime::Error),
+    #[error("component does not fit the hotline:call world: {0:#}")]
+    Link(wasmtime::Error),
+    /// Every instance slot is taken (`HOTLINE_MAX_CALLS`).
+    #[error("no free instance slot for call logic: {0:#}")]
+    NoCapacity(wasmtime::Error),
+    #[error("guest instance could not start: {0:#}")]
+    Instantiate(wasmtime::Error),
+    #[error("guest call ran past its {0:?} deadline")]
+    Deadline(Duration),
+    #[error("guest trapped: {message}{}", stderr_suffix(.stderr))]
+    Trap { message: String, stderr: String },
+    #[error("guest session refused restore: {0}")]
+    Refused(String),
+}
+
+impl GuestError {
+    /// The log event naming this failure, the same wherever it happens.
+    pub fn event(&self) -> &'static str {
+        match self {
+            GuestError::Compile(_) | GuestError::Link(_) => "guest_rejected",
+            GuestError::NoCapacity(_) => "no_capacity",
+            GuestError::Instantiate(_) | GuestError::Deadline(_) | GuestError::Trap { .. } => "guest_trap",
+            GuestError::Refused(_) => "guest_refused_snapshot",
+        }
+    }
+}
+
+fn stderr_suffix(stderr: &str) -> String {
+    if stderr.is_empty() { String::new() } else { format!(" (guest stderr: {})", stderr.trim()) }
+}
+
+/// A compiled, linked guest version. Cheap to clone.
+#[derive(Clone)]
+pub struct Guest {
+    inner: Arc<GuestInner>,
+}
+
+struct GuestInner {
+    sandbox: Sandbox,
+    pre: bindings::AgentPre<CallState>,
+    digest: String,
+    from_cache: bool,
+}
+
+impl Guest {
+    pub(super) fn new(
+        sandbox: Sandbox,
+        pre: InstancePre<CallState>,
+        digest: String,
+        from_cache: bool,
+    ) -> Result<Guest, GuestError> {
+        let pre = bindings::AgentPre::new(pre).map_err(GuestError::Link)?;
+        Ok(Guest { inner: Arc::new(GuestInner { sandbox, pre, digest, from_cache }) })
+    }
+
+    /// sha256 of the component bytes: the version id.
+    pub fn digest(&self) -> &str {
+        &self.inner.digest
+    }
+
+    /// Loaded precompiled from the cache rather than compiled.
+    pub fn from_cache(&self) -> bool {
+        self.inner.from_cache
+    }
+
+    async fn instantiate(&self) -> Result<(Store<CallState>, bindings::Agent), GuestError> {
+        let mut store = self.inner.sandbox.store();
+        arm(&mut store);
+        let agent = self.inner.pre.instantiate_async(&mut store).await.map_err(|e| {
+            if e.downcast_ref::<wasmtime::PoolConcurrencyLimitError>().is_some() {
+                GuestError::NoCapacity(e)
+            } else {
+                GuestError::Instantiate(e)
+            }
+        })?;
+        Ok((store, agent))
+    }
+
+    /// Answers a voice webhook in a throwaway instance.
+    pub async fn incoming_call(&self, webhook: &wit::Webhook) -> Result<Result<String, wit::TwimlError>, GuestError> {
+        let (mut store, agent) = self.instantiate().await?;
+        arm(&mut store);
+        let result = agent.hotline_call_incoming().call_incoming_call(&mut store, webhook).await;
+        result.map_err(|e| classify(e, &store))
+    }
+
+    /// A fresh per-call instance and session.
+    pub async fn session(&self) -> Result<Session, GuestError> {
+        let (mut store, agent) = self.instantiate().await?;
+        arm(&mut store);
+        let handle = agent.hotline_call_calls().session().call_constructor(&mut store).await;
+        let handle = handle.map_err(|e| classify(e, &store))?;
+        Ok(Session { store, agent, handle })
+    }
+
+    /// A per-call instance continuing from `snapshot` (possibly taken from
+    /// another version).
+    pub async fn restore(&self, snapshot: &[u8]) -> Result<Session, GuestError> {
+        let (mut store, agent) = self.instantiate().await?;
+        arm(&mut store);
+        let handle = agent.hotline_call_calls().session().call_restore(&mut store, snapshot).await;
+        let handle = handle.map_err(|e| classify(e, &store))?.map_err(GuestError::Refused)?;
+        Ok(Session { store, agent, handle })
+    }
+}
+
+/// One live call's instance. Dropping it frees the instance's pool slot.
+pub struct Session {
+    store: Store<CallState>,
+    agent: bindings::Agent,
+    handle: ResourceAny,
+}
+
+impl Session {
+    /// One event in, its effects out, within the deadline.
+    pub async fn handle(&mut self, event: &wit::Event) -> Result<Vec<wit::Effect>, GuestError> {
+        arm(&mut self.store);
+        let calls = self.agent.hotline_call_calls();
+        let result = calls.session().call_handle(&mut self.store, self.handle, event).await;
+        result.map_err(|e| classify(e, &self.store))
+    }
+
+    pub async fn snapshot(&mut self) -> Result<Vec<u8>, GuestError> {
+        arm(&mut self.store);
+        let calls = self.agent.hotline_call_calls();
+        let result = calls.session().call_snapshot(&mut self.store, self.handle).await;
+        result.map_err(|e| classify(e, &self.store))
+    }
+}
+
+fn classify(err: wasmtime::Error, store: &Store<CallState>) -> GuestError {
+    if let Some(wasmtime::Trap::Interrupt) = err.downcast_ref::<wasmtime::Trap>() {
+        return GuestError::Deadline(store.data().deadline);
+    }
+    let stderr = String::from_utf8_lossy(&store.data().stderr.contents()).into_owned();
+    GuestError::Trap { message: format!("{err:#}"), stderr }
+}
+
+/// The version id of a component: the sha256 of its bytes, in hex.
+pub fn digest_of(bytes: &[u8]) -> String {
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}

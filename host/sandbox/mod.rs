@@ -1,0 +1,23 @@
+//! The sandbox that runs call logic: the only module that names wasmtime
+//! types. Everything outside sees [`Guest`] (a loaded, validated component),
+//! [`Session`] (one call's instance) and the contract's plain data types,
+//! always through [`wit`] (`sandbox::wit::Event`, `wit::Effect`...).
+//!
+//! - `engine.rs`: engine policy in one place (pooling allocator, a memory
+//!   cap per instance, a deadline on every guest call, the import allowlist).
+//! - `cache.rs`: compiled components kept on disk between runs.
+//! - `guest.rs`: a loaded component and its per-call sessions.
+//! - `wit.rs`: the contract's bindings; `convert.rs`: every conversion
+//!   between host types and the contract's.
+
+mod cache;
+mod convert;
+mod engine;
+mod guest;
+pub mod wit;
+
+pub use engine::{Sandbox, SandboxConfig};
+pub use guest::{Guest, GuestError, Session, digest_of};
+
+/// The built-in guest, compiled from `guest/default` by build.rs.
+pub static DEFAULT_GUEST: &[u8] = include_bytes!(env!("HOTLINE_GUEST_DEFAULT_WASM"));
