@@ -6,8 +6,11 @@
 pub mod endpoint;
 pub mod frame;
 pub mod resample;
+mod tone;
 pub mod ulaw;
 pub mod vad;
+
+pub use tone::tone;
 
 /// Twilio Media Streams audio: G.711 μ-law, 8 kHz, mono.
 pub const SAMPLE_RATE: u32 = 8000;
