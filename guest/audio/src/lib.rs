@@ -22,3 +22,6 @@ pub const FRAME_MS: u32 = 20;
 pub fn samples_to_ms(samples: usize) -> u32 {
     (samples as u64 * 1000 / SAMPLE_RATE as u64) as u32
 }
+
+#[cfg(test)]
+mod tests;
