@@ -6,7 +6,6 @@ use crate::samples_to_ms;
 use crate::vad::{Vad, VadState};
 
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct EndpointConfig {
     /// Trailing silence that ends an utterance.
     pub eou_silence_ms: u32,
@@ -32,7 +31,6 @@ pub enum Boundary {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Endpointer {
     config: EndpointConfig,
     vad: Vad,

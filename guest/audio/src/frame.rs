@@ -5,7 +5,6 @@ use crate::FRAME_BYTES;
 use crate::ulaw;
 
 #[derive(Debug, Default, Clone, PartialEq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Framer {
     pending: Vec<u8>,
 }

@@ -16,7 +16,6 @@ const ROLLOFF: f64 = 0.92;
 const MAX_TABLE: usize = 1 << 18;
 
 #[derive(Debug, Clone)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Resampler {
     in_rate: u32,
     out_rate: u32,
@@ -29,7 +28,6 @@ pub struct Resampler {
     /// Normalized kernel weights per output phase (`phases × 2·half`). The
     /// output phases repeat with period out_rate / gcd(in, out): one phase
     /// for 24 or 16 kHz → 8 kHz, 160 for 22.05 kHz. Rebuilt, not stored.
-    #[cfg_attr(feature = "serde", serde(skip))]
     table: Vec<f32>,
 }
 

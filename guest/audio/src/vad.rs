@@ -19,7 +19,6 @@ const BLOCK_FRAMES: u32 = 25;
 pub const BLOCKS: usize = 4;
 
 #[derive(Debug, Clone, PartialEq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Vad {
     block_min: f32,
     block_frames: u32,
