@@ -18,6 +18,7 @@ pub mod bindings {
 }
 
 mod machine;
+mod snapshot;
 mod twiml;
 
 use std::cell::RefCell;
@@ -27,7 +28,8 @@ use bindings::exports::hotline::call::{calls, incoming};
 use bindings::hotline::call::types::{Effect, Event, Webhook, TwimlError};
 
 pub use bindings::export;
-pub use machine::{Machine, SNAPSHOT_SCHEMA};
+pub use machine::Machine;
+pub use snapshot::SNAPSHOT_SCHEMA;
 
 /// The default agent: every event goes to the [`Machine`].
 pub struct Plain;

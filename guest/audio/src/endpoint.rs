@@ -3,10 +3,9 @@
 //! call it the end of the utterance (EoU).
 
 use crate::samples_to_ms;
-use crate::vad::Vad;
+use crate::vad::{Vad, VadState};
 
 #[derive(Debug, Clone, Copy, PartialEq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct EndpointConfig {
     /// Trailing silence that ends an utterance.
     pub eou_silence_ms: u32,
@@ -32,7 +31,6 @@ pub enum Boundary {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Endpointer {
     config: EndpointConfig,
     vad: Vad,
@@ -41,9 +39,39 @@ pub struct Endpointer {
     silence_ms: u32,
 }
 
+/// What an endpointer needs, besides its configuration, to continue an
+/// utterance in progress. Part of the guests' snapshot format.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EndpointerState {
+    pub vad: VadState,
+    pub in_utterance: bool,
+    pub speech_ms: u32,
+    pub silence_ms: u32,
+}
+
 impl Endpointer {
     pub fn new(config: EndpointConfig) -> Self {
         Self { config, vad: Vad::default(), in_utterance: false, speech_ms: 0, silence_ms: 0 }
+    }
+
+    /// The configuration is not part of the state: its owner keeps that.
+    pub fn state(&self) -> EndpointerState {
+        EndpointerState {
+            vad: self.vad.state(),
+            in_utterance: self.in_utterance,
+            speech_ms: self.speech_ms,
+            silence_ms: self.silence_ms,
+        }
+    }
+
+    pub fn from_state(config: EndpointConfig, state: EndpointerState) -> Result<Self, String> {
+        Ok(Self {
+            config,
+            vad: Vad::from_state(state.vad)?,
+            in_utterance: state.in_utterance,
+            speech_ms: state.speech_ms,
+            silence_ms: state.silence_ms,
+        })
     }
 
     /// Feeds one frame (any length; normally 160 samples).

@@ -5,7 +5,6 @@ use crate::FRAME_BYTES;
 use crate::ulaw;
 
 #[derive(Debug, Default, Clone, PartialEq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Framer {
     pending: Vec<u8>,
 }
@@ -13,6 +12,21 @@ pub struct Framer {
 impl Framer {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// The μ-law bytes carried over to the next frame (fewer than a frame):
+    /// all a framer needs to continue. Part of the guests' snapshot format.
+    pub fn carry(&self) -> &[u8] {
+        &self.pending
+    }
+
+    /// A framer continuing with `carry` (see [`Framer::carry`]); a whole
+    /// frame or more cannot be a carry-over, and would be cut by `flush`.
+    pub fn from_carry(carry: Vec<u8>) -> Result<Self, String> {
+        if carry.len() >= FRAME_BYTES {
+            return Err(format!("framer carry-over of {} bytes, a frame is {FRAME_BYTES}", carry.len()));
+        }
+        Ok(Self { pending: carry })
     }
 
     /// Adds μ-law bytes; returns every whole frame now available,

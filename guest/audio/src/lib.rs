@@ -6,8 +6,11 @@
 pub mod endpoint;
 pub mod frame;
 pub mod resample;
+mod tone;
 pub mod ulaw;
 pub mod vad;
+
+pub use tone::tone;
 
 /// Twilio Media Streams audio: G.711 μ-law, 8 kHz, mono.
 pub const SAMPLE_RATE: u32 = 8000;
@@ -19,3 +22,6 @@ pub const FRAME_MS: u32 = 20;
 pub fn samples_to_ms(samples: usize) -> u32 {
     (samples as u64 * 1000 / SAMPLE_RATE as u64) as u32
 }
+
+#[cfg(test)]
+mod tests;

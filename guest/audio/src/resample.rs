@@ -16,7 +16,6 @@ const ROLLOFF: f64 = 0.92;
 const MAX_TABLE: usize = 1 << 18;
 
 #[derive(Debug, Clone)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Resampler {
     in_rate: u32,
     out_rate: u32,
@@ -29,8 +28,23 @@ pub struct Resampler {
     /// Normalized kernel weights per output phase (`phases × 2·half`). The
     /// output phases repeat with period out_rate / gcd(in, out): one phase
     /// for 24 or 16 kHz → 8 kHz, 160 for 22.05 kHz. Rebuilt, not stored.
-    #[cfg_attr(feature = "serde", serde(skip))]
     table: Vec<f32>,
+}
+
+/// What a resampler needs to continue a stream mid-chunk exactly as it
+/// would have: its rates, the input history the next outputs still reach
+/// and the position of the next output (see the fields of [`Resampler`]).
+/// Part of the guests' snapshot format: without it a reply resumed after a
+/// migration would restart its filter on zeros and click.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResamplerState {
+    pub in_rate: u32,
+    pub out_rate: u32,
+    /// Input samples still needed, the oldest first.
+    pub history: Vec<f32>,
+    /// Position of the next output sample, in 1/`out_rate` input samples
+    /// from `history[0]`.
+    pub pos: u64,
 }
 
 impl Resampler {
@@ -42,6 +56,31 @@ impl Resampler {
         r.history = vec![0.0; half];
         r.pos = half as u64 * out_rate as u64;
         r
+    }
+
+    pub fn state(&self) -> ResamplerState {
+        ResamplerState { in_rate: self.in_rate, out_rate: self.out_rate, history: self.history.clone(), pos: self.pos }
+    }
+
+    /// Refuses a state whose next output would read outside its history,
+    /// which [`Resampler::process`] could not survive.
+    pub fn from_state(state: ResamplerState) -> Result<Self, String> {
+        let ResamplerState { in_rate, out_rate, history, pos } = state;
+        if in_rate == 0 || out_rate == 0 {
+            return Err(format!("resampler rates {in_rate} → {out_rate} must be positive"));
+        }
+        let r = Self { in_rate, out_rate, history, pos, table: Vec::new() };
+        if in_rate != out_rate {
+            // `process` reads the next output's kernel from center + 1 - half,
+            // and when no output is due drops the history before that point:
+            // both must lie within the history.
+            let center = pos / out_rate as u64;
+            let half = r.half_width() as u64;
+            if center + 1 < half || center + 1 > r.history.len() as u64 + half {
+                return Err(format!("resampler position {pos} is outside its {} samples", r.history.len()));
+            }
+        }
+        Ok(r)
     }
 
     pub fn in_rate(&self) -> u32 {

@@ -15,10 +15,10 @@ const FLOOR_MAX: f32 = 4000.0;
 /// `BLOCK_FRAMES` frames (2 s): speech always has gaps within that, a
 /// steady noise does not.
 const BLOCK_FRAMES: u32 = 25;
-const BLOCKS: usize = 4;
+/// Blocks the floor looks back over (the length of [`VadState::blocks`]).
+pub const BLOCKS: usize = 4;
 
 #[derive(Debug, Clone, PartialEq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Vad {
     block_min: f32,
     block_frames: u32,
@@ -32,7 +32,33 @@ impl Default for Vad {
     }
 }
 
+/// What a detector needs to continue on a later frame exactly as it would
+/// have: its noise-floor history. Part of the guests' snapshot format, so a
+/// call keeps its floor across a migration; a change here is a change there.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct VadState {
+    /// Quietest frame of the block in progress (`f32::MAX` = none yet).
+    pub block_min: f32,
+    /// Frames in the block in progress, below the block length (25).
+    pub block_frames: u32,
+    /// Minimum of each finished block, newest last (`f32::MAX` = none yet).
+    pub blocks: [f32; BLOCKS],
+}
+
 impl Vad {
+    pub fn state(&self) -> VadState {
+        VadState { block_min: self.block_min, block_frames: self.block_frames, blocks: self.blocks }
+    }
+
+    /// Refuses a block count this detector could never have reached, on
+    /// which its floor would stop adapting.
+    pub fn from_state(state: VadState) -> Result<Self, String> {
+        if state.block_frames >= BLOCK_FRAMES {
+            return Err(format!("VAD block of {} frames, at most {} expected", state.block_frames, BLOCK_FRAMES - 1));
+        }
+        Ok(Self { block_min: state.block_min, block_frames: state.block_frames, blocks: state.blocks })
+    }
+
     /// Classifies one frame of PCM16 and adapts the floor.
     pub fn is_speech(&mut self, pcm: &[i16]) -> bool {
         let level = rms(pcm);

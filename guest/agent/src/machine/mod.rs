@@ -1,0 +1,210 @@
+//! The per-call turn-taking state machine:
+//! `LISTENING → THINKING → SPEAKING → LISTENING`.
+//!
+//! Time is media time: the machine counts the samples it is handed, so the
+//! same audio always yields the same decisions, in a test or on a call.
+//!
+//! With no providers configured it is an echo agent: each utterance is
+//! played back to the caller. With providers it asks the host to transcribe,
+//! think and speak, through the same effects: the reply is spoken sentence
+//! by sentence as the LLM streams it, a filler covers a slow turn, an
+//! apology covers a failed one, and a barge-in cancels whatever is in
+//! flight and keeps in the history only what the caller heard.
+//!
+//! Its state is kept in three parts, each with the code that changes it:
+//! the caller's audio (`listening`), what is played and heard (`playback`)
+//! and the providers' turn (`reply`). A snapshot is not these structs:
+//! `crate::snapshot` is the format, and converts.
+
+mod listening;
+mod playback;
+mod reply;
+
+use hotline_audio::endpoint::{EndpointConfig, Endpointer};
+
+pub(crate) use listening::Caller;
+pub(crate) use playback::{Playback, Segment};
+pub(crate) use reply::{Ai, Awaiting};
+
+use crate::bindings::hotline::call::types::{Config, Effect, Event, LogEntry, Started};
+
+const GREETING_MARK: &str = "greeting";
+const GREETING_TEXT: &str = "Hello! This is hotline. How can I help?";
+const SYSTEM_PROMPT: &str = "You are a friendly phone agent. Answer in one or two short spoken sentences.";
+/// μ-law 8 kHz prompt shipped inside the guest (`scripts/make-prompts.sh`):
+/// the echo agent's greeting.
+static GREETING_AUDIO: &[u8] = include_bytes!("../../assets/greeting.ulaw");
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    Listening,
+    Thinking,
+    Speaking,
+    Ended,
+}
+
+impl State {
+    fn name(self) -> &'static str {
+        match self {
+            State::Listening => "listening",
+            State::Thinking => "thinking",
+            State::Speaking => "speaking",
+            State::Ended => "ended",
+        }
+    }
+}
+
+/// The call's tuning, fixed when it starts.
+#[derive(Debug, Clone)]
+pub(crate) struct Settings {
+    pub(crate) eou_silence_ms: u32,
+    pub(crate) barge_in_ms: u32,
+    pub(crate) max_utterance_ms: u32,
+    /// 0 disables the filler.
+    pub(crate) fallback_ms: u32,
+    pub(crate) ai: bool,
+    pub(crate) system_prompt: String,
+}
+
+impl From<&Config> for Settings {
+    fn from(c: &Config) -> Self {
+        Settings {
+            eou_silence_ms: c.eou_silence_ms.clamp(100, 5000),
+            barge_in_ms: c.barge_in_ms.clamp(20, 2000),
+            max_utterance_ms: c.max_utterance_ms.clamp(1000, 120_000),
+            fallback_ms: c.fallback_ms.min(60_000),
+            ai: c.providers.stt && c.providers.llm && c.providers.tts,
+            system_prompt: text_or(&c.system_prompt, SYSTEM_PROMPT),
+        }
+    }
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            eou_silence_ms: 500,
+            barge_in_ms: 80,
+            max_utterance_ms: 15_000,
+            fallback_ms: 3000,
+            ai: false,
+            system_prompt: SYSTEM_PROMPT.to_string(),
+        }
+    }
+}
+
+impl Settings {
+    pub(crate) fn endpoint_config(&self) -> EndpointConfig {
+        EndpointConfig { eou_silence_ms: self.eou_silence_ms, ..EndpointConfig::default() }
+    }
+}
+
+/// The configured text, unless it is blank.
+fn text_or(configured: &Option<String>, default: &str) -> String {
+    configured.as_deref().map(str::trim).filter(|t| !t.is_empty()).unwrap_or(default).to_string()
+}
+
+#[derive(Debug, Clone)]
+pub struct Machine {
+    pub(crate) settings: Settings,
+    pub(crate) state: State,
+    /// Caller audio counts, and the greeting is played, from `Started` on.
+    pub(crate) started: bool,
+    /// Media time seen so far, from the sample count.
+    pub(crate) media_ms: u64,
+    pub(crate) caller: Caller,
+    pub(crate) playback: Playback,
+    pub(crate) ai: Ai,
+}
+
+impl Default for Machine {
+    fn default() -> Self {
+        let settings = Settings::default();
+        Machine {
+            caller: Caller::new(Endpointer::new(settings.endpoint_config()), Vec::new(), 0),
+            settings,
+            state: State::Listening,
+            started: false,
+            media_ms: 0,
+            playback: Playback::default(),
+            ai: Ai::default(),
+        }
+    }
+}
+
+fn log(event: &str, fields: &[(&str, String)]) -> Effect {
+    Effect::Log(LogEntry {
+        event: event.to_string(),
+        fields: fields.iter().map(|(k, v)| (k.to_string(), v.clone())).collect(),
+    })
+}
+
+impl Machine {
+    pub fn snapshot(&self) -> Vec<u8> {
+        crate::snapshot::write(self)
+    }
+
+    /// Reads a snapshot of this schema or an older one it still knows.
+    pub fn restore(bytes: &[u8]) -> Result<Machine, String> {
+        crate::snapshot::read(bytes)
+    }
+
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    pub fn handle(&mut self, event: Event) -> Vec<Effect> {
+        let mut fx = Vec::new();
+        if self.state == State::Ended {
+            return fx;
+        }
+        match event {
+            Event::Started(s) => self.on_started(s, &mut fx),
+            Event::Media(m) => self.on_media(&m.payload, &mut fx),
+            Event::MarkPlayed(name) => self.on_mark(name, &mut fx),
+            Event::Dtmf(digit) => fx.push(log("dtmf", &[("digit", digit.to_string())])),
+            Event::Timer(reply::FALLBACK_TIMER) => self.on_fallback_timer(&mut fx),
+            Event::Timer(id) => fx.push(log("timer_unexpected", &[("id", id.to_string())])),
+            Event::Transcript(t) => self.on_transcript(t, &mut fx),
+            Event::ReplyText(r) => self.on_reply_text(r, &mut fx),
+            Event::SpeechAudio(a) => self.on_speech_audio(a, &mut fx),
+            Event::ProviderError(e) => self.on_provider_error(e, &mut fx),
+            Event::Stopped => {
+                fx.push(log(
+                    "call_end",
+                    &[("turns", self.playback.turn.to_string()), ("media_ms", self.media_ms.to_string())],
+                ));
+                self.set_state(State::Ended, &mut fx);
+            }
+        }
+        fx
+    }
+
+    fn set_state(&mut self, to: State, fx: &mut Vec<Effect>) {
+        if self.state != to {
+            fx.push(log(
+                "state",
+                &[("from", self.state.name().into()), ("to", to.name().into()), ("at_ms", self.media_ms.to_string())],
+            ));
+            self.state = to;
+        }
+    }
+
+    fn on_started(&mut self, s: Started, fx: &mut Vec<Effect>) {
+        if self.started {
+            fx.push(log("start_repeated", &[]));
+            return;
+        }
+        self.started = true;
+        self.settings = Settings::from(&s.config);
+        self.caller.endpointer = Endpointer::new(self.settings.endpoint_config());
+        let agent = if self.settings.ai { "ai" } else { "echo" };
+        fx.push(log("agent", &[("mode", agent.into()), ("call_sid", s.call_sid)]));
+        self.begin_reply(fx);
+        if self.settings.ai {
+            self.speak(text_or(&s.config.greeting, GREETING_TEXT), fx);
+        } else {
+            self.play_segment(GREETING_AUDIO.to_vec(), GREETING_MARK.to_string(), String::new(), fx);
+        }
+        self.playback.reply_complete = true;
+    }
+}

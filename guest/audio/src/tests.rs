@@ -1,0 +1,81 @@
+//! The continuing state each streaming type exposes for snapshots: taken
+//! mid-stream and restored, it carries on exactly as the original.
+
+use crate::endpoint::{EndpointConfig, Endpointer};
+use crate::frame::Framer;
+use crate::resample::Resampler;
+use crate::vad::VadState;
+use crate::{FRAME_BYTES, tone};
+
+#[test]
+fn tone_is_ms_of_a_sine_at_the_rate() {
+    let t = tone(10, 1000.0, 8000, 1000.0);
+    assert_eq!(t.len(), 80);
+    assert_eq!(&t[..3], &[0, 707, 1000]);
+    assert_eq!(tone(1000, 440.0, 22_050, 1.0).len(), 22_050);
+}
+
+#[test]
+fn a_resampler_restored_mid_stream_continues_exactly() {
+    let input = tone(100, 440.0, 22_050, 9000.0);
+    let (a, b) = input.split_at(1001);
+    let mut whole = Resampler::new(22_050, 8000);
+    whole.process(a);
+    let mut resumed = Resampler::from_state(whole.state()).unwrap();
+    assert_eq!(resumed.state(), whole.state());
+    let mut expected = whole.process(b);
+    expected.extend(whole.flush());
+    let mut got = resumed.process(b);
+    got.extend(resumed.flush());
+    assert!(!got.is_empty());
+    assert_eq!(got, expected);
+}
+
+#[test]
+fn a_resampler_refuses_a_state_it_cannot_run() {
+    let mut state = Resampler::new(24_000, 8000).state();
+    state.pos = u64::MAX / 2;
+    assert!(Resampler::from_state(state.clone()).is_err());
+    state.pos = 0;
+    assert!(Resampler::from_state(state.clone()).is_err());
+    state.out_rate = 0;
+    assert!(Resampler::from_state(state).is_err());
+}
+
+#[test]
+fn an_endpointer_restored_mid_utterance_continues_exactly() {
+    let config = EndpointConfig::default();
+    let mut pcm = vec![0; 8000];
+    pcm.extend(tone(3000, 300.0, 8000, 8000.0));
+    pcm.extend(vec![0; 8000]);
+    let mut whole = Endpointer::new(config);
+    let frames: Vec<&[i16]> = pcm.chunks(FRAME_BYTES).collect();
+    let (before, after) = frames.split_at(60);
+    for frame in before {
+        whole.push(frame);
+    }
+    assert!(whole.in_utterance());
+    let mut resumed = Endpointer::from_state(config, whole.state()).unwrap();
+    assert_eq!(resumed, whole);
+    for frame in after {
+        assert_eq!(resumed.push(frame), whole.push(frame));
+    }
+    assert_eq!(resumed, whole);
+}
+
+#[test]
+fn a_vad_refuses_a_block_it_could_not_reach() {
+    let state = VadState { block_min: 0.0, block_frames: 25, blocks: [f32::MAX; 4] };
+    assert!(crate::vad::Vad::from_state(state).is_err());
+}
+
+#[test]
+fn a_framer_restored_with_its_carry_continues_exactly() {
+    let mut whole = Framer::new();
+    assert_eq!(whole.push(&[1; 250]).len(), FRAME_BYTES);
+    let mut resumed = Framer::from_carry(whole.carry().to_vec()).unwrap();
+    assert_eq!(resumed, whole);
+    assert_eq!(resumed.push(&[2; 100]), whole.push(&[2; 100]));
+    assert_eq!(resumed.flush(), whole.flush());
+    assert!(Framer::from_carry(vec![0; FRAME_BYTES]).is_err());
+}
