@@ -192,18 +192,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
                 Some(Ok(effects)) => effects,
                 Some(Err(failure)) => {
                     // Whatever the failed instance asked of the providers
-                    // is moot; the restored one may be waiting for a result
-                    // its predecessor already consumed. An error ends that
-                    // wait (a listening guest ignores it).
+                    // is moot: drop it. The restored instance may be waiting
+                    // for a result its predecessor already consumed, so
+                    // `restarted` tells it the work is gone.
                     self.work.cancel();
+                    let reason = failure.summary();
                     if self.guest.recover(&self.app, failure).await {
-                        // The event that trapped is skipped.
-                        if self.app.providers.complete() {
-                            queue.push_back(Event::ProviderError(wit::ProviderError {
-                                kind: wit::ProviderKind::Llm,
-                                message: "call logic restarted; work in flight was dropped".into(),
-                            }));
-                        }
+                        // The event that failed is skipped, not replayed.
+                        let work_dropped = self.app.providers.complete();
+                        queue.push_back(Event::Restarted(wit::Restart { reason, work_dropped }));
                         continue;
                     }
                     return self.apologize().await;

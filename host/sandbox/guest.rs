@@ -8,7 +8,7 @@ use wasmtime::component::{InstancePre, ResourceAny};
 use wasmtime::Store;
 
 use super::engine::{CallState, Sandbox, arm};
-use super::wit::{self, bindings};
+use super::wit::{self, bindings, v0_1};
 
 #[derive(Debug, thiserror::Error)]
 pub enum GuestError {
@@ -41,6 +41,21 @@ impl GuestError {
     }
 }
 
+impl GuestError {
+    /// One short line saying what failed (a trap's message without its
+    /// backtrace), for the guest's `restarted` event.
+    pub fn summary(&self) -> String {
+        let text = match self {
+            GuestError::Trap { message, .. } => match message.rsplit_once("wasm trap: ") {
+                Some((_, trap)) => format!("wasm trap: {}", trap.trim()),
+                None => message.lines().next().unwrap_or_default().to_string(),
+            },
+            other => other.to_string(),
+        };
+        text.chars().take(200).collect()
+    }
+}
+
 fn stderr_suffix(stderr: &str) -> String {
     if stderr.is_empty() { String::new() } else { format!(" (guest stderr: {})", stderr.trim()) }
 }
@@ -53,9 +68,21 @@ pub struct Guest {
 
 struct GuestInner {
     sandbox: Sandbox,
-    pre: bindings::AgentPre<CallState>,
+    pre: Pre,
     digest: String,
     from_cache: bool,
+}
+
+/// A component linked against the contract version it was built for.
+enum Pre {
+    V0_2(bindings::AgentPre<CallState>),
+    V0_1(v0_1::bindings::AgentPre<CallState>),
+}
+
+/// An instance's exports, in its contract version.
+enum Agent {
+    V0_2(bindings::Agent),
+    V0_1(v0_1::bindings::Agent),
 }
 
 impl Guest {
@@ -65,7 +92,14 @@ impl Guest {
         digest: String,
         from_cache: bool,
     ) -> Result<Guest, GuestError> {
-        let pre = bindings::AgentPre::new(pre).map_err(GuestError::Link)?;
+        // Newest first: a component fits exactly one version's exports.
+        let pre = match bindings::AgentPre::new(pre.clone()) {
+            Ok(newest) => Pre::V0_2(newest),
+            Err(newest_error) => match v0_1::bindings::AgentPre::new(pre) {
+                Ok(old) => Pre::V0_1(old),
+                Err(_) => return Err(GuestError::Link(newest_error)),
+            },
+        };
         Ok(Guest { inner: Arc::new(GuestInner { sandbox, pre, digest, from_cache }) })
     }
 
@@ -74,15 +108,27 @@ impl Guest {
         &self.inner.digest
     }
 
+    /// The `hotline:call` version the component was built against.
+    pub fn contract(&self) -> &'static str {
+        match self.inner.pre {
+            Pre::V0_2(_) => "0.2.0",
+            Pre::V0_1(_) => "0.1.0",
+        }
+    }
+
     /// Loaded precompiled from the cache rather than compiled.
     pub fn from_cache(&self) -> bool {
         self.inner.from_cache
     }
 
-    async fn instantiate(&self) -> Result<(Store<CallState>, bindings::Agent), GuestError> {
+    async fn instantiate(&self) -> Result<(Store<CallState>, Agent), GuestError> {
         let mut store = self.inner.sandbox.store();
         arm(&mut store);
-        let agent = self.inner.pre.instantiate_async(&mut store).await.map_err(|e| {
+        let agent = match &self.inner.pre {
+            Pre::V0_2(pre) => pre.instantiate_async(&mut store).await.map(Agent::V0_2),
+            Pre::V0_1(pre) => pre.instantiate_async(&mut store).await.map(Agent::V0_1),
+        };
+        let agent = agent.map_err(|e| {
             if e.downcast_ref::<wasmtime::PoolConcurrencyLimitError>().is_some() {
                 GuestError::NoCapacity(e)
             } else {
@@ -96,7 +142,14 @@ impl Guest {
     pub async fn incoming_call(&self, webhook: &wit::Webhook) -> Result<Result<String, wit::TwimlError>, GuestError> {
         let (mut store, agent) = self.instantiate().await?;
         arm(&mut store);
-        let result = agent.hotline_call_incoming().call_incoming_call(&mut store, webhook).await;
+        let result = match agent {
+            Agent::V0_2(a) => a.hotline_call_incoming().call_incoming_call(&mut store, webhook).await,
+            Agent::V0_1(a) => {
+                let webhook = v0_1::webhook(webhook);
+                let result = a.hotline_call_incoming().call_incoming_call(&mut store, &webhook).await;
+                result.map(|twiml| twiml.map_err(wit::TwimlError::from))
+            }
+        };
         result.map_err(|e| classify(e, &store))
     }
 
@@ -104,7 +157,10 @@ impl Guest {
     pub async fn session(&self) -> Result<Session, GuestError> {
         let (mut store, agent) = self.instantiate().await?;
         arm(&mut store);
-        let handle = agent.hotline_call_calls().session().call_constructor(&mut store).await;
+        let handle = match &agent {
+            Agent::V0_2(a) => a.hotline_call_calls().session().call_constructor(&mut store).await,
+            Agent::V0_1(a) => a.hotline_call_calls().session().call_constructor(&mut store).await,
+        };
         let handle = handle.map_err(|e| classify(e, &store))?;
         Ok(Session { store, agent, handle })
     }
@@ -114,7 +170,10 @@ impl Guest {
     pub async fn restore(&self, snapshot: &[u8]) -> Result<Session, GuestError> {
         let (mut store, agent) = self.instantiate().await?;
         arm(&mut store);
-        let handle = agent.hotline_call_calls().session().call_restore(&mut store, snapshot).await;
+        let handle = match &agent {
+            Agent::V0_2(a) => a.hotline_call_calls().session().call_restore(&mut store, snapshot).await,
+            Agent::V0_1(a) => a.hotline_call_calls().session().call_restore(&mut store, snapshot).await,
+        };
         let handle = handle.map_err(|e| classify(e, &store))?.map_err(GuestError::Refused)?;
         Ok(Session { store, agent, handle })
     }
@@ -123,7 +182,7 @@ impl Guest {
 /// One live call's instance. Dropping it frees the instance's pool slot.
 pub struct Session {
     store: Store<CallState>,
-    agent: bindings::Agent,
+    agent: Agent,
     handle: ResourceAny,
 }
 
@@ -131,15 +190,26 @@ impl Session {
     /// One event in, its effects out, within the deadline.
     pub async fn handle(&mut self, event: &wit::Event) -> Result<Vec<wit::Effect>, GuestError> {
         arm(&mut self.store);
-        let calls = self.agent.hotline_call_calls();
-        let result = calls.session().call_handle(&mut self.store, self.handle, event).await;
+        let result = match &self.agent {
+            Agent::V0_2(a) => a.hotline_call_calls().session().call_handle(&mut self.store, self.handle, event).await,
+            Agent::V0_1(a) => match v0_1::event(event) {
+                Some(event) => {
+                    let calls = a.hotline_call_calls();
+                    let effects = calls.session().call_handle(&mut self.store, self.handle, &event).await;
+                    effects.map(|fx| fx.into_iter().map(wit::Effect::from).collect())
+                }
+                None => Ok(Vec::new()),
+            },
+        };
         result.map_err(|e| classify(e, &self.store))
     }
 
     pub async fn snapshot(&mut self) -> Result<Vec<u8>, GuestError> {
         arm(&mut self.store);
-        let calls = self.agent.hotline_call_calls();
-        let result = calls.session().call_snapshot(&mut self.store, self.handle).await;
+        let result = match &self.agent {
+            Agent::V0_2(a) => a.hotline_call_calls().session().call_snapshot(&mut self.store, self.handle).await,
+            Agent::V0_1(a) => a.hotline_call_calls().session().call_snapshot(&mut self.store, self.handle).await,
+        };
         result.map_err(|e| classify(e, &self.store))
     }
 }

@@ -83,9 +83,12 @@ pub async fn install(
     match admit(sandbox, bytes, source.clone()).await {
         Ok(version) => {
             let (to, ms, cached) = (version.digest(), version.load_ms, version.guest.from_cache());
+            let contract = version.guest.contract();
             match registry.activate(version.clone()) {
-                None => info!(event = "guest_loaded", source, digest = to, ms, cached),
-                Some(previous) => info!(event = "guest_swapped", from = previous.digest(), to, ms, cached, source),
+                None => info!(event = "guest_loaded", source, digest = to, contract, ms, cached),
+                Some(previous) => {
+                    info!(event = "guest_swapped", from = previous.digest(), to, contract, ms, cached, source)
+                }
             }
             Ok(version)
         }

@@ -63,6 +63,7 @@ impl Version {
             "loaded_at": self.loaded_at.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
             "load_ms": self.load_ms,
             "cached": self.guest.from_cache(),
+            "contract": self.guest.contract(),
             "calls": n(&self.stats.calls),
             "traps": n(&self.stats.traps),
             "migrations": n(&self.stats.migrations),

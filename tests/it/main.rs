@@ -6,6 +6,7 @@ mod audio;
 mod guest;
 mod support;
 mod calls;
+mod contract;
 mod mocks;
 mod providers;
 mod http;

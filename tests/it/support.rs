@@ -4,11 +4,12 @@
 use std::path::Path;
 use std::sync::OnceLock;
 
-use hotline::config::Config;
+use hotline::config::{Config, SwapPolicy};
 use hotline::sandbox::wit::{self, Effect, Event, LogEntry, Media, Started};
 use hotline::sandbox::{DEFAULT_GUEST, Guest, Sandbox, SandboxConfig, Session};
 use hotline::http::Server;
 use hotline::sim::{CallReport, Moment};
+use reqwest::StatusCode;
 use hotline_audio::frame::ulaw_frames;
 
 pub const PROBE_GUEST: &str = env!("HOTLINE_GUEST_PROBE_WASM");
@@ -149,6 +150,40 @@ pub async fn start_server(tweak: impl FnOnce(&mut Config)) -> TestServer {
     server.guest_loaded().await.expect("guest loads");
     let base = format!("http://{}", server.local_addr());
     TestServer { server, base }
+}
+
+// ---- the admin API ---------------------------------------------------------
+
+pub const TOKEN: &str = "test-admin-token-0123456789";
+
+pub async fn admin_server(swap: SwapPolicy) -> TestServer {
+    start_server(|c| {
+        c.admin_token = Some(TOKEN.into());
+        c.swap = swap;
+    })
+    .await
+}
+
+pub async fn put_guest(base: &str, bytes: Vec<u8>) -> (StatusCode, serde_json::Value) {
+    let response = reqwest::Client::new()
+        .put(format!("{base}/admin/guest"))
+        .bearer_auth(TOKEN)
+        .body(bytes)
+        .send()
+        .await
+        .unwrap();
+    (response.status(), response.json().await.unwrap_or_default())
+}
+
+pub async fn admin_get(base: &str) -> serde_json::Value {
+    let response = reqwest::Client::new().get(format!("{base}/admin/guest")).bearer_auth(TOKEN).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    response.json().await.unwrap()
+}
+
+pub async fn active_digest(base: &str) -> String {
+    let version: serde_json::Value = reqwest::get(format!("{base}/version")).await.unwrap().json().await.unwrap();
+    version["guest_digest"].as_str().unwrap().to_string()
 }
 
 // ---- call reports ------------------------------------------------------------

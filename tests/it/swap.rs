@@ -8,41 +8,10 @@ use reqwest::StatusCode;
 
 use crate::support::*;
 
-const TOKEN: &str = "test-admin-token-0123456789";
 const V2: &str = env!("HOTLINE_GUEST_V2_WASM");
 const BROKEN: &str = env!("HOTLINE_GUEST_BROKEN_WASM");
 const OTHER_WORLD: &str = env!("HOTLINE_GUEST_OTHER_WORLD_WASM");
 const CLOCK: &str = env!("HOTLINE_GUEST_CLOCK_WASM");
-
-async fn admin_server(swap: SwapPolicy) -> TestServer {
-    start_server(|c| {
-        c.admin_token = Some(TOKEN.into());
-        c.swap = swap;
-    })
-    .await
-}
-
-async fn put_guest(base: &str, bytes: Vec<u8>) -> (StatusCode, serde_json::Value) {
-    let response = reqwest::Client::new()
-        .put(format!("{base}/admin/guest"))
-        .bearer_auth(TOKEN)
-        .body(bytes)
-        .send()
-        .await
-        .unwrap();
-    (response.status(), response.json().await.unwrap_or_default())
-}
-
-async fn admin_get(base: &str) -> serde_json::Value {
-    let response = reqwest::Client::new().get(format!("{base}/admin/guest")).bearer_auth(TOKEN).send().await.unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
-    response.json().await.unwrap()
-}
-
-async fn active_digest(base: &str) -> String {
-    let version: serde_json::Value = reqwest::get(format!("{base}/version")).await.unwrap().json().await.unwrap();
-    version["guest_digest"].as_str().unwrap().to_string()
-}
 
 #[tokio::test]
 async fn admin_api_needs_the_token_and_is_absent_without_one() {
@@ -140,7 +109,7 @@ async fn manual_rollback_returns_to_the_previous_version() {
 }
 
 /// Marks the server sent, in order, with the media time they arrived.
-fn marks(report: &CallReport) -> Vec<(f64, String)> {
+pub(crate) fn marks(report: &CallReport) -> Vec<(f64, String)> {
     report
         .timeline
         .iter()
@@ -148,7 +117,7 @@ fn marks(report: &CallReport) -> Vec<(f64, String)> {
         .collect()
 }
 
-fn two_turn_call(base: &str, i: usize) -> CallOptions {
+pub(crate) fn two_turn_call(base: &str, i: usize) -> CallOptions {
     CallOptions {
         server: base.to_string(),
         audio: concat(&[silence(5200), tone(600, 300.0), silence(8000), tone(700, 420.0), silence(1200)]),

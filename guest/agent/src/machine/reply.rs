@@ -9,8 +9,10 @@ use hotline_audio::{SAMPLE_RATE, ulaw};
 
 use super::playback::play_with_mark;
 use super::{Machine, Segment, State, log};
+#[cfg(not(feature = "contract-0-1"))]
+use crate::bindings::hotline::call::types::Restart;
 use crate::bindings::hotline::call::types::{
-    Effect, ProviderError, ReplyText, Role, SpeechAudio, Timer, Transcript, Turn, Utterance,
+    Effect, ProviderError, ProviderKind, ReplyText, Role, SpeechAudio, Timer, Transcript, Turn, Utterance,
 };
 
 /// Timer id of the fallback filler (ids are per call and the guest's own).
@@ -202,12 +204,32 @@ impl Machine {
     }
 
     pub(super) fn on_provider_error(&mut self, e: ProviderError, fx: &mut Vec<Effect>) {
-        fx.push(log("provider_error", &[("kind", format!("{:?}", e.kind).to_lowercase()), ("message", e.message)]));
+        let kind = match e.kind {
+            ProviderKind::Stt => "stt",
+            ProviderKind::Llm => "llm",
+            ProviderKind::Tts => "tts",
+        };
+        fx.push(log("provider_error", &[("kind", kind.into()), ("message", e.message)]));
+        self.abandon_turn(fx);
+    }
+
+    /// The host re-created this session from a snapshot after a failure.
+    /// If it dropped the call's provider work, results this turn waits for
+    /// may never come: give the turn up as after a provider error.
+    #[cfg(not(feature = "contract-0-1"))]
+    pub(super) fn on_restarted(&mut self, r: Restart, fx: &mut Vec<Effect>) {
+        fx.push(log("restarted", &[("reason", r.reason), ("work_dropped", r.work_dropped.to_string())]));
+        if r.work_dropped {
+            self.abandon_turn(fx);
+        }
+    }
+
+    /// A turn that cannot be finished: drop the rest of its work, let what
+    /// is already queued play, then apologize and listen again.
+    fn abandon_turn(&mut self, fx: &mut Vec<Effect>) {
         if self.state == State::Listening || self.state == State::Ended {
             return; // nothing of this turn is left to save
         }
-        // The turn cannot be finished: drop the rest of its work, let what
-        // is already queued play, then apologize and listen again.
         self.stop_filler(fx);
         self.forget_provider_work(fx);
         if self.state == State::Thinking {

@@ -1,10 +1,19 @@
-//! The contract (`wit/`), as Rust types: the one `bindgen!` per supported
+//! The contract (`wit/`), as Rust types: one `bindgen!` per supported
 //! version of `hotline:call`, and the one path (`sandbox::wit::…`) by which
-//! the rest of the host reaches the contract's types.
+//! the rest of the host reaches the contract's types, always those of the
+//! newest version.
+//!
+//! Older versions live in modules of their own (`v0_1.rs`) with their
+//! conversions to and from the newest; `sandbox/guest.rs` picks the
+//! version a component was built against and converts at the boundary.
+//! `wit/README.md` has the rule: a released version never changes.
 
+pub(super) mod v0_1;
+
+/// `hotline:call@0.2.0`, the newest contract.
 pub(super) mod bindings {
     wasmtime::component::bindgen!({
-        path: "wit",
+        path: "wit/v0.2.0",
         world: "agent",
         additional_derives: [PartialEq],
         imports: { default: async },
@@ -13,8 +22,8 @@ pub(super) mod bindings {
 }
 
 pub use bindings::hotline::call::types::{
-    CallMode, Config, Effect, Event, LogEntry, Media, ProviderError, ProviderKind, Providers, ReplyText, Role,
-    SpeechAudio, Started, Timer, Transcript, Turn, TwimlError, Utterance, Webhook,
+    CallMode, Config, Effect, Event, LogEntry, Media, ProviderError, ProviderKind, Providers, ReplyText, Restart,
+    Role, SpeechAudio, Started, Timer, Transcript, Turn, TwimlError, Utterance, Webhook,
 };
 
 impl Event {
@@ -30,6 +39,7 @@ impl Event {
             Event::ReplyText(_) => "reply-text",
             Event::SpeechAudio(_) => "speech-audio",
             Event::ProviderError(_) => "provider-error",
+            Event::Restarted(_) => "restarted",
             Event::Stopped => "stopped",
         }
     }
