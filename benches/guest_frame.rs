@@ -70,7 +70,7 @@ fn guest_frame(c: &mut Criterion) {
 /// TTS audio to the phone: half a second of 24 kHz PCM16 to 8 kHz, the
 /// work per `speech-audio` chunk (natively; the guest runs the same code).
 fn tts_resample(c: &mut Criterion) {
-    let input: Vec<i16> = (0..12_000).map(|i| ((i as f64 * 0.05).sin() * 8000.0) as i16).collect();
+    let input = hotline_audio::tone(500, 191.0, 24_000, 8000.0);
     c.bench_function("native/resample_500ms_24k_to_8k", |b| {
         b.iter(|| {
             let mut r = hotline_audio::resample::Resampler::new(24_000, 8_000);

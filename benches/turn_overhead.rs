@@ -76,7 +76,7 @@ fn main() {
         server.guest_loaded().await.unwrap();
         // Each call: one short utterance after another; each reply (100 ms)
         // ends before the next utterance begins.
-        let tone: Vec<i16> = (0..3200).map(|i| ((i as f64 * 0.3).sin() * 8000.0) as i16).collect();
+        let tone = hotline_audio::tone(400, 382.0, 8000, 8000.0);
         let mut audio = vec![0i16; 8000];
         for _ in 0..turns.div_ceil(calls) {
             audio.extend(&tone);

@@ -270,7 +270,7 @@ impl Runner<'_> {
             Step::Silence(ms) => self.audio(&vec![0; ms as usize * 8]).await?,
             Step::Tone(t) => {
                 self.speech_onset = Some(self.media_ms);
-                self.audio(&tone(t.ms, t.hz, 8000, 8000.0)).await?;
+                self.audio(&hotline_audio::tone(t.ms, t.hz, 8000, 8000.0)).await?;
             }
             Step::Wav(path) => {
                 self.speech_onset = Some(self.media_ms);
@@ -294,7 +294,7 @@ impl Runner<'_> {
             Step::Transcript(text) => self.send(Event::Transcript(wit::Transcript { text, is_final: true })).await?,
             Step::Reply(r) => self.send(Event::ReplyText(wit::ReplyText { delta: r.text, done: r.done })).await?,
             Step::Speech(sp) => {
-                let samples = tone(sp.ms, 220.0, sp.rate, 6000.0);
+                let samples = hotline_audio::tone(sp.ms, 220.0, sp.rate, 6000.0);
                 self.send(Event::SpeechAudio(wit::SpeechAudio { samples, sample_rate: sp.rate, done: sp.done })).await?
             }
             Step::ProviderError(kind) => {
@@ -409,11 +409,4 @@ impl Runner<'_> {
         }
         failures
     }
-}
-
-/// `ms` of a sine at `hz`, sampled at `rate`.
-fn tone(ms: u32, hz: f64, rate: u32, amplitude: f64) -> Vec<i16> {
-    (0..ms as u64 * rate as u64 / 1000)
-        .map(|i| (amplitude * (2.0 * std::f64::consts::PI * hz * i as f64 / rate as f64).sin()) as i16)
-        .collect()
 }

@@ -65,7 +65,7 @@ fn readyz(app: &App) -> Response<Body> {
         // network call here, a failing provider does not make us unready.
         "providers": app.providers.health.report(),
         "draining": draining,
-        "live_calls": app.calls.live(),
+        "live_calls": app.calls.len(),
     });
     json(if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE }, body)
 }
@@ -125,7 +125,7 @@ fn upgrade(app: Arc<App>, mut req: Request<Incoming>) -> Result<Response<Body>, 
     let accepted = ws::accept(req.headers()).map_err(AppError::Handshake)?;
     let subprotocol = accepted.headers().contains_key(header::SEC_WEBSOCKET_PROTOCOL);
     let on_upgrade = hyper::upgrade::on(&mut req);
-    tokio::spawn(async move {
+    app.calls.clone().spawn(async move {
         let upgraded = match on_upgrade.await {
             Ok(u) => u,
             Err(e) => {

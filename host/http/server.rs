@@ -108,13 +108,16 @@ async fn run(app: Arc<App>, listener: TcpListener, drain: CancellationToken) {
     drain.cancelled().await;
     app.draining.store(true, std::sync::atomic::Ordering::SeqCst);
     let budget = app.config.drain;
-    info!(event = "drain_start", live_calls = app.calls.live(), budget_secs = budget.as_secs());
-    if tokio::time::timeout(budget, app.calls.idle()).await.is_err() {
-        warn!(event = "drain_timeout", live_calls = app.calls.live());
+    info!(event = "drain_start", live_calls = app.calls.len(), budget_secs = budget.as_secs());
+    // Closed, the tracker's `wait` resolves once no call is left (calls that
+    // still arrive are tracked and waited for too).
+    app.calls.close();
+    if tokio::time::timeout(budget, app.calls.wait()).await.is_err() {
+        warn!(event = "drain_timeout", live_calls = app.calls.len());
     }
     app.close_calls.cancel();
-    if tokio::time::timeout(CLOSE_GRACE, app.calls.idle()).await.is_err() {
-        warn!(event = "calls_not_closed", live_calls = app.calls.live());
+    if tokio::time::timeout(CLOSE_GRACE, app.calls.wait()).await.is_err() {
+        warn!(event = "calls_not_closed", live_calls = app.calls.len());
     }
     // Ends the accept loop and asks every keep-alive connection to close
     // after its current request.

@@ -79,7 +79,6 @@ pub async fn run_call<S>(app: Arc<App>, version: Arc<Version>, ws: WebSocketStre
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let _live = app.calls.enter();
     let span = info_span!("call", call_sid = field::Empty, stream_sid = field::Empty);
     let generation = app.versions.generation();
     let call = Call {

@@ -150,10 +150,6 @@ fn odd_chunks_become_whole_frames_in_order() {
 }
 
 // ---- resample ----
-fn tone(freq: f64, rate: u32, secs: f64, amp: f64) -> Vec<i16> {
-    let n = (rate as f64 * secs) as usize;
-    (0..n).map(|i| (amp * (2.0 * PI * freq * i as f64 / rate as f64).sin()) as i16).collect()
-}
 
 fn rms(x: &[i16]) -> f64 {
     (x.iter().map(|&s| (s as f64).powi(2)).sum::<f64>() / x.len() as f64).sqrt()
@@ -174,7 +170,7 @@ fn amplitude_at(x: &[i16], freq: f64) -> f64 {
 #[test]
 fn common_tts_rates_keep_a_voice_band_tone() {
     for rate in [8000, 16000, 22050, 24000, 44100, 48000] {
-        let input = tone(440.0, rate, 1.0, 10000.0);
+        let input = hotline_audio::tone(1000, 440.0, rate, 10000.0);
         let mut r = Resampler::new(rate, 8000);
         let mut out = Vec::new();
         for chunk in input.chunks(333) {
@@ -192,7 +188,7 @@ fn common_tts_rates_keep_a_voice_band_tone() {
 
 #[test]
 fn content_above_the_new_nyquist_is_removed() {
-    let input = tone(6000.0, 24000, 1.0, 10000.0);
+    let input = hotline_audio::tone(1000, 6000.0, 24000, 10000.0);
     let mut r = Resampler::new(24000, 8000);
     let out = r.process(&input);
     assert!(rms(&out[200..out.len() - 200]) < 200.0, "aliasing: rms {}", rms(&out));
@@ -200,7 +196,7 @@ fn content_above_the_new_nyquist_is_removed() {
 
 #[test]
 fn chunking_does_not_change_the_output() {
-    let input = tone(1000.0, 22050, 0.5, 8000.0);
+    let input = hotline_audio::tone(500, 1000.0, 22050, 8000.0);
     let mut whole = Resampler::new(22050, 8000);
     let mut a = whole.process(&input);
     a.extend(whole.flush());

@@ -236,7 +236,7 @@ async fn with_providers_an_utterance_becomes_transcribe_think_speak_play() {
     // The greeting is spoken by TTS, not played from the embedded audio.
     assert!(d.effects.iter().any(|(_, e)| matches!(e, Effect::Speak(_))));
     assert!(plays(&d).is_empty());
-    let tts_24k: Vec<i16> = (0..24_000).map(|i| ((i as f64 * 0.05).sin() * 8000.0) as i16).collect();
+    let tts_24k = hotline_audio::tone(1000, 191.0, 24_000, 8000.0);
     d.send(Event::SpeechAudio(SpeechAudio { samples: tts_24k[..12_001].to_vec(), sample_rate: 24_000, done: false })).await;
     d.send(Event::SpeechAudio(SpeechAudio { samples: tts_24k[12_001..].to_vec(), sample_rate: 24_000, done: true })).await;
     let played: usize = plays(&d).iter().map(|(_, n)| n).sum();
@@ -285,8 +285,8 @@ async fn ai_call_after_one_utterance() -> Driver {
     d
 }
 
-fn speech(samples: usize, done: bool) -> Event {
-    let pcm = (0..samples).map(|i| ((i as f64 * 0.3).sin() * 6000.0) as i16).collect();
+fn speech(samples: u32, done: bool) -> Event {
+    let pcm = hotline_audio::tone(samples / 8, 382.0, 8000, 6000.0);
     Event::SpeechAudio(SpeechAudio { samples: pcm, sample_rate: 8000, done })
 }
 

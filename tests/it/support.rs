@@ -20,9 +20,9 @@ pub fn silence(ms: u32) -> Vec<i16> {
     vec![0; (ms * 8) as usize]
 }
 
-/// A voice-band tone, loud enough to be speech.
+/// A voice-band tone at 8 kHz, loud enough to be speech.
 pub fn tone(ms: u32, freq: f64) -> Vec<i16> {
-    (0..ms * 8).map(|i| (8000.0 * (2.0 * std::f64::consts::PI * freq * i as f64 / 8000.0).sin()) as i16).collect()
+    hotline_audio::tone(ms, freq, 8000, 8000.0)
 }
 
 pub fn concat(parts: &[Vec<i16>]) -> Vec<i16> {

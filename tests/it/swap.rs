@@ -296,3 +296,39 @@ async fn an_oversized_upload_is_refused_before_it_is_read_in_full() {
     assert_eq!(body["error"]["step"], "read");
     assert_eq!(active_digest(&s.base).await, before);
 }
+
+#[test]
+fn the_compile_cache_keeps_the_recently_used_within_its_bound() {
+    use hotline::sandbox::{Sandbox, SandboxConfig};
+    let dir = std::env::temp_dir().join(format!("hotline-cache-bound-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let sandbox = |max: u64| {
+        let config = SandboxConfig { max_instances: 4, cache_dir: Some(dir.clone()), cache_max_bytes: max, ..Default::default() };
+        Sandbox::new(config).unwrap()
+    };
+    let [a, b, c] = [hotline::sandbox::DEFAULT_GUEST.to_vec(), std::fs::read(V2).unwrap(), std::fs::read(PROBE_GUEST).unwrap()];
+    let entry = |bytes: &[u8]| {
+        let digest = hotline::sandbox::digest_of(bytes);
+        std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).find(|p| p.to_string_lossy().contains(&digest))
+    };
+    // Unbounded: all three are kept; their sizes set the bound below.
+    let roomy = sandbox(u64::MAX);
+    for bytes in [&a, &b, &c] {
+        assert!(!roomy.load(bytes).unwrap().from_cache());
+    }
+    let size = |bytes: &[u8]| std::fs::metadata(entry(bytes).unwrap()).unwrap().len();
+    let total = size(&a) + size(&b) + size(&c);
+    std::fs::remove_dir_all(&dir).unwrap();
+
+    // Room for less than three: loading A, B, using A again, then C evicts
+    // B, the least recently used, and keeps A and C.
+    let tight = sandbox(total - 1);
+    assert!(!tight.load(&a).unwrap().from_cache());
+    assert!(!tight.load(&b).unwrap().from_cache());
+    assert!(tight.load(&a).unwrap().from_cache(), "a hit");
+    assert!(!tight.load(&c).unwrap().from_cache());
+    assert!(entry(&a).is_some(), "recently used: kept");
+    assert!(entry(&b).is_none(), "least recently used: evicted");
+    assert!(entry(&c).is_some(), "just written: kept");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -233,7 +233,7 @@ fn synthesize(state: &State, r: &Recorded) -> Response<Body> {
     }
     state.synthesized.lock().unwrap().push(text.clone());
     let mut mulaw = Vec::new();
-    hotline_audio::ulaw::encode_into(&tone(text.chars().count() * 20 * 8, 8000, 440.0), &mut mulaw);
+    hotline_audio::ulaw::encode_into(&tone(text.chars().count() as u32 * 20, 440.0, 8000, 9000.0), &mut mulaw);
     json_response(StatusCode::OK, json!({ "audioContent": B64.encode(mulaw_wav(&mulaw)) }))
 }
 

@@ -176,10 +176,7 @@ pub fn streamed(log: Arc<Log>, path: String, content_type: &str, pieces: Vec<Pie
     Response::builder().status(200).header("content-type", content_type).body(BoxBody::new(body)).unwrap()
 }
 
-/// A sine tone as PCM16.
-pub fn tone(samples: usize, rate: u32, freq: f64) -> Vec<i16> {
-    (0..samples).map(|i| ((i as f64 * freq * std::f64::consts::TAU / rate as f64).sin() * 9000.0) as i16).collect()
-}
+pub use hotline_audio::tone;
 
 /// `Authorization: Bearer <token>`, if present.
 pub fn bearer(r: &Recorded) -> Option<String> {

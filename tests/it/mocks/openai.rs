@@ -253,8 +253,8 @@ fn speech(state: &State, r: &Recorded) -> Response<Body> {
     if b.tts_fail_containing.as_ref().is_some_and(|f| input.contains(f.as_str())) {
         return json_response(StatusCode::INTERNAL_SERVER_ERROR, json!({ "error": { "message": "mock TTS failure" } }));
     }
-    let samples = input.chars().count() * b.tts_ms_per_char as usize * TTS_RATE as usize / 1000;
-    let bytes: Vec<u8> = tone(samples, TTS_RATE, 440.0).iter().flat_map(|s| s.to_le_bytes()).collect();
+    let ms = input.chars().count() as u32 * b.tts_ms_per_char;
+    let bytes: Vec<u8> = tone(ms, 440.0, TTS_RATE, 9000.0).iter().flat_map(|s| s.to_le_bytes()).collect();
     // 100 ms chunks plus one byte: every other chunk ends inside a sample,
     // as network chunks do.
     let mut pieces = Vec::new();
