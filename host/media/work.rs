@@ -24,7 +24,7 @@ use tracing::{Instrument, Span, debug, info, warn};
 
 use super::turn_log::{Outcome, TurnTiming, ms_since};
 use crate::providers::retry::{retry_once, retry_wanted};
-use crate::providers::{self, Kind, Message, Pcm, Providers};
+use crate::providers::{self, ProviderKind, Message, Pcm, Providers};
 use crate::sandbox::wit::{self, Event};
 
 type Report = (u64, Event);
@@ -78,13 +78,13 @@ impl Work {
         self.end_turn(Outcome::NoAudio);
         self.turns += 1;
         self.timing = Some(TurnTiming::new(self.turns));
-        let Some(stt) = self.providers.stt.clone() else { return self.missing(Kind::Stt) };
+        let Some(stt) = self.providers.stt.clone() else { return self.missing(ProviderKind::Stt) };
         let pcm = Pcm::from(utterance);
         let retry_delay = self.providers.settings.retry_delay;
         let (providers, report) = (self.providers.clone(), self.reporter());
         self.spawn(async move {
-            let result = retry_once(Kind::Stt, retry_delay, || stt.transcribe(pcm.clone())).await;
-            report(match finish(&providers, Kind::Stt, result) {
+            let result = retry_once(ProviderKind::Stt, retry_delay, || stt.transcribe(pcm.clone())).await;
+            report(match finish(&providers, ProviderKind::Stt, result) {
                 Ok(text) => Event::Transcript(wit::Transcript { text, is_final: true }),
                 Err(e) => e,
             });
@@ -95,13 +95,13 @@ impl Work {
         if let Some(t) = &mut self.timing {
             t.think_at = Some(Instant::now());
         }
-        let Some(llm) = self.providers.llm.clone() else { return self.missing(Kind::Llm) };
+        let Some(llm) = self.providers.llm.clone() else { return self.missing(ProviderKind::Llm) };
         let messages: Vec<Message> = turns.into_iter().map(Message::from).collect();
         let (providers, report) = (self.providers.clone(), self.reporter());
         self.spawn(async move {
             let mut delta = |d: &str| report(Event::ReplyText(wit::ReplyText { delta: d.to_string(), done: false }));
             let result = llm.reply(&messages, &mut delta).await;
-            report(match finish(&providers, Kind::Llm, result) {
+            report(match finish(&providers, ProviderKind::Llm, result) {
                 Ok(()) => Event::ReplyText(wit::ReplyText { delta: String::new(), done: true }),
                 Err(e) => e,
             });
@@ -113,7 +113,7 @@ impl Work {
             t.speak_at = Some(Instant::now());
         }
         if self.speech.is_none() {
-            let Some(tts) = self.providers.tts.clone() else { return self.missing(Kind::Tts) };
+            let Some(tts) = self.providers.tts.clone() else { return self.missing(ProviderKind::Tts) };
             let (tx, rx) = unbounded_channel();
             self.speech = Some(tx);
             let worker = speech_worker(tts, self.providers.clone(), rx, self.reporter());
@@ -181,7 +181,7 @@ impl Work {
         }
     }
 
-    fn missing(&mut self, kind: Kind) {
+    fn missing(&mut self, kind: ProviderKind) {
         warn!(event = "provider_missing", kind = kind.name());
         let message = format!("no {} provider is configured", kind.name());
         let error = wit::ProviderError { kind: kind.into(), message };
@@ -228,11 +228,11 @@ async fn speech_worker(
         };
         let mut result = tts.speak(&text, &mut audio).await;
         // Never once audio has been handed on: it would play twice.
-        if retry_wanted(Kind::Tts, &result, rate.load(Ordering::Relaxed) == 0) {
+        if retry_wanted(ProviderKind::Tts, &result, rate.load(Ordering::Relaxed) == 0) {
             tokio::time::sleep(providers.settings.retry_delay).await;
             result = tts.speak(&text, &mut audio).await;
         }
-        match finish(&providers, Kind::Tts, result) {
+        match finish(&providers, ProviderKind::Tts, result) {
             Ok(()) => {
                 let sample_rate = match rate.load(Ordering::Relaxed) {
                     0 => hotline_audio::SAMPLE_RATE,
@@ -247,7 +247,7 @@ async fn speech_worker(
 
 /// Records the outcome in the provider's health; a failure becomes the
 /// guest's `provider-error` event.
-fn finish<T>(providers: &Providers, kind: Kind, result: providers::Result<T>) -> Result<T, Event> {
+fn finish<T>(providers: &Providers, kind: ProviderKind, result: providers::Result<T>) -> Result<T, Event> {
     match result {
         Ok(value) => {
             providers.health.ok(kind);

@@ -9,18 +9,18 @@ use serde_json::{Value, json};
 use super::Choice;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
+pub enum ProviderKind {
     Stt,
     Llm,
     Tts,
 }
 
-impl Kind {
+impl ProviderKind {
     pub fn name(self) -> &'static str {
         match self {
-            Kind::Stt => "stt",
-            Kind::Llm => "llm",
-            Kind::Tts => "tts",
+            ProviderKind::Stt => "stt",
+            ProviderKind::Llm => "llm",
+            ProviderKind::Tts => "tts",
         }
     }
 }
@@ -44,13 +44,13 @@ impl Health {
         Health { choices, status: Default::default() }
     }
 
-    pub fn ok(&self, kind: Kind) {
+    pub fn ok(&self, kind: ProviderKind) {
         let mut s = self.status[kind as usize].lock().unwrap_or_else(|e| e.into_inner());
         s.failing = false;
         s.last_ok = Some(Instant::now());
     }
 
-    pub fn failed(&self, kind: Kind, message: &str) {
+    pub fn failed(&self, kind: ProviderKind, message: &str) {
         let at = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
         let mut s = self.status[kind as usize].lock().unwrap_or_else(|e| e.into_inner());
         s.failing = true;
@@ -61,7 +61,7 @@ impl Health {
     /// newest request failed is `degraded`, with that error and its time.
     pub fn report(&self) -> Value {
         let mut out = serde_json::Map::new();
-        for kind in [Kind::Stt, Kind::Llm, Kind::Tts] {
+        for kind in [ProviderKind::Stt, ProviderKind::Llm, ProviderKind::Tts] {
             let choice = self.choices[kind as usize];
             let s = self.status[kind as usize].lock().unwrap_or_else(|e| e.into_inner());
             let status = match (choice, s.failing) {

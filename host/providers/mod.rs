@@ -23,7 +23,7 @@ use std::sync::Arc;
 use futures_util::future::BoxFuture;
 
 pub use error::ProviderError;
-pub use health::{Health, Kind};
+pub use health::{Health, ProviderKind};
 pub use settings::{Choice, ProviderSettings, Secret};
 
 pub type Result<T> = std::result::Result<T, ProviderError>;

@@ -7,11 +7,11 @@ use std::time::Duration;
 
 use tracing::warn;
 
-use super::{Kind, Result};
+use super::{ProviderKind, Result};
 
 /// Runs `attempt`, and once more after `delay` if it failed in a way a
 /// retry may fix.
-pub async fn retry_once<T, F, Fut>(kind: Kind, delay: Duration, mut attempt: F) -> Result<T>
+pub async fn retry_once<T, F, Fut>(kind: ProviderKind, delay: Duration, mut attempt: F) -> Result<T>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T>>,
@@ -26,7 +26,7 @@ where
 
 /// Whether `result` deserves its one retry; `allowed` is false once part of
 /// the answer was already handed on (repeating it would duplicate it).
-pub fn retry_wanted<T>(kind: Kind, result: &Result<T>, allowed: bool) -> bool {
+pub fn retry_wanted<T>(kind: ProviderKind, result: &Result<T>, allowed: bool) -> bool {
     match result {
         Err(e) if allowed && e.retryable() => {
             warn!(event = "provider_retry", kind = kind.name(), error = %e);

@@ -4,7 +4,7 @@
 
 use super::wit;
 use crate::config::{CallMode, Config};
-use crate::providers::{self, Choice, Kind, Message, Pcm, ProviderSettings};
+use crate::providers::{self, Choice, Message, Pcm, ProviderKind, ProviderSettings};
 
 impl From<CallMode> for wit::CallMode {
     fn from(mode: CallMode) -> Self {
@@ -37,22 +37,12 @@ impl From<&Config> for wit::Config {
     }
 }
 
-impl From<Kind> for wit::ProviderKind {
-    fn from(kind: Kind) -> Self {
+impl From<ProviderKind> for wit::ProviderKind {
+    fn from(kind: ProviderKind) -> Self {
         match kind {
-            Kind::Stt => wit::ProviderKind::Stt,
-            Kind::Llm => wit::ProviderKind::Llm,
-            Kind::Tts => wit::ProviderKind::Tts,
-        }
-    }
-}
-
-impl From<wit::ProviderKind> for Kind {
-    fn from(kind: wit::ProviderKind) -> Self {
-        match kind {
-            wit::ProviderKind::Stt => Kind::Stt,
-            wit::ProviderKind::Llm => Kind::Llm,
-            wit::ProviderKind::Tts => Kind::Tts,
+            ProviderKind::Stt => wit::ProviderKind::Stt,
+            ProviderKind::Llm => wit::ProviderKind::Llm,
+            ProviderKind::Tts => wit::ProviderKind::Tts,
         }
     }
 }
