@@ -37,7 +37,7 @@ pub struct CallArgs {
     #[arg(long, default_value_t = 1.5)]
     pub idle_secs: f64,
     /// End-of-utterance silence the timeline's detector uses (match the server's HOTLINE_EOU_MS).
-    #[arg(long, default_value_t = 500)]
+    #[arg(long, default_value_t = crate::config::EOU_MS_DEFAULT)]
     pub eou_ms: u32,
 }
 

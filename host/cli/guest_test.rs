@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 
-use crate::config::Config;
+use crate::config::SandboxArgs;
 use crate::sandbox::Sandbox;
 use crate::scenario::run_file;
 
@@ -17,12 +17,15 @@ pub struct TestArgs {
     /// Scenario files (JSON Lines; see docs/guests.md).
     #[arg(required = true)]
     pub scenarios: Vec<PathBuf>,
+    /// The sandbox, as `serve` would have it.
+    #[command(flatten)]
+    pub sandbox: SandboxArgs,
 }
 
 /// Prints a pass/fail line per scenario; exits 1 if any failed.
-pub async fn run(args: TestArgs) -> anyhow::Result<ExitCode> {
-    let config = Config::from_env()?;
-    let sandbox = Sandbox::new(config.sandbox)?;
+/// `get` supplies the variables that shape the sandbox's defaults.
+pub async fn run(args: TestArgs, get: &dyn Fn(&str) -> Option<String>) -> anyhow::Result<ExitCode> {
+    let sandbox = Sandbox::new(args.sandbox.config(get))?;
     let bytes = std::fs::read(&args.component).with_context(|| format!("reading {}", args.component.display()))?;
     let compiler = sandbox.clone();
     let guest = tokio::task::spawn_blocking(move || compiler.load(&bytes)).await??;

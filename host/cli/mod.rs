@@ -6,36 +6,35 @@ mod call;
 mod guest_test;
 mod push;
 
+use std::ffi::OsString;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::error::ErrorKind;
+use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
 
-use crate::config::Config;
+use crate::config::{Config, ServeArgs, parse_with_env};
 
 #[derive(Parser)]
 #[command(name = "hotline", version, about = "A host for phone-call AI agents")]
+#[command(args_conflicts_with_subcommands = true)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
+    /// `hotline` with no subcommand is `hotline serve`: the same settings.
+    #[command(flatten)]
+    serve: ServeArgs,
 }
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the server on $PORT (the default command). Settings come from the
-    /// environment; see the README.
+    /// Run the server on $PORT (the default command). Each setting is a
+    /// variable (see the README) or a flag, which wins.
     Serve(ServeArgs),
     /// Place a simulated Twilio call: webhook, TwiML, WebSocket, real-time audio.
     Call(call::CallArgs),
     /// Work with call-logic components.
     #[command(subcommand)]
     Guest(GuestCommand),
-}
-
-#[derive(clap::Args, Default)]
-struct ServeArgs {
-    /// Call-logic component to run instead of the built-in guest (same as HOTLINE_GUEST).
-    #[arg(long)]
-    guest: Option<std::path::PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -46,23 +45,43 @@ enum GuestCommand {
     Test(guest_test::TestArgs),
 }
 
+/// The whole command line's definition, every setting with its variable.
+pub fn command() -> clap::Command {
+    Cli::command()
+}
+
 /// Parses the command line and runs the command.
 pub fn run() -> anyhow::Result<ExitCode> {
-    let cli = Cli::parse();
+    let get = |k: &str| std::env::var(k).ok();
+    let (cli, matches) = parse(std::env::args_os().collect(), &get)?;
     crate::providers::install_tls();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    match cli.command.unwrap_or(Command::Serve(ServeArgs::default())) {
-        Command::Serve(args) => {
-            let mut config = Config::from_env()?;
-            if args.guest.is_some() {
-                config.guest_path = args.guest;
-            }
+    match cli.command {
+        None | Some(Command::Serve(_)) => {
+            let config = Config::from_matches(matches.subcommand_matches("serve").unwrap_or(&matches), &get)?;
             crate::telemetry::init(config.log_format);
             runtime.block_on(crate::http::serve(config))?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Call(args) => runtime.block_on(call::run(args)),
-        Command::Guest(GuestCommand::Push(args)) => runtime.block_on(push::run(args)),
-        Command::Guest(GuestCommand::Test(args)) => runtime.block_on(guest_test::run(args)),
+        Some(Command::Call(args)) => runtime.block_on(call::run(args)),
+        Some(Command::Guest(GuestCommand::Push(args))) => runtime.block_on(push::run(args)),
+        Some(Command::Guest(GuestCommand::Test(args))) => runtime.block_on(guest_test::run(args, &get)),
     }
+}
+
+/// The command line with the variables of the chosen command's settings;
+/// clap's own errors (and help) end the process as clap does.
+fn parse(argv: Vec<OsString>, get: &dyn Fn(&str) -> Option<String>) -> anyhow::Result<(Cli, ArgMatches)> {
+    let error = match parse_with_env(Cli::command(), argv.clone(), get) {
+        Ok(matches) => return Ok((Cli::from_arg_matches(&matches)?, matches)),
+        Err(e) => match e.downcast::<clap::Error>() {
+            Ok(clap_error) => clap_error,
+            Err(bad_variable) => return Err(bad_variable),
+        },
+    };
+    if matches!(error.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand) {
+        // Help from the definitions as written, with their variables.
+        Cli::command().get_matches_from(argv);
+    }
+    error.exit()
 }

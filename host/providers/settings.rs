@@ -1,11 +1,15 @@
-//! Which providers serve a call, and how to reach them: read once from the
-//! environment by `config.rs`. Secrets are wrapped in [`Secret`] so that no
+//! Which providers serve a call, and how to reach them: the providers'
+//! section of `hotline serve`'s settings ([`ProviderArgs`], one definition
+//! per variable, read by `config/`), and what they become
+//! ([`ProviderSettings`]). Secrets are wrapped in [`Secret`] so that no
 //! `Debug` or log line can print them.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::bail;
+
+use crate::config::{at_least_1, clamped};
 
 /// A value that must never be printed.
 #[derive(Clone, PartialEq, Eq)]
@@ -34,9 +38,10 @@ impl std::fmt::Debug for Secret {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Choice {
     None,
+    #[value(name = "openai")]
     OpenAi,
     Google,
 }
@@ -106,114 +111,162 @@ pub struct ProviderSettings {
     pub ca_file: Option<PathBuf>,
 }
 
-impl Default for ProviderSettings {
-    fn default() -> Self {
-        ProviderSettings {
-            stt: Choice::None,
-            llm: Choice::None,
-            tts: Choice::None,
-            openai: None,
-            google: None,
-            language: "en-US".into(),
-            system_prompt: None,
-            greeting: None,
-            connect_timeout: Duration::from_secs(3),
-            request_timeout: Duration::from_secs(15),
-            retry_delay: Duration::from_millis(250),
-            ca_file: None,
-        }
-    }
+/// The providers' settings, a section of `config::ServeArgs`.
+#[derive(Debug, clap::Args)]
+#[command(next_help_heading = "Providers")]
+pub struct ProviderArgs {
+    /// Speech-to-text: openai, google or none [default: from the keys present].
+    #[arg(long, env = "HOTLINE_STT", value_enum)]
+    pub stt: Option<Choice>,
+    /// The LLM: openai, google or none [default: from the keys present].
+    #[arg(long, env = "HOTLINE_LLM", value_enum)]
+    pub llm: Option<Choice>,
+    /// Text-to-speech: openai, google or none [default: from the keys present].
+    #[arg(long, env = "HOTLINE_TTS", value_enum)]
+    pub tts: Option<Choice>,
+    /// OpenAI key (sent as a bearer token; optional for local servers).
+    #[arg(long, env = "OPENAI_API_KEY", hide_env_values = true, value_parser = secret)]
+    pub openai_api_key: Option<Secret>,
+    /// Any OpenAI-compatible server, up to /v1.
+    #[arg(long, env = "OPENAI_BASE_URL", default_value = "https://api.openai.com/v1", value_parser = http_url)]
+    pub openai_base_url: String,
+    /// OpenAI speech-to-text model, e.g. whisper-1.
+    #[arg(long, env = "HOTLINE_OPENAI_STT_MODEL", default_value = "gpt-4o-mini-transcribe")]
+    pub openai_stt_model: String,
+    /// OpenAI chat model.
+    #[arg(long, env = "HOTLINE_OPENAI_LLM_MODEL", default_value = "gpt-4o-mini")]
+    pub openai_llm_model: String,
+    /// OpenAI speech model, e.g. tts-1.
+    #[arg(long, env = "HOTLINE_OPENAI_TTS_MODEL", default_value = "gpt-4o-mini-tts")]
+    pub openai_tts_model: String,
+    /// OpenAI speech voice.
+    #[arg(long, env = "HOTLINE_OPENAI_VOICE", default_value = "alloy")]
+    pub openai_voice: String,
+    /// A Google Cloud service-account key, the whole JSON.
+    #[arg(long, env = "GOOGLE_CLOUD_SERVICE_ACCOUNT_JSON", hide_env_values = true, value_parser = secret)]
+    pub google_cloud_service_account_json: Option<Secret>,
+    /// ...or the path of the key file.
+    #[arg(long, env = "GOOGLE_APPLICATION_CREDENTIALS")]
+    pub google_application_credentials: Option<PathBuf>,
+    /// Google Speech-to-Text model.
+    #[arg(long, env = "HOTLINE_GOOGLE_STT_MODEL", default_value = "phone_call")]
+    pub google_stt_model: String,
+    /// Google speech voice, e.g. en-US-Neural2-F [default: chosen by Google for the language].
+    #[arg(long, env = "HOTLINE_GOOGLE_VOICE")]
+    pub google_voice: Option<String>,
+    /// Vertex AI model id.
+    #[arg(long, env = "HOTLINE_GOOGLE_LLM_MODEL", default_value = "google/gemini-2.5-flash")]
+    pub google_llm_model: String,
+    /// Vertex AI region.
+    #[arg(long, env = "HOTLINE_GOOGLE_LOCATION", default_value = "us-central1")]
+    pub google_location: String,
+    /// Google Speech-to-Text endpoint (for proxies and tests).
+    #[arg(long, env = "HOTLINE_GOOGLE_STT_URL", default_value = "https://speech.googleapis.com")]
+    #[arg(value_parser = http_url)]
+    pub google_stt_url: String,
+    /// Google Text-to-Speech endpoint (for proxies and tests).
+    #[arg(long, env = "HOTLINE_GOOGLE_TTS_URL", default_value = "https://texttospeech.googleapis.com")]
+    #[arg(value_parser = http_url)]
+    pub google_tts_url: String,
+    /// Vertex AI's OpenAI-compatible endpoint, up to /endpoints/openapi [default: from the key's project and
+    /// HOTLINE_GOOGLE_LOCATION].
+    #[arg(long, env = "HOTLINE_GOOGLE_LLM_URL", value_parser = http_url)]
+    pub google_llm_url: Option<String>,
+    /// BCP-47 language of the call (OpenAI gets its first part).
+    #[arg(long, env = "HOTLINE_LANGUAGE", default_value = "en-US")]
+    pub language: String,
+    /// First thing the AI agent says [default: the guest's own greeting].
+    #[arg(long, env = "HOTLINE_GREETING")]
+    pub greeting: Option<String>,
+    /// The LLM's system prompt [default: the guest's own, a short phone-agent prompt].
+    #[arg(long, env = "HOTLINE_SYSTEM_PROMPT")]
+    pub system_prompt: Option<String>,
+    /// No reply audio this long (in ms, 60000 at most) after the caller stops: a short filler plays; 0 disables.
+    #[arg(long, env = "HOTLINE_FALLBACK_MS", default_value_t = 3000, value_parser = clamped::<0, 60_000>)]
+    pub fallback_ms: u32,
+    /// Connect timeout of every provider request, in ms.
+    #[arg(long, env = "HOTLINE_PROVIDER_CONNECT_TIMEOUT_MS", default_value_t = 3000, value_parser = at_least_1::<u64>)]
+    pub provider_connect_timeout_ms: u64,
+    /// Overall timeout of one provider request, streamed body included, in ms.
+    #[arg(long, env = "HOTLINE_PROVIDER_TIMEOUT_MS", default_value_t = 15_000, value_parser = at_least_1::<u64>)]
+    pub provider_timeout_ms: u64,
+    /// Pause before the one retry of a transcription or speech request, in ms.
+    #[arg(long, env = "HOTLINE_PROVIDER_RETRY_MS", default_value_t = 250)]
+    pub provider_retry_ms: u64,
+    /// PEM root certificates to trust besides the system's (private CA, TLS-inspecting proxy).
+    #[arg(long, env = "HOTLINE_PROVIDER_CA_FILE")]
+    pub provider_ca_file: Option<PathBuf>,
 }
 
-impl ProviderSettings {
-    /// `get` returns trimmed, non-empty values only.
-    pub fn from_lookup(get: &impl Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
-        let mut s = ProviderSettings::default();
-        let key = get("OPENAI_API_KEY").map(Secret::new);
-        let base = get("OPENAI_BASE_URL");
-        if key.is_some() || base.is_some() {
-            let base_url = base.unwrap_or_else(|| "https://api.openai.com/v1".into());
-            s.openai = Some(OpenAiSettings {
-                base_url: checked_url("OPENAI_BASE_URL", &base_url)?,
-                api_key: key,
-                stt_model: get("HOTLINE_OPENAI_STT_MODEL").unwrap_or_else(|| "gpt-4o-mini-transcribe".into()),
-                llm_model: get("HOTLINE_OPENAI_LLM_MODEL").unwrap_or_else(|| "gpt-4o-mini".into()),
-                tts_model: get("HOTLINE_OPENAI_TTS_MODEL").unwrap_or_else(|| "gpt-4o-mini-tts".into()),
-                voice: get("HOTLINE_OPENAI_VOICE").unwrap_or_else(|| "alloy".into()),
-            });
-        }
-        let credentials = match (get("GOOGLE_CLOUD_SERVICE_ACCOUNT_JSON"), get("GOOGLE_APPLICATION_CREDENTIALS")) {
-            (Some(json), _) => Some(Credentials::Inline(Secret::new(json))),
-            (None, Some(path)) => Some(Credentials::File(PathBuf::from(path))),
+impl ProviderArgs {
+    /// What the settings configure. `openai_base_given`: OPENAI_BASE_URL
+    /// was set (not defaulted), which configures OpenAI as a key does.
+    pub fn settings(self, openai_base_given: bool) -> anyhow::Result<ProviderSettings> {
+        let openai = (self.openai_api_key.is_some() || openai_base_given).then(|| OpenAiSettings {
+            base_url: self.openai_base_url,
+            api_key: self.openai_api_key,
+            stt_model: self.openai_stt_model,
+            llm_model: self.openai_llm_model,
+            tts_model: self.openai_tts_model,
+            voice: self.openai_voice,
+        });
+        let credentials = match (self.google_cloud_service_account_json, self.google_application_credentials) {
+            (Some(json), _) => Some(Credentials::Inline(json)),
+            (None, Some(path)) => Some(Credentials::File(path)),
             (None, None) => None,
         };
-        if let Some(credentials) = credentials {
-            let url = |k: &str, default: &str| checked_url(k, &get(k).unwrap_or_else(|| default.into()));
-            s.google = Some(GoogleSettings {
-                credentials,
-                stt_url: url("HOTLINE_GOOGLE_STT_URL", "https://speech.googleapis.com")?,
-                tts_url: url("HOTLINE_GOOGLE_TTS_URL", "https://texttospeech.googleapis.com")?,
-                llm_url: get("HOTLINE_GOOGLE_LLM_URL").map(|u| checked_url("HOTLINE_GOOGLE_LLM_URL", &u)).transpose()?,
-                location: get("HOTLINE_GOOGLE_LOCATION").unwrap_or_else(|| "us-central1".into()),
-                stt_model: get("HOTLINE_GOOGLE_STT_MODEL").unwrap_or_else(|| "phone_call".into()),
-                llm_model: get("HOTLINE_GOOGLE_LLM_MODEL").unwrap_or_else(|| "google/gemini-2.5-flash".into()),
-                voice: get("HOTLINE_GOOGLE_VOICE"),
-            });
-        }
+        let google = credentials.map(|credentials| GoogleSettings {
+            credentials,
+            stt_url: self.google_stt_url,
+            tts_url: self.google_tts_url,
+            llm_url: self.google_llm_url,
+            location: self.google_location,
+            stt_model: self.google_stt_model,
+            llm_model: self.google_llm_model,
+            voice: self.google_voice,
+        });
         // OpenAI first when both are configured: it is the only one with all three.
-        let default = match (&s.openai, &s.google) {
+        let default = match (&openai, &google) {
             (Some(_), _) => Choice::OpenAi,
             (None, Some(_)) => Choice::Google,
             (None, None) => Choice::None,
         };
-        s.stt = choice(get, "HOTLINE_STT", default)?;
-        s.llm = choice(get, "HOTLINE_LLM", default)?;
-        s.tts = choice(get, "HOTLINE_TTS", default)?;
-        for (var, c) in [("HOTLINE_STT", s.stt), ("HOTLINE_LLM", s.llm), ("HOTLINE_TTS", s.tts)] {
-            if c == Choice::OpenAi && s.openai.is_none() {
+        let (stt, llm, tts) = (self.stt.unwrap_or(default), self.llm.unwrap_or(default), self.tts.unwrap_or(default));
+        for (var, c) in [("HOTLINE_STT", stt), ("HOTLINE_LLM", llm), ("HOTLINE_TTS", tts)] {
+            if c == Choice::OpenAi && openai.is_none() {
                 bail!("{var}=openai needs OPENAI_API_KEY (or OPENAI_BASE_URL for a local server)");
             }
-            if c == Choice::Google && s.google.is_none() {
+            if c == Choice::Google && google.is_none() {
                 bail!("{var}=google needs GOOGLE_CLOUD_SERVICE_ACCOUNT_JSON or GOOGLE_APPLICATION_CREDENTIALS");
             }
         }
-        if let Some(lang) = get("HOTLINE_LANGUAGE") {
-            s.language = lang;
-        }
-        s.system_prompt = get("HOTLINE_SYSTEM_PROMPT");
-        s.greeting = get("HOTLINE_GREETING");
-        let ms = |k: &str| -> anyhow::Result<Option<Duration>> {
-            get(k).map(|v| v.parse::<u64>().map(Duration::from_millis).with_context(|| format!("{k}={v:?}"))).transpose()
-        };
-        if let Some(d) = ms("HOTLINE_PROVIDER_CONNECT_TIMEOUT_MS")? {
-            s.connect_timeout = d.max(Duration::from_millis(1));
-        }
-        if let Some(d) = ms("HOTLINE_PROVIDER_TIMEOUT_MS")? {
-            s.request_timeout = d.max(Duration::from_millis(1));
-        }
-        if let Some(d) = ms("HOTLINE_PROVIDER_RETRY_MS")? {
-            s.retry_delay = d;
-        }
-        s.ca_file = get("HOTLINE_PROVIDER_CA_FILE").map(PathBuf::from);
-        Ok(s)
+        Ok(ProviderSettings {
+            stt,
+            llm,
+            tts,
+            openai,
+            google,
+            language: self.language,
+            system_prompt: self.system_prompt,
+            greeting: self.greeting,
+            connect_timeout: Duration::from_millis(self.provider_connect_timeout_ms),
+            request_timeout: Duration::from_millis(self.provider_timeout_ms),
+            retry_delay: Duration::from_millis(self.provider_retry_ms),
+            ca_file: self.provider_ca_file,
+        })
     }
 }
 
-fn choice(get: &impl Fn(&str) -> Option<String>, var: &str, default: Choice) -> anyhow::Result<Choice> {
-    Ok(match get(var).as_deref() {
-        None => default,
-        Some("none") => Choice::None,
-        Some("openai") => Choice::OpenAi,
-        Some("google") => Choice::Google,
-        Some(other) => bail!("{var} must be openai, google or none, got {other:?}"),
-    })
+fn secret(value: &str) -> Result<Secret, std::convert::Infallible> {
+    Ok(Secret::new(value))
 }
 
-fn checked_url(var: &str, url: &str) -> anyhow::Result<String> {
-    let url = url.trim_end_matches('/');
-    let parsed = reqwest::Url::parse(url).with_context(|| format!("{var}={url:?} is not a URL"))?;
+/// Without its trailing slash; http(s) only.
+fn http_url(value: &str) -> Result<String, String> {
+    let url = value.trim_end_matches('/');
+    let parsed = reqwest::Url::parse(url).map_err(|e| format!("not a URL: {e}"))?;
     if !matches!(parsed.scheme(), "http" | "https") {
-        bail!("{var} must be an http:// or https:// URL, got {url:?}");
+        return Err("must be an http:// or https:// URL".into());
     }
     Ok(url.to_string())
 }

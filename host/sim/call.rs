@@ -63,7 +63,7 @@ impl Default for CallOptions {
             max_tail_ms: 30_000,
             dtmf: Vec::new(),
             inject: Vec::new(),
-            eou_silence_ms: 500,
+            eou_silence_ms: crate::config::EOU_MS_DEFAULT,
         }
     }
 }

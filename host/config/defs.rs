@@ -1,0 +1,131 @@
+//! The definition of every setting `hotline serve` reads: its flag, its
+//! environment variable, its default, its range and its help line, each
+//! written once, here (the providers' section is `providers/settings.rs`).
+//! `hotline serve --help` lists them; README's table lists them too, and
+//! `tests/it/tidy.rs` checks that the two agree.
+//!
+//! To add one: a field here, its use in `Config` (`mod.rs`), a README row.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use super::{CallMode, LogFormat, SwapPolicy};
+use crate::providers::settings::ProviderArgs;
+
+/// `HOTLINE_EOU_MS`'s default, also the simulator's (`hotline call
+/// --eou-ms`), whose detector must match the server's.
+pub const EOU_MS_DEFAULT: u32 = 500;
+
+/// `hotline serve`'s settings (also those of `hotline` with no subcommand).
+/// Every value may come from its variable or its flag; the flag wins.
+#[derive(clap::Parser)]
+pub struct ServeArgs {
+    /// Listen port.
+    #[arg(long, env = "PORT", default_value_t = 8080)]
+    pub port: u16,
+    /// Listen address.
+    #[arg(long, env = "HOTLINE_BIND", default_value = "0.0.0.0")]
+    pub bind: IpAddr,
+    /// Public https:// base for TwiML URLs (a trailing slash is fine); without it, built from
+    /// X-Forwarded-Proto / X-Forwarded-Host / Host.
+    #[arg(long, env = "PUBLIC_BASE_URL", value_parser = base_url)]
+    pub public_base_url: Option<String>,
+    /// stream (TwiML Connect/Stream) or record (Say + Record, a fallback).
+    #[arg(long, env = "HOTLINE_CALL_MODE", value_enum, default_value_t = CallMode::Stream)]
+    pub call_mode: CallMode,
+    /// Call-logic component to run instead of the built-in guest.
+    #[arg(long, env = "HOTLINE_GUEST")]
+    pub guest: Option<PathBuf>,
+    /// What a swap does to live calls: migrate them at their next event, or pin them to their version.
+    #[arg(long, env = "HOTLINE_SWAP", value_enum, default_value_t = SwapPolicy::Migrate)]
+    pub swap: SwapPolicy,
+    /// Enables /admin/*, for requests that send it as a bearer token (at least 16 characters).
+    #[arg(long, env = "HOTLINE_ADMIN_TOKEN", hide_env_values = true, value_parser = admin_token)]
+    pub admin_token: Option<String>,
+    /// A swapped-in version that traps this often...
+    #[arg(long, env = "HOTLINE_ROLLBACK_TRAPS", default_value_t = 3, value_parser = at_least_1::<usize>)]
+    pub rollback_traps: usize,
+    /// ...within this many seconds is rolled back on its own.
+    #[arg(long, env = "HOTLINE_ROLLBACK_WINDOW_SECS", default_value_t = 300, value_parser = at_least_1::<u64>)]
+    pub rollback_window_secs: u64,
+    /// Largest component PUT /admin/guest accepts, in bytes.
+    #[arg(long, env = "HOTLINE_ADMIN_MAX_BYTES", default_value_t = 64 << 20)]
+    pub admin_max_bytes: usize,
+    /// Silence that ends an utterance, in ms (300-600 is sane).
+    #[arg(long, env = "HOTLINE_EOU_MS", default_value_t = EOU_MS_DEFAULT)]
+    #[arg(value_parser = clap::value_parser!(u32).range(100..=5000))]
+    pub eou_ms: u32,
+    /// Caller speech while the agent talks before it yields, in ms.
+    #[arg(long, env = "HOTLINE_BARGE_IN_MS", default_value_t = 80)]
+    #[arg(value_parser = clap::value_parser!(u32).range(20..=2000))]
+    pub barge_in_ms: u32,
+    /// An utterance longer than this (in ms; taken as 1000 at least, 120000 at most) is cut and answered.
+    #[arg(long, env = "HOTLINE_MAX_UTTERANCE_MS", default_value_t = 15_000, value_parser = clamped::<1000, 120_000>)]
+    pub max_utterance_ms: u32,
+    /// On SIGTERM/SIGINT, how long live calls may continue, in seconds.
+    #[arg(long, env = "HOTLINE_DRAIN_SECS", default_value_t = 25)]
+    pub drain_secs: u64,
+    /// WebSocket ping interval, in seconds.
+    #[arg(long, env = "HOTLINE_KEEPALIVE_SECS", default_value_t = 10, value_parser = at_least_1::<u64>)]
+    pub keepalive_secs: u64,
+    /// Webhook body limit, in bytes.
+    #[arg(long, env = "HOTLINE_MAX_BODY_BYTES", default_value_t = 64 * 1024)]
+    pub max_body_bytes: usize,
+    /// text or json (one JSON object per line).
+    #[arg(long, env = "HOTLINE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// Shown by /version.
+    #[arg(long, env = "DEPLOY_ID")]
+    pub deploy_id: Option<String>,
+    #[command(flatten)]
+    pub sandbox: SandboxArgs,
+    #[command(flatten)]
+    pub providers: ProviderArgs,
+}
+
+/// The sandbox the guests run in: `serve`'s and `guest test`'s.
+#[derive(Debug, clap::Args)]
+#[command(next_help_heading = "Sandbox")]
+pub struct SandboxArgs {
+    /// Concurrent guest instances (calls), plus 32 for webhooks.
+    #[arg(long, env = "HOTLINE_MAX_CALLS", default_value_t = 1000, value_parser = at_least_1::<u32>)]
+    pub max_calls: u32,
+    /// Linear-memory cap per guest instance, in MB.
+    #[arg(long, env = "HOTLINE_GUEST_MEMORY_MB", default_value_t = 16, value_parser = at_least_1::<usize>)]
+    pub guest_memory_mb: usize,
+    /// Running-time budget of one guest call, in 1 ms ticks; past it the call traps.
+    #[arg(long, env = "HOTLINE_GUEST_DEADLINE_MS", default_value_t = 20, value_parser = at_least_1::<u64>)]
+    pub guest_deadline_ms: u64,
+    /// Directory of precompiled guests, so a restart skips compiling; `off` disables it.
+    /// [default: $XDG_CACHE_HOME/hotline, else $HOME/.cache/hotline]
+    #[arg(long, env = "HOTLINE_CACHE_DIR")]
+    pub cache_dir: Option<String>,
+}
+
+/// A number where 0 is taken as 1 (a zero interval, budget or count would
+/// stall or refuse everything).
+pub(crate) fn at_least_1<T: FromStr + Ord + From<u8>>(value: &str) -> Result<T, T::Err> {
+    Ok(value.parse::<T>()?.max(T::from(1)))
+}
+
+/// A number taken as the nearest value in `LO..=HI`.
+pub(crate) fn clamped<const LO: u32, const HI: u32>(value: &str) -> Result<u32, std::num::ParseIntError> {
+    Ok(value.parse::<u32>()?.clamp(LO, HI))
+}
+
+/// Without its trailing slash; http(s) only.
+fn base_url(value: &str) -> Result<String, String> {
+    let url = value.trim_end_matches('/');
+    if !(url.starts_with("https://") || url.starts_with("http://")) {
+        return Err("must start with https:// or http://".into());
+    }
+    Ok(url.to_string())
+}
+
+fn admin_token(value: &str) -> Result<String, String> {
+    if value.len() < 16 {
+        return Err("must be at least 16 characters".into());
+    }
+    Ok(value.to_string())
+}

@@ -1,0 +1,269 @@
+//! Settings, read once at start-up: every one is optional; the defaults run
+//! the echo agent with no keys. Each is defined once, in `defs.rs` (the
+//! providers' in `providers/settings.rs`), with its variable, flag, default
+//! and range; `env.rs` reads the variables; [`Config`] is the typed result
+//! the rest of the host uses. README's table lists the variables
+//! (`tests/it/tidy.rs` checks it against the definitions).
+
+mod defs;
+mod env;
+
+use std::ffi::OsString;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::parser::ValueSource;
+use clap::{ArgMatches, CommandFactory, FromArgMatches};
+
+pub use defs::{EOU_MS_DEFAULT, SandboxArgs, ServeArgs};
+pub(crate) use defs::{at_least_1, clamped};
+pub use env::{parse_with_env, without_env};
+
+use crate::providers::ProviderSettings;
+use crate::sandbox::SandboxConfig;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// How the webhook's TwiML handles the call (`HOTLINE_CALL_MODE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CallMode {
+    Stream,
+    Record,
+}
+
+impl CallMode {
+    pub fn name(self) -> &'static str {
+        match self {
+            CallMode::Stream => "stream",
+            CallMode::Record => "record",
+        }
+    }
+}
+
+/// What a swap does to calls already in progress.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SwapPolicy {
+    /// Move them to the new version at their next event (snapshot/restore).
+    Migrate,
+    /// Let them finish on the version they started with.
+    Pin,
+}
+
+impl SwapPolicy {
+    pub fn name(self) -> &'static str {
+        match self {
+            SwapPolicy::Migrate => "migrate",
+            SwapPolicy::Pin => "pin",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `0.0.0.0:$PORT`.
+    pub listen: SocketAddr,
+    /// Public base URL without a trailing slash; derived per request when unset.
+    pub public_base_url: Option<String>,
+    pub drain: Duration,
+    pub deploy_id: Option<String>,
+    pub log_format: LogFormat,
+    /// A component to run instead of the built-in default guest.
+    pub guest_path: Option<PathBuf>,
+    pub mode: CallMode,
+    pub eou_silence_ms: u32,
+    pub barge_in_ms: u32,
+    pub max_utterance_ms: u32,
+    /// No reply audio this long after an utterance: the guest plays a filler.
+    pub fallback_ms: u32,
+    /// Speech-to-text, LLM and text-to-speech: which, where, how long to wait.
+    pub providers: ProviderSettings,
+    pub max_body_bytes: usize,
+    pub keepalive: Duration,
+    pub sandbox: SandboxConfig,
+    pub swap: SwapPolicy,
+    /// Enables `/admin/*` when set.
+    pub admin_token: Option<String>,
+    /// Largest component `PUT /admin/guest` accepts.
+    pub admin_max_bytes: usize,
+    /// A swapped-in version trapping this often within `rollback_window`
+    /// is rolled back on its own.
+    pub rollback_traps: usize,
+    pub rollback_window: Duration,
+}
+
+/// Every setting's default, from the definitions (parsed with no
+/// variables), with no compile cache: its default location comes from the
+/// environment (`$XDG_CACHE_HOME`, `$HOME`), and there is none here.
+impl Default for Config {
+    fn default() -> Self {
+        let mut config = Config::from_lookup(|_| None).expect("the defaults are valid settings");
+        config.sandbox.cache_dir = None;
+        config
+    }
+}
+
+impl Config {
+    pub fn from_env() -> anyhow::Result<Self> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// Builds the config from any variable source (tests pass a map); the
+    /// process environment is not read.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
+        let matches = parse_with_env(ServeArgs::command(), vec![OsString::from("hotline")], &get)?;
+        Self::from_matches(&matches, &get)
+    }
+
+    /// The config from parsed [`ServeArgs`]; `get` supplies the variables
+    /// that only shape defaults (`XDG_CACHE_HOME`, `HOME`).
+    pub fn from_matches(matches: &ArgMatches, get: &dyn Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
+        let args = ServeArgs::from_arg_matches(matches)?;
+        // OPENAI_BASE_URL configures OpenAI as a key does, but only when given.
+        let openai_base_given = matches.value_source("openai_base_url") == Some(ValueSource::CommandLine);
+        Ok(Config {
+            listen: SocketAddr::new(args.bind, args.port),
+            public_base_url: args.public_base_url,
+            drain: Duration::from_secs(args.drain_secs),
+            deploy_id: args.deploy_id,
+            log_format: args.log_format,
+            guest_path: args.guest,
+            mode: args.call_mode,
+            eou_silence_ms: args.eou_ms,
+            barge_in_ms: args.barge_in_ms,
+            max_utterance_ms: args.max_utterance_ms,
+            fallback_ms: args.providers.fallback_ms,
+            providers: args.providers.settings(openai_base_given)?,
+            max_body_bytes: args.max_body_bytes,
+            keepalive: Duration::from_secs(args.keepalive_secs),
+            sandbox: args.sandbox.config(get),
+            swap: args.swap,
+            admin_token: args.admin_token,
+            admin_max_bytes: args.admin_max_bytes,
+            rollback_traps: args.rollback_traps,
+            rollback_window: Duration::from_secs(args.rollback_window_secs),
+        })
+    }
+}
+
+impl SandboxArgs {
+    pub fn config(&self, get: &dyn Fn(&str) -> Option<String>) -> SandboxConfig {
+        SandboxConfig {
+            memory_bytes: self.guest_memory_mb << 20,
+            deadline: Duration::from_millis(self.guest_deadline_ms),
+            max_instances: self.max_calls + WEBHOOK_INSTANCES,
+            cache_dir: match self.cache_dir.as_deref() {
+                Some("off") => None,
+                Some(dir) => Some(PathBuf::from(dir)),
+                None => Some(default_cache_dir(get)),
+            },
+            ..SandboxConfig::default()
+        }
+    }
+}
+
+/// `$XDG_CACHE_HOME/hotline`, else `$HOME/.cache/hotline`, else the temp dir.
+fn default_cache_dir(get: &dyn Fn(&str) -> Option<String>) -> PathBuf {
+    let get = |k: &str| get(k).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+    let base = get("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| get("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir);
+    base.join("hotline")
+}
+
+/// Pool slots kept beyond the call limit for webhooks in flight.
+pub const WEBHOOK_INSTANCES: u32 = 32;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn cfg(pairs: &[(&str, &str)]) -> anyhow::Result<Config> {
+        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_need_no_variables() {
+        let c = cfg(&[]).unwrap();
+        assert_eq!(c.listen.to_string(), "0.0.0.0:8080");
+        assert_eq!(c.public_base_url, None);
+        assert_eq!(c.drain, Duration::from_secs(25));
+    }
+
+    #[test]
+    fn port_and_base_url_are_tolerant_and_errors_name_the_variable() {
+        let c = cfg(&[("PORT", "9000"), ("PUBLIC_BASE_URL", "https://x.example/")]).unwrap();
+        assert_eq!(c.listen.port(), 9000);
+        assert_eq!(c.public_base_url.as_deref(), Some("https://x.example"));
+        let err = cfg(&[("PORT", "eighty")]).unwrap_err();
+        assert!(format!("{err:#}").contains("PORT"), "{err:#}");
+        assert!(cfg(&[("PUBLIC_BASE_URL", "x.example")]).is_err());
+        assert!(cfg(&[("HOTLINE_EOU_MS", "20")]).is_err());
+    }
+
+    #[test]
+    fn values_are_trimmed_and_empty_ones_are_unset() {
+        let c = cfg(&[("PORT", " 9000\n"), ("HOTLINE_EOU_MS", ""), ("HOTLINE_LOG_FORMAT", "  ")]).unwrap();
+        assert_eq!(c.listen.port(), 9000);
+        assert_eq!(c.eou_silence_ms, EOU_MS_DEFAULT);
+        assert_eq!(c.log_format, LogFormat::Text);
+    }
+
+    #[test]
+    fn errors_name_the_variable_and_keep_secrets_out() {
+        let err = |pairs: &[(&str, &str)]| format!("{:#}", cfg(pairs).unwrap_err());
+        assert_eq!(err(&[("HOTLINE_EOU_MS", "20")]), r#"HOTLINE_EOU_MS="20": 20 is not in 100..=5000"#);
+        assert_eq!(err(&[("HOTLINE_SWAP", "stay")]), r#"HOTLINE_SWAP="stay": must be one of migrate, pin"#);
+        let short = err(&[("HOTLINE_ADMIN_TOKEN", "hunter2")]);
+        assert!(short.starts_with("HOTLINE_ADMIN_TOKEN: ") && !short.contains("hunter2"), "{short}");
+    }
+
+    #[test]
+    fn out_of_range_values_are_taken_as_the_nearest_sane_one() {
+        let c = cfg(&[
+            ("HOTLINE_MAX_UTTERANCE_MS", "500"),
+            ("HOTLINE_FALLBACK_MS", "90000"),
+            ("HOTLINE_KEEPALIVE_SECS", "0"),
+            ("HOTLINE_MAX_CALLS", "0"),
+        ])
+        .unwrap();
+        assert_eq!((c.max_utterance_ms, c.fallback_ms), (1000, 60_000));
+        assert_eq!(c.keepalive, Duration::from_secs(1));
+        assert_eq!(c.sandbox.max_instances, 1 + WEBHOOK_INSTANCES);
+    }
+
+    #[test]
+    fn flags_win_over_variables_and_only_the_lookup_is_read() {
+        let get = |k: &str| (k == "PORT").then(|| "9000".to_string());
+        let argv = ["hotline", "--port", "9001"].map(OsString::from).to_vec();
+        let matches = parse_with_env(ServeArgs::command(), argv, &get).unwrap();
+        assert_eq!(Config::from_matches(&matches, &get).unwrap().listen.port(), 9001);
+        let c = Config::from_lookup(|_| None).unwrap();
+        assert_eq!(c.sandbox.cache_dir, Some(std::env::temp_dir().join("hotline")));
+        assert_eq!(Config::default().sandbox.cache_dir, None);
+    }
+
+    #[test]
+    fn names_agree_with_the_definitions() {
+        use clap::ValueEnum;
+        let name = |v: &dyn Fn() -> Option<clap::builder::PossibleValue>| v().unwrap().get_name().to_string();
+        for mode in CallMode::value_variants() {
+            assert_eq!(name(&|| mode.to_possible_value()), mode.name());
+        }
+        for swap in SwapPolicy::value_variants() {
+            assert_eq!(name(&|| swap.to_possible_value()), swap.name());
+        }
+        for choice in crate::providers::Choice::value_variants() {
+            assert_eq!(name(&|| choice.to_possible_value()), choice.name());
+        }
+        // The endpointer's own default (its tests and benchmarks use it) is the server's.
+        assert_eq!(hotline_audio::endpoint::EndpointConfig::default().eou_silence_ms, EOU_MS_DEFAULT);
+    }
+}
