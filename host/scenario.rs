@@ -1,7 +1,7 @@
-//! Data-driven tests of a call-logic component, run under wasmtime in the
-//! same sandbox as `serve`, with no network: the engine behind `hotline
-//! guest test` (`cli/guest_test.rs`) and the smoke scenario every new
-//! version must pass (`versions/smoke.jsonl`).
+//! Data-driven tests of a call-logic component, run in the same sandbox as
+//! `serve`, with no network: the engine behind `hotline guest test`
+//! (`cli/guest_test.rs`) and the smoke scenario every new version must pass
+//! (`versions/smoke.jsonl`).
 //!
 //! A scenario is a JSON Lines file: one step per line, `#` starts a comment.
 //! Steps feed events in (`start`, `silence`, `tone`, `wav`, `mark_played`,
@@ -18,13 +18,15 @@ use anyhow::Context;
 use hotline_audio::frame::ulaw_frames;
 use serde::Deserialize;
 
+use crate::config::Config;
 use crate::sandbox::wit::{self, Effect, Event};
 use crate::sandbox::{Guest, Session};
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 enum Step {
-    /// Call settings for the following `start` (defaults: 500 / 80 / no providers).
+    /// Call settings for the following `start`: unset ones are the
+    /// server's defaults, and every value must be one the server accepts.
     Config(ScenarioConfig),
     /// Calls `incoming-call`; the TwiML is kept for `twiml_contains`.
     Twiml(TwimlStep),
@@ -77,23 +79,32 @@ fn default_speech_rate() -> u32 {
     24_000
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ScenarioConfig {
-    #[serde(default = "default_eou")]
-    eou_ms: u32,
-    #[serde(default = "default_barge_in")]
-    barge_in_ms: u32,
+    /// `HOTLINE_EOU_MS`.
+    #[serde(default)]
+    eou_ms: Option<u32>,
+    /// `HOTLINE_BARGE_IN_MS`.
+    #[serde(default)]
+    barge_in_ms: Option<u32>,
+    /// All three providers, or none.
     #[serde(default)]
     providers: bool,
 }
 
-fn default_eou() -> u32 {
-    500
-}
-
-fn default_barge_in() -> u32 {
-    80
+impl ScenarioConfig {
+    /// The call's config as the server would send it with these settings:
+    /// defaults and ranges are the server's own (`config/defs.rs`).
+    fn call_config(&self) -> anyhow::Result<wit::Config> {
+        let config = Config::from_lookup(|var| match var {
+            "HOTLINE_EOU_MS" => self.eou_ms.map(|ms| ms.to_string()),
+            "HOTLINE_BARGE_IN_MS" => self.barge_in_ms.map(|ms| ms.to_string()),
+            _ => None,
+        })?;
+        let on = self.providers;
+        Ok(wit::Config { providers: wit::Providers { stt: on, llm: on, tts: on }, ..wit::Config::from(&config) })
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -193,12 +204,7 @@ pub async fn run(guest: &Guest, name: &str, text: &str, dir: PathBuf) -> Scenari
     let mut runner = Runner {
         guest,
         dir,
-        config: wit::Config {
-            eou_silence_ms: default_eou(),
-            barge_in_ms: default_barge_in(),
-            providers: wit::Providers { stt: false, llm: false, tts: false },
-            ..wit::Config::from(&crate::config::Config::default())
-        },
+        config: ScenarioConfig::default().call_config().expect("the default settings are valid"),
         session: None,
         media_ms: 0,
         window: Vec::new(),
@@ -235,11 +241,7 @@ impl Runner<'_> {
     /// Performs a step; returns failed expectations (or an error that ends the run).
     async fn step(&mut self, step: Step) -> anyhow::Result<Vec<String>> {
         match step {
-            Step::Config(c) => {
-                self.config.eou_silence_ms = c.eou_ms;
-                self.config.barge_in_ms = c.barge_in_ms;
-                self.config.providers = wit::Providers { stt: c.providers, llm: c.providers, tts: c.providers };
-            }
+            Step::Config(c) => self.config = c.call_config().context("config")?,
             Step::Twiml(t) => {
                 let mode = match t.mode.as_deref() {
                     None | Some("stream") => wit::CallMode::Stream,

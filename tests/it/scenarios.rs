@@ -51,6 +51,13 @@ async fn wrong_expectations_and_bad_steps_fail_with_the_line() {
     assert!(failures.contains("line 7: not a step"), "{failures}");
 }
 
+/// A `config` step is held to the server's own ranges (`HOTLINE_EOU_MS`...).
+#[tokio::test]
+async fn config_steps_take_only_values_the_server_accepts() {
+    let report = run(default_guest(), "inline", "{\"config\": {\"eou_ms\": 20}}\n", PathBuf::new()).await;
+    assert_eq!(report.failures, [r#"line 1: config: HOTLINE_EOU_MS="20": 20 is not in 100..=5000"#]);
+}
+
 #[tokio::test]
 async fn the_cli_exits_nonzero_on_failure() {
     let dir = std::env::temp_dir().join(format!("hotline-scenario-test-{}", std::process::id()));
