@@ -54,7 +54,9 @@ impl State {
     }
 }
 
-/// The call's tuning, fixed when it starts.
+/// The call's tuning, fixed when it starts: the host's settings as they
+/// come with `started`. The host defines them, with their defaults and
+/// ranges (README, "Configuration"); the guest takes them as they are.
 #[derive(Debug, Clone)]
 pub(crate) struct Settings {
     pub(crate) eou_silence_ms: u32,
@@ -69,23 +71,28 @@ pub(crate) struct Settings {
 impl From<&Config> for Settings {
     fn from(c: &Config) -> Self {
         Settings {
-            eou_silence_ms: c.eou_silence_ms.clamp(100, 5000),
-            barge_in_ms: c.barge_in_ms.clamp(20, 2000),
-            max_utterance_ms: c.max_utterance_ms.clamp(1000, 120_000),
-            fallback_ms: c.fallback_ms.min(60_000),
+            eou_silence_ms: c.eou_silence_ms,
+            barge_in_ms: c.barge_in_ms,
+            max_utterance_ms: c.max_utterance_ms,
+            fallback_ms: c.fallback_ms,
             ai: c.providers.stt && c.providers.llm && c.providers.tts,
             system_prompt: text_or(&c.system_prompt, SYSTEM_PROMPT),
         }
     }
 }
 
+/// The settings of a machine not yet `started`. It must have some (the
+/// session exists before its first event), but until `started` replaces
+/// them it ignores caller audio and has no turn in progress, so none of the
+/// numbers is ever acted on: they are placeholders, not defaults. The
+/// endpointer's own default only makes the early endpointer a valid one.
 impl Default for Settings {
     fn default() -> Self {
         Settings {
-            eou_silence_ms: 500,
-            barge_in_ms: 80,
-            max_utterance_ms: 15_000,
-            fallback_ms: 3000,
+            eou_silence_ms: EndpointConfig::default().eou_silence_ms,
+            barge_in_ms: 0,
+            max_utterance_ms: 0,
+            fallback_ms: 0,
             ai: false,
             system_prompt: SYSTEM_PROMPT.to_string(),
         }
