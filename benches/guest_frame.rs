@@ -1,4 +1,4 @@
-//! Guest cost per 20 ms frame: one `media` event through wasmtime into the
+//! Guest cost per 20 ms frame: one `media` event through the sandbox into the
 //! default guest (μ-law decode + voice detection + turn-taking state), the
 //! work done 50 times a second for every live call. Target: ≤ 5 µs median.
 //!

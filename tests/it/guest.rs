@@ -1,4 +1,4 @@
-//! The default guest as a component under wasmtime: scripted events in,
+//! The default guest as a component in the sandbox: scripted events in,
 //! effects asserted. No sockets here; `calls.rs` drives the real server.
 
 use hotline::sandbox::GuestError;

@@ -1,5 +1,5 @@
 //! The one integration-test binary. Every test runs real code: real
-//! components under wasmtime, a real server on an ephemeral port, real
+//! components in the sandbox, a real server on an ephemeral port, real
 //! sockets and WebSocket frames. Nothing here touches the internet.
 
 mod audio;
@@ -15,3 +15,4 @@ mod shutdown;
 mod swap;
 mod scenarios;
 mod snapshots;
+mod tidy;

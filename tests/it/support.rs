@@ -35,7 +35,7 @@ pub fn fox() -> Vec<i16> {
     hotline::sim::wav::read_8k_mono(&path).expect("test WAV")
 }
 
-// ---- guests under wasmtime -------------------------------------------------
+// ---- guests in the sandbox ------------------------------------------------
 
 pub fn sandbox() -> &'static Sandbox {
     static SANDBOX: OnceLock<Sandbox> = OnceLock::new();

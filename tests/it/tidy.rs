@@ -1,0 +1,374 @@
+//! Tidy checks, in the spirit of rust-analyzer's: the README documents what
+//! the code does (every log event, every variable with its default), and
+//! the code keeps its structural rules. Each failure says what to change,
+//! and where.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn read(relative: &str) -> String {
+    std::fs::read_to_string(root().join(relative)).unwrap_or_else(|e| panic!("reading {relative}: {e}"))
+}
+
+/// Every `.rs` file under `dir` (relative to the repository), with its text.
+fn rust_files(dir: &str) -> Vec<(String, String)> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        for entry in std::fs::read_dir(dir).unwrap_or_else(|e| panic!("reading {}: {e}", dir.display())) {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                walk(&path, out);
+            } else if path.extension().is_some_and(|x| x == "rs") {
+                out.push(path);
+            }
+        }
+    }
+    let mut paths = Vec::new();
+    walk(&root().join(dir), &mut paths);
+    paths.sort();
+    paths
+        .into_iter()
+        .map(|p| {
+            let relative = p.strip_prefix(root()).unwrap().to_string_lossy().into_owned();
+            let text = std::fs::read_to_string(&p).unwrap();
+            (relative, text)
+        })
+        .collect()
+}
+
+/// The README's section under `## {heading}`, up to the next `## `.
+fn readme_section(readme: &str, heading: &str) -> String {
+    let start = readme.find(&format!("\n## {heading}\n")).unwrap_or_else(|| panic!("README.md has no `## {heading}`"));
+    let rest = &readme[start + 1..];
+    let end = rest[3..].find("\n## ").map_or(rest.len(), |i| i + 3);
+    rest[..end].to_string()
+}
+
+/// The text of each `` `code span` `` in `text`.
+fn code_spans(text: &str) -> Vec<&str> {
+    text.split('`').skip(1).step_by(2).collect()
+}
+
+fn is_event_name(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+}
+
+/// The 1-based line of byte `at` in `text`.
+fn line_of(text: &str, at: usize) -> usize {
+    text[..at].matches('\n').count() + 1
+}
+
+/// Byte offsets where `word` occurs as a whole identifier.
+fn word_at<'a>(text: &'a str, word: &'a str) -> impl Iterator<Item = usize> + 'a {
+    let ident = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    text.match_indices(word).map(|(i, _)| i).filter(move |&i| {
+        let before = text[..i].chars().next_back();
+        let after = text[i + word.len()..].chars().next();
+        !before.is_some_and(ident) && !after.is_some_and(ident)
+    })
+}
+
+/// The string literal that `text` starts with (after blanks), if any.
+fn leading_literal(text: &str) -> Option<&str> {
+    let rest = text.trim_start().strip_prefix('"')?;
+    rest.find('"').map(|end| &rest[..end])
+}
+
+/// The text between the bracket at `open` and its match.
+fn balanced(text: &str, open: usize) -> &str {
+    let (o, c) = match text.as_bytes()[open] {
+        b'(' => (b'(', b')'),
+        b'{' => (b'{', b'}'),
+        other => panic!("not a bracket: {}", other as char),
+    };
+    let mut depth = 0;
+    for (i, &b) in text.as_bytes().iter().enumerate().skip(open) {
+        if b == o {
+            depth += 1;
+        } else if b == c {
+            depth -= 1;
+            if depth == 0 {
+                return &text[open + 1..i];
+            }
+        }
+    }
+    &text[open + 1..]
+}
+
+/// The expression `text` starts with: up to a `,`, `;`, closing bracket or
+/// line end outside brackets.
+fn expression(text: &str) -> &str {
+    let text = text.trim_start();
+    let mut depth = 0;
+    for (i, c) in text.char_indices() {
+        match c {
+            '(' | '[' | '{' => depth += 1,
+            ')' | ']' | '}' if depth == 0 => return text[..i].trim(),
+            ')' | ']' | '}' => depth -= 1,
+            ',' | ';' | '\n' if depth == 0 => return text[..i].trim(),
+            _ => {}
+        }
+    }
+    text.trim()
+}
+
+/// String literals in `text` that look like event names.
+fn literals(text: &str) -> impl Iterator<Item = &str> {
+    text.split('"').skip(1).step_by(2).filter(|s| is_event_name(s))
+}
+
+/// Every event name the host logs: `event = "name"` literals, the names
+/// returned by `fn event(…)` (error types that name their log event), and
+/// the literal arguments of functions that log a parameter
+/// `event: &'static str` (`event,` in their macro).
+fn host_events() -> BTreeMap<String, String> {
+    let mut names = BTreeMap::new();
+    let mut unknown = Vec::new();
+    let files = rust_files("host");
+    let mut passers = Vec::new();
+    for (path, text) in &files {
+        for at in word_at(text, "event") {
+            let after = &text[at + "event".len()..];
+            let Some(value) = after.trim_start().strip_prefix('=').filter(|v| !v.starts_with('=')) else { continue };
+            if text[..at].trim_end().ends_with("let") || text[..at].trim_end().ends_with("let mut") {
+                continue; // a variable, not a log field
+            }
+            let place = format!("{path}:{}", line_of(text, at));
+            if let Some(name) = leading_literal(value).filter(|n| is_event_name(n)) {
+                names.entry(name.to_string()).or_insert(place);
+                continue;
+            }
+            let expr = expression(value);
+            if value.lines().next().unwrap_or("").contains("=>") {
+                continue; // a `select!` arm's binding
+            }
+            // `.event()` names come from `fn event`; `%entry.event` passes a guest's own name through.
+            if !(expr.ends_with(".event()") || expr == "%entry.event" || expr.starts_with('"')) {
+                unknown.push(format!("{place}: event = {expr}"));
+            }
+        }
+        for (at, _) in text.match_indices("fn event(") {
+            let body = &text[at..];
+            let open = body.find('{').expect("fn event has a body");
+            for name in literals(balanced(body, open)) {
+                names.entry(name.to_string()).or_insert_with(|| format!("{path}:{}", line_of(text, at)));
+            }
+        }
+        for (at, _) in text.match_indices("event: &'static str") {
+            let signature = &text[..at];
+            let Some(fn_at) = signature.rfind("fn ") else { continue };
+            let name = signature[fn_at + 3..].split(['(', '<']).next().unwrap().trim().to_string();
+            passers.push(name);
+        }
+    }
+    for function in &passers {
+        for (path, text) in &files {
+            for (at, _) in text.match_indices(&format!("{function}(")) {
+                if text[..at].ends_with("fn ") {
+                    continue;
+                }
+                let args = balanced(text, at + function.len());
+                for name in literals(args) {
+                    names.entry(name.to_string()).or_insert_with(|| format!("{path}:{}", line_of(text, at)));
+                }
+            }
+        }
+    }
+    assert!(
+        unknown.is_empty(),
+        "tidy cannot tell which event names these log lines use; log a literal (`event = \"name\"`), \
+         or teach tests/it/tidy.rs (host_events) where the names come from:\n  {}",
+        unknown.join("\n  ")
+    );
+    names
+}
+
+/// Every event name the default guest logs: `log("name", …)` in `guest/agent/src`.
+fn guest_events() -> BTreeMap<String, String> {
+    let mut names = BTreeMap::new();
+    for (path, text) in rust_files("guest/agent/src") {
+        for at in word_at(&text, "log") {
+            let Some(args) = text[at + 3..].strip_prefix('(') else { continue };
+            if let Some(name) = leading_literal(args).filter(|n| is_event_name(n)) {
+                names.entry(name.to_string()).or_insert_with(|| format!("{path}:{}", line_of(&text, at)));
+            }
+        }
+    }
+    names
+}
+
+/// The event names a README list documents: the code spans of its items
+/// (`- ` lines and their indented continuations; descriptions, in
+/// parentheses, use no code spans).
+fn listed(part: &str) -> BTreeSet<String> {
+    part.lines()
+        .filter(|l| l.starts_with("- ") || l.starts_with("  "))
+        .flat_map(code_spans)
+        .filter(|s| is_event_name(s))
+        .map(str::to_string)
+        .collect()
+}
+
+/// What differs between the names `side` logs and those its README list has.
+fn compare_events(
+    side: &str,
+    list: &str,
+    in_code: &BTreeMap<String, String>,
+    in_readme: &BTreeSet<String>,
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    for (name, place) in in_code {
+        if !in_readme.contains(name) {
+            problems.push(format!("`{name}` (logged at {place}) is missing from the `{list}` list: add it there"));
+        }
+    }
+    for name in in_readme.iter().filter(|n| !in_code.contains_key(*n)) {
+        problems.push(format!("`{name}` is in the `{list}` list, but the {side} never logs it: remove it there"));
+    }
+    problems
+}
+
+#[test]
+fn every_logged_event_is_documented_and_every_documented_one_is_logged() {
+    let logs = readme_section(&read("README.md"), "Logs");
+    let host_at = logs.find("\nHost events").expect("README.md's ## Logs has a `Host events` list");
+    let guest_at = logs.find("\nGuest events").expect("README.md's ## Logs has a `Guest events` list");
+    assert!(host_at < guest_at, "README.md's ## Logs: the host's list comes before the guest's");
+    let mut problems = compare_events("host", "Host events", &host_events(), &listed(&logs[host_at..guest_at]));
+    problems.extend(compare_events("default guest", "Guest events", &guest_events(), &listed(&logs[guest_at..])));
+    assert!(problems.is_empty(), "README.md, ## Logs:\n  {}", problems.join("\n  "));
+}
+
+/// Every variable a setting reads, with its default, from the command
+/// line's definitions (`config/defs.rs`, `providers/settings.rs`, the CLI).
+fn defined_variables() -> BTreeMap<String, Option<String>> {
+    fn walk(cmd: &clap::Command, out: &mut BTreeMap<String, Option<String>>) {
+        for arg in cmd.get_arguments() {
+            let Some(var) = arg.get_env() else { continue };
+            let var = var.to_string_lossy().into_owned();
+            let default = arg.get_default_values().first().map(|d| d.to_string_lossy().into_owned());
+            if let Some(seen) = out.insert(var.clone(), default.clone()) {
+                assert_eq!(seen, default, "{var} is defined twice with different defaults: define it once");
+            }
+        }
+        for sub in cmd.get_subcommands() {
+            walk(sub, out);
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(&hotline::cli::command(), &mut out);
+    assert!(out.contains_key("HOTLINE_EOU_MS"), "the settings' definitions have variables");
+    out
+}
+
+/// Variables read outside the settings' definitions: `env::var("X")`,
+/// `env::var_os("X")` and `get("X")` (a lookup function standing for the
+/// environment) in `host/`, and `RUST_LOG` for a tracing `from_default_env`.
+fn other_variables() -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for (path, text) in rust_files("host") {
+        for call in ["env::var(", "env::var_os(", "get("] {
+            for (at, _) in text.match_indices(call) {
+                let Some(name) = leading_literal(&text[at + call.len()..]) else { continue };
+                if !name.is_empty() && name.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_') {
+                    out.entry(name.to_string()).or_insert_with(|| format!("{path}:{}", line_of(&text, at)));
+                }
+            }
+        }
+        if let Some(at) = text.find("from_default_env") {
+            out.entry("RUST_LOG".into()).or_insert_with(|| format!("{path}:{}", line_of(&text, at)));
+        }
+    }
+    out
+}
+
+/// The README's variable tables: each row's variable names, with its
+/// default cell.
+fn documented_variables(section: &str) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for row in section.lines().filter(|l| l.starts_with("| `")) {
+        let cells: Vec<&str> = row.trim_matches('|').split(" | ").map(str::trim).collect();
+        for name in code_spans(cells[0]) {
+            out.insert(name.to_string(), cells.get(1).copied().unwrap_or("").to_string());
+        }
+    }
+    out
+}
+
+#[test]
+fn every_variable_is_in_the_readme_table_with_its_default() {
+    let section = readme_section(&read("README.md"), "Configuration");
+    let readme = documented_variables(&section);
+    let defined = defined_variables();
+    let mut problems = Vec::new();
+    for (var, default) in &defined {
+        let Some(cell) = readme.get(var) else {
+            problems.push(format!("{var} has no row in README.md's ## Configuration tables: add one"));
+            continue;
+        };
+        match default {
+            Some(d) if cell != &format!("`{d}`") => problems.push(format!(
+                "{var}: README.md says the default is {cell}, the definition says `{d}`: fix the README"
+            )),
+            None if code_spans(cell).len() == 1
+                && cell.starts_with('`')
+                && cell.ends_with('`')
+                && !cell.contains('$') =>
+            {
+                problems.push(format!(
+                    "{var}: README.md gives the default {cell}, but the definition has none (it is derived or unset): \
+                     say where it comes from instead"
+                ))
+            }
+            _ => {}
+        }
+    }
+    let others = other_variables();
+    for (var, place) in &others {
+        if defined.contains_key(var) {
+            continue;
+        }
+        if !readme.contains_key(var) && !code_spans(&section).iter().any(|s| word_at(s, var).next().is_some()) {
+            problems.push(format!("{var} (read at {place}) is not in README.md's ## Configuration tables: add it"));
+        }
+    }
+    let filter = format!("`{}`", hotline::telemetry::DEFAULT_FILTER);
+    match readme.get("RUST_LOG") {
+        Some(cell) if *cell == filter => {}
+        cell => problems.push(format!(
+            "RUST_LOG: README.md's default is {}, telemetry.rs's DEFAULT_FILTER is {filter}: fix the README",
+            cell.map_or("missing", String::as_str)
+        )),
+    }
+    let known: BTreeSet<String> = defined.keys().cloned().chain(others.into_keys()).collect();
+    for var in readme.keys().filter(|v| !known.contains(*v)) {
+        problems.push(format!("{var} is in README.md's ## Configuration tables, but nothing reads it: remove the row"));
+    }
+    assert!(problems.is_empty(), "README.md, ## Configuration:\n  {}", problems.join("\n  "));
+}
+
+#[test]
+fn only_the_sandbox_names_wasmtime() {
+    let mut found = Vec::new();
+    for dir in ["host", "benches", "tests"] {
+        for (path, text) in rust_files(dir) {
+            if path.starts_with("host/sandbox/") || path == "tests/it/tidy.rs" {
+                continue;
+            }
+            for (n, line) in text.lines().enumerate() {
+                if line.to_lowercase().contains("wasmtime") {
+                    found.push(format!("{path}:{}: {}", n + 1, line.trim()));
+                }
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "only host/sandbox/ names wasmtime (ARCHITECTURE.md, Invariants); elsewhere, say \"the sandbox\" \
+         or use sandbox::…, comments included:\n  {}",
+        found.join("\n  ")
+    );
+}
