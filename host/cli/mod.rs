@@ -29,7 +29,7 @@ struct Cli {
 enum Command {
     /// Run the server on $PORT (the default command). Each setting is a
     /// variable (see the README) or a flag, which wins.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Place a simulated Twilio call: webhook, TwiML, WebSocket, real-time audio.
     Call(call::CallArgs),
     /// Work with call-logic components.
@@ -74,10 +74,8 @@ pub fn run() -> anyhow::Result<ExitCode> {
 fn parse(argv: Vec<OsString>, get: &dyn Fn(&str) -> Option<String>) -> anyhow::Result<(Cli, ArgMatches)> {
     let error = match parse_with_env(Cli::command(), argv.clone(), get) {
         Ok(matches) => return Ok((Cli::from_arg_matches(&matches)?, matches)),
-        Err(e) => match e.downcast::<clap::Error>() {
-            Ok(clap_error) => clap_error,
-            Err(bad_variable) => return Err(bad_variable),
-        },
+        // Not a clap error: a variable's value was refused.
+        Err(e) => e.downcast::<clap::Error>()?,
     };
     if matches!(error.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand) {
         // Help from the definitions as written, with their variables.

@@ -51,7 +51,7 @@ pub fn parse_with_env(
 }
 
 /// `cmd` with no argument reading the process environment.
-pub fn without_env(cmd: Command) -> Command {
+fn without_env(cmd: Command) -> Command {
     cmd.mut_args(|arg| arg.env(None)).mut_subcommands(without_env)
 }
 

@@ -18,7 +18,7 @@ use clap::{ArgMatches, CommandFactory, FromArgMatches};
 
 pub use defs::{EOU_MS_DEFAULT, SandboxArgs, ServeArgs};
 pub(crate) use defs::{at_least_1, clamped};
-pub use env::{parse_with_env, without_env};
+pub use env::parse_with_env;
 
 use crate::providers::ProviderSettings;
 use crate::sandbox::SandboxConfig;
@@ -151,6 +151,8 @@ impl Config {
 }
 
 impl SandboxArgs {
+    /// The sandbox these settings describe; `get` supplies the variables
+    /// that shape the cache's default place.
     pub fn config(&self, get: &dyn Fn(&str) -> Option<String>) -> SandboxConfig {
         SandboxConfig {
             memory_bytes: self.guest_memory_mb << 20,
@@ -248,6 +250,17 @@ mod tests {
         let c = Config::from_lookup(|_| None).unwrap();
         assert_eq!(c.sandbox.cache_dir, Some(std::env::temp_dir().join("hotline")));
         assert_eq!(Config::default().sandbox.cache_dir, None);
+    }
+
+    #[test]
+    fn a_base_url_alone_configures_openai_but_its_default_does_not() {
+        use crate::providers::Choice;
+        let local = cfg(&[("OPENAI_BASE_URL", "http://localhost:11434/v1/")]).unwrap();
+        assert_eq!(
+            (local.providers.llm, local.providers.openai.unwrap().base_url.as_str()),
+            (Choice::OpenAi, "http://localhost:11434/v1")
+        );
+        assert_eq!(cfg(&[]).unwrap().providers.llm, Choice::None);
     }
 
     #[test]

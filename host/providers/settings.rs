@@ -202,7 +202,7 @@ impl ProviderArgs {
     /// What the settings configure. `openai_base_given`: OPENAI_BASE_URL
     /// was set (not defaulted), which configures OpenAI as a key does.
     pub fn settings(self, openai_base_given: bool) -> anyhow::Result<ProviderSettings> {
-        let openai = (self.openai_api_key.is_some() || openai_base_given).then(|| OpenAiSettings {
+        let openai = (self.openai_api_key.is_some() || openai_base_given).then_some(OpenAiSettings {
             base_url: self.openai_base_url,
             api_key: self.openai_api_key,
             stt_model: self.openai_stt_model,
