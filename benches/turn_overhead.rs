@@ -21,8 +21,8 @@ use hotline::config::Config;
 use hotline::http::Server;
 use hotline::sim::{CallOptions, place_call};
 use tracing::field::{Field, Visit};
-use tracing_subscriber::layer::{Context, SubscriberExt};
 use tracing_subscriber::Layer;
+use tracing_subscriber::layer::{Context, SubscriberExt};
 
 /// Collects `first_audio_ms` of every `turn` event.
 struct TurnTimes(Arc<Mutex<Vec<f64>>>);

@@ -7,8 +7,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
-use crate::sandbox::Sandbox;
 use crate::providers::Providers;
+use crate::sandbox::Sandbox;
 use crate::versions::{Registry, RollbackPolicy};
 
 pub struct App {

@@ -355,7 +355,9 @@ impl Runner<'_> {
         if let Some(limit) = e.clear_within_ms {
             match (self.speech_onset, clears.first()) {
                 (Some(onset), Some(&at)) if at >= onset && at - onset <= limit => {}
-                (Some(onset), Some(&at)) => failures.push(format!("clear {} ms after speech onset, limit {limit}", at.saturating_sub(onset))),
+                (Some(onset), Some(&at)) => {
+                    failures.push(format!("clear {} ms after speech onset, limit {limit}", at.saturating_sub(onset)))
+                }
                 (_, None) => failures.push("no clear".into()),
                 (None, _) => failures.push("no tone/wav step to measure from".into()),
             }
@@ -393,9 +395,8 @@ impl Runner<'_> {
             }
         }
         if let Some(want) = e.think_assistant {
-            let got: Option<Vec<String>> = last_think.map(|t| {
-                t.iter().filter(|t| t.role == wit::Role::Assistant).map(|t| t.text.clone()).collect()
-            });
+            let got: Option<Vec<String>> = last_think
+                .map(|t| t.iter().filter(|t| t.role == wit::Role::Assistant).map(|t| t.text.clone()).collect());
             match got {
                 Some(got) if got == want => {}
                 Some(got) => failures.push(format!("assistant turns {got:?}, expected {want:?}")),

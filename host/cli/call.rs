@@ -106,7 +106,8 @@ async fn load_run(args: &CallArgs, base: CallOptions) -> anyhow::Result<ExitCode
         }
     }
     latencies.sort_by(f64::total_cmp);
-    let pct = |p: f64| latencies.get(((latencies.len() as f64 - 1.0) * p).round() as usize).copied().unwrap_or(f64::NAN);
+    let pct =
+        |p: f64| latencies.get(((latencies.len() as f64 - 1.0) * p).round() as usize).copied().unwrap_or(f64::NAN);
     println!(
         "{} calls in {:.1}s: {ok} ok, {failed} failed; EoU→reply latency ms p50 {:.1} p99 {:.1} (n={})",
         args.calls,

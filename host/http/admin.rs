@@ -42,7 +42,8 @@ fn authorized(headers: &http::HeaderMap, token: &str) -> bool {
 }
 
 async fn upload(app: &Arc<App>, req: Request<Incoming>) -> Result<Response<Body>, AppError> {
-    let bytes = read_body(req, app.config.admin_max_bytes).await.map_err(|e| AppError::UploadUnreadable(Box::new(e)))?;
+    let bytes =
+        read_body(req, app.config.admin_max_bytes).await.map_err(|e| AppError::UploadUnreadable(Box::new(e)))?;
     let version = install(&app.sandbox, &app.versions, bytes.to_vec(), "admin upload".into()).await?;
     Ok(json(StatusCode::OK, json!({ "active": version.to_json() })))
 }

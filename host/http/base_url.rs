@@ -20,9 +20,7 @@ pub fn derive(configured: Option<&str>, headers: &HeaderMap) -> Result<String, S
     if proto != "http" && proto != "https" {
         return Err(format!("X-Forwarded-Proto {proto:?} is not http or https"));
     }
-    let host = first("x-forwarded-host")
-        .or_else(|| first("host"))
-        .ok_or("no Host header; set PUBLIC_BASE_URL")?;
+    let host = first("x-forwarded-host").or_else(|| first("host")).ok_or("no Host header; set PUBLIC_BASE_URL")?;
     let valid = host.chars().all(|c| c.is_ascii_alphanumeric() || "-.:[]_".contains(c));
     if !valid {
         return Err(format!("host {host:?} is not a valid host name"));

@@ -43,9 +43,7 @@ pub async fn route(app: Arc<App>, req: Request<Incoming>) -> Result<Response<Bod
 
 /// Runs a webhook handler in a span that carries the call's SID once the
 /// handler has read it, so its failures are logged with it.
-async fn webhook(
-    handler: impl Future<Output = Result<Response<Body>, AppError>>,
-) -> Result<Response<Body>, AppError> {
+async fn webhook(handler: impl Future<Output = Result<Response<Body>, AppError>>) -> Result<Response<Body>, AppError> {
     let span = info_span!("webhook", call_sid = field::Empty);
     async { Ok(handler.await.unwrap_or_else(AppError::into_response)) }.instrument(span).await
 }
@@ -133,9 +131,8 @@ fn upgrade(app: Arc<App>, mut req: Request<Incoming>) -> Result<Response<Body>, 
                 return;
             }
         };
-        let config = WebSocketConfig::default()
-            .max_message_size(Some(MAX_WS_MESSAGE))
-            .max_frame_size(Some(MAX_WS_MESSAGE));
+        let config =
+            WebSocketConfig::default().max_message_size(Some(MAX_WS_MESSAGE)).max_frame_size(Some(MAX_WS_MESSAGE));
         let ws = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config)).await;
         crate::media::run_call(app, version, ws, subprotocol).await;
     });

@@ -11,8 +11,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use hyper::service::service_fn;
 use hyper::server::conn::http1;
+use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -22,8 +22,8 @@ use tracing::{error, info, warn};
 
 use crate::app::App;
 use crate::config::Config;
-use crate::sandbox::{DEFAULT_GUEST, Sandbox};
 use crate::providers::Providers;
+use crate::sandbox::{DEFAULT_GUEST, Sandbox};
 
 /// Time the calls get to finish their close handshakes once told to close.
 const CLOSE_GRACE: Duration = Duration::from_secs(5);
@@ -41,8 +41,7 @@ pub struct Server {
 impl Server {
     /// Binds `config.listen`, starts serving, and starts loading the guest.
     pub async fn start(config: Config) -> anyhow::Result<Server> {
-        let listener =
-            TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
+        let listener = TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
         let local_addr = listener.local_addr()?;
         let sandbox = Sandbox::new(config.sandbox.clone()).context("setting up the wasm sandbox")?;
         let providers = Providers::new(config.providers.clone()).context("setting up the providers")?;
@@ -132,12 +131,7 @@ async fn run(app: Arc<App>, listener: TcpListener, drain: CancellationToken) {
     info!(event = "shutdown_complete");
 }
 
-async fn accept_loop(
-    app: Arc<App>,
-    listener: TcpListener,
-    connections: TaskTracker,
-    stop: CancellationToken,
-) {
+async fn accept_loop(app: Arc<App>, listener: TcpListener, connections: TaskTracker, stop: CancellationToken) {
     let builder = http1::Builder::new();
     loop {
         let (stream, peer) = tokio::select! {

@@ -11,9 +11,11 @@ pub const TWILIO_SUBPROTOCOL: &str = "audio.twilio.com";
 /// Checks an upgrade request; on success returns the 101 response to send.
 pub fn accept(headers: &HeaderMap) -> Result<Response<()>, String> {
     let has_token = |name: header::HeaderName, token: &str| {
-        headers.get_all(name).iter().filter_map(|v| v.to_str().ok()).any(|v| {
-            v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token))
-        })
+        headers
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .any(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
     };
     if !has_token(header::UPGRADE, "websocket") {
         return Err("missing Upgrade: websocket".into());
@@ -33,9 +35,7 @@ pub fn accept(headers: &HeaderMap) -> Result<Response<()>, String> {
         .body(())
         .expect("static response parts are valid");
     if has_token(header::SEC_WEBSOCKET_PROTOCOL, TWILIO_SUBPROTOCOL) {
-        response
-            .headers_mut()
-            .insert(header::SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_static(TWILIO_SUBPROTOCOL));
+        response.headers_mut().insert(header::SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_static(TWILIO_SUBPROTOCOL));
     }
     Ok(response)
 }

@@ -43,7 +43,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
     /// While the apology plays, only its mark (or the caller leaving) matters.
     pub(super) fn while_apologizing(&mut self, inbound: Inbound) -> Flow {
         match inbound {
-            Inbound::Mark { mark, .. } if mark.name == APOLOGY_MARK => Flow::Close(CloseCode::Error, "call logic failed"),
+            Inbound::Mark { mark, .. } if mark.name == APOLOGY_MARK => {
+                Flow::Close(CloseCode::Error, "call logic failed")
+            }
             Inbound::Stop { .. } => Flow::Close(CloseCode::Normal, "stream stopped"),
             _ => Flow::Continue,
         }

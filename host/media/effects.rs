@@ -75,8 +75,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
         for frame in audio.chunks(FRAME_BYTES) {
             let mut payload = frame.to_vec();
             payload.resize(FRAME_BYTES, hotline_audio::ulaw::SILENCE);
-            let media =
-                Outbound::Media { stream_sid: self.stream_sid.clone(), media: OutMedia { payload: BASE64.encode(&payload) } };
+            let media = Outbound::Media {
+                stream_sid: self.stream_sid.clone(),
+                media: OutMedia { payload: BASE64.encode(&payload) },
+            };
             if let Flow::Gone = self.send(&media).await {
                 return Flow::Gone;
             }

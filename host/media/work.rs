@@ -24,7 +24,7 @@ use tracing::{Instrument, Span, debug, info, warn};
 
 use super::turn_log::{Outcome, TurnTiming, ms_since};
 use crate::providers::retry::{retry_once, retry_wanted};
-use crate::providers::{self, ProviderKind, Message, Pcm, Providers};
+use crate::providers::{self, Message, Pcm, ProviderKind, Providers};
 use crate::sandbox::wit::{self, Event};
 
 type Report = (u64, Event);

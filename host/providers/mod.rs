@@ -65,8 +65,11 @@ pub trait SpeechToText: Send + Sync {
 
 pub trait Llm: Send + Sync {
     /// Streams the reply: `delta` is called with each piece as it arrives.
-    fn reply<'a>(&'a self, messages: &'a [Message], delta: &'a mut (dyn FnMut(&str) + Send))
-    -> BoxFuture<'a, Result<()>>;
+    fn reply<'a>(
+        &'a self,
+        messages: &'a [Message],
+        delta: &'a mut (dyn FnMut(&str) + Send),
+    ) -> BoxFuture<'a, Result<()>>;
 }
 
 pub trait TextToSpeech: Send + Sync {
@@ -88,7 +91,8 @@ impl Providers {
     /// (and fails on bad ones) but makes no network call.
     pub fn new(settings: ProviderSettings) -> anyhow::Result<Providers> {
         let client = http::client(&settings)?;
-        let openai = settings.openai.as_ref().map(|o| Arc::new(openai::OpenAi::new(client.clone(), o.clone(), &settings)));
+        let openai =
+            settings.openai.as_ref().map(|o| Arc::new(openai::OpenAi::new(client.clone(), o.clone(), &settings)));
         let google = match &settings.google {
             Some(g) if [settings.stt, settings.llm, settings.tts].contains(&Choice::Google) => {
                 Some(Arc::new(google::Google::new(client.clone(), g.clone(), &settings)?))

@@ -69,7 +69,11 @@ impl SpeechToText for OpenAi {
 }
 
 impl Llm for OpenAi {
-    fn reply<'a>(&'a self, messages: &'a [Message], delta: &'a mut (dyn FnMut(&str) + Send)) -> BoxFuture<'a, Result<()>> {
+    fn reply<'a>(
+        &'a self,
+        messages: &'a [Message],
+        delta: &'a mut (dyn FnMut(&str) + Send),
+    ) -> BoxFuture<'a, Result<()>> {
         async move {
             let body = chat_body(&self.settings.llm_model, messages);
             let response = http::send(self.post("/chat/completions").json(&body), self.timeout).await?;
@@ -199,7 +203,6 @@ pub fn to_rate(pcm: &Pcm, rate: u32) -> Vec<i16> {
     out.extend(r.flush());
     out
 }
-
 
 #[cfg(test)]
 mod tests {

@@ -8,7 +8,8 @@ use super::ProviderError;
 /// PCM16 mono as a canonical 44-byte-header WAV (written by `hound`, as
 /// the simulator's recordings are).
 pub fn pcm16(samples: &[i16], rate: u32) -> Vec<u8> {
-    let spec = hound::WavSpec { channels: 1, sample_rate: rate, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
+    let spec =
+        hound::WavSpec { channels: 1, sample_rate: rate, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
     let mut out = std::io::Cursor::new(Vec::with_capacity(44 + samples.len() * 2));
     let mut writer = hound::WavWriter::new(&mut out, spec).expect("a WAV header fits in memory");
     for &s in samples {

@@ -145,10 +145,8 @@ impl Sandbox {
             .allow_udp(false)
             .allow_ip_name_lookup(false)
             .build();
-        let limits = StoreLimitsBuilder::new()
-            .memory_size(self.inner.config.memory_bytes)
-            .trap_on_grow_failure(true)
-            .build();
+        let limits =
+            StoreLimitsBuilder::new().memory_size(self.inner.config.memory_bytes).trap_on_grow_failure(true).build();
         let state = CallState {
             wasi,
             table: ResourceTable::new(),

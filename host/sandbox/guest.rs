@@ -4,8 +4,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
-use wasmtime::component::{InstancePre, ResourceAny};
 use wasmtime::Store;
+use wasmtime::component::{InstancePre, ResourceAny};
 
 use super::engine::{CallState, Sandbox, arm};
 use super::wit::{self, bindings, v0_1};

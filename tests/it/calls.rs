@@ -122,7 +122,9 @@ fn check(report: &CallReport, expect: Expect) -> Result<(), String> {
     let replies = hotline::sim::reply_latencies(report);
     match expect {
         Expect::SubprotocolEchoed(want) if report.subprotocol_echoed == want => Ok(()),
-        Expect::SubprotocolEchoed(want) => Err(format!("subprotocol echoed: {}, want {want}", report.subprotocol_echoed)),
+        Expect::SubprotocolEchoed(want) => {
+            Err(format!("subprotocol echoed: {}, want {want}", report.subprotocol_echoed))
+        }
         Expect::GreetingHeard => {
             let echoed = report.first(|m| *m == Moment::MarkEchoed("greeting".into()));
             let clear = report.first(|m| *m == Moment::Clear);

@@ -3,8 +3,7 @@
 
 use hotline::sandbox::GuestError;
 use hotline::sandbox::wit::{
-    CallMode, Effect, Event, ProviderError, ProviderKind, ReplyText, Role, SpeechAudio, Transcript, TwimlError,
-    Webhook,
+    CallMode, Effect, Event, ProviderError, ProviderKind, ReplyText, Role, SpeechAudio, Transcript, TwimlError, Webhook,
 };
 use hotline_audio::FRAME_BYTES;
 
@@ -25,11 +24,8 @@ async fn stream_twiml_is_well_formed_and_escapes_hostile_values() {
     let hostile = r#"CA1"/><Hangup/><Say a='x'>&amp;</Say>"#;
     for base in ["https://agent.example.com", "https://agent.example.com/", "https://agent.example.com//"] {
         let twiml = default_guest()
-            .incoming_call(&webhook(
-                &[("CallSid", hostile), ("From", "+1<555>&\"'")],
-                base,
-                CallMode::Stream,
-            )).await
+            .incoming_call(&webhook(&[("CallSid", hostile), ("From", "+1<555>&\"'")], base, CallMode::Stream))
+            .await
             .unwrap()
             .unwrap();
         let doc = roxmltree::Document::parse(&twiml).expect("well-formed XML");
@@ -52,7 +48,8 @@ async fn stream_twiml_is_well_formed_and_escapes_hostile_values() {
 #[tokio::test]
 async fn record_twiml_says_and_records() {
     let twiml = default_guest()
-        .incoming_call(&webhook(&[("CallSid", "CA1")], "https://a.example", CallMode::Record)).await
+        .incoming_call(&webhook(&[("CallSid", "CA1")], "https://a.example", CallMode::Record))
+        .await
         .unwrap()
         .unwrap();
     let doc = roxmltree::Document::parse(&twiml).expect("well-formed XML");
@@ -87,7 +84,8 @@ async fn greets_once_in_whole_frames_with_a_mark() {
         call_sid: "CAtest".into(),
         custom_parameters: vec![],
         config: call_config(500, 80, false),
-    })).await;
+    }))
+    .await;
     d.ack_marks().await;
     d.audio(&silence(2000)).await;
     assert_eq!(plays(&d).len(), 1);
@@ -237,8 +235,10 @@ async fn with_providers_an_utterance_becomes_transcribe_think_speak_play() {
     assert!(d.effects.iter().any(|(_, e)| matches!(e, Effect::Speak(_))));
     assert!(plays(&d).is_empty());
     let tts_24k = hotline_audio::tone(1000, 191.0, 24_000, 8000.0);
-    d.send(Event::SpeechAudio(SpeechAudio { samples: tts_24k[..12_001].to_vec(), sample_rate: 24_000, done: false })).await;
-    d.send(Event::SpeechAudio(SpeechAudio { samples: tts_24k[12_001..].to_vec(), sample_rate: 24_000, done: true })).await;
+    d.send(Event::SpeechAudio(SpeechAudio { samples: tts_24k[..12_001].to_vec(), sample_rate: 24_000, done: false }))
+        .await;
+    d.send(Event::SpeechAudio(SpeechAudio { samples: tts_24k[12_001..].to_vec(), sample_rate: 24_000, done: true }))
+        .await;
     let played: usize = plays(&d).iter().map(|(_, n)| n).sum();
     assert_eq!(played % FRAME_BYTES, 0);
     assert!((7_900..=8_300).contains(&played), "1 s at 24 kHz is ~8000 samples at 8 kHz, got {played}");
@@ -248,7 +248,8 @@ async fn with_providers_an_utterance_becomes_transcribe_think_speak_play() {
     d.clear_effects();
     d.audio(&tone(500, 300.0)).await;
     d.audio(&silence(600)).await;
-    let utterance = d.effects.iter().find_map(|(_, e)| if let Effect::Transcribe(u) = e { Some(u.clone()) } else { None });
+    let utterance =
+        d.effects.iter().find_map(|(_, e)| if let Effect::Transcribe(u) = e { Some(u.clone()) } else { None });
     let utterance = utterance.expect("transcribe after EoU");
     assert_eq!(utterance.sample_rate, 8000);
     assert!(utterance.samples.len() >= 4000, "linear PCM of the utterance");

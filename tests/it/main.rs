@@ -3,16 +3,16 @@
 //! sockets and WebSocket frames. Nothing here touches the internet.
 
 mod audio;
-mod guest;
-mod support;
 mod calls;
 mod contract;
+mod guest;
+mod http;
 mod mocks;
 mod providers;
-mod http;
 mod robustness;
-mod shutdown;
-mod swap;
 mod scenarios;
+mod shutdown;
 mod snapshots;
+mod support;
+mod swap;
 mod tidy;

@@ -152,7 +152,8 @@ async fn barge_in_cancels_llm_and_tts_plays_nothing_late_and_keeps_the_heard_par
     assert!(clear >= onsets[1] && clear - onsets[1] <= 300.0, "clear {clear} ms for speech at {} ms", onsets[1]);
     // Between the clear and the end of the caller's new utterance the agent
     // must be silent: any audio there is a late chunk of the cancelled turn.
-    let late: Vec<f64> = report.at(|m| *m == Moment::ReplyStart).into_iter().filter(|&t| t > clear && t < eous[1]).collect();
+    let late: Vec<f64> =
+        report.at(|m| *m == Moment::ReplyStart).into_iter().filter(|&t| t > clear && t < eous[1]).collect();
     assert!(late.is_empty(), "late audio after the clear at {late:?}");
     assert!(!replies_after(&report, eous[1]).is_empty(), "the interruption itself is answered");
 
@@ -374,7 +375,8 @@ async fn https_providers_are_verified_against_the_system_roots_plus_a_private_ca
     assert!(mock.log().requests("").is_empty(), "no request got through an untrusted certificate");
     let eou = report.first(|m| *m == Moment::CallerEou).unwrap();
     assert!(played_near(&report, replies_after(&report, eou)[0], APOLOGY));
-    let ready: serde_json::Value = reqwest::get(format!("{}/readyz", untrusting.base)).await.unwrap().json().await.unwrap();
+    let ready: serde_json::Value =
+        reqwest::get(format!("{}/readyz", untrusting.base)).await.unwrap().json().await.unwrap();
     let error = ready["providers"]["stt"]["last_error"]["message"].as_str().unwrap_or("").to_lowercase();
     assert!(error.contains("certificate"), "{ready}");
 

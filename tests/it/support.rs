@@ -5,12 +5,12 @@ use std::path::Path;
 use std::sync::OnceLock;
 
 use hotline::config::{Config, SwapPolicy};
+use hotline::http::Server;
 use hotline::sandbox::wit::{self, Effect, Event, LogEntry, Media, Started};
 use hotline::sandbox::{DEFAULT_GUEST, Guest, Sandbox, SandboxConfig, Session};
-use hotline::http::Server;
 use hotline::sim::{CallReport, Moment};
-use reqwest::StatusCode;
 use hotline_audio::frame::ulaw_frames;
+use reqwest::StatusCode;
 
 pub const PROBE_GUEST: &str = env!("HOTLINE_GUEST_PROBE_WASM");
 
@@ -165,13 +165,8 @@ pub async fn admin_server(swap: SwapPolicy) -> TestServer {
 }
 
 pub async fn put_guest(base: &str, bytes: Vec<u8>) -> (StatusCode, serde_json::Value) {
-    let response = reqwest::Client::new()
-        .put(format!("{base}/admin/guest"))
-        .bearer_auth(TOKEN)
-        .body(bytes)
-        .send()
-        .await
-        .unwrap();
+    let response =
+        reqwest::Client::new().put(format!("{base}/admin/guest")).bearer_auth(TOKEN).body(bytes).send().await.unwrap();
     (response.status(), response.json().await.unwrap_or_default())
 }
 

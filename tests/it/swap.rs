@@ -139,8 +139,10 @@ async fn swap_during_calls(policy: SwapPolicy) -> (Vec<CallReport>, serde_json::
     // Swap while every call is live: after its greeting began, well before
     // its second utterance (at 14 s of media, 3.5 s of wall time).
     tokio::time::sleep(std::time::Duration::from_millis(900)).await;
-    assert_eq!(reqwest::get(format!("{}/readyz", s.base)).await.unwrap().json::<serde_json::Value>().await.unwrap()
-        ["live_calls"], 20);
+    assert_eq!(
+        reqwest::get(format!("{}/readyz", s.base)).await.unwrap().json::<serde_json::Value>().await.unwrap()["live_calls"],
+        20
+    );
     let (status, body) = put_guest(&s.base, std::fs::read(V2).unwrap()).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let fresh = CallOptions { call_sid: "CAfresh".into(), audio: silence(400), ..two_turn_call(&s.base, 99) };
@@ -159,7 +161,8 @@ async fn a_swap_moves_live_calls_to_the_new_version_without_losing_a_frame() {
         assert_eq!(report.close, Some((1000, "stream stopped".into())), "call {i}: {:?}", report.close);
         let marks = marks(report);
         assert_eq!(marks.first().map(|m| m.1.as_str()), Some("greeting"), "call {i} started on v1");
-        let first_v2 = marks.iter().position(|m| m.1.starts_with("v2-")).unwrap_or_else(|| panic!("call {i}: {marks:?}"));
+        let first_v2 =
+            marks.iter().position(|m| m.1.starts_with("v2-")).unwrap_or_else(|| panic!("call {i}: {marks:?}"));
         assert!(marks[first_v2..].iter().all(|m| m.1.starts_with("v2-")), "call {i} went back to v1: {marks:?}");
         assert!(marks.iter().any(|m| m.1 == "v2-t2-s0"), "call {i}: second reply on v2: {marks:?}");
         assert_eq!(hotline::sim::reply_latencies(report).len(), 2, "call {i}: two replies");
@@ -303,10 +306,16 @@ fn the_compile_cache_keeps_the_recently_used_within_its_bound() {
     let dir = std::env::temp_dir().join(format!("hotline-cache-bound-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let sandbox = |max: u64| {
-        let config = SandboxConfig { max_instances: 4, cache_dir: Some(dir.clone()), cache_max_bytes: max, ..Default::default() };
+        let config = SandboxConfig {
+            max_instances: 4,
+            cache_dir: Some(dir.clone()),
+            cache_max_bytes: max,
+            ..Default::default()
+        };
         Sandbox::new(config).unwrap()
     };
-    let [a, b, c] = [hotline::sandbox::DEFAULT_GUEST.to_vec(), std::fs::read(V2).unwrap(), std::fs::read(PROBE_GUEST).unwrap()];
+    let [a, b, c] =
+        [hotline::sandbox::DEFAULT_GUEST.to_vec(), std::fs::read(V2).unwrap(), std::fs::read(PROBE_GUEST).unwrap()];
     let entry = |bytes: &[u8]| {
         let digest = hotline::sandbox::digest_of(bytes);
         std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).find(|p| p.to_string_lossy().contains(&digest))

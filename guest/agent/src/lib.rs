@@ -36,7 +36,7 @@ use std::cell::RefCell;
 use std::marker::PhantomData;
 
 use bindings::exports::hotline::call::{calls, incoming};
-use bindings::hotline::call::types::{Effect, Event, Webhook, TwimlError};
+use bindings::hotline::call::types::{Effect, Event, TwimlError, Webhook};
 
 pub use bindings::export;
 pub use machine::Machine;

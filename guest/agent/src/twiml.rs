@@ -3,19 +3,16 @@
 //! Every interpolated value is XML-escaped: `CallSid`, `From` and the base
 //! URL all come from outside and must not be able to break the document.
 
-use crate::bindings::hotline::call::types::{CallMode, Webhook, TwimlError};
+use crate::bindings::hotline::call::types::{CallMode, TwimlError, Webhook};
 
 pub fn respond(call: &Webhook) -> Result<String, TwimlError> {
     let base = call.base_url.trim_end_matches('/');
-    let (scheme, host) = base
-        .split_once("://")
-        .ok_or_else(|| TwimlError::BadRequest(format!("base URL {base:?} has no scheme")))?;
+    let (scheme, host) =
+        base.split_once("://").ok_or_else(|| TwimlError::BadRequest(format!("base URL {base:?} has no scheme")))?;
     if host.is_empty() || !matches!(scheme, "http" | "https") {
         return Err(TwimlError::BadRequest(format!("base URL {base:?} is not http(s)")));
     }
-    let param = |name: &str| {
-        call.params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
-    };
+    let param = |name: &str| call.params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
     let call_sid = param("CallSid").unwrap_or("");
     let xml = match call.mode {
         CallMode::Stream => {

@@ -105,8 +105,7 @@ impl Resampler {
     /// The normalized weights for an output at `frac` (0..1) past a sample.
     fn weights(&self, frac: f64) -> Vec<f32> {
         let half = self.half_width() as isize;
-        let raw: Vec<f64> =
-            ((1 - half)..=half).map(|k| kernel(k as f64 - frac, self.cutoff(), half as f64)).collect();
+        let raw: Vec<f64> = ((1 - half)..=half).map(|k| kernel(k as f64 - frac, self.cutoff(), half as f64)).collect();
         let norm: f64 = raw.iter().sum();
         raw.iter().map(|w| if norm > 0.0 { (w / norm) as f32 } else { 0.0 }).collect()
     }

@@ -39,9 +39,8 @@ pub struct ServiceAccount {
 impl ServiceAccount {
     pub fn parse(json: &str) -> anyhow::Result<ServiceAccount> {
         // The error must not quote the input: it holds the private key.
-        serde_json::from_str(json).map_err(|e| {
-            anyhow::anyhow!("not a service-account JSON key (line {}, column {})", e.line(), e.column())
-        })
+        serde_json::from_str(json)
+            .map_err(|e| anyhow::anyhow!("not a service-account JSON key (line {}, column {})", e.line(), e.column()))
     }
 }
 
@@ -146,8 +145,7 @@ impl TokenSource {
             "iat": now,
             "exp": now + ASSERTION_SECS,
         });
-        let signing_input =
-            format!("{}.{}", B64URL.encode(header.to_string()), B64URL.encode(claims.to_string()));
+        let signing_input = format!("{}.{}", B64URL.encode(header.to_string()), B64URL.encode(claims.to_string()));
         let mut signature = vec![0; self.key.public().modulus_len()];
         self.key
             .sign(&RSA_PKCS1_SHA256, &SystemRandom::new(), signing_input.as_bytes(), &mut signature)

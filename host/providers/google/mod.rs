@@ -130,10 +130,16 @@ impl SpeechToText for Google {
 }
 
 impl Llm for Google {
-    fn reply<'a>(&'a self, messages: &'a [Message], delta: &'a mut (dyn FnMut(&str) + Send)) -> BoxFuture<'a, Result<()>> {
+    fn reply<'a>(
+        &'a self,
+        messages: &'a [Message],
+        delta: &'a mut (dyn FnMut(&str) + Send),
+    ) -> BoxFuture<'a, Result<()>> {
         async move {
             let Some(url) = &self.chat_url else {
-                return Err(ProviderError::Auth("the credentials name no project_id; set HOTLINE_GOOGLE_LLM_URL".into()));
+                return Err(ProviderError::Auth(
+                    "the credentials name no project_id; set HOTLINE_GOOGLE_LLM_URL".into(),
+                ));
             };
             // A 401 comes with the response head, before any delta: the
             // token retry in `post_json` covers the stream too.
@@ -198,7 +204,9 @@ fn decode_audio(bytes: &[u8]) -> Result<Pcm> {
         }
         (1, 16) => w.data.chunks_exact(2).map(|p| i16::from_le_bytes([p[0], p[1]])).collect(),
         (format, bits) => {
-            return Err(ProviderError::Protocol(format!("audio format {format} with {bits} bits is not μ-law or PCM16")));
+            return Err(ProviderError::Protocol(format!(
+                "audio format {format} with {bits} bits is not μ-law or PCM16"
+            )));
         }
     };
     Ok(Pcm { samples, rate: w.rate })

@@ -22,8 +22,8 @@ pub(super) mod bindings {
 }
 
 pub use bindings::hotline::call::types::{
-    CallMode, Config, Effect, Event, LogEntry, Media, ProviderError, ProviderKind, Providers, ReplyText, Restart,
-    Role, SpeechAudio, Started, Timer, Transcript, Turn, TwimlError, Utterance, Webhook,
+    CallMode, Config, Effect, Event, LogEntry, Media, ProviderError, ProviderKind, Providers, ReplyText, Restart, Role,
+    SpeechAudio, Started, Timer, Transcript, Turn, TwimlError, Utterance, Webhook,
 };
 
 impl Event {

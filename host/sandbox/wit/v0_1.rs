@@ -31,7 +31,9 @@ pub fn event(event: &new::Event) -> Option<old::Event> {
             custom_parameters: s.custom_parameters.clone(),
             config: config(&s.config),
         }),
-        new::Event::Media(m) => old::Event::Media(old::Media { payload: m.payload.clone(), timestamp_ms: m.timestamp_ms }),
+        new::Event::Media(m) => {
+            old::Event::Media(old::Media { payload: m.payload.clone(), timestamp_ms: m.timestamp_ms })
+        }
         new::Event::MarkPlayed(name) => old::Event::MarkPlayed(name.clone()),
         new::Event::Dtmf(digit) => old::Event::Dtmf(*digit),
         new::Event::Timer(id) => old::Event::Timer(*id),

@@ -62,10 +62,13 @@ impl GoogleMock {
         let s = state.clone();
         let holder: Arc<Mutex<String>> = Arc::default();
         let base_for_handler = holder.clone();
-        let addr = super::serve(move |r| {
-            let (s, base) = (s.clone(), base_for_handler.lock().unwrap().clone());
-            async move { handle(s, &base, r) }
-        }, None)
+        let addr = super::serve(
+            move |r| {
+                let (s, base) = (s.clone(), base_for_handler.lock().unwrap().clone());
+                async move { handle(s, &base, r) }
+            },
+            None,
+        )
         .await;
         let base = format!("http://{addr}");
         *holder.lock().unwrap() = base.clone();
@@ -168,7 +171,12 @@ fn token(state: &State, base: &str, r: &Recorded) -> Response<Body> {
     let lifetime = *state.token_secs.lock().unwrap();
     let mut issued = state.issued.lock().unwrap();
     let token = format!("ya29.mock-{}", issued.len() + 1);
-    issued.push(Issued { token: token.clone(), at: Instant::now(), lifetime: Duration::from_secs(lifetime), revoked: false });
+    issued.push(Issued {
+        token: token.clone(),
+        at: Instant::now(),
+        lifetime: Duration::from_secs(lifetime),
+        revoked: false,
+    });
     json_response(StatusCode::OK, json!({ "access_token": token, "expires_in": lifetime, "token_type": "Bearer" }))
 }
 
@@ -194,7 +202,8 @@ fn verify_assertion(jwt: &str, audience: &str) -> Result<Value, String> {
     if claims["iss"] != EMAIL || claims["aud"] != audience {
         return Err(format!("iss/aud wrong: {claims}"));
     }
-    if !claims["scope"].as_str().unwrap_or("").split(' ').any(|s| s == "https://www.googleapis.com/auth/cloud-platform") {
+    if !claims["scope"].as_str().unwrap_or("").split(' ').any(|s| s == "https://www.googleapis.com/auth/cloud-platform")
+    {
         return Err(format!("scope: {claims}"));
     }
     if (iat - now).abs() > 60 || exp <= iat || exp - iat > 3600 {

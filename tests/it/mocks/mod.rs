@@ -124,10 +124,7 @@ pub fn private_ca() -> (String, tokio_rustls::TlsAcceptor) {
     let cert = CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap().signed_by(&key, &issuer).unwrap();
     let config = tokio_rustls::rustls::ServerConfig::builder()
         .with_no_client_auth()
-        .with_single_cert(
-            vec![cert.der().clone()],
-            rustls_pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
-        )
+        .with_single_cert(vec![cert.der().clone()], rustls_pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()))
         .unwrap();
     (ca.pem(), tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config)))
 }

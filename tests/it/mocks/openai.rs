@@ -234,7 +234,8 @@ pub fn chat(
         pieces.push(Piece::Data(Bytes::from(format!("data: {chunk}\n\n"))));
         pieces.push(Piece::Pause(b.llm_token_delay));
     }
-    let last = json!({ "object": "chat.completion.chunk", "choices": [{ "index": 0, "delta": {}, "finish_reason": "stop" }] });
+    let last =
+        json!({ "object": "chat.completion.chunk", "choices": [{ "index": 0, "delta": {}, "finish_reason": "stop" }] });
     pieces.push(Piece::Data(Bytes::from(format!("data: {last}\n\ndata: [DONE]\n\n"))));
     streamed(log.clone(), r.path.clone(), "text/event-stream", pieces)
 }

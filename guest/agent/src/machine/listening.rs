@@ -84,7 +84,10 @@ impl Machine {
         let utterance = std::mem::take(&mut self.caller.utterance);
         if self.state != State::Listening {
             // Speech too short to barge in while the agent talks: ignore it.
-            fx.push(log("speech_ignored", &[("speech_ms", speech_ms.to_string()), ("state", self.state.name().into())]));
+            fx.push(log(
+                "speech_ignored",
+                &[("speech_ms", speech_ms.to_string()), ("state", self.state.name().into())],
+            ));
             return;
         }
         self.playback.turn += 1;

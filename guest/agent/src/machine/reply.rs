@@ -163,7 +163,10 @@ impl Machine {
         }
         let turn = self.playback.turn;
         let mark = format!("t{turn}-filler");
-        fx.push(log("fallback_fired", &[("turn", turn.to_string()), ("after_ms", self.settings.fallback_ms.to_string())]));
+        fx.push(log(
+            "fallback_fired",
+            &[("turn", turn.to_string()), ("after_ms", self.settings.fallback_ms.to_string())],
+        ));
         play_with_mark(FILLER_AUDIO.to_vec(), &mark, fx);
         ai.filler = Some(mark);
         ai.filler_fired = true;

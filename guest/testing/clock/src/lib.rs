@@ -10,7 +10,10 @@ impl Wrapper for Clock {
     fn handle(machine: &mut Machine, event: Event) -> Vec<Effect> {
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
         let mut effects = machine.handle(event);
-        effects.push(Effect::Log(LogEntry { event: "clock".into(), fields: vec![("now".into(), now.as_secs().to_string())] }));
+        effects.push(Effect::Log(LogEntry {
+            event: "clock".into(),
+            fields: vec![("now".into(), now.as_secs().to_string())],
+        }));
         effects
     }
 }
