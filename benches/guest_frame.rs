@@ -26,7 +26,7 @@ fn noise_frame(seed: &mut u32) -> Vec<u8> {
 
 fn guest_frame(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let sandbox = Sandbox::new(SandboxConfig { max_instances: 4, ..SandboxConfig::default() }).unwrap();
+    let sandbox = Sandbox::new(SandboxConfig { max_instances: 4, ..Config::default().sandbox }).unwrap();
     let guest = sandbox.load(DEFAULT_GUEST).unwrap();
     let mut session = rt.block_on(guest.session()).unwrap();
     let started = Event::Started(Started {

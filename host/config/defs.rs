@@ -101,6 +101,9 @@ pub struct SandboxArgs {
     /// [default: $XDG_CACHE_HOME/hotline, else $HOME/.cache/hotline]
     #[arg(long, env = "HOTLINE_CACHE_DIR")]
     pub cache_dir: Option<String>,
+    /// Size bound of that directory, in MB: the least recently used entries go first.
+    #[arg(long, env = "HOTLINE_CACHE_MAX_MB", default_value_t = 256, value_parser = at_least_1::<u64>)]
+    pub cache_max_mb: u64,
 }
 
 /// A number where 0 is taken as 1 (a zero interval, budget or count would

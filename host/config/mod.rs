@@ -163,7 +163,7 @@ impl SandboxArgs {
                 Some(dir) => Some(PathBuf::from(dir)),
                 None => Some(default_cache_dir(get)),
             },
-            ..SandboxConfig::default()
+            cache_max_bytes: self.cache_max_mb << 20,
         }
     }
 }

@@ -25,6 +25,8 @@ const TICK: Duration = Duration::from_millis(1);
 /// Guest stderr kept per instance (panic messages land here).
 const STDERR_BYTES: usize = 16 * 1024;
 
+/// The sandbox's settings; `Config::default().sandbox` has the defaults
+/// (defined once, in `config/defs.rs`).
 #[derive(Debug, Clone)]
 pub struct SandboxConfig {
     /// Linear memory cap per instance.
@@ -37,18 +39,6 @@ pub struct SandboxConfig {
     pub cache_dir: Option<PathBuf>,
     /// The cache's size bound: least recently used entries go first.
     pub cache_max_bytes: u64,
-}
-
-impl Default for SandboxConfig {
-    fn default() -> Self {
-        Self {
-            memory_bytes: 16 << 20,
-            deadline: Duration::from_millis(20),
-            max_instances: 1000,
-            cache_dir: None,
-            cache_max_bytes: 256 << 20,
-        }
-    }
 }
 
 /// Per-store host state: the WASI context the guest's std links against

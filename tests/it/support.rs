@@ -40,7 +40,7 @@ pub fn fox() -> Vec<i16> {
 pub fn sandbox() -> &'static Sandbox {
     static SANDBOX: OnceLock<Sandbox> = OnceLock::new();
     SANDBOX.get_or_init(|| {
-        Sandbox::new(SandboxConfig { max_instances: 200, ..SandboxConfig::default() }).expect("sandbox")
+        Sandbox::new(SandboxConfig { max_instances: 200, ..Config::default().sandbox }).expect("sandbox")
     })
 }
 

@@ -310,7 +310,7 @@ fn the_compile_cache_keeps_the_recently_used_within_its_bound() {
             max_instances: 4,
             cache_dir: Some(dir.clone()),
             cache_max_bytes: max,
-            ..Default::default()
+            ..hotline::config::Config::default().sandbox
         };
         Sandbox::new(config).unwrap()
     };
