@@ -5,6 +5,7 @@
 //! ever turn events into effects. ARCHITECTURE.md has the map.
 
 pub mod app;
+pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod http;

@@ -1,7 +1,9 @@
 //! The `hotline` command line: `serve` (the default) runs the server;
-//! `call` places a simulated Twilio call against one; `guest push` and
-//! `guest test` work with call-logic components.
+//! `call` places a simulated Twilio call against one; `bench` measures a
+//! server under rising numbers of calls; `guest push` and `guest test`
+//! work with call-logic components.
 
+mod bench;
 mod call;
 mod guest_test;
 mod push;
@@ -32,6 +34,9 @@ enum Command {
     Serve(Box<ServeArgs>),
     /// Place a simulated Twilio call: webhook, TwiML, WebSocket, real-time audio.
     Call(call::CallArgs),
+    /// Measure a server (this one, started pinned to a core, or --url) and
+    /// optionally a peer, at rising numbers of concurrent real-time calls.
+    Bench(bench::BenchArgs),
     /// Work with call-logic components.
     #[command(subcommand)]
     Guest(GuestCommand),
@@ -55,14 +60,20 @@ pub fn run() -> anyhow::Result<ExitCode> {
     let get = |k: &str| std::env::var(k).ok();
     let (cli, matches) = parse(std::env::args_os().collect(), &get)?;
     crate::providers::install_tls();
+    if let Some(Command::Bench(args)) = cli.command {
+        // Pins itself to a core before it builds its own runtime.
+        return bench::run(args);
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     match cli.command {
         None | Some(Command::Serve(_)) => {
             let config = Config::from_matches(matches.subcommand_matches("serve").unwrap_or(&matches), &get)?;
-            crate::telemetry::init(config.log_format);
+            // Held to the end: dropping it flushes the log.
+            let _log = crate::telemetry::init(config.log_format);
             runtime.block_on(crate::http::serve(config))?;
             Ok(ExitCode::SUCCESS)
         }
+        Some(Command::Bench(_)) => unreachable!("handled above"),
         Some(Command::Call(args)) => runtime.block_on(call::run(args)),
         Some(Command::Guest(GuestCommand::Push(args))) => runtime.block_on(push::run(args)),
         Some(Command::Guest(GuestCommand::Test(args))) => runtime.block_on(guest_test::run(args, &get)),

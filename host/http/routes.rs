@@ -4,6 +4,7 @@
 
 use std::convert::Infallible;
 use std::sync::Arc;
+use std::time::Duration;
 
 use http::{Method, Request, Response, StatusCode, header};
 use http_body_util::Full;
@@ -22,6 +23,12 @@ use crate::sandbox::wit;
 
 /// Largest WebSocket message accepted; Twilio's are a few hundred bytes.
 pub const MAX_WS_MESSAGE: usize = 64 * 1024;
+/// Read and write buffer of a call's WebSocket (tungstenite's default is 128 KiB).
+const WS_BUFFER: usize = 4 * 1024;
+/// How long a webhook or an upgrade that arrives while the first guest
+/// version loads (start-up) is held before it is refused. Twilio waits 15 s
+/// for a webhook.
+const GUEST_LOAD_WAIT: Duration = Duration::from_secs(5);
 
 pub async fn route(app: Arc<App>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
     let known = ["/healthz", "/readyz", "/version", "/ws/twilio-media"];
@@ -33,7 +40,7 @@ pub async fn route(app: Arc<App>, req: Request<Incoming>) -> Result<Response<Bod
         (&Method::POST, "/webhook/incoming_call") => webhook(incoming_call(&app, req)).await,
         (&Method::POST, "/webhook/stream_status") => webhook(webhook_logged(&app, req, "stream_status")).await,
         (&Method::POST, "/webhook/stream_ended") => webhook(webhook_logged(&app, req, "stream_ended")).await,
-        (&Method::GET, "/ws/twilio-media") => upgrade(app, req),
+        (&Method::GET, "/ws/twilio-media") => upgrade(app, req).await,
         (_, path) if path.starts_with("/admin/") => super::admin::handle(&app, req).await,
         (_, path) if known.contains(&path) || path.starts_with("/webhook/") => Err(AppError::MethodNotAllowed),
         _ => Err(AppError::NotFound),
@@ -92,7 +99,7 @@ async fn incoming_call(app: &App, req: Request<Incoming>) -> Result<Response<Bod
     if app.is_draining() {
         return Err(AppError::Draining);
     }
-    let version = app.versions.active().ok_or(AppError::NoGuest)?;
+    let version = app.versions.active_within(GUEST_LOAD_WAIT).await.ok_or(AppError::NoGuest)?;
     let base_url = base.map_err(AppError::BadRequest)?;
     let webhook = wit::Webhook { params, base_url, mode: app.config.mode.into() };
     match version.guest.incoming_call(&webhook).await? {
@@ -118,8 +125,8 @@ async fn webhook_logged(app: &App, req: Request<Incoming>, event: &'static str) 
     Ok(empty(StatusCode::NO_CONTENT))
 }
 
-fn upgrade(app: Arc<App>, mut req: Request<Incoming>) -> Result<Response<Body>, AppError> {
-    let version = app.versions.active().ok_or(AppError::NoGuestForStream)?;
+async fn upgrade(app: Arc<App>, mut req: Request<Incoming>) -> Result<Response<Body>, AppError> {
+    let version = app.versions.active_within(GUEST_LOAD_WAIT).await.ok_or(AppError::NoGuestForStream)?;
     let accepted = ws::accept(req.headers()).map_err(AppError::Handshake)?;
     let subprotocol = accepted.headers().contains_key(header::SEC_WEBSOCKET_PROTOCOL);
     let on_upgrade = hyper::upgrade::on(&mut req);
@@ -131,8 +138,15 @@ fn upgrade(app: Arc<App>, mut req: Request<Incoming>) -> Result<Response<Body>, 
                 return;
             }
         };
-        let config =
-            WebSocketConfig::default().max_message_size(Some(MAX_WS_MESSAGE)).max_frame_size(Some(MAX_WS_MESSAGE));
+        // Twilio's messages are a few hundred bytes: small buffers (the
+        // codec zero-fills its read buffer up to this size on every read,
+        // and keeps it per connection). Larger messages still fit: the
+        // buffer grows to the message, up to the size limit.
+        let config = WebSocketConfig::default()
+            .read_buffer_size(WS_BUFFER)
+            .write_buffer_size(WS_BUFFER)
+            .max_message_size(Some(MAX_WS_MESSAGE))
+            .max_frame_size(Some(MAX_WS_MESSAGE));
         let ws = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config)).await;
         crate::media::run_call(app, version, ws, subprotocol).await;
     });

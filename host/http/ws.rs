@@ -6,7 +6,7 @@
 use http::{HeaderMap, HeaderValue, Response, StatusCode, header};
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 
-pub const TWILIO_SUBPROTOCOL: &str = "audio.twilio.com";
+use crate::twilio::SUBPROTOCOL;
 
 /// Checks an upgrade request; on success returns the 101 response to send.
 pub fn accept(headers: &HeaderMap) -> Result<Response<()>, String> {
@@ -34,8 +34,8 @@ pub fn accept(headers: &HeaderMap) -> Result<Response<()>, String> {
         .header(header::SEC_WEBSOCKET_ACCEPT, derive_accept_key(key.as_bytes()))
         .body(())
         .expect("static response parts are valid");
-    if has_token(header::SEC_WEBSOCKET_PROTOCOL, TWILIO_SUBPROTOCOL) {
-        response.headers_mut().insert(header::SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_static(TWILIO_SUBPROTOCOL));
+    if has_token(header::SEC_WEBSOCKET_PROTOCOL, SUBPROTOCOL) {
+        response.headers_mut().insert(header::SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_static(SUBPROTOCOL));
     }
     Ok(response)
 }

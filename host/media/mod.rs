@@ -122,6 +122,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
         let keepalive = self.app.config.keepalive;
         let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + keepalive, keepalive);
         let close_calls = self.app.close_calls.clone();
+        // One waiter for the whole call: a fresh `cancelled()` per input
+        // would take the token's lock twice per media frame, in every call.
+        let shutdown = close_calls.cancelled();
+        tokio::pin!(shutdown);
         let end = loop {
             let apology_over = async {
                 match self.ending {
@@ -130,7 +134,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
                 }
             };
             let input = tokio::select! {
-                _ = close_calls.cancelled() => Input::Shutdown,
+                _ = &mut shutdown => Input::Shutdown,
                 _ = apology_over => Input::ApologyOver,
                 msg = self.ws.next() => Input::Frame(msg),
                 Some(id) = self.timers.next() => Input::Timer(id),

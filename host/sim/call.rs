@@ -23,7 +23,7 @@ use tokio_tungstenite::tungstenite::http::HeaderValue;
 use super::twiml;
 use crate::twilio::messages::{Mark, Outbound};
 
-pub const TWILIO_SUBPROTOCOL: &str = "audio.twilio.com";
+use crate::twilio::SUBPROTOCOL;
 
 #[derive(Debug, Clone)]
 pub struct CallOptions {
@@ -168,16 +168,14 @@ pub async fn place_call(opts: &CallOptions) -> anyhow::Result<CallReport> {
 
     let mut request = ws_url.as_str().into_client_request()?;
     if opts.subprotocol {
-        request.headers_mut().insert("Sec-WebSocket-Protocol", HeaderValue::from_static(TWILIO_SUBPROTOCOL));
+        request.headers_mut().insert("Sec-WebSocket-Protocol", HeaderValue::from_static(SUBPROTOCOL));
     }
     // Twilio streams small frames every 20 ms; Nagle would hold them back.
     let (mut ws, handshake) = tokio_tungstenite::connect_async_with_config(request, None, true)
         .await
         .with_context(|| format!("connecting {ws_url}"))?;
-    report.subprotocol_echoed = handshake
-        .headers()
-        .get("sec-websocket-protocol")
-        .is_some_and(|v| v.as_bytes() == TWILIO_SUBPROTOCOL.as_bytes());
+    report.subprotocol_echoed =
+        handshake.headers().get("sec-websocket-protocol").is_some_and(|v| v.as_bytes() == SUBPROTOCOL.as_bytes());
 
     let stream_sid = format!("MZ{}", &opts.call_sid.trim_start_matches("CA"));
     let params: serde_json::Map<String, serde_json::Value> =

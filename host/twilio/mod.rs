@@ -2,3 +2,7 @@
 
 pub mod form;
 pub mod messages;
+
+/// The WebSocket subprotocol Media Streams offers and expects echoed (a
+/// missing echo is Twilio error 31920).
+pub const SUBPROTOCOL: &str = "audio.twilio.com";

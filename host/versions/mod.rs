@@ -15,6 +15,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwapOption;
 use serde_json::{Value, json};
+use tokio::sync::Notify;
 
 use crate::sandbox::Guest;
 
@@ -107,6 +108,8 @@ pub struct Registry {
     generation: AtomicU64,
     /// Activations, oldest first; the last one is the active version.
     history: Mutex<Vec<Arc<Version>>>,
+    /// Woken on every activation, for requests waiting for the first one.
+    activated: Notify,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -122,6 +125,22 @@ impl Registry {
         self.active.load_full()
     }
 
+    /// The active version, waiting up to `wait` for one while none is
+    /// (the first load at start-up): a call that arrives then is held, not
+    /// refused.
+    pub async fn active_within(&self, wait: Duration) -> Option<Arc<Version>> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let activated = self.activated.notified();
+            if let Some(version) = self.active() {
+                return Some(version);
+            }
+            if tokio::time::timeout_at(deadline, activated).await.is_err() {
+                return self.active();
+            }
+        }
+    }
+
     pub fn generation(&self) -> u64 {
         self.generation.load(Ordering::Acquire)
     }
@@ -135,6 +154,7 @@ impl Registry {
         }
         let previous = self.active.swap(Some(version));
         self.generation.fetch_add(1, Ordering::AcqRel);
+        self.activated.notify_waiters();
         previous
     }
 

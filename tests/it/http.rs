@@ -146,3 +146,22 @@ async fn a_drain_turns_readiness_off_and_refuses_new_calls_politely() {
     while ws.next().await.is_some() {}
     tokio::time::timeout(std::time::Duration::from_secs(10), s.server.wait()).await.expect("drain completes");
 }
+
+/// A call that arrives while the first guest version compiles (start-up,
+/// nothing cached) is held until the guest is in, not refused.
+#[tokio::test]
+async fn a_call_during_start_up_is_held_not_refused() {
+    hotline::providers::install_tls();
+    let mut config = hotline::config::Config { listen: "127.0.0.1:0".parse().unwrap(), ..Default::default() };
+    config.sandbox.cache_dir = None;
+    let server = hotline::http::Server::start(config).await.unwrap();
+    let base = format!("http://{}", server.local_addr());
+    let ready = reqwest::get(format!("{base}/readyz")).await.unwrap().status();
+    assert_eq!(ready, StatusCode::SERVICE_UNAVAILABLE, "setup: the guest is still compiling");
+    let response = post_form(format!("{base}/webhook/incoming_call"), "CallSid=CAearly").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let twiml = response.text().await.unwrap();
+    let target = hotline::sim::twiml::stream_target(&twiml).unwrap();
+    assert!(target.is_some(), "a stream, not the refusal: {twiml}");
+    assert_eq!(reqwest::get(format!("{base}/readyz")).await.unwrap().status(), StatusCode::OK);
+}

@@ -1,0 +1,180 @@
+//! `hotline bench`: the same echo job, measured at rising levels of
+//! concurrent real-time calls, for hotline and (with `--peer`) another
+//! server in the same run. See `cli/bench.rs` for the command and the
+//! README's Benchmarks section for a run.
+//!
+//! - `caller.rs`: one call, as a cheap load generator makes it.
+//! - `measure.rs`: CPU and RSS from `/proc`, pinning, percentiles.
+
+pub mod caller;
+pub mod measure;
+
+use std::time::{Duration, Instant};
+
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use caller::{CallSpec, CallStats, Outcome, Pattern};
+use measure::{ProcSample, cpu_percent, percentile, sample};
+
+/// A server under test.
+pub struct Target {
+    pub name: String,
+    /// `http://127.0.0.1:port`.
+    pub base: String,
+    /// Its process, for CPU and RSS; `None` when only its URL is known.
+    pub pid: Option<u32>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct LevelOptions {
+    pub calls: usize,
+    /// Length of each call.
+    pub secs: u32,
+    /// Calls start spread over this long, as independent callers would.
+    pub ramp: Duration,
+}
+
+/// The generator's own clock may run this late (p99) before a level is
+/// marked invalid: it then measured itself, not the server.
+const MAX_LATENESS_MS: f64 = 10.0;
+const HEALTHZ_EVERY: Duration = Duration::from_millis(100);
+
+#[derive(Debug, Default)]
+pub struct LevelReport {
+    pub calls: usize,
+    pub ok: usize,
+    pub refused: usize,
+    pub failed: usize,
+    pub subprotocol_echoed: usize,
+    /// Server CPU over the steady window, % of one core.
+    pub cpu_pct: Option<f64>,
+    /// Peak server RSS over the steady window, and before the level began.
+    pub rss_kib: Option<u64>,
+    pub idle_rss_kib: Option<u64>,
+    pub reply_ms: [f64; 3],
+    pub healthz_ms: [f64; 2],
+    pub healthz_failed: usize,
+    pub frames_sent: u64,
+    pub frames_received: u64,
+    pub frames_unsent: u64,
+    pub utterances: u64,
+    pub replies_missing: u64,
+    pub lateness_p99_ms: f64,
+    pub generator_cpu_pct: f64,
+}
+
+impl LevelReport {
+    /// The generator kept its own clock: the figures are the server's.
+    pub fn valid(&self) -> bool {
+        self.lateness_p99_ms <= MAX_LATENESS_MS && self.generator_cpu_pct < 90.0
+    }
+
+    pub fn rss_per_call_kib(&self) -> Option<f64> {
+        Some((self.rss_kib? as f64 - self.idle_rss_kib? as f64) / self.calls.max(1) as f64)
+    }
+}
+
+/// Places `opts.calls` calls against `target` and measures the level.
+pub async fn run_level(target: &Target, opts: LevelOptions) -> LevelReport {
+    let idle = target.pid.and_then(sample);
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(64)
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("http client");
+    let pattern = Pattern::new();
+    let frames = opts.secs as usize * 50;
+    let mut calls = JoinSet::new();
+    for i in 0..opts.calls {
+        let (client, pattern, base) = (client.clone(), pattern.clone(), target.base.clone());
+        let delay = opts.ramp.mul_f64(i as f64 / opts.calls.max(1) as f64);
+        calls.spawn(async move {
+            tokio::time::sleep(delay).await;
+            let spec = CallSpec { server: base, call_sid: format!("CAbench{i:026}"), frames };
+            caller::run(&client, &pattern, &spec).await
+        });
+    }
+    let stop = CancellationToken::new();
+    let prober = tokio::spawn(probe_healthz(target.base.clone(), stop.clone()));
+    // The steady window: every call started, none finished yet (all are
+    // live from the end of the ramp to the end of the first call).
+    let window_start = opts.ramp + Duration::from_secs(1);
+    let window = Duration::from_secs(opts.secs as u64)
+        .saturating_sub(opts.ramp + Duration::from_secs(2))
+        .max(Duration::from_secs(2));
+    let sampler = tokio::spawn(sample_window(target.pid, window_start, window));
+
+    let mut report = LevelReport { calls: opts.calls, idle_rss_kib: idle.map(|s| s.rss_kib), ..LevelReport::default() };
+    let (mut reply, mut lateness) = (Vec::new(), Vec::new());
+    while let Some(joined) = calls.join_next().await {
+        let (outcome, stats): (Outcome, CallStats) = joined.expect("call task");
+        match outcome {
+            Outcome::Ok => report.ok += 1,
+            Outcome::Refused => report.refused += 1,
+            Outcome::Failed => report.failed += 1,
+        }
+        report.subprotocol_echoed += stats.subprotocol_echoed as usize;
+        report.frames_sent += stats.frames_sent;
+        report.frames_received += stats.frames_received;
+        report.frames_unsent += stats.frames_unsent;
+        report.utterances += stats.utterances;
+        report.replies_missing += stats.replies_missing;
+        reply.extend(stats.reply_ms);
+        lateness.extend(stats.lateness_ms);
+    }
+    stop.cancel();
+    let (mut healthz, healthz_failed) = prober.await.expect("prober task");
+    let (server, generator) = sampler.await.expect("sampler task");
+    report.cpu_pct = server.map(|(cpu, _)| cpu);
+    report.rss_kib = server.map(|(_, rss)| rss);
+    report.generator_cpu_pct = generator.map_or(0.0, |(cpu, _)| cpu);
+    report.reply_ms = [percentile(&mut reply, 0.5), percentile(&mut reply, 0.99), percentile(&mut reply, 1.0)];
+    report.healthz_ms = [percentile(&mut healthz, 0.5), percentile(&mut healthz, 0.99)];
+    report.healthz_failed = healthz_failed;
+    report.lateness_p99_ms = percentile(&mut lateness, 0.99);
+    report
+}
+
+/// `GET /healthz` every 100 ms on a fresh connection, as a platform's probe
+/// does; returns the latencies (ms) and the failures.
+async fn probe_healthz(base: String, stop: CancellationToken) -> (Vec<f32>, usize) {
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .timeout(Duration::from_secs(2))
+        .build()
+        .expect("http client");
+    let (mut latencies, mut failed) = (Vec::new(), 0);
+    let mut every = tokio::time::interval(HEALTHZ_EVERY);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return (latencies, failed),
+            _ = every.tick() => {}
+        }
+        let began = Instant::now();
+        match client.get(format!("{base}/healthz")).send().await {
+            Ok(r) if r.status().is_success() => latencies.push(began.elapsed().as_secs_f32() * 1000.0),
+            _ => failed += 1,
+        }
+    }
+}
+
+type Usage = Option<(f64, u64)>;
+
+/// CPU % and peak RSS of the server and of this generator over the window.
+async fn sample_window(server: Option<u32>, start: Duration, window: Duration) -> (Usage, Usage) {
+    tokio::time::sleep(start).await;
+    let me = std::process::id();
+    let first = (server.and_then(sample), sample(me));
+    let mut peak = first.0.map_or(0, |s| s.rss_kib);
+    let end = Instant::now() + window;
+    while Instant::now() < end {
+        tokio::time::sleep(Duration::from_secs(1).min(end - Instant::now())).await;
+        if let Some(s) = server.and_then(sample) {
+            peak = peak.max(s.rss_kib);
+        }
+    }
+    let last = (server.and_then(sample), sample(me));
+    let usage = |a: Option<ProcSample>, b: Option<ProcSample>, rss: u64| Some((cpu_percent(&a?, &b?), rss));
+    (usage(first.0, last.0, peak), usage(first.1, last.1, 0))
+}
