@@ -49,9 +49,12 @@ pub struct LevelReport {
     pub subprotocol_echoed: usize,
     /// Server CPU over the steady window, % of one core.
     pub cpu_pct: Option<f64>,
-    /// Peak server RSS over the steady window, and before the level began.
+    /// Peak server RSS (and PSS) over the steady window, and before the
+    /// level began.
     pub rss_kib: Option<u64>,
     pub idle_rss_kib: Option<u64>,
+    pub pss_kib: Option<u64>,
+    pub idle_pss_kib: Option<u64>,
     pub reply_ms: [f64; 3],
     pub healthz_ms: [f64; 2],
     pub healthz_failed: usize,
@@ -72,6 +75,10 @@ impl LevelReport {
 
     pub fn rss_per_call_kib(&self) -> Option<f64> {
         Some((self.rss_kib? as f64 - self.idle_rss_kib? as f64) / self.calls.max(1) as f64)
+    }
+
+    pub fn pss_per_call_kib(&self) -> Option<f64> {
+        Some((self.pss_kib? as f64 - self.idle_pss_kib? as f64) / self.calls.max(1) as f64)
     }
 }
 
@@ -105,7 +112,12 @@ pub async fn run_level(target: &Target, opts: LevelOptions) -> LevelReport {
         .max(Duration::from_secs(2));
     let sampler = tokio::spawn(sample_window(target.pid, window_start, window));
 
-    let mut report = LevelReport { calls: opts.calls, idle_rss_kib: idle.map(|s| s.rss_kib), ..LevelReport::default() };
+    let mut report = LevelReport {
+        calls: opts.calls,
+        idle_rss_kib: idle.map(|s| s.rss_kib),
+        idle_pss_kib: idle.map(|s| s.pss_kib),
+        ..LevelReport::default()
+    };
     let (mut reply, mut lateness) = (Vec::new(), Vec::new());
     while let Some(joined) = calls.join_next().await {
         let (outcome, stats): (Outcome, CallStats) = joined.expect("call task");
@@ -126,9 +138,10 @@ pub async fn run_level(target: &Target, opts: LevelOptions) -> LevelReport {
     stop.cancel();
     let (mut healthz, healthz_failed) = prober.await.expect("prober task");
     let (server, generator) = sampler.await.expect("sampler task");
-    report.cpu_pct = server.map(|(cpu, _)| cpu);
-    report.rss_kib = server.map(|(_, rss)| rss);
-    report.generator_cpu_pct = generator.map_or(0.0, |(cpu, _)| cpu);
+    report.cpu_pct = server.map(|u| u.cpu_pct);
+    report.rss_kib = server.map(|u| u.rss_kib);
+    report.pss_kib = server.map(|u| u.pss_kib);
+    report.generator_cpu_pct = generator.map_or(0.0, |u| u.cpu_pct);
     report.reply_ms = [percentile(&mut reply, 0.5), percentile(&mut reply, 0.99), percentile(&mut reply, 1.0)];
     report.healthz_ms = [percentile(&mut healthz, 0.5), percentile(&mut healthz, 0.99)];
     report.healthz_failed = healthz_failed;
@@ -159,22 +172,30 @@ async fn probe_healthz(base: String, stop: CancellationToken) -> (Vec<f32>, usiz
     }
 }
 
-type Usage = Option<(f64, u64)>;
+/// A process over the steady window: CPU %, peak RSS and PSS.
+#[derive(Debug, Clone, Copy)]
+struct Usage {
+    cpu_pct: f64,
+    rss_kib: u64,
+    pss_kib: u64,
+}
 
-/// CPU % and peak RSS of the server and of this generator over the window.
-async fn sample_window(server: Option<u32>, start: Duration, window: Duration) -> (Usage, Usage) {
+/// How the server and this generator used the machine over the window.
+async fn sample_window(server: Option<u32>, start: Duration, window: Duration) -> (Option<Usage>, Option<Usage>) {
     tokio::time::sleep(start).await;
     let me = std::process::id();
     let first = (server.and_then(sample), sample(me));
-    let mut peak = first.0.map_or(0, |s| s.rss_kib);
+    let (mut rss, mut pss) = first.0.map_or((0, 0), |s| (s.rss_kib, s.pss_kib));
     let end = Instant::now() + window;
     while Instant::now() < end {
         tokio::time::sleep(Duration::from_secs(1).min(end - Instant::now())).await;
         if let Some(s) = server.and_then(sample) {
-            peak = peak.max(s.rss_kib);
+            (rss, pss) = (rss.max(s.rss_kib), pss.max(s.pss_kib));
         }
     }
     let last = (server.and_then(sample), sample(me));
-    let usage = |a: Option<ProcSample>, b: Option<ProcSample>, rss: u64| Some((cpu_percent(&a?, &b?), rss));
-    (usage(first.0, last.0, peak), usage(first.1, last.1, 0))
+    let usage = |a: Option<ProcSample>, b: Option<ProcSample>, rss_kib, pss_kib| {
+        Some(Usage { cpu_pct: cpu_percent(&a?, &b?), rss_kib, pss_kib })
+    };
+    (usage(first.0, last.0, rss, pss), usage(first.1, last.1, 0, 0))
 }

@@ -159,12 +159,12 @@ impl Drop for Server {
     }
 }
 
-const HEADER: &str = "calls   ok/ref/fail  cpu%   cpu%/call  rss MiB  KiB/call  reply ms p50/p99/max  healthz ms p50/p99  frames sent/recv/unsent  no-reply  gen-late p99  ";
+const HEADER: &str = "calls   ok/ref/fail  cpu%   cpu%/call  rss MiB  RSS KiB/call  PSS KiB/call  reply ms p50/p99/max  healthz ms p50/p99  frames sent/recv/unsent  no-reply  gen-late p99  ";
 
 fn row(r: &LevelReport) -> String {
     let opt = |v: Option<f64>, digits: usize| v.map_or("-".into(), |v| format!("{v:.digits$}"));
     format!(
-        "{:<7} {:>4}/{}/{:<4} {:>6} {:>9} {:>8} {:>9} {:>7.1}/{:.1}/{:.1} {:>10.2}/{:.2} {:>9}/{}/{} {:>6} {:>8.1} ms {}",
+        "{:<7} {:>4}/{}/{:<4} {:>6} {:>9} {:>8} {:>13} {:>13} {:>7.1}/{:.1}/{:.1} {:>10.2}/{:.2} {:>9}/{}/{} {:>6} {:>8.1} ms {}",
         r.calls,
         r.ok,
         r.refused,
@@ -173,6 +173,7 @@ fn row(r: &LevelReport) -> String {
         opt(r.cpu_pct.map(|c| c / r.calls as f64), 3),
         opt(r.rss_kib.map(|k| k as f64 / 1024.0), 0),
         opt(r.rss_per_call_kib(), 0),
+        opt(r.pss_per_call_kib(), 0),
         r.reply_ms[0],
         r.reply_ms[1],
         r.reply_ms[2],
@@ -202,10 +203,11 @@ fn print_table(results: &[(String, Vec<LevelReport>)]) {
             _ => "-".into(),
         };
         println!(
-            "  {:>5} calls: CPU {}, RSS/call {}, healthz p99 {:.2}",
+            "  {:>5} calls: CPU {}, RSS/call {}, PSS/call {}, healthz p99 {:.2}",
             a.calls,
             ratio(a.cpu_pct, b.cpu_pct),
             ratio(a.rss_per_call_kib(), b.rss_per_call_kib()),
+            ratio(a.pss_per_call_kib(), b.pss_per_call_kib()),
             a.healthz_ms[1] / b.healthz_ms[1]
         );
     }

@@ -12,7 +12,7 @@ use tracing::{Span, error, info, warn};
 
 use super::{Call, Flow};
 use crate::sandbox::wit::{self, Event};
-use crate::twilio::messages::Inbound;
+use crate::twilio::messages::{Frame, Inbound};
 
 /// A peer that keeps sending garbage is not Twilio; stop listening to it.
 const MAX_BAD_FRAMES: u32 = 100;
@@ -50,6 +50,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
         }
     }
 
+    async fn on_media(&mut self, timestamp_ms: u64, payload: &str) -> Flow {
+        if !self.guest.is_live() {
+            return self.bad_frame("media before start");
+        }
+        let payload = match BASE64.decode(payload.as_bytes()) {
+            Ok(p) => p,
+            Err(e) => return self.bad_frame(&format!("bad base64 in media: {e}")),
+        };
+        self.stats.frames_in += 1;
+        self.dispatch(Event::Media(wit::Media { payload, timestamp_ms })).await
+    }
+
     fn bad_frame(&mut self, reason: &str) -> Flow {
         self.stats.bad_frames += 1;
         warn!(event = "ws_bad_frame", reason, count = self.stats.bad_frames);
@@ -60,8 +72,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
     }
 
     async fn on_text(&mut self, text: &str) -> Flow {
-        let inbound: Inbound = match serde_json::from_str(text) {
-            Ok(m) => m,
+        let inbound = match Frame::parse(text) {
+            // While the apology plays, only its mark or a stop matter.
+            Ok(Frame::Media { .. }) if self.ending.is_some() => return Flow::Continue,
+            Ok(Frame::Media { timestamp, payload }) => return self.on_media(timestamp, payload).await,
+            Ok(Frame::Other(inbound)) => inbound,
             Err(e) => return self.bad_frame(&format!("bad JSON: {e}")),
         };
         if self.ending.is_some() {
@@ -100,17 +115,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
                 }))
                 .await
             }
-            Inbound::Media { media, .. } => {
-                if !self.guest.is_live() {
-                    return self.bad_frame("media before start");
-                }
-                let payload = match BASE64.decode(media.payload.as_bytes()) {
-                    Ok(p) => p,
-                    Err(e) => return self.bad_frame(&format!("bad base64 in media: {e}")),
-                };
-                self.stats.frames_in += 1;
-                self.dispatch(Event::Media(wit::Media { payload, timestamp_ms: media.timestamp })).await
-            }
+            Inbound::Media { media, .. } => self.on_media(media.timestamp, &media.payload).await,
             Inbound::Dtmf { dtmf, .. } => {
                 let mut chars = dtmf.digit.chars();
                 match (chars.next(), chars.next(), self.guest.is_live()) {

@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -247,7 +247,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
         };
         if closing {
             // Wait for the other side to finish the handshake.
-            let drain = async { while self.ws.next().await.is_some() {} };
+            let drain = async {
+                while let Some(Ok(_)) = self.ws.next().await {}
+                // A frame the codec refused (too big, malformed) leaves bytes
+                // it will never read: read and drop them, so that closing the
+                // socket sends a FIN, not a reset that would destroy our
+                // close frame on its way to the peer.
+                let mut sink = [0u8; 4096];
+                while let Ok(n) = self.ws.get_mut().read(&mut sink).await
+                    && n > 0
+                {}
+            };
             if tokio::time::timeout(CLOSE_TIMEOUT, drain).await.is_err() {
                 warn!(event = "ws_close_timeout");
             }

@@ -102,6 +102,41 @@ pub struct Stop {
     pub call_sid: String,
 }
 
+/// An inbound frame, with the common case (media, fifty times a second
+/// per call) read without copying: its base64 payload borrowed from the
+/// frame's text.
+#[derive(Debug, PartialEq)]
+pub enum Frame<'a> {
+    Media { timestamp: u64, payload: &'a str },
+    Other(Inbound),
+}
+
+impl<'a> Frame<'a> {
+    /// Parses a text frame. Media frames take a single pass over the text
+    /// into borrowed fields; anything else (or a media frame the fast path
+    /// cannot borrow from, e.g. with escapes) is parsed as an [`Inbound`].
+    pub fn parse(text: &'a str) -> serde_json::Result<Frame<'a>> {
+        #[derive(Deserialize)]
+        struct Peek<'a> {
+            #[serde(borrow)]
+            event: &'a str,
+            #[serde(borrow, default)]
+            media: Option<MediaRef<'a>>,
+        }
+        #[derive(Deserialize)]
+        struct MediaRef<'a> {
+            #[serde(default, deserialize_with = "lenient_u64")]
+            timestamp: u64,
+            #[serde(borrow)]
+            payload: &'a str,
+        }
+        if let Ok(Peek { event: "media", media: Some(media) }) = serde_json::from_str::<Peek>(text) {
+            return Ok(Frame::Media { timestamp: media.timestamp, payload: media.payload });
+        }
+        serde_json::from_str(text).map(Frame::Other)
+    }
+}
+
 /// A JSON text frame to Twilio.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "lowercase")]
@@ -161,5 +196,21 @@ mod tests {
         assert_eq!(start.custom_parameters["call_sid"], "CA1");
         assert_eq!(serde_json::from_str::<Inbound>(r#"{"event":"somethingnew","x":1}"#).unwrap(), Inbound::Unknown);
         assert!(serde_json::from_str::<Inbound>(r#"{"event":"media"}"#).is_err());
+    }
+
+    #[test]
+    fn media_frames_are_read_in_place_and_everything_else_as_before() {
+        let media = r#"{"event":"media","sequenceNumber":"3","streamSid":"MZ1","media":{"track":"inbound","chunk":"2","timestamp":"40","payload":"//8="}}"#;
+        assert_eq!(Frame::parse(media).unwrap(), Frame::Media { timestamp: 40, payload: "//8=" });
+        let numeric = r#"{"event":"media","media":{"timestamp":60,"payload":"AAA="}}"#;
+        assert_eq!(Frame::parse(numeric).unwrap(), Frame::Media { timestamp: 60, payload: "AAA=" });
+        // An escaped payload cannot be borrowed: parsed the long way, same meaning.
+        let escaped = r#"{"event":"media","media":{"timestamp":"0","payload":"\/\/8="}}"#;
+        let Frame::Other(Inbound::Media { media, .. }) = Frame::parse(escaped).unwrap() else { panic!() };
+        assert_eq!(media.payload, "//8=");
+        assert!(Frame::parse(r#"{"event":"media"}"#).is_err(), "media without media is still refused");
+        assert!(Frame::parse("not json").is_err());
+        let stop = r#"{"event":"stop","streamSid":"MZ1"}"#;
+        assert!(matches!(Frame::parse(stop).unwrap(), Frame::Other(Inbound::Stop { .. })));
     }
 }
