@@ -73,12 +73,18 @@ impl LevelReport {
         self.lateness_p99_ms <= MAX_LATENESS_MS && self.generator_cpu_pct < 90.0
     }
 
-    pub fn rss_per_call_kib(&self) -> Option<f64> {
-        Some((self.rss_kib? as f64 - self.idle_rss_kib? as f64) / self.calls.max(1) as f64)
-    }
-
-    pub fn pss_per_call_kib(&self) -> Option<f64> {
-        Some((self.pss_kib? as f64 - self.idle_pss_kib? as f64) / self.calls.max(1) as f64)
+    /// What each added live call costs in memory, KiB of RSS and of PSS:
+    /// the slope from the level below (a server's heap does not shrink
+    /// between levels), or from the idle server for the first level.
+    pub fn marginal_kib(&self, below: Option<&LevelReport>) -> [Option<f64>; 2] {
+        let slope = |peak: Option<u64>, base: Option<u64>, base_calls: usize| {
+            let calls = self.calls.checked_sub(base_calls).filter(|&n| n > 0)?;
+            Some((peak? as f64 - base? as f64) / calls as f64)
+        };
+        match below {
+            Some(b) => [slope(self.rss_kib, b.rss_kib, b.calls), slope(self.pss_kib, b.pss_kib, b.calls)],
+            None => [slope(self.rss_kib, self.idle_rss_kib, 0), slope(self.pss_kib, self.idle_pss_kib, 0)],
+        }
     }
 }
 

@@ -90,7 +90,7 @@ async fn levels(server: &Server, args: &BenchArgs) -> anyhow::Result<Vec<LevelRe
         let ramp = args.ramp_secs.unwrap_or((calls as f64 / 400.0).clamp(2.0, 8.0));
         let opts = LevelOptions { calls, secs: args.secs, ramp: Duration::from_secs_f64(ramp) };
         let report = run_level(&server.target, opts).await;
-        println!("  {:<8} {}", server.target.name, row(&report));
+        println!("  {:<8} {}", server.target.name, row(&report, reports.last()));
         reports.push(report);
         // Let the calls' sockets close before the next level.
         tokio::time::sleep(Duration::from_secs(2)).await;
@@ -161,7 +161,8 @@ impl Drop for Server {
 
 const HEADER: &str = "calls   ok/ref/fail  cpu%   cpu%/call  rss MiB  RSS KiB/call  PSS KiB/call  reply ms p50/p99/max  healthz ms p50/p99  frames sent/recv/unsent  no-reply  gen-late p99  ";
 
-fn row(r: &LevelReport) -> String {
+fn row(r: &LevelReport, below: Option<&LevelReport>) -> String {
+    let [rss_per_call, pss_per_call] = r.marginal_kib(below);
     let opt = |v: Option<f64>, digits: usize| v.map_or("-".into(), |v| format!("{v:.digits$}"));
     format!(
         "{:<7} {:>4}/{}/{:<4} {:>6} {:>9} {:>8} {:>13} {:>13} {:>7.1}/{:.1}/{:.1} {:>10.2}/{:.2} {:>9}/{}/{} {:>6} {:>8.1} ms {}",
@@ -172,8 +173,8 @@ fn row(r: &LevelReport) -> String {
         opt(r.cpu_pct, 1),
         opt(r.cpu_pct.map(|c| c / r.calls as f64), 3),
         opt(r.rss_kib.map(|k| k as f64 / 1024.0), 0),
-        opt(r.rss_per_call_kib(), 0),
-        opt(r.pss_per_call_kib(), 0),
+        opt(rss_per_call, 0),
+        opt(pss_per_call, 0),
         r.reply_ms[0],
         r.reply_ms[1],
         r.reply_ms[2],
@@ -191,13 +192,16 @@ fn row(r: &LevelReport) -> String {
 fn print_table(results: &[(String, Vec<LevelReport>)]) {
     println!("\n{:<8} {HEADER}", "server");
     for (name, reports) in results {
-        for r in reports {
-            println!("{name:<8} {}", row(r));
+        for (i, r) in reports.iter().enumerate() {
+            println!("{name:<8} {}", row(r, i.checked_sub(1).map(|b| &reports[b])));
         }
     }
     let [(_, ours), (_, theirs)] = results else { return };
     println!("\nhotline / peer, per level:");
-    for (a, b) in ours.iter().zip(theirs) {
+    for (i, (a, b)) in ours.iter().zip(theirs).enumerate() {
+        let below = i.checked_sub(1);
+        let [a_rss, a_pss] = a.marginal_kib(below.map(|j| &ours[j]));
+        let [b_rss, b_pss] = b.marginal_kib(below.map(|j| &theirs[j]));
         let ratio = |x: Option<f64>, y: Option<f64>| match (x, y) {
             (Some(x), Some(y)) if y > 0.0 => format!("{:.2}", x / y),
             _ => "-".into(),
@@ -206,8 +210,8 @@ fn print_table(results: &[(String, Vec<LevelReport>)]) {
             "  {:>5} calls: CPU {}, RSS/call {}, PSS/call {}, healthz p99 {:.2}",
             a.calls,
             ratio(a.cpu_pct, b.cpu_pct),
-            ratio(a.rss_per_call_kib(), b.rss_per_call_kib()),
-            ratio(a.pss_per_call_kib(), b.pss_per_call_kib()),
+            ratio(a_rss, b_rss),
+            ratio(a_pss, b_pss),
             a.healthz_ms[1] / b.healthz_ms[1]
         );
     }
