@@ -27,7 +27,13 @@ use crate::machine::{self, Machine};
 pub const SNAPSHOT_SCHEMA: u32 = 4;
 
 pub(crate) fn write(machine: &Machine) -> Vec<u8> {
-    serde_json::to_vec(&Snapshot::from(machine)).expect("a snapshot always serializes")
+    let snapshot = Snapshot::from(machine);
+    // Sized up front: a buffer grown by doubling keeps two copies alive at
+    // once, and the guest heap's high-water mark stays resident for the
+    // whole call (this runs every half second of every call).
+    let mut out = Vec::with_capacity(snapshot.size_hint());
+    serde_json::to_writer(&mut out, &snapshot).expect("a snapshot always serializes");
+    out
 }
 
 pub(crate) fn read(bytes: &[u8]) -> Result<Machine, String> {
@@ -240,6 +246,19 @@ impl From<&Machine> for Snapshot {
 }
 
 impl Snapshot {
+    /// About how many bytes the JSON takes (base64 is 4/3 of its bytes).
+    fn size_hint(&self) -> usize {
+        let texts = |segments: &[Segment]| segments.iter().map(|s| s.mark.len() + s.text.len() + 48).sum::<usize>();
+        1024 + self.caller.utterance.len() * 4 / 3
+            + self.settings.system_prompt.len()
+            + texts(&self.playback.segments)
+            + texts(&self.ai.speaking)
+            + self.ai.conversation.iter().map(|t| t.text.len() + 32).sum::<usize>()
+            + self.ai.unspoken.len()
+            + self.ai.resampler.as_ref().map_or(0, |r| r.history.len() * 16)
+            + self.ai.framer_carry.len() * 4 / 3
+    }
+
     /// Refuses audio state the machine could not continue from.
     fn into_machine(self) -> Result<Machine, String> {
         let Snapshot { schema: _, state, started, media_ms, settings, caller, playback, ai } = self;
@@ -343,11 +362,13 @@ same_variants!(Role, CallRole, System, User, Assistant);
 
 mod base64_bytes {
     use base64::Engine as _;
+    use base64::display::Base64Display;
     use base64::engine::general_purpose::STANDARD;
     use serde::{Deserialize, Deserializer, Serializer};
 
+    /// Encoded straight into the output, without a string of its own.
     pub fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&STANDARD.encode(bytes))
+        s.collect_str(&Base64Display::new(bytes, &STANDARD))
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
