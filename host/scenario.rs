@@ -386,7 +386,7 @@ impl Runner<'_> {
         present("hangup", e.hangup, &|f| matches!(f, Effect::Hangup));
         present("transcribe", e.transcribe, &|f| matches!(f, Effect::Transcribe(_)));
         present("cancel", e.cancel, &|f| matches!(f, Effect::Cancel));
-        let last_think = all().filter_map(|(_, f)| if let Effect::Think(t) = f { Some(t) } else { None }).last();
+        let last_think = all().filter_map(|(_, f)| if let Effect::Think(t) = f { Some(t) } else { None }).next_back();
         if let Some(want) = e.think_user {
             match last_think.and_then(|t| t.last()) {
                 Some(turn) if turn.text == want => {}

@@ -86,7 +86,7 @@ impl Work {
             let result = retry_once(ProviderKind::Stt, retry_delay, || stt.transcribe(pcm.clone())).await;
             report(match finish(&providers, ProviderKind::Stt, result) {
                 Ok(text) => Event::Transcript(wit::Transcript { text, is_final: true }),
-                Err(e) => e,
+                Err(e) => Event::ProviderError(e),
             });
         });
     }
@@ -103,7 +103,7 @@ impl Work {
             let result = llm.reply(&messages, &mut delta).await;
             report(match finish(&providers, ProviderKind::Llm, result) {
                 Ok(()) => Event::ReplyText(wit::ReplyText { delta: String::new(), done: true }),
-                Err(e) => e,
+                Err(e) => Event::ProviderError(e),
             });
         });
     }
@@ -162,10 +162,8 @@ impl Work {
                 t.stt_ms = Some(t.since_eou());
                 debug!(event = "stt_text", turn = t.turn, text = %tr.text);
             }
-            Event::ReplyText(r) => {
-                if t.llm_first_token_ms.is_none() && !r.delta.is_empty() {
-                    t.llm_first_token_ms = t.think_at.map(ms_since);
-                }
+            Event::ReplyText(r) if t.llm_first_token_ms.is_none() && !r.delta.is_empty() => {
+                t.llm_first_token_ms = t.think_at.map(ms_since);
             }
             Event::SpeechAudio(_) if t.tts_first_byte_ms.is_none() => {
                 t.tts_first_byte_ms = Some(t.speak_at.map(ms_since).unwrap_or(0.0));
@@ -240,14 +238,14 @@ async fn speech_worker(
                 };
                 report(Event::SpeechAudio(wit::SpeechAudio { samples: Vec::new(), sample_rate, done: true }));
             }
-            Err(e) => return report(e),
+            Err(e) => return report(Event::ProviderError(e)),
         }
     }
 }
 
-/// Records the outcome in the provider's health; a failure becomes the
-/// guest's `provider-error` event.
-fn finish<T>(providers: &Providers, kind: ProviderKind, result: providers::Result<T>) -> Result<T, Event> {
+/// Records the outcome in the provider's health; a failure becomes what
+/// the guest's `provider-error` event carries.
+fn finish<T>(providers: &Providers, kind: ProviderKind, result: providers::Result<T>) -> Result<T, wit::ProviderError> {
     match result {
         Ok(value) => {
             providers.health.ok(kind);
@@ -257,7 +255,7 @@ fn finish<T>(providers: &Providers, kind: ProviderKind, result: providers::Resul
             let message = e.to_string();
             warn!(event = "provider_error", kind = kind.name(), error = %message);
             providers.health.failed(kind, &message);
-            Err(Event::ProviderError(wit::ProviderError { kind: kind.into(), message }))
+            Err(wit::ProviderError { kind: kind.into(), message })
         }
     }
 }

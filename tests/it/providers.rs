@@ -262,7 +262,7 @@ async fn google_path_with_service_account_auth_and_token_refresh() {
     // After the first turn, every token is revoked: the next request gets
     // a 401, and the client must fetch a new token and try again.
     let state = mock.state.clone();
-    eventually_long(|| state.synthesized.lock().unwrap().len() >= 1).await;
+    eventually_long(|| !state.synthesized.lock().unwrap().is_empty()).await;
     *mock.state.token_secs.lock().unwrap() = 3600;
     eventually_long(|| state.synthesized.lock().unwrap().len() >= 2).await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
