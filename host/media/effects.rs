@@ -1,17 +1,16 @@
 //! The guest's effects performed: audio, marks and clears as Twilio frames,
 //! timers, provider work, hang-up and guest logs.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::SinkExt;
 use hotline_audio::FRAME_BYTES;
 use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_util::time::{DelayQueue, delay_queue};
 use tracing::{debug, info, warn};
 
 use super::{Call, Flow};
@@ -113,33 +112,32 @@ fn guest_log(entry: LogEntry) {
 }
 
 /// The guest's timers: ids are the guest's own, per call; setting an id
-/// again restarts it.
+/// again restarts it. A call has one or two at a time, so a short list does
+/// (a timer wheel, such as tokio-util's `DelayQueue`, allocates kilobytes
+/// up front in every call).
 #[derive(Default)]
 pub(super) struct Timers {
-    queue: DelayQueue<u32>,
-    keys: HashMap<u32, delay_queue::Key>,
+    due: Vec<(u32, Instant)>,
 }
 
 impl Timers {
     pub fn set(&mut self, id: u32, after: Duration) {
         self.cancel(id);
-        let key = self.queue.insert(id, after);
-        self.keys.insert(id, key);
+        self.due.push((id, Instant::now() + after));
     }
 
     pub fn cancel(&mut self, id: u32) {
-        if let Some(key) = self.keys.remove(&id) {
-            self.queue.remove(&key);
-        }
+        self.due.retain(|&(timer, _)| timer != id);
     }
 
-    /// The next timer to fire; pending while none is set.
-    pub async fn next(&mut self) -> Option<u32> {
-        if self.queue.is_empty() {
+    /// The next timer to fire; pending while none is set. Cancel-safe: a
+    /// timer leaves the list only when this returns it.
+    pub async fn next(&mut self) -> u32 {
+        let Some(&(id, at)) = self.due.iter().min_by_key(|&&(_, at)| at) else {
             return std::future::pending().await;
-        }
-        let id = self.queue.next().await?.into_inner();
-        self.keys.remove(&id);
-        Some(id)
+        };
+        tokio::time::sleep_until(at).await;
+        self.cancel(id);
+        id
     }
 }

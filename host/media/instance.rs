@@ -76,12 +76,20 @@ impl Instance {
     /// At an event boundary, moves the call to a newly activated version.
     /// A refusal (or `HOTLINE_SWAP=pin`) keeps the call where it is until
     /// it ends. Timers and the socket are the host's and carry over.
+    ///
+    /// Checked before every event, needed almost never: the check is
+    /// inline and the move is boxed, so every call's future does not carry
+    /// the space a migration needs.
     pub async fn follow_swap(&mut self, app: &App) {
         let generation = app.versions.generation();
         if generation == self.generation {
             return;
         }
         self.generation = generation;
+        Box::pin(self.migrate(app)).await;
+    }
+
+    async fn migrate(&mut self, app: &App) {
         let Some(target) = app.versions.active() else { return };
         if app.config.swap == SwapPolicy::Pin || target.digest() == self.version.digest() {
             return;

@@ -75,7 +75,14 @@ struct Stats {
     max_event_us: u64,
 }
 
-pub async fn run_call<S>(app: Arc<App>, version: Arc<Version>, ws: WebSocketStream<S>, subprotocol: bool)
+/// The call, as a future built in place: an `async fn` here would keep its
+/// arguments beside the `Call` they move into, in every call's task.
+pub fn run_call<S>(
+    app: Arc<App>,
+    version: Arc<Version>,
+    ws: WebSocketStream<S>,
+    subprotocol: bool,
+) -> impl Future<Output = ()>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -93,7 +100,7 @@ where
         stats: Stats::default(),
         ending: None,
     };
-    call.run(subprotocol).instrument(span).await
+    call.run(subprotocol).instrument(span)
 }
 
 struct Call<S> {
@@ -137,7 +144,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
                 _ = &mut shutdown => Input::Shutdown,
                 _ = apology_over => Input::ApologyOver,
                 msg = self.ws.next() => Input::Frame(msg),
-                Some(id) = self.timers.next() => Input::Timer(id),
+                id = self.timers.next() => Input::Timer(id),
                 event = self.work.next() => Input::Provider(event),
                 _ = ping.tick() => Input::Ping,
             };
@@ -161,7 +168,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
                 break flow;
             }
         };
-        self.finish(end).await;
+        // Boxed: closing needs more future than a frame does, once per call.
+        Box::pin(self.finish(end)).await;
         let s = &self.stats;
         info!(
             event = "ws_closed",
@@ -200,13 +208,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
                     // `restarted` tells it the work is gone.
                     self.work.cancel();
                     let reason = failure.summary();
-                    if self.guest.recover(&self.app, failure).await {
+                    // Boxed, like the apology: rare paths that would
+                    // otherwise size every call's future.
+                    if Box::pin(self.guest.recover(&self.app, failure)).await {
                         // The event that failed is skipped, not replayed.
                         let work_dropped = self.app.providers.complete();
                         queue.push_back(Event::Restarted(wit::Restart { reason, work_dropped }));
                         continue;
                     }
-                    return self.apologize().await;
+                    return Box::pin(self.apologize()).await;
                 }
             };
             for effect in effects {

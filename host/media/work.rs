@@ -31,8 +31,9 @@ type Report = (u64, Event);
 
 pub struct Work {
     providers: Arc<Providers>,
-    tx: UnboundedSender<Report>,
-    rx: UnboundedReceiver<Report>,
+    /// Made on the first request: an echo call never has one (a tokio
+    /// channel allocates a block of slots up front, in every call).
+    channel: Option<(UnboundedSender<Report>, UnboundedReceiver<Report>)>,
     epoch: u64,
     tasks: Vec<AbortHandle>,
     /// Texts for this epoch's speech worker.
@@ -47,11 +48,9 @@ pub struct Work {
 
 impl Work {
     pub fn new(providers: Arc<Providers>, eou_ms: u32) -> Work {
-        let (tx, rx) = unbounded_channel();
         Work {
             providers,
-            tx,
-            rx,
+            channel: None,
             epoch: 0,
             tasks: Vec::new(),
             speech: None,
@@ -66,7 +65,8 @@ impl Work {
     pub async fn next(&mut self) -> Event {
         loop {
             // We hold a sender, so the channel never closes.
-            let Some((epoch, event)) = self.rx.recv().await else { return std::future::pending().await };
+            let Some((_, rx)) = self.channel.as_mut() else { return std::future::pending().await };
+            let Some((epoch, event)) = rx.recv().await else { return std::future::pending().await };
             if epoch == self.epoch {
                 self.observe(&event);
                 return event;
@@ -183,15 +183,20 @@ impl Work {
         warn!(event = "provider_missing", kind = kind.name());
         let message = format!("no {} provider is configured", kind.name());
         let error = wit::ProviderError { kind: kind.into(), message };
-        let _ = self.tx.send((self.epoch, Event::ProviderError(error)));
+        (self.reporter())(Event::ProviderError(error));
     }
 
     /// Sends an event tagged with the current epoch.
-    fn reporter(&self) -> impl Fn(Event) + Send + Sync + 'static {
-        let (tx, epoch) = (self.tx.clone(), self.epoch);
+    fn reporter(&mut self) -> impl Fn(Event) + Send + Sync + 'static {
+        let epoch = self.epoch;
+        let tx = self.sender().clone();
         move |event| {
             let _ = tx.send((epoch, event));
         }
+    }
+
+    fn sender(&mut self) -> &UnboundedSender<Report> {
+        &self.channel.get_or_insert_with(unbounded_channel).0
     }
 
     fn spawn(&mut self, task: impl Future<Output = ()> + Send + 'static) {

@@ -18,6 +18,8 @@ use hotline_audio::endpoint::{Endpointer as AudioEndpointer, EndpointerState};
 use hotline_audio::frame::Framer;
 use hotline_audio::resample::{Resampler as AudioResampler, ResamplerState};
 use hotline_audio::vad::VadState;
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
 
 use crate::bindings::hotline::call::types::{Role as CallRole, Turn as CallTurn};
@@ -54,9 +56,10 @@ pub(crate) fn read(bytes: &[u8]) -> Result<Machine, String> {
     snapshot.into_machine().map_err(|e| format!("bad snapshot: {e}"))
 }
 
-/// The current format, schema 4.
+/// The current format, schema 4. Written from a borrowed machine: the
+/// utterance (up to seconds of audio) is not copied to be encoded.
 #[derive(Serialize, Deserialize)]
-struct Snapshot {
+struct Snapshot<'a> {
     schema: u32,
     state: State,
     /// `Started` has arrived (and the greeting was played).
@@ -64,7 +67,7 @@ struct Snapshot {
     /// Media time of the call so far.
     media_ms: u64,
     settings: Settings,
-    caller: Caller,
+    caller: Caller<'a>,
     playback: Playback,
     ai: Ai,
 }
@@ -93,10 +96,10 @@ struct Settings {
 /// The caller's audio. The endpointer's configuration follows from the
 /// settings and is not stored.
 #[derive(Serialize, Deserialize)]
-struct Caller {
+struct Caller<'a> {
     /// μ-law of the utterance in progress; between utterances, the pre-roll.
     #[serde(with = "base64_bytes")]
-    utterance: Vec<u8>,
+    utterance: Cow<'a, [u8]>,
     utterance_start_ms: u64,
     endpointer: Endpointer,
 }
@@ -191,8 +194,8 @@ struct Resampler {
     pos: u64,
 }
 
-impl From<&Machine> for Snapshot {
-    fn from(m: &Machine) -> Self {
+impl<'a> From<&'a Machine> for Snapshot<'a> {
+    fn from(m: &'a Machine) -> Self {
         let endpointer = m.caller.endpointer.state();
         Snapshot {
             schema: SNAPSHOT_SCHEMA,
@@ -208,7 +211,7 @@ impl From<&Machine> for Snapshot {
                 system_prompt: m.settings.system_prompt.clone(),
             },
             caller: Caller {
-                utterance: m.caller.utterance.clone(),
+                utterance: Cow::Borrowed(&m.caller.utterance),
                 utterance_start_ms: m.caller.utterance_start_ms,
                 endpointer: Endpointer {
                     in_utterance: endpointer.in_utterance,
@@ -245,7 +248,7 @@ impl From<&Machine> for Snapshot {
     }
 }
 
-impl Snapshot {
+impl Snapshot<'_> {
     /// About how many bytes the JSON takes (base64 is 4/3 of its bytes).
     fn size_hint(&self) -> usize {
         let texts = |segments: &[Segment]| segments.iter().map(|s| s.mark.len() + s.text.len() + 48).sum::<usize>();
@@ -287,7 +290,7 @@ impl Snapshot {
             state: state.into(),
             started,
             media_ms,
-            caller: machine::Caller::new(endpointer, caller.utterance, caller.utterance_start_ms),
+            caller: machine::Caller::new(endpointer, caller.utterance.into_owned(), caller.utterance_start_ms),
             playback: machine::Playback {
                 turn: playback.turn,
                 segments: playback.segments.into_iter().map(Segment::into).collect(),
@@ -371,9 +374,9 @@ mod base64_bytes {
         s.collect_str(&Base64Display::new(bytes, &STANDARD))
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+    pub fn deserialize<'de, D: Deserializer<'de>, T: From<Vec<u8>>>(d: D) -> Result<T, D::Error> {
         let text = String::deserialize(d)?;
-        STANDARD.decode(text).map_err(serde::de::Error::custom)
+        STANDARD.decode(text).map(T::from).map_err(serde::de::Error::custom)
     }
 }
 

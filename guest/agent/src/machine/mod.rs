@@ -212,7 +212,7 @@ impl Machine {
         if self.settings.ai {
             self.speak(text_or(&s.config.greeting, GREETING_TEXT), fx);
         } else {
-            self.play_segment(GREETING_AUDIO.to_vec(), GREETING_MARK.to_string(), String::new(), fx);
+            self.play_segment(playback::prompt(GREETING_AUDIO), GREETING_MARK.to_string(), String::new(), fx);
         }
         self.playback.reply_complete = true;
     }

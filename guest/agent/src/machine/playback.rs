@@ -90,3 +90,12 @@ pub(super) fn play_with_mark(mut audio: Vec<u8>, mark: &str, fx: &mut Vec<Effect
     }
     fx.push(Effect::Mark(mark.to_string()));
 }
+
+/// A copy of a prompt, padded to whole frames, in one allocation of its
+/// final size: growing a copy to pad it would hold two copies at once,
+/// and the guest's heap keeps its high-water mark for the whole call.
+pub(super) fn prompt(audio: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(audio.len().div_ceil(FRAME_BYTES) * FRAME_BYTES);
+    out.extend_from_slice(audio);
+    out
+}

@@ -7,7 +7,7 @@ use hotline_audio::frame::Framer;
 use hotline_audio::resample::Resampler;
 use hotline_audio::{SAMPLE_RATE, ulaw};
 
-use super::playback::play_with_mark;
+use super::playback::{play_with_mark, prompt};
 use super::{Machine, Segment, State, log};
 #[cfg(not(feature = "contract-0-1"))]
 use crate::bindings::hotline::call::types::Restart;
@@ -167,7 +167,7 @@ impl Machine {
             "fallback_fired",
             &[("turn", turn.to_string()), ("after_ms", self.settings.fallback_ms.to_string())],
         ));
-        play_with_mark(FILLER_AUDIO.to_vec(), &mark, fx);
+        play_with_mark(prompt(FILLER_AUDIO), &mark, fx);
         ai.filler = Some(mark);
         ai.filler_fired = true;
     }
@@ -239,7 +239,7 @@ impl Machine {
             self.begin_reply(fx);
         }
         let mark = format!("t{}-apology", self.playback.turn);
-        self.play_segment(APOLOGY_AUDIO.to_vec(), mark, String::new(), fx);
+        self.play_segment(prompt(APOLOGY_AUDIO), mark, String::new(), fx);
         self.playback.reply_complete = true;
     }
 }

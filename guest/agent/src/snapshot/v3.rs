@@ -121,7 +121,7 @@ struct Framer {
     pending: Vec<u8>,
 }
 
-impl From<Snapshot> for super::Snapshot {
+impl From<Snapshot> for super::Snapshot<'static> {
     fn from(v3: Snapshot) -> Self {
         let Snapshot {
             settings,
@@ -169,7 +169,7 @@ impl From<Snapshot> for super::Snapshot {
                 system_prompt: settings.system_prompt,
             },
             caller: super::Caller {
-                utterance,
+                utterance: utterance.into(),
                 utterance_start_ms,
                 endpointer: super::Endpointer {
                     in_utterance: endpointer.in_utterance,
