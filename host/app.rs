@@ -7,12 +7,15 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
+use crate::http::auth::Auth;
 use crate::providers::Providers;
 use crate::sandbox::Sandbox;
 use crate::versions::{Registry, RollbackPolicy};
 
 pub struct App {
     pub config: Config,
+    /// Signatures, stream tokens, the public URL.
+    pub auth: Auth,
     pub sandbox: Sandbox,
     /// Speech-to-text, LLM, text-to-speech (any may be absent) and their health.
     pub providers: Arc<Providers>,
@@ -29,6 +32,7 @@ pub struct App {
 impl App {
     pub fn new(config: Config, sandbox: Sandbox, providers: Providers) -> Arc<Self> {
         Arc::new(App {
+            auth: Auth::new(&config),
             sandbox,
             providers: Arc::new(providers),
             versions: Registry::new(RollbackPolicy { traps: config.rollback_traps, window: config.rollback_window }),

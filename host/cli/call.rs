@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 
+use crate::providers::Secret;
 use crate::sim::{CallOptions, CallReport, Moment, place_call, reply_latencies, wav};
 
 #[derive(Debug, clap::Args)]
@@ -39,6 +40,12 @@ pub struct CallArgs {
     /// End-of-utterance silence the timeline's detector uses (match the server's HOTLINE_EOU_MS).
     #[arg(long, default_value_t = crate::config::EOU_MS_DEFAULT)]
     pub eou_ms: u32,
+    /// Sign requests as Twilio does, with this auth token (the server's TWILIO_AUTH_TOKEN).
+    #[arg(long, env = "TWILIO_AUTH_TOKEN", hide_env_values = true)]
+    pub auth_token: Option<String>,
+    /// The public base URL the server's signatures cover (its PUBLIC_BASE_URL) [default: --url].
+    #[arg(long)]
+    pub public_url: Option<String>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -71,6 +78,8 @@ pub async fn run(args: CallArgs) -> anyhow::Result<ExitCode> {
         dtmf: args.dtmf.0.clone(),
         idle_ms: (args.idle_secs * 1000.0) as u64,
         eou_silence_ms: args.eou_ms,
+        auth_token: args.auth_token.as_deref().map(Secret::new),
+        public_url: args.public_url.clone(),
         ..CallOptions::default()
     };
     if args.calls <= 1 {

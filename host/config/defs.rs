@@ -10,6 +10,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::str::FromStr;
 
+use super::security::SecurityArgs;
 use super::{CallMode, LogFormat, SwapPolicy};
 use crate::providers::settings::ProviderArgs;
 
@@ -27,8 +28,8 @@ pub struct ServeArgs {
     /// Listen address.
     #[arg(long, env = "HOTLINE_BIND", default_value = "0.0.0.0")]
     pub bind: IpAddr,
-    /// Public https:// base for TwiML URLs (a trailing slash is fine); without it, built from
-    /// X-Forwarded-Proto / X-Forwarded-Host / Host.
+    /// Public https:// base for TwiML URLs and signatures (a trailing slash is fine); without it,
+    /// built from Host (or the proxy headers, with HOTLINE_TRUST_PROXY).
     #[arg(long, env = "PUBLIC_BASE_URL", value_parser = base_url)]
     pub public_base_url: Option<String>,
     /// stream (TwiML Connect/Stream) or record (Say + Record, a fallback).
@@ -80,6 +81,8 @@ pub struct ServeArgs {
     pub deploy_id: Option<String>,
     #[command(flatten)]
     pub sandbox: SandboxArgs,
+    #[command(flatten)]
+    pub security: SecurityArgs,
     #[command(flatten)]
     pub providers: ProviderArgs,
 }

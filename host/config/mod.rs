@@ -7,6 +7,7 @@
 
 mod defs;
 mod env;
+mod security;
 
 use std::ffi::OsString;
 use std::net::SocketAddr;
@@ -19,6 +20,7 @@ use clap::{ArgMatches, CommandFactory, FromArgMatches};
 pub use defs::{EOU_MS_DEFAULT, SandboxArgs, ServeArgs};
 pub(crate) use defs::{at_least_1, clamped};
 pub use env::parse_with_env;
+pub use security::{Security, SecurityArgs};
 
 use crate::providers::ProviderSettings;
 use crate::sandbox::SandboxConfig;
@@ -94,6 +96,8 @@ pub struct Config {
     /// is rolled back on its own.
     pub rollback_traps: usize,
     pub rollback_window: Duration,
+    /// Signatures, stream tokens, the public URL's source.
+    pub security: Security,
 }
 
 /// Every setting's default, from the definitions (parsed with no
@@ -146,6 +150,7 @@ impl Config {
             admin_max_bytes: args.admin_max_bytes,
             rollback_traps: args.rollback_traps,
             rollback_window: Duration::from_secs(args.rollback_window_secs),
+            security: args.security.security()?,
         })
     }
 }

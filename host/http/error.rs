@@ -9,6 +9,7 @@ use tracing::{error, info, warn};
 use super::respond::{Body, json, text, xml};
 use crate::sandbox::GuestError;
 use crate::twilio::form::FormError;
+use crate::twilio::signature::Rejection;
 use crate::versions::{LoadError, NothingToRollBack};
 
 /// What a caller hears when the call cannot be taken right now (draining,
@@ -57,6 +58,10 @@ pub enum AppError {
     Twiml(String),
     #[error("missing or wrong bearer token")]
     Unauthorized { path: String },
+    /// A webhook or upgrade without a valid `X-Twilio-Signature`; `url` is
+    /// the URL the signature was checked against.
+    #[error("Twilio signature {reason}")]
+    Signature { reason: Rejection, url: String },
     /// A component upload that did not pass the load pipeline (which logs
     /// its own `guest_rejected`).
     #[error(transparent)]
@@ -108,6 +113,10 @@ impl AppError {
             AppError::Twiml(_) => {
                 error!(event = "twiml_error", reason);
                 text(StatusCode::INTERNAL_SERVER_ERROR, reason)
+            }
+            AppError::Signature { reason, url } => {
+                warn!(event = "signature_rejected", reason = reason.name(), url);
+                text(StatusCode::FORBIDDEN, "invalid Twilio signature")
             }
             AppError::Unauthorized { path } => {
                 warn!(event = "admin_unauthorized", path);

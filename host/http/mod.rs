@@ -8,6 +8,7 @@
 //! - `ws.rs`: the WebSocket handshake; `base_url.rs`: the public URL.
 
 mod admin;
+pub mod auth;
 mod base_url;
 mod error;
 mod respond;

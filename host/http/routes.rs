@@ -4,9 +4,9 @@
 
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
-use http::{Method, Request, Response, StatusCode, header};
+use http::{HeaderMap, Method, Request, Response, StatusCode, header};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
@@ -17,9 +17,10 @@ use tracing::{Instrument, Span, field, info, info_span, warn};
 
 use super::error::AppError;
 use super::respond::{Body, empty, json, read_form, text, xml};
-use super::{base_url, ws};
+use super::ws;
 use crate::app::App;
 use crate::sandbox::wit;
+use crate::twilio::stream_token;
 
 /// Largest WebSocket message accepted; Twilio's are a few hundred bytes.
 pub const MAX_WS_MESSAGE: usize = 64 * 1024;
@@ -71,6 +72,7 @@ fn readyz(app: &App) -> Response<Body> {
         "providers": app.providers.health.report(),
         "draining": draining,
         "live_calls": app.calls.len(),
+        "twilio_signature": if app.auth.signatures_checked() { "on" } else { "off" },
     });
     json(if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE }, body)
 }
@@ -91,19 +93,30 @@ fn version(app: &App) -> Response<Body> {
     )
 }
 
-async fn incoming_call(app: &App, req: Request<Incoming>) -> Result<Response<Body>, AppError> {
-    let base = base_url::derive(app.config.public_base_url.as_deref(), req.headers());
+/// A webhook's form, once its signature has been checked (when signatures
+/// are on): every webhook handler reads its form through this.
+async fn signed_form(app: &App, req: Request<Incoming>) -> Result<(Vec<(String, String)>, HeaderMap), AppError> {
+    let (headers, uri) = (req.headers().clone(), req.uri().clone());
     let params = read_form(req, app.config.max_body_bytes).await?;
+    Span::current().record("call_sid", param(&params, "CallSid"));
+    app.auth.check_webhook(&headers, &uri, &params)?;
+    Ok((params, headers))
+}
+
+async fn incoming_call(app: &App, req: Request<Incoming>) -> Result<Response<Body>, AppError> {
+    let (params, headers) = signed_form(app, req).await?;
     let call_sid = param(&params, "CallSid").to_string();
-    Span::current().record("call_sid", call_sid.as_str());
     if app.is_draining() {
         return Err(AppError::Draining);
     }
     let version = app.versions.active_within(GUEST_LOAD_WAIT).await.ok_or(AppError::NoGuest)?;
-    let base_url = base.map_err(AppError::BadRequest)?;
+    let base_url = app.auth.public_base(&headers).map_err(AppError::BadRequest)?;
     let webhook = wit::Webhook { params, base_url, mode: app.config.mode.into() };
     match version.guest.incoming_call(&webhook).await? {
         Ok(twiml) => {
+            // The stream must prove it follows this answer (`stream_token.rs`).
+            let token = app.auth.stream_tokens.issue(&call_sid, SystemTime::now());
+            let twiml = stream_token::add_to_twiml(&twiml, &token).map_err(AppError::Twiml)?;
             info!(event = "incoming_call", call_sid, mode = app.config.mode.name());
             Ok(xml(StatusCode::OK, twiml))
         }
@@ -113,8 +126,7 @@ async fn incoming_call(app: &App, req: Request<Incoming>) -> Result<Response<Bod
 }
 
 async fn webhook_logged(app: &App, req: Request<Incoming>, event: &'static str) -> Result<Response<Body>, AppError> {
-    let params = read_form(req, app.config.max_body_bytes).await?;
-    Span::current().record("call_sid", param(&params, "CallSid"));
+    let (params, _) = signed_form(app, req).await?;
     info!(
         event,
         call_sid = param(&params, "CallSid"),
@@ -126,6 +138,7 @@ async fn webhook_logged(app: &App, req: Request<Incoming>, event: &'static str) 
 }
 
 async fn upgrade(app: Arc<App>, mut req: Request<Incoming>) -> Result<Response<Body>, AppError> {
+    app.auth.check_upgrade(req.headers(), req.uri())?;
     let version = app.versions.active_within(GUEST_LOAD_WAIT).await.ok_or(AppError::NoGuestForStream)?;
     let accepted = ws::accept(req.headers()).map_err(AppError::Handshake)?;
     let subprotocol = accepted.headers().contains_key(header::SEC_WEBSOCKET_PROTOCOL);

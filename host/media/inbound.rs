@@ -13,6 +13,7 @@ use tracing::{Span, error, info, warn};
 use super::{Call, Flow};
 use crate::sandbox::wit::{self, Event};
 use crate::twilio::messages::{Frame, Inbound};
+use crate::twilio::stream_token;
 
 /// A peer that keeps sending garbage is not Twilio; stop listening to it.
 const MAX_BAD_FRAMES: u32 = 100;
@@ -87,13 +88,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
                 info!(event = "ws_connected", protocol = protocol.as_deref(), version = version.as_deref());
                 Flow::Continue
             }
-            Inbound::Start { stream_sid, start } => {
+            Inbound::Start { stream_sid, mut start } => {
                 if self.guest.is_live() || self.stopped {
                     return self.bad_frame("second start");
                 }
                 let span = Span::current();
                 span.record("call_sid", start.call_sid.as_str());
                 span.record("stream_sid", stream_sid.as_str());
+                // The token is the host's business: the guest never sees it.
+                let token = start.custom_parameters.remove(stream_token::PARAMETER);
+                if let Err(reason) = self.app.auth.check_stream(token.as_deref(), &start.call_sid) {
+                    warn!(event = "stream_rejected", reason = reason.name());
+                    return Flow::Close(CloseCode::Policy, "stream not authorized");
+                }
                 let format = start.media_format.as_ref();
                 info!(
                     event = "ws_start",

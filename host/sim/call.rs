@@ -23,7 +23,9 @@ use tokio_tungstenite::tungstenite::http::HeaderValue;
 use super::twiml;
 use crate::twilio::messages::{Mark, Outbound};
 
+use crate::providers::Secret;
 use crate::twilio::SUBPROTOCOL;
+use crate::twilio::signature::{self, Verifier};
 
 #[derive(Debug, Clone)]
 pub struct CallOptions {
@@ -48,6 +50,11 @@ pub struct CallOptions {
     pub inject: Vec<String>,
     /// EoU silence the timeline's own detector uses (match the server's).
     pub eou_silence_ms: u32,
+    /// Sign the webhook and the upgrade as Twilio does, with this auth token.
+    pub auth_token: Option<Secret>,
+    /// The public base URL Twilio would request (the server's `PUBLIC_BASE_URL`);
+    /// the webhook's signature covers it. `server` when unset.
+    pub public_url: Option<String>,
 }
 
 impl Default for CallOptions {
@@ -64,6 +71,8 @@ impl Default for CallOptions {
             dtmf: Vec::new(),
             inject: Vec::new(),
             eou_silence_ms: crate::config::EOU_MS_DEFAULT,
+            auth_token: None,
+            public_url: None,
         }
     }
 }
@@ -143,19 +152,23 @@ pub async fn place_call(opts: &CallOptions) -> anyhow::Result<CallReport> {
         .to_string();
 
     let client = reqwest::Client::new();
-    let response = client
-        .post(format!("{}/webhook/incoming_call", opts.server.trim_end_matches('/')))
-        .form(&[
-            ("CallSid", opts.call_sid.as_str()),
-            ("AccountSid", "ACsimulated00000000000000000000000"),
-            ("From", opts.from.as_str()),
-            ("To", "+15550199999"),
-            ("CallStatus", "ringing"),
-            ("Direction", "inbound"),
-        ])
-        .send()
-        .await
-        .context("POST /webhook/incoming_call")?;
+    let form: Vec<(String, String)> = [
+        ("CallSid", opts.call_sid.as_str()),
+        ("AccountSid", "ACsimulated00000000000000000000000"),
+        ("From", opts.from.as_str()),
+        ("To", "+15550199999"),
+        ("CallStatus", "ringing"),
+        ("Direction", "inbound"),
+    ]
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .to_vec();
+    const WEBHOOK: &str = "/webhook/incoming_call";
+    let mut request = client.post(format!("{}{WEBHOOK}", opts.server.trim_end_matches('/'))).form(&form);
+    if let Some(token) = &opts.auth_token {
+        let public = opts.public_url.as_deref().unwrap_or(&opts.server).trim_end_matches('/');
+        request = request.header(signature::HEADER, Verifier::sign(token, &format!("{public}{WEBHOOK}"), &form));
+    }
+    let response = request.send().await.context("POST /webhook/incoming_call")?;
     let status = response.status();
     report.twiml = response.text().await?;
     if !status.is_success() {
@@ -169,6 +182,11 @@ pub async fn place_call(opts: &CallOptions) -> anyhow::Result<CallReport> {
     let mut request = ws_url.as_str().into_client_request()?;
     if opts.subprotocol {
         request.headers_mut().insert("Sec-WebSocket-Protocol", HeaderValue::from_static(SUBPROTOCOL));
+    }
+    if let Some(token) = &opts.auth_token {
+        // Twilio signs the stream URL as the TwiML names it.
+        let signed = HeaderValue::from_str(&Verifier::sign(token, &target.url, &[]))?;
+        request.headers_mut().insert(signature::HEADER, signed);
     }
     // Twilio streams small frames every 20 ms; Nagle would hold them back.
     let (mut ws, handshake) = tokio_tungstenite::connect_async_with_config(request, None, true)

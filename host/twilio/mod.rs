@@ -2,6 +2,8 @@
 
 pub mod form;
 pub mod messages;
+pub mod signature;
+pub mod stream_token;
 
 /// The WebSocket subprotocol Media Streams offers and expects echoed (a
 /// missing echo is Twilio error 31920).

@@ -42,7 +42,7 @@ async fn health_readiness_version_and_unknown_routes() {
 
 #[tokio::test]
 async fn incoming_call_answers_twiml_built_from_the_proxy_headers() {
-    let s = start_server(|_| {}).await;
+    let s = start_server(|c| c.security.trust_proxy = true).await;
     let response = reqwest::Client::new()
         .post(format!("{}/webhook/incoming_call", s.base))
         .header("content-type", FORM)
@@ -58,7 +58,25 @@ async fn incoming_call_answers_twiml_built_from_the_proxy_headers() {
     let twiml = response.text().await.unwrap();
     let target = hotline::sim::twiml::stream_target(&twiml).unwrap().expect("a <Stream>");
     assert_eq!(target.url, "wss://agent.example.com/ws/twilio-media");
-    assert_eq!(target.parameters, [("call_sid".to_string(), "CA123".to_string())]);
+    assert_eq!(target.parameters[0], ("call_sid".to_string(), "CA123".to_string()));
+    assert_eq!(target.parameters[1].0, "hotline_token");
+
+    // Untrusted, the same headers are ignored: any client can send them.
+    let untrusted = start_server(|_| {}).await;
+    let twiml = reqwest::Client::new()
+        .post(format!("{}/webhook/incoming_call", untrusted.base))
+        .header("content-type", FORM)
+        .header("x-forwarded-proto", "https")
+        .header("x-forwarded-host", "evil.example")
+        .body("CallSid=CA123")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let target = hotline::sim::twiml::stream_target(&twiml).unwrap().expect("a <Stream>");
+    assert_eq!(target.url, format!("{}/ws/twilio-media", untrusted.base.replace("http://", "wss://")));
 
     // PUBLIC_BASE_URL (with a trailing slash) beats the headers.
     let fixed = start_server(|c| c.public_base_url = Some("https://fixed.example".into())).await;

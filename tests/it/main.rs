@@ -11,6 +11,7 @@ mod mocks;
 mod providers;
 mod robustness;
 mod scenarios;
+mod security;
 mod shutdown;
 mod snapshots;
 mod support;

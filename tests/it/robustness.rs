@@ -20,11 +20,10 @@ async fn connect(s: &TestServer) -> Ws {
     tokio_tungstenite::connect_async(request).await.unwrap().0
 }
 
-fn start_frame() -> Message {
-    let start = json!({"event": "start", "sequenceNumber": "1", "streamSid": "MZraw",
-        "start": {"streamSid": "MZraw", "accountSid": "AC1", "callSid": "CAraw", "tracks": ["inbound"],
-                  "customParameters": {}, "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}}});
-    Message::Text(start.to_string().into())
+/// A `start` for the raw sockets here, with a stream token from a real webhook.
+async fn start_frame(s: &TestServer) -> Message {
+    let token = stream_token(&s.base, "CAraw").await;
+    start_message("CAraw", json!({ "hotline_token": token }))
 }
 
 /// Reads until the server's close frame; returns its code.
@@ -78,13 +77,13 @@ async fn malformed_frames_are_logged_and_skipped_and_other_calls_carry_on() {
     let mut early = connect(&s).await;
     let media = json!({"event": "media", "streamSid": "MZraw", "media": {"timestamp": "0", "payload": "//8="}});
     early.send(Message::Text(media.to_string().into())).await.unwrap();
-    early.send(start_frame()).await.unwrap();
+    early.send(start_frame(&s).await).await.unwrap();
     let first = tokio::time::timeout(Duration::from_secs(5), early.next()).await.unwrap().unwrap().unwrap();
     assert!(first.to_text().unwrap().contains("\"media\""), "greeting after start: {first:?}");
 
     // A 1 MiB frame: the call is closed with 1009 (message too big).
     let mut big = connect(&s).await;
-    big.send(start_frame()).await.unwrap();
+    big.send(start_frame(&s).await).await.unwrap();
     let _ = big.send(Message::Text("x".repeat(1 << 20).into())).await;
     assert_eq!(close_code(&mut big).await, Some(1009));
 

@@ -152,6 +152,32 @@ pub async fn start_server(tweak: impl FnOnce(&mut Config)) -> TestServer {
     TestServer { server, base }
 }
 
+/// The stream token the server hands out for `call_sid`: what Twilio
+/// passes back in `start`, read from the TwiML of a real webhook.
+pub async fn stream_token(base: &str, call_sid: &str) -> String {
+    let twiml = reqwest::Client::new()
+        .post(format!("{base}/webhook/incoming_call"))
+        .form(&[("CallSid", call_sid)])
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let target = hotline::sim::twiml::stream_target(&twiml).unwrap().expect("a <Stream>");
+    target.parameters.into_iter().find(|(k, _)| k == "hotline_token").expect("a stream token").1
+}
+
+/// A `start` message as Twilio sends it, with these custom parameters.
+pub fn start_message(call_sid: &str, parameters: serde_json::Value) -> tokio_tungstenite::tungstenite::Message {
+    let stream_sid = format!("MZ{call_sid}");
+    let start = serde_json::json!({"event": "start", "sequenceNumber": "1", "streamSid": stream_sid,
+        "start": {"streamSid": stream_sid, "accountSid": "AC1", "callSid": call_sid, "tracks": ["inbound"],
+                  "customParameters": parameters,
+                  "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}}});
+    tokio_tungstenite::tungstenite::Message::Text(start.to_string().into())
+}
+
 // ---- the admin API ---------------------------------------------------------
 
 pub const TOKEN: &str = "test-admin-token-0123456789";

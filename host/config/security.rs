@@ -1,0 +1,79 @@
+//! The security section of `hotline serve`'s settings: who may start a
+//! call (Twilio's signatures, the per-call stream token) and what the
+//! public URL is. Defined once here, as the rest in `defs.rs`; README's
+//! "Security" section explains each.
+
+use crate::providers::Secret;
+
+#[derive(Debug, clap::Args)]
+#[command(next_help_heading = "Security")]
+pub struct SecurityArgs {
+    /// Twilio auth token: every webhook and WebSocket upgrade must carry a valid X-Twilio-Signature.
+    #[arg(long, env = "TWILIO_AUTH_TOKEN", hide_env_values = true, value_parser = token)]
+    pub twilio_auth_token: Option<String>,
+    /// A second accepted token, while the account's token is rotated.
+    #[arg(long, env = "TWILIO_AUTH_TOKEN_SECONDARY", hide_env_values = true, value_parser = token)]
+    pub twilio_auth_token_secondary: Option<String>,
+    /// Refuse to start without TWILIO_AUTH_TOKEN (true/false).
+    #[arg(long, env = "HOTLINE_REQUIRE_SIGNATURE", default_value_t = false, action = clap::ArgAction::Set)]
+    #[arg(value_parser = clap::builder::BoolishValueParser::new())]
+    pub require_signature: bool,
+    /// Build the public URL from X-Forwarded-Proto / X-Forwarded-Host when PUBLIC_BASE_URL is unset
+    /// (only behind a proxy that sets them) (true/false).
+    #[arg(long, env = "HOTLINE_TRUST_PROXY", default_value_t = false, action = clap::ArgAction::Set)]
+    #[arg(value_parser = clap::builder::BoolishValueParser::new())]
+    pub trust_proxy: bool,
+    /// Key of the per-call stream tokens (at least 32 characters); servers behind one number share it.
+    /// [default: derived from TWILIO_AUTH_TOKEN, else random per process]
+    #[arg(long, env = "HOTLINE_STREAM_SECRET", hide_env_values = true, value_parser = stream_secret)]
+    pub stream_secret: Option<String>,
+}
+
+/// What the host checks, as the rest of it uses it.
+#[derive(Debug, Clone, Default)]
+pub struct Security {
+    /// The tokens signatures are checked against (primary first); none
+    /// means signatures are not checked.
+    pub auth_tokens: Vec<Secret>,
+    pub trust_proxy: bool,
+    pub stream_secret: Option<Secret>,
+}
+
+impl SecurityArgs {
+    pub fn security(&self) -> anyhow::Result<Security> {
+        let auth_tokens: Vec<Secret> = [&self.twilio_auth_token, &self.twilio_auth_token_secondary]
+            .into_iter()
+            .flatten()
+            .map(Secret::new)
+            .collect();
+        if self.twilio_auth_token.is_none() && self.twilio_auth_token_secondary.is_some() {
+            anyhow::bail!("TWILIO_AUTH_TOKEN_SECONDARY is set without TWILIO_AUTH_TOKEN");
+        }
+        if self.require_signature && auth_tokens.is_empty() {
+            anyhow::bail!(
+                "HOTLINE_REQUIRE_SIGNATURE is on but TWILIO_AUTH_TOKEN is unset: set the token (Twilio console, Account Info)"
+            );
+        }
+        Ok(Security {
+            auth_tokens,
+            trust_proxy: self.trust_proxy,
+            stream_secret: self.stream_secret.as_ref().map(Secret::new),
+        })
+    }
+}
+
+/// Twilio's auth tokens are 32 hex characters; anything much shorter is
+/// a mistake (a placeholder, a truncated paste).
+fn token(value: &str) -> Result<String, String> {
+    if value.len() < 16 {
+        return Err("must be at least 16 characters (Twilio's are 32)".into());
+    }
+    Ok(value.to_string())
+}
+
+fn stream_secret(value: &str) -> Result<String, String> {
+    if value.len() < 32 {
+        return Err("must be at least 32 characters".into());
+    }
+    Ok(value.to_string())
+}
