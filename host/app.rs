@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::config::Config;
+use crate::config::{Config, WEBHOOK_INSTANCES};
 use crate::http::auth::Auth;
 use crate::providers::Providers;
 use crate::sandbox::Sandbox;
@@ -41,6 +41,12 @@ impl App {
             close_calls: CancellationToken::new(),
             config,
         })
+    }
+
+    /// Calls (WebSockets) served at once: the instance pool minus the
+    /// webhooks' reserve.
+    pub fn max_calls(&self) -> usize {
+        self.config.sandbox.max_instances.saturating_sub(WEBHOOK_INSTANCES).max(1) as usize
     }
 
     pub fn is_draining(&self) -> bool {

@@ -1,7 +1,11 @@
 //! The security section of `hotline serve`'s settings: who may start a
-//! call (Twilio's signatures, the per-call stream token) and what the
-//! public URL is. Defined once here, as the rest in `defs.rs`; README's
-//! "Security" section explains each.
+//! call (Twilio's signatures, the per-call stream token), what the public
+//! URL is, and how long a client may take. Defined once here, as the rest
+//! in `defs.rs`; README's "Security" section explains each.
+
+use std::time::Duration;
+
+use clap::value_parser;
 
 use crate::providers::Secret;
 
@@ -27,16 +31,36 @@ pub struct SecurityArgs {
     /// [default: derived from TWILIO_AUTH_TOKEN, else random per process]
     #[arg(long, env = "HOTLINE_STREAM_SECRET", hide_env_values = true, value_parser = stream_secret)]
     pub stream_secret: Option<String>,
+    /// Time a client gets to send a request's headers, and an idle keep-alive connection its next request, in seconds.
+    #[arg(long, env = "HOTLINE_HEADER_TIMEOUT_SECS", default_value_t = 10)]
+    #[arg(value_parser = value_parser!(u64).range(1..=300))]
+    pub header_timeout_secs: u64,
+    /// Time a client gets to send a webhook's body, in seconds.
+    #[arg(long, env = "HOTLINE_BODY_TIMEOUT_SECS", default_value_t = 10)]
+    #[arg(value_parser = value_parser!(u64).range(1..=300))]
+    pub body_timeout_secs: u64,
+    /// Time from a WebSocket upgrade to Twilio's `start` message, in seconds.
+    #[arg(long, env = "HOTLINE_START_TIMEOUT_SECS", default_value_t = 5)]
+    #[arg(value_parser = value_parser!(u64).range(1..=60))]
+    pub start_timeout_secs: u64,
+    /// A started stream that receives nothing for this long is closed, in seconds (Twilio sends media every 20 ms).
+    #[arg(long, env = "HOTLINE_STREAM_IDLE_SECS", default_value_t = 15)]
+    #[arg(value_parser = value_parser!(u64).range(2..=300))]
+    pub stream_idle_secs: u64,
 }
 
 /// What the host checks, as the rest of it uses it.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Security {
     /// The tokens signatures are checked against (primary first); none
     /// means signatures are not checked.
     pub auth_tokens: Vec<Secret>,
     pub trust_proxy: bool,
     pub stream_secret: Option<Secret>,
+    pub header_timeout: Duration,
+    pub body_timeout: Duration,
+    pub start_timeout: Duration,
+    pub stream_idle: Duration,
 }
 
 impl SecurityArgs {
@@ -58,6 +82,10 @@ impl SecurityArgs {
             auth_tokens,
             trust_proxy: self.trust_proxy,
             stream_secret: self.stream_secret.as_ref().map(Secret::new),
+            header_timeout: Duration::from_secs(self.header_timeout_secs),
+            body_timeout: Duration::from_secs(self.body_timeout_secs),
+            start_timeout: Duration::from_secs(self.start_timeout_secs),
+            stream_idle: Duration::from_secs(self.stream_idle_secs),
         })
     }
 }

@@ -14,6 +14,9 @@ use tracing::info;
 
 use super::error::AppError;
 use super::respond::{Body, json, read_body};
+
+/// A component upload (up to `HOTLINE_ADMIN_MAX_BYTES`) may come over a slow link.
+const ADMIN_UPLOAD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
 use crate::app::App;
 use crate::versions::install;
 
@@ -42,8 +45,9 @@ fn authorized(headers: &http::HeaderMap, token: &str) -> bool {
 }
 
 async fn upload(app: &Arc<App>, req: Request<Incoming>) -> Result<Response<Body>, AppError> {
-    let bytes =
-        read_body(req, app.config.admin_max_bytes).await.map_err(|e| AppError::UploadUnreadable(Box::new(e)))?;
+    let bytes = read_body(req, app.config.admin_max_bytes, ADMIN_UPLOAD_TIMEOUT)
+        .await
+        .map_err(|e| AppError::UploadUnreadable(Box::new(e)))?;
     let version = install(&app.sandbox, &app.versions, bytes.to_vec(), "admin upload".into()).await?;
     Ok(json(StatusCode::OK, json!({ "active": version.to_json() })))
 }

@@ -30,6 +30,8 @@ pub enum AppError {
     UnsupportedMediaType(&'static str),
     #[error("body over {0} bytes")]
     BodyTooLarge(usize),
+    #[error("body not received within {0:?}")]
+    BodyTimeout(std::time::Duration),
     #[error("could not read body: {0}")]
     BodyUnreadable(String),
     #[error("malformed form: {0}")]
@@ -50,6 +52,9 @@ pub enum AppError {
     /// A WebSocket upgrade before the first guest version is active.
     #[error("no call logic loaded yet")]
     NoGuestForStream,
+    /// A WebSocket upgrade refused: draining, or at the call limit.
+    #[error("stream refused: {0}")]
+    StreamRefused(&'static str),
     /// The call logic failed (trap, deadline) or had no free instance.
     #[error("{0}")]
     Guest(#[from] GuestError),
@@ -86,6 +91,10 @@ impl AppError {
                 text(StatusCode::PAYLOAD_TOO_LARGE, reason)
             }
             AppError::BodyUnreadable(_) => text(StatusCode::BAD_REQUEST, reason),
+            AppError::BodyTimeout(_) => {
+                warn!(event = "webhook_rejected", reason);
+                text(StatusCode::REQUEST_TIMEOUT, reason)
+            }
             AppError::BadForm(_) | AppError::BadRequest(_) => {
                 warn!(event = "webhook_rejected", reason);
                 text(StatusCode::BAD_REQUEST, reason)
@@ -103,12 +112,19 @@ impl AppError {
                 text(StatusCode::BAD_REQUEST, reason)
             }
             AppError::NoGuestForStream => text(StatusCode::SERVICE_UNAVAILABLE, reason),
+            AppError::StreamRefused(why) => {
+                warn!(event = "ws_refused", reason = why);
+                text(StatusCode::SERVICE_UNAVAILABLE, reason)
+            }
+            // No free instance for a webhook: the caller hears the polite
+            // refusal (Twilio plays an "application error" for a non-2xx).
+            AppError::Guest(e @ GuestError::NoCapacity(_)) => {
+                warn!(event = "incoming_refused", reason = "no capacity", error = %e);
+                xml(StatusCode::OK, REFUSAL_TWIML)
+            }
             AppError::Guest(e) => {
                 error!(event = e.event(), error = %e);
-                match e {
-                    GuestError::NoCapacity(_) => text(StatusCode::SERVICE_UNAVAILABLE, "no capacity for the call"),
-                    _ => text(StatusCode::INTERNAL_SERVER_ERROR, "call logic failed"),
-                }
+                text(StatusCode::INTERNAL_SERVER_ERROR, "call logic failed")
             }
             AppError::Twiml(_) => {
                 error!(event = "twiml_error", reason);

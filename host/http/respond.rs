@@ -1,6 +1,8 @@
 //! Building responses and reading request bodies: small helpers every
 //! handler shares.
 
+use std::time::Duration;
+
 use bytes::Bytes;
 use http::{Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full, Limited};
@@ -35,9 +37,13 @@ pub fn empty(status: StatusCode) -> Response<Body> {
     Response::builder().status(status).body(Full::default()).expect("static response parts are valid")
 }
 
-/// Reads a whole request body, refusing more than `limit` bytes.
-pub async fn read_body(req: Request<Incoming>, limit: usize) -> Result<Bytes, AppError> {
-    match Limited::new(req.into_body(), limit).collect().await {
+/// Reads a whole request body, refusing more than `limit` bytes or a body
+/// that takes longer than `timeout` (a client that sends half its body and
+/// stops would hold the connection forever).
+pub async fn read_body(req: Request<Incoming>, limit: usize, timeout: Duration) -> Result<Bytes, AppError> {
+    let collected = tokio::time::timeout(timeout, Limited::new(req.into_body(), limit).collect()).await;
+    let Ok(collected) = collected else { return Err(AppError::BodyTimeout(timeout)) };
+    match collected {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => Err(AppError::BodyTooLarge(limit)),
         Err(e) => Err(AppError::BodyUnreadable(e.to_string())),
@@ -45,12 +51,12 @@ pub async fn read_body(req: Request<Incoming>, limit: usize) -> Result<Bytes, Ap
 }
 
 /// Reads a size-limited, strictly parsed form body.
-pub async fn read_form(req: Request<Incoming>, limit: usize) -> Result<form::Form, AppError> {
+pub async fn read_form(req: Request<Incoming>, limit: usize, timeout: Duration) -> Result<form::Form, AppError> {
     const FORM: &str = "application/x-www-form-urlencoded";
     let content_type = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     if !content_type.trim_start().to_ascii_lowercase().starts_with(FORM) {
         return Err(AppError::UnsupportedMediaType(FORM));
     }
-    let body = read_body(req, limit).await?;
+    let body = read_body(req, limit, timeout).await?;
     Ok(form::parse(&body)?)
 }

@@ -26,6 +26,11 @@ use crate::twilio::stream_token;
 pub const MAX_WS_MESSAGE: usize = 64 * 1024;
 /// Read and write buffer of a call's WebSocket (tungstenite's default is 128 KiB).
 const WS_BUFFER: usize = 4 * 1024;
+/// What a call's socket may hold unsent when the peer stops reading: a
+/// long reply's frames at once (15 s of audio is ~250 KiB of JSON), and no
+/// more. Past it the write fails and the call ends; unbounded, a peer that
+/// pings without reading the pongs grew the server by gigabytes.
+const MAX_WS_WRITE_BUFFER: usize = 1 << 20;
 /// How long a webhook or an upgrade that arrives while the first guest
 /// version loads (start-up) is held before it is refused. Twilio waits 15 s
 /// for a webhook.
@@ -63,7 +68,8 @@ fn param<'a>(params: &'a [(String, String)], key: &str) -> &'a str {
 fn readyz(app: &App) -> Response<Body> {
     let active = app.versions.active();
     let draining = app.is_draining();
-    let ready = active.is_some() && !draining;
+    let full = app.calls.len() >= app.max_calls();
+    let ready = active.is_some() && !draining && !full;
     let body = json!({
         "ready": ready,
         "guest": { "loaded": active.is_some(), "digest": active.as_ref().map(|v| v.digest()) },
@@ -72,6 +78,7 @@ fn readyz(app: &App) -> Response<Body> {
         "providers": app.providers.health.report(),
         "draining": draining,
         "live_calls": app.calls.len(),
+        "max_calls": app.max_calls(),
         "twilio_signature": if app.auth.signatures_checked() { "on" } else { "off" },
     });
     json(if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE }, body)
@@ -97,7 +104,7 @@ fn version(app: &App) -> Response<Body> {
 /// are on): every webhook handler reads its form through this.
 async fn signed_form(app: &App, req: Request<Incoming>) -> Result<(Vec<(String, String)>, HeaderMap), AppError> {
     let (headers, uri) = (req.headers().clone(), req.uri().clone());
-    let params = read_form(req, app.config.max_body_bytes).await?;
+    let params = read_form(req, app.config.max_body_bytes, app.config.security.body_timeout).await?;
     Span::current().record("call_sid", param(&params, "CallSid"));
     app.auth.check_webhook(&headers, &uri, &params)?;
     Ok((params, headers))
@@ -139,6 +146,14 @@ async fn webhook_logged(app: &App, req: Request<Incoming>, event: &'static str) 
 
 async fn upgrade(app: Arc<App>, mut req: Request<Incoming>) -> Result<Response<Body>, AppError> {
     app.auth.check_upgrade(req.headers(), req.uri())?;
+    if app.is_draining() {
+        return Err(AppError::StreamRefused("draining"));
+    }
+    // One socket per call: at the call limit, the instances left are the
+    // webhooks' reserve, and a socket that never starts is not let in.
+    if app.calls.len() >= app.max_calls() {
+        return Err(AppError::StreamRefused("at the call limit"));
+    }
     let version = app.versions.active_within(GUEST_LOAD_WAIT).await.ok_or(AppError::NoGuestForStream)?;
     let accepted = ws::accept(req.headers()).map_err(AppError::Handshake)?;
     let subprotocol = accepted.headers().contains_key(header::SEC_WEBSOCKET_PROTOCOL);
@@ -158,6 +173,7 @@ async fn upgrade(app: Arc<App>, mut req: Request<Incoming>) -> Result<Response<B
         let config = WebSocketConfig::default()
             .read_buffer_size(WS_BUFFER)
             .write_buffer_size(WS_BUFFER)
+            .max_write_buffer_size(MAX_WS_WRITE_BUFFER)
             .max_message_size(Some(MAX_WS_MESSAGE))
             .max_frame_size(Some(MAX_WS_MESSAGE));
         let ws = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config)).await;

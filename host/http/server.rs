@@ -13,7 +13,7 @@ use std::time::Duration;
 use anyhow::Context;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -132,7 +132,10 @@ async fn run(app: Arc<App>, listener: TcpListener, drain: CancellationToken) {
 }
 
 async fn accept_loop(app: Arc<App>, listener: TcpListener, connections: TaskTracker, stop: CancellationToken) {
-    let builder = http1::Builder::new();
+    let mut builder = http1::Builder::new();
+    // Headers, and an idle keep-alive connection's next request, within the
+    // timeout: slowloris and silent connections are closed.
+    builder.timer(TokioTimer::new()).header_read_timeout(app.config.security.header_timeout);
     loop {
         let (stream, peer) = tokio::select! {
             _ = stop.cancelled() => return,

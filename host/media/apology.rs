@@ -32,7 +32,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
         if let Flow::Gone = self.send_mark(APOLOGY_MARK.into()).await {
             return Flow::Gone;
         }
-        if self.ws.flush().await.is_err() {
+        if let Flow::Gone = super::effects::written(self.ws.flush()).await {
             return Flow::Gone;
         }
         let playing = Duration::from_millis(APOLOGY.len() as u64 / 8);

@@ -9,8 +9,8 @@ use futures_util::SinkExt;
 use hotline_audio::FRAME_BYTES;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Instant;
-use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tracing::{debug, info, warn};
 
 use super::{Call, Flow};
@@ -99,9 +99,25 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
 
     async fn send(&mut self, message: &Outbound) -> Flow {
         let json = serde_json::to_string(message).expect("outbound messages always serialize");
-        match self.ws.feed(Message::Text(json.into())).await {
-            Ok(()) => Flow::Continue,
-            Err(_) => Flow::Gone,
+        written(self.ws.feed(Message::Text(json.into()))).await
+    }
+}
+
+/// A peer that has not taken what was written for this long has stopped
+/// reading (Twilio reads continuously): the call ends rather than wait, or
+/// buffer, without limit.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Waits for a write, a flush or a close to go through. Cheap when it goes
+/// through at once, as it nearly always does: the timer is armed only if
+/// the write has to wait.
+pub(super) async fn written(op: impl Future<Output = Result<(), WsError>>) -> Flow {
+    match tokio::time::timeout(WRITE_TIMEOUT, op).await {
+        Ok(Ok(())) => Flow::Continue,
+        Ok(Err(_)) => Flow::Gone,
+        Err(_) => {
+            warn!(event = "ws_write_timeout", after_secs = WRITE_TIMEOUT.as_secs());
+            Flow::Gone
         }
     }
 }

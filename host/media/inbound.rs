@@ -17,6 +17,8 @@ use crate::twilio::stream_token;
 
 /// A peer that keeps sending garbage is not Twilio; stop listening to it.
 const MAX_BAD_FRAMES: u32 = 100;
+/// Bad frames of one call that get a log line each.
+const LOGGED_BAD_FRAMES: u32 = 10;
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
     pub(super) async fn on_frame(&mut self, msg: Option<Result<Message, WsError>>) -> Flow {
@@ -32,6 +34,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
             Some(Err(WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake))) => {
                 info!(event = "ws_gone", reason = "reset without a close frame");
                 Flow::Gone
+            }
+            Some(Err(WsError::Utf8(e))) => {
+                warn!(event = "ws_protocol_error", error = %e);
+                Flow::Close(CloseCode::Invalid, "text frame is not UTF-8")
             }
             Some(Err(WsError::Protocol(e))) => {
                 warn!(event = "ws_protocol_error", error = %e);
@@ -63,10 +69,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
         self.dispatch(Event::Media(wit::Media { payload, timestamp_ms })).await
     }
 
-    fn bad_frame(&mut self, reason: &str) -> Flow {
+    /// A frame that is malformed, out of place or useless. Logged for the
+    /// first few of a call (the close and `ws_closed` give the count), so
+    /// a peer cannot turn frames into log volume; past the limit the peer
+    /// is cut off.
+    pub(super) fn bad_frame(&mut self, reason: &str) -> Flow {
         self.stats.bad_frames += 1;
-        warn!(event = "ws_bad_frame", reason, count = self.stats.bad_frames);
+        if self.stats.bad_frames <= LOGGED_BAD_FRAMES {
+            warn!(event = "ws_bad_frame", reason, count = self.stats.bad_frames);
+        }
         if self.stats.bad_frames >= MAX_BAD_FRAMES {
+            warn!(event = "ws_bad_frame", reason, count = self.stats.bad_frames, "too many: closing");
             return Flow::Close(CloseCode::Policy, "too many malformed frames");
         }
         Flow::Continue
@@ -85,6 +98,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
         }
         match inbound {
             Inbound::Connected { protocol, version } => {
+                if std::mem::replace(&mut self.stats.connected, true) {
+                    return self.bad_frame("second connected");
+                }
                 info!(event = "ws_connected", protocol = protocol.as_deref(), version = version.as_deref());
                 Flow::Continue
             }
@@ -138,6 +154,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
                 if !self.guest.is_live() {
                     return self.bad_frame("mark before start");
                 }
+                // Twilio echoes each mark once: more is not Twilio.
+                if self.stats.marks_acked >= self.stats.marks_sent {
+                    return self.bad_frame("mark never sent");
+                }
                 self.stats.marks_acked += 1;
                 info!(event = "mark_ack", name = mark.name);
                 self.dispatch(Event::MarkPlayed(mark.name)).await
@@ -149,10 +169,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
                     other => other,
                 }
             }
-            Inbound::Unknown => {
-                info!(event = "ws_unknown_event", len = text.len());
-                Flow::Continue
-            }
+            // An event Twilio added would be skipped harmlessly; a stream of
+            // them is not Twilio, and counts toward the bad-frame limit.
+            Inbound::Unknown => self.bad_frame("unknown event"),
         }
     }
 }

@@ -34,7 +34,7 @@ use tracing::{Instrument, field, info, info_span, warn};
 use crate::app::App;
 use crate::sandbox::wit::{self, Event};
 use crate::versions::Version;
-use effects::Timers;
+use effects::{Timers, written};
 use instance::Instance;
 use work::Work;
 
@@ -61,6 +61,8 @@ enum Input {
     Shutdown,
     /// The apology after a failed guest has had its time.
     ApologyOver,
+    /// The socket's deadline: no `start` yet, or nothing received lately.
+    Watchdog,
 }
 
 #[derive(Default)]
@@ -70,6 +72,8 @@ struct Stats {
     marks_sent: u64,
     marks_acked: u64,
     bad_frames: u32,
+    /// Twilio's `connected` has arrived (it comes once).
+    connected: bool,
     /// Longest time one input took, from receipt to effects flushed (µs):
     /// what a swap, a slow guest or a starved worker costs a call.
     max_event_us: u64,
@@ -133,6 +137,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
         // would take the token's lock twice per media frame, in every call.
         let shutdown = close_calls.cancelled();
         tokio::pin!(shutdown);
+        // One timer for the socket's two deadlines: `start` within the start
+        // timeout, then something received within the idle timeout. Frames
+        // only note when they came; the timer wakes once per period and is
+        // pushed back if something did.
+        let security = &self.app.config.security;
+        let (start_timeout, idle) = (security.start_timeout, security.stream_idle);
+        let watchdog = tokio::time::sleep(start_timeout);
+        tokio::pin!(watchdog);
+        let mut last_inbound = tokio::time::Instant::now();
         let end = loop {
             let apology_over = async {
                 match self.ending {
@@ -147,16 +160,33 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
                 id = self.timers.next() => Input::Timer(id),
                 event = self.work.next() => Input::Provider(event),
                 _ = ping.tick() => Input::Ping,
+                _ = &mut watchdog => Input::Watchdog,
             };
             let began_input = Instant::now();
             let flow = match input {
-                Input::Frame(msg) => self.on_frame(msg).await,
+                Input::Frame(msg) => {
+                    // Messages count, control frames do not: a client that
+                    // only answers pings is holding a slot, not streaming.
+                    if let Some(Ok(Message::Text(_))) = &msg {
+                        last_inbound = tokio::time::Instant::now();
+                    }
+                    self.on_frame(msg).await
+                }
+                Input::Watchdog if self.stream_sid.is_empty() && !self.stopped => {
+                    warn!(event = "ws_start_timeout", after_secs = start_timeout.as_secs());
+                    Flow::Close(CloseCode::Policy, "no start in time")
+                }
+                Input::Watchdog if last_inbound.elapsed() >= idle => {
+                    warn!(event = "ws_idle_timeout", after_secs = idle.as_secs());
+                    Flow::Close(CloseCode::Policy, "stream idle")
+                }
+                Input::Watchdog => {
+                    watchdog.as_mut().reset(last_inbound + idle);
+                    Flow::Continue
+                }
                 Input::Timer(id) => self.dispatch(Event::Timer(id)).await,
                 Input::Provider(event) => self.dispatch(event).await,
-                Input::Ping => match self.ws.send(Message::Ping(Default::default())).await {
-                    Ok(()) => Flow::Continue,
-                    Err(_) => Flow::Gone,
-                },
+                Input::Ping => written(self.ws.send(Message::Ping(Default::default()))).await,
                 Input::Shutdown => {
                     info!(event = "ws_shutdown_close");
                     Flow::Close(CloseCode::Normal, "server shutting down")
@@ -223,22 +253,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
                 match self.apply(effect).await {
                     Flow::Continue => {}
                     other => {
-                        let _ = self.ws.flush().await;
+                        let _ = written(self.ws.flush()).await;
                         return other;
                     }
                 }
             }
         }
         self.guest.keep_snapshot().await;
-        match self.ws.flush().await {
-            Ok(()) => {
-                if std::mem::take(&mut self.audio_sent) {
-                    self.work.audio_sent();
-                }
-                Flow::Continue
-            }
-            Err(_) => Flow::Gone,
+        let flushed = written(self.ws.flush()).await;
+        if let Flow::Continue = flushed
+            && std::mem::take(&mut self.audio_sent)
+        {
+            self.work.audio_sent();
         }
+        flushed
     }
 
     async fn finish(&mut self, end: Flow) {
@@ -249,10 +277,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
             Flow::Close(code, reason) => {
                 let frame = CloseFrame { code, reason: reason.into() };
                 info!(event = "ws_close_sent", code = u16::from(code), reason);
-                self.ws.close(Some(frame)).await.is_ok()
+                matches!(written(self.ws.close(Some(frame))).await, Flow::Continue)
             }
             // tungstenite queued the echo of the peer's close; send it.
-            Flow::PeerClosed => self.ws.flush().await.is_ok(),
+            Flow::PeerClosed => matches!(written(self.ws.flush()).await, Flow::Continue),
             Flow::Gone | Flow::Continue => false,
         };
         if closing {

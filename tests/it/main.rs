@@ -7,6 +7,7 @@ mod calls;
 mod contract;
 mod guest;
 mod http;
+mod limits;
 mod mocks;
 mod providers;
 mod robustness;
