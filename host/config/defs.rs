@@ -98,7 +98,7 @@ pub struct SandboxArgs {
     #[arg(long, env = "HOTLINE_GUEST_DEADLINE_MS", default_value_t = 20, value_parser = at_least_1::<u64>)]
     pub guest_deadline_ms: u64,
     /// Directory of precompiled guests, so a restart skips compiling; `off` disables it.
-    /// [default: $XDG_CACHE_HOME/hotline, else $HOME/.cache/hotline]
+    /// [default: $XDG_CACHE_HOME/hotline, else $HOME/.cache/hotline, else none]
     #[arg(long, env = "HOTLINE_CACHE_DIR")]
     pub cache_dir: Option<String>,
     /// Size bound of that directory, in MB: the least recently used entries go first.

@@ -103,6 +103,7 @@ impl Default for Config {
     fn default() -> Self {
         let mut config = Config::from_lookup(|_| None).expect("the defaults are valid settings");
         config.sandbox.cache_dir = None;
+        config.sandbox.cache_off = None;
         config
     }
 }
@@ -154,28 +155,36 @@ impl SandboxArgs {
     /// The sandbox these settings describe; `get` supplies the variables
     /// that shape the cache's default place.
     pub fn config(&self, get: &dyn Fn(&str) -> Option<String>) -> SandboxConfig {
+        let (cache_dir, cache_off) = match self.cache_dir.as_deref() {
+            Some("off") => (None, None),
+            Some(dir) => (Some(PathBuf::from(dir)), None),
+            None => match default_cache_dir(get) {
+                Some(dir) => (Some(dir), None),
+                None => (None, Some(NO_DEFAULT_CACHE_DIR)),
+            },
+        };
         SandboxConfig {
             memory_bytes: self.guest_memory_mb << 20,
             deadline: Duration::from_millis(self.guest_deadline_ms),
-            max_instances: self.max_calls + WEBHOOK_INSTANCES,
-            cache_dir: match self.cache_dir.as_deref() {
-                Some("off") => None,
-                Some(dir) => Some(PathBuf::from(dir)),
-                None => Some(default_cache_dir(get)),
-            },
+            max_instances: self.max_calls.saturating_add(WEBHOOK_INSTANCES),
+            cache_dir,
+            cache_off,
             cache_max_bytes: self.cache_max_mb << 20,
         }
     }
 }
 
-/// `$XDG_CACHE_HOME/hotline`, else `$HOME/.cache/hotline`, else the temp dir.
-fn default_cache_dir(get: &dyn Fn(&str) -> Option<String>) -> PathBuf {
-    let get = |k: &str| get(k).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
-    let base = get("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| get("HOME").map(|h| PathBuf::from(h).join(".cache")))
-        .unwrap_or_else(std::env::temp_dir);
-    base.join("hotline")
+/// Why there is no cache when nothing says where it goes.
+const NO_DEFAULT_CACHE_DIR: &str = "neither XDG_CACHE_HOME nor HOME is set to an absolute path";
+
+/// `$XDG_CACHE_HOME/hotline`, else `$HOME/.cache/hotline`, else none: the
+/// cache holds code this process runs, so it never falls back to a shared
+/// place such as the temp dir, which other users can write. Relative values
+/// are ignored, as the XDG spec says.
+fn default_cache_dir(get: &dyn Fn(&str) -> Option<String>) -> Option<PathBuf> {
+    let get = |k: &str| get(k).map(|v| PathBuf::from(v.trim())).filter(|p| p.is_absolute());
+    let base = get("XDG_CACHE_HOME").or_else(|| get("HOME").map(|home| home.join(".cache")))?;
+    Some(base.join("hotline"))
 }
 
 /// Pool slots kept beyond the call limit for webhooks in flight.
@@ -247,9 +256,24 @@ mod tests {
         let argv = ["hotline", "--port", "9001"].map(OsString::from).to_vec();
         let matches = parse_with_env(ServeArgs::command(), argv, &get).unwrap();
         assert_eq!(Config::from_matches(&matches, &get).unwrap().listen.port(), 9001);
-        let c = Config::from_lookup(|_| None).unwrap();
-        assert_eq!(c.sandbox.cache_dir, Some(std::env::temp_dir().join("hotline")));
         assert_eq!(Config::default().sandbox.cache_dir, None);
+    }
+
+    #[test]
+    fn the_cache_never_defaults_to_a_shared_place() {
+        let dir = |pairs: &[(&str, &str)]| {
+            let sandbox = cfg(pairs).unwrap().sandbox;
+            (sandbox.cache_dir.map(|d| d.display().to_string()), sandbox.cache_off)
+        };
+        let xdg = dir(&[("XDG_CACHE_HOME", "/x/cache"), ("HOME", "/home/a")]);
+        assert_eq!(xdg, (Some("/x/cache/hotline".into()), None));
+        assert_eq!(dir(&[("HOME", "/home/a")]), (Some("/home/a/.cache/hotline".into()), None));
+        assert_eq!(dir(&[("XDG_CACHE_HOME", "rel"), ("HOME", "/home/a")]).0.as_deref(), Some("/home/a/.cache/hotline"));
+        for nothing_safe in [&[][..], &[("HOME", "relative")], &[("HOME", "  ")]] {
+            assert_eq!(dir(nothing_safe), (None, Some(NO_DEFAULT_CACHE_DIR)), "{nothing_safe:?}");
+        }
+        assert_eq!(dir(&[("HOTLINE_CACHE_DIR", "off"), ("HOME", "/home/a")]), (None, None));
+        assert_eq!(dir(&[("HOTLINE_CACHE_DIR", "/srv/c")]), (Some("/srv/c".into()), None));
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! sockets and WebSocket frames. Nothing here touches the internet.
 
 mod audio;
+mod cache;
 mod calls;
 mod contract;
 mod guest;
