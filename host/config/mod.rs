@@ -237,17 +237,83 @@ mod tests {
     }
 
     #[test]
-    fn out_of_range_values_are_taken_as_the_nearest_sane_one() {
-        let c = cfg(&[
-            ("HOTLINE_MAX_UTTERANCE_MS", "500"),
-            ("HOTLINE_FALLBACK_MS", "90000"),
-            ("HOTLINE_KEEPALIVE_SECS", "0"),
-            ("HOTLINE_MAX_CALLS", "0"),
-        ])
-        .unwrap();
+    fn values_the_readme_says_are_taken_as_the_nearest_are_clamped() {
+        let c = cfg(&[("HOTLINE_MAX_UTTERANCE_MS", "500"), ("HOTLINE_FALLBACK_MS", "90000")]).unwrap();
         assert_eq!((c.max_utterance_ms, c.fallback_ms), (1000, 60_000));
-        assert_eq!(c.keepalive, Duration::from_secs(1));
-        assert_eq!(c.sandbox.max_instances, 1 + WEBHOOK_INSTANCES);
+    }
+
+    /// Every numeric setting of `defs.rs` with its allowed range.
+    const RANGES: &[(&str, u64, u64)] = &[
+        ("HOTLINE_ROLLBACK_TRAPS", 1, 10_000),
+        ("HOTLINE_ROLLBACK_WINDOW_SECS", 1, 86_400),
+        ("HOTLINE_ADMIN_MAX_BYTES", 65_536, 1 << 30),
+        ("HOTLINE_EOU_MS", 100, 5000),
+        ("HOTLINE_BARGE_IN_MS", 20, 2000),
+        ("HOTLINE_DRAIN_SECS", 0, 3600),
+        ("HOTLINE_KEEPALIVE_SECS", 1, 300),
+        ("HOTLINE_MAX_BODY_BYTES", 1024, 16 << 20),
+        ("HOTLINE_MAX_CALLS", 1, 100_000),
+        ("HOTLINE_GUEST_MEMORY_MB", 1, 4096),
+        ("HOTLINE_GUEST_DEADLINE_MS", 5, 10_000),
+        ("HOTLINE_CACHE_MAX_MB", 1, 1 << 20),
+    ];
+
+    #[test]
+    fn out_of_range_values_are_refused_naming_the_variable_and_the_range() {
+        for &(var, lo, hi) in RANGES {
+            let mut refused = vec![hi + 1, 4_294_967_290];
+            refused.extend(lo.checked_sub(1));
+            for value in refused {
+                let value = value.to_string();
+                let err = format!("{:#}", cfg(&[(var, &value)]).unwrap_err());
+                assert_eq!(err, format!("{var}={value:?}: {value} is not in {lo}..={hi}"));
+            }
+            // Not a number of the setting's type: named, with the parse error.
+            for value in ["-1", "18446744073709551616", "ten"] {
+                let err = format!("{:#}", cfg(&[(var, value)]).unwrap_err());
+                assert!(err.starts_with(&format!("{var}={value:?}: ")), "{err}");
+            }
+        }
+        assert_eq!(
+            format!("{:#}", cfg(&[("HOTLINE_MAX_BODY_BYTES", "0")]).unwrap_err()),
+            r#"HOTLINE_MAX_BODY_BYTES="0": 0 is not in 1024..=16777216"#
+        );
+    }
+
+    #[test]
+    fn the_edges_of_each_range_are_accepted() {
+        for &(var, lo, hi) in RANGES {
+            for value in [lo, hi] {
+                assert!(cfg(&[(var, &value.to_string())]).is_ok(), "{var}={value}");
+            }
+        }
+        let c = cfg(&[("HOTLINE_MAX_CALLS", "100000"), ("HOTLINE_GUEST_DEADLINE_MS", "5")]).unwrap();
+        assert_eq!(c.sandbox.max_instances, 100_000 + WEBHOOK_INSTANCES);
+        assert_eq!(c.sandbox.deadline, Duration::from_millis(5));
+        let c = cfg(&[("HOTLINE_MAX_BODY_BYTES", "1024"), ("HOTLINE_GUEST_MEMORY_MB", "4096")]).unwrap();
+        assert_eq!((c.max_body_bytes, c.sandbox.memory_bytes), (1024, 4096 << 20));
+    }
+
+    #[test]
+    fn every_numeric_setting_of_defs_has_its_range_checked_here() {
+        use clap::Args;
+        let variable = |a: &clap::Arg| a.get_env().map(|e| e.to_string_lossy().into_owned());
+        // The providers' settings are defined (and ranged) in providers/settings.rs.
+        let providers = crate::providers::settings::ProviderArgs::augment_args(clap::Command::new("providers"));
+        let theirs: Vec<String> = providers.get_arguments().filter_map(variable).collect();
+        let numeric = ServeArgs::command()
+            .get_arguments()
+            .filter(|a| a.get_default_values().first().is_some_and(|d| d.to_string_lossy().parse::<u64>().is_ok()))
+            .filter_map(variable)
+            .filter(|v| !theirs.contains(v))
+            .collect::<Vec<_>>();
+        // Taken as the nearest sane value, as README says; the port's whole range is valid.
+        let unranged = ["HOTLINE_MAX_UTTERANCE_MS", "PORT"];
+        for var in &numeric {
+            let ranged = RANGES.iter().any(|(v, ..)| v == var);
+            assert!(ranged || unranged.contains(&var.as_str()), "{var} has no range in this test: add it to RANGES");
+        }
+        assert!(numeric.len() >= RANGES.len(), "{numeric:?}");
     }
 
     #[test]

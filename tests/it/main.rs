@@ -5,6 +5,7 @@
 mod audio;
 mod cache;
 mod calls;
+mod config;
 mod contract;
 mod guest;
 mod http;
