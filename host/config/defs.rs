@@ -72,7 +72,7 @@ pub struct ServeArgs {
     #[arg(long, env = "HOTLINE_KEEPALIVE_SECS", default_value_t = 10)]
     #[arg(value_parser = clap::value_parser!(u64).range(1..=300))]
     pub keepalive_secs: u64,
-    /// Webhook body limit, in bytes (1 KiB-16 MiB: Twilio's forms take about 2 KiB).
+    /// Webhook body limit, in bytes (1024-16777216).
     #[arg(long, env = "HOTLINE_MAX_BODY_BYTES", default_value_t = 64 * 1024, value_parser = usize_in(1024, 16 << 20))]
     pub max_body_bytes: usize,
     /// text or json (one JSON object per line).
