@@ -44,14 +44,15 @@ pub struct ServeArgs {
     /// Enables /admin/*, for requests that send it as a bearer token (at least 16 characters).
     #[arg(long, env = "HOTLINE_ADMIN_TOKEN", hide_env_values = true, value_parser = admin_token)]
     pub admin_token: Option<String>,
-    /// A swapped-in version that traps this often...
-    #[arg(long, env = "HOTLINE_ROLLBACK_TRAPS", default_value_t = 3, value_parser = at_least_1::<usize>)]
+    /// A swapped-in version that traps this often (1-10000)...
+    #[arg(long, env = "HOTLINE_ROLLBACK_TRAPS", default_value_t = 3, value_parser = usize_in(1, 10_000))]
     pub rollback_traps: usize,
-    /// ...within this many seconds is rolled back on its own.
-    #[arg(long, env = "HOTLINE_ROLLBACK_WINDOW_SECS", default_value_t = 300, value_parser = at_least_1::<u64>)]
+    /// ...within this many seconds (1-86400) is rolled back on its own.
+    #[arg(long, env = "HOTLINE_ROLLBACK_WINDOW_SECS", default_value_t = 300)]
+    #[arg(value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub rollback_window_secs: u64,
-    /// Largest component PUT /admin/guest accepts, in bytes.
-    #[arg(long, env = "HOTLINE_ADMIN_MAX_BYTES", default_value_t = 64 << 20)]
+    /// Largest component PUT /admin/guest accepts, in bytes (64 KiB-1 GiB).
+    #[arg(long, env = "HOTLINE_ADMIN_MAX_BYTES", default_value_t = 64 << 20, value_parser = usize_in(64 << 10, 1 << 30))]
     pub admin_max_bytes: usize,
     /// Silence that ends an utterance, in ms (300-600 is sane).
     #[arg(long, env = "HOTLINE_EOU_MS", default_value_t = EOU_MS_DEFAULT)]
@@ -64,14 +65,16 @@ pub struct ServeArgs {
     /// An utterance longer than this (in ms; taken as 1000 at least, 120000 at most) is cut and answered.
     #[arg(long, env = "HOTLINE_MAX_UTTERANCE_MS", default_value_t = 15_000, value_parser = clamped::<1000, 120_000>)]
     pub max_utterance_ms: u32,
-    /// On SIGTERM/SIGINT, how long live calls may continue, in seconds.
+    /// On SIGTERM/SIGINT, how long live calls may continue, in seconds (0-3600).
     #[arg(long, env = "HOTLINE_DRAIN_SECS", default_value_t = 25)]
+    #[arg(value_parser = clap::value_parser!(u64).range(0..=3600))]
     pub drain_secs: u64,
-    /// WebSocket ping interval, in seconds.
-    #[arg(long, env = "HOTLINE_KEEPALIVE_SECS", default_value_t = 10, value_parser = at_least_1::<u64>)]
+    /// WebSocket ping interval, in seconds (1-300).
+    #[arg(long, env = "HOTLINE_KEEPALIVE_SECS", default_value_t = 10)]
+    #[arg(value_parser = clap::value_parser!(u64).range(1..=300))]
     pub keepalive_secs: u64,
-    /// Webhook body limit, in bytes.
-    #[arg(long, env = "HOTLINE_MAX_BODY_BYTES", default_value_t = 64 * 1024)]
+    /// Webhook body limit, in bytes (1024-16777216).
+    #[arg(long, env = "HOTLINE_MAX_BODY_BYTES", default_value_t = 64 * 1024, value_parser = usize_in(1024, 16 << 20))]
     pub max_body_bytes: usize,
     /// text or json (one JSON object per line).
     #[arg(long, env = "HOTLINE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
@@ -91,22 +94,31 @@ pub struct ServeArgs {
 #[derive(Debug, clap::Args)]
 #[command(next_help_heading = "Sandbox")]
 pub struct SandboxArgs {
-    /// Concurrent guest instances (calls), plus 32 for webhooks.
-    #[arg(long, env = "HOTLINE_MAX_CALLS", default_value_t = 1000, value_parser = at_least_1::<u32>)]
+    /// Concurrent guest instances (calls; 1-100000), plus 32 for webhooks.
+    #[arg(long, env = "HOTLINE_MAX_CALLS", default_value_t = 1000)]
+    #[arg(value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub max_calls: u32,
-    /// Linear-memory cap per guest instance, in MB.
-    #[arg(long, env = "HOTLINE_GUEST_MEMORY_MB", default_value_t = 16, value_parser = at_least_1::<usize>)]
+    /// Linear-memory cap per guest instance, in MB (1-4096).
+    #[arg(long, env = "HOTLINE_GUEST_MEMORY_MB", default_value_t = 16, value_parser = usize_in(1, 4096))]
     pub guest_memory_mb: usize,
-    /// Running-time budget of one guest call, in 1 ms ticks; past it the call traps.
-    #[arg(long, env = "HOTLINE_GUEST_DEADLINE_MS", default_value_t = 20, value_parser = at_least_1::<u64>)]
+    /// Running-time budget of one guest call, in 1 ms ticks (5-10000); past it the call traps.
+    #[arg(long, env = "HOTLINE_GUEST_DEADLINE_MS", default_value_t = 20)]
+    #[arg(value_parser = clap::value_parser!(u64).range(5..=10_000))]
     pub guest_deadline_ms: u64,
     /// Directory of precompiled guests, so a restart skips compiling; `off` disables it.
-    /// [default: $XDG_CACHE_HOME/hotline, else $HOME/.cache/hotline]
+    /// [default: $XDG_CACHE_HOME/hotline, else $HOME/.cache/hotline, else none]
     #[arg(long, env = "HOTLINE_CACHE_DIR")]
     pub cache_dir: Option<String>,
-    /// Size bound of that directory, in MB: the least recently used entries go first.
-    #[arg(long, env = "HOTLINE_CACHE_MAX_MB", default_value_t = 256, value_parser = at_least_1::<u64>)]
+    /// Size bound of that directory, in MB (1-1048576): the least recently used entries go first.
+    #[arg(long, env = "HOTLINE_CACHE_MAX_MB", default_value_t = 256)]
+    #[arg(value_parser = clap::value_parser!(u64).range(1..=1_048_576))]
     pub cache_max_mb: u64,
+}
+
+/// A size or count in `lo..=hi`; out of range is refused (clap's error
+/// gives the range, and `env.rs` the variable).
+fn usize_in(lo: u64, hi: u64) -> clap::builder::RangedU64ValueParser<usize> {
+    clap::builder::RangedU64ValueParser::new().range(lo..=hi)
 }
 
 /// A number where 0 is taken as 1 (a zero interval, budget or count would

@@ -107,6 +107,7 @@ impl Default for Config {
     fn default() -> Self {
         let mut config = Config::from_lookup(|_| None).expect("the defaults are valid settings");
         config.sandbox.cache_dir = None;
+        config.sandbox.cache_off = None;
         config
     }
 }
@@ -159,28 +160,36 @@ impl SandboxArgs {
     /// The sandbox these settings describe; `get` supplies the variables
     /// that shape the cache's default place.
     pub fn config(&self, get: &dyn Fn(&str) -> Option<String>) -> SandboxConfig {
+        let (cache_dir, cache_off) = match self.cache_dir.as_deref() {
+            Some("off") => (None, None),
+            Some(dir) => (Some(PathBuf::from(dir)), None),
+            None => match default_cache_dir(get) {
+                Some(dir) => (Some(dir), None),
+                None => (None, Some(NO_DEFAULT_CACHE_DIR)),
+            },
+        };
         SandboxConfig {
             memory_bytes: self.guest_memory_mb << 20,
             deadline: Duration::from_millis(self.guest_deadline_ms),
-            max_instances: self.max_calls + WEBHOOK_INSTANCES,
-            cache_dir: match self.cache_dir.as_deref() {
-                Some("off") => None,
-                Some(dir) => Some(PathBuf::from(dir)),
-                None => Some(default_cache_dir(get)),
-            },
+            max_instances: self.max_calls.saturating_add(WEBHOOK_INSTANCES),
+            cache_dir,
+            cache_off,
             cache_max_bytes: self.cache_max_mb << 20,
         }
     }
 }
 
-/// `$XDG_CACHE_HOME/hotline`, else `$HOME/.cache/hotline`, else the temp dir.
-fn default_cache_dir(get: &dyn Fn(&str) -> Option<String>) -> PathBuf {
-    let get = |k: &str| get(k).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
-    let base = get("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| get("HOME").map(|h| PathBuf::from(h).join(".cache")))
-        .unwrap_or_else(std::env::temp_dir);
-    base.join("hotline")
+/// Why there is no cache when nothing says where it goes.
+const NO_DEFAULT_CACHE_DIR: &str = "neither XDG_CACHE_HOME nor HOME is set to an absolute path";
+
+/// `$XDG_CACHE_HOME/hotline`, else `$HOME/.cache/hotline`, else none: the
+/// cache holds code this process runs, so it never falls back to a shared
+/// place such as the temp dir, which other users can write. Relative values
+/// are ignored, as the XDG spec says.
+fn default_cache_dir(get: &dyn Fn(&str) -> Option<String>) -> Option<PathBuf> {
+    let get = |k: &str| get(k).map(|v| PathBuf::from(v.trim())).filter(|p| p.is_absolute());
+    let base = get("XDG_CACHE_HOME").or_else(|| get("HOME").map(|home| home.join(".cache")))?;
+    Some(base.join("hotline"))
 }
 
 /// Pool slots kept beyond the call limit for webhooks in flight.
@@ -233,17 +242,83 @@ mod tests {
     }
 
     #[test]
-    fn out_of_range_values_are_taken_as_the_nearest_sane_one() {
-        let c = cfg(&[
-            ("HOTLINE_MAX_UTTERANCE_MS", "500"),
-            ("HOTLINE_FALLBACK_MS", "90000"),
-            ("HOTLINE_KEEPALIVE_SECS", "0"),
-            ("HOTLINE_MAX_CALLS", "0"),
-        ])
-        .unwrap();
+    fn values_the_readme_says_are_taken_as_the_nearest_are_clamped() {
+        let c = cfg(&[("HOTLINE_MAX_UTTERANCE_MS", "500"), ("HOTLINE_FALLBACK_MS", "90000")]).unwrap();
         assert_eq!((c.max_utterance_ms, c.fallback_ms), (1000, 60_000));
-        assert_eq!(c.keepalive, Duration::from_secs(1));
-        assert_eq!(c.sandbox.max_instances, 1 + WEBHOOK_INSTANCES);
+    }
+
+    /// Every numeric setting of `defs.rs` with its allowed range.
+    const RANGES: &[(&str, u64, u64)] = &[
+        ("HOTLINE_ROLLBACK_TRAPS", 1, 10_000),
+        ("HOTLINE_ROLLBACK_WINDOW_SECS", 1, 86_400),
+        ("HOTLINE_ADMIN_MAX_BYTES", 65_536, 1 << 30),
+        ("HOTLINE_EOU_MS", 100, 5000),
+        ("HOTLINE_BARGE_IN_MS", 20, 2000),
+        ("HOTLINE_DRAIN_SECS", 0, 3600),
+        ("HOTLINE_KEEPALIVE_SECS", 1, 300),
+        ("HOTLINE_MAX_BODY_BYTES", 1024, 16 << 20),
+        ("HOTLINE_MAX_CALLS", 1, 100_000),
+        ("HOTLINE_GUEST_MEMORY_MB", 1, 4096),
+        ("HOTLINE_GUEST_DEADLINE_MS", 5, 10_000),
+        ("HOTLINE_CACHE_MAX_MB", 1, 1 << 20),
+    ];
+
+    #[test]
+    fn out_of_range_values_are_refused_naming_the_variable_and_the_range() {
+        for &(var, lo, hi) in RANGES {
+            let mut refused = vec![hi + 1, 4_294_967_290];
+            refused.extend(lo.checked_sub(1));
+            for value in refused {
+                let value = value.to_string();
+                let err = format!("{:#}", cfg(&[(var, &value)]).unwrap_err());
+                assert_eq!(err, format!("{var}={value:?}: {value} is not in {lo}..={hi}"));
+            }
+            // Not a number of the setting's type: named, with the parse error.
+            for value in ["-1", "18446744073709551616", "ten"] {
+                let err = format!("{:#}", cfg(&[(var, value)]).unwrap_err());
+                assert!(err.starts_with(&format!("{var}={value:?}: ")), "{err}");
+            }
+        }
+        assert_eq!(
+            format!("{:#}", cfg(&[("HOTLINE_MAX_BODY_BYTES", "0")]).unwrap_err()),
+            r#"HOTLINE_MAX_BODY_BYTES="0": 0 is not in 1024..=16777216"#
+        );
+    }
+
+    #[test]
+    fn the_edges_of_each_range_are_accepted() {
+        for &(var, lo, hi) in RANGES {
+            for value in [lo, hi] {
+                assert!(cfg(&[(var, &value.to_string())]).is_ok(), "{var}={value}");
+            }
+        }
+        let c = cfg(&[("HOTLINE_MAX_CALLS", "100000"), ("HOTLINE_GUEST_DEADLINE_MS", "5")]).unwrap();
+        assert_eq!(c.sandbox.max_instances, 100_000 + WEBHOOK_INSTANCES);
+        assert_eq!(c.sandbox.deadline, Duration::from_millis(5));
+        let c = cfg(&[("HOTLINE_MAX_BODY_BYTES", "1024"), ("HOTLINE_GUEST_MEMORY_MB", "4096")]).unwrap();
+        assert_eq!((c.max_body_bytes, c.sandbox.memory_bytes), (1024, 4096 << 20));
+    }
+
+    #[test]
+    fn every_numeric_setting_of_defs_has_its_range_checked_here() {
+        use clap::Args;
+        let variable = |a: &clap::Arg| a.get_env().map(|e| e.to_string_lossy().into_owned());
+        // The providers' settings are defined (and ranged) in providers/settings.rs.
+        let providers = crate::providers::settings::ProviderArgs::augment_args(clap::Command::new("providers"));
+        let theirs: Vec<String> = providers.get_arguments().filter_map(variable).collect();
+        let numeric = ServeArgs::command()
+            .get_arguments()
+            .filter(|a| a.get_default_values().first().is_some_and(|d| d.to_string_lossy().parse::<u64>().is_ok()))
+            .filter_map(variable)
+            .filter(|v| !theirs.contains(v))
+            .collect::<Vec<_>>();
+        // Taken as the nearest sane value, as README says; the port's whole range is valid.
+        let unranged = ["HOTLINE_MAX_UTTERANCE_MS", "PORT"];
+        for var in &numeric {
+            let ranged = RANGES.iter().any(|(v, ..)| v == var);
+            assert!(ranged || unranged.contains(&var.as_str()), "{var} has no range in this test: add it to RANGES");
+        }
+        assert!(numeric.len() >= RANGES.len(), "{numeric:?}");
     }
 
     #[test]
@@ -252,9 +327,24 @@ mod tests {
         let argv = ["hotline", "--port", "9001"].map(OsString::from).to_vec();
         let matches = parse_with_env(ServeArgs::command(), argv, &get).unwrap();
         assert_eq!(Config::from_matches(&matches, &get).unwrap().listen.port(), 9001);
-        let c = Config::from_lookup(|_| None).unwrap();
-        assert_eq!(c.sandbox.cache_dir, Some(std::env::temp_dir().join("hotline")));
         assert_eq!(Config::default().sandbox.cache_dir, None);
+    }
+
+    #[test]
+    fn the_cache_never_defaults_to_a_shared_place() {
+        let dir = |pairs: &[(&str, &str)]| {
+            let sandbox = cfg(pairs).unwrap().sandbox;
+            (sandbox.cache_dir.map(|d| d.display().to_string()), sandbox.cache_off)
+        };
+        let xdg = dir(&[("XDG_CACHE_HOME", "/x/cache"), ("HOME", "/home/a")]);
+        assert_eq!(xdg, (Some("/x/cache/hotline".into()), None));
+        assert_eq!(dir(&[("HOME", "/home/a")]), (Some("/home/a/.cache/hotline".into()), None));
+        assert_eq!(dir(&[("XDG_CACHE_HOME", "rel"), ("HOME", "/home/a")]).0.as_deref(), Some("/home/a/.cache/hotline"));
+        for nothing_safe in [&[][..], &[("HOME", "relative")], &[("HOME", "  ")]] {
+            assert_eq!(dir(nothing_safe), (None, Some(NO_DEFAULT_CACHE_DIR)), "{nothing_safe:?}");
+        }
+        assert_eq!(dir(&[("HOTLINE_CACHE_DIR", "off"), ("HOME", "/home/a")]), (None, None));
+        assert_eq!(dir(&[("HOTLINE_CACHE_DIR", "/srv/c")]), (Some("/srv/c".into()), None));
     }
 
     #[test]

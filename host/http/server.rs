@@ -41,7 +41,9 @@ pub struct Server {
 impl Server {
     /// Binds `config.listen`, starts serving, and starts loading the guest.
     pub async fn start(config: Config) -> anyhow::Result<Server> {
-        let listener = TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("binding {} (PORT, HOTLINE_BIND)", config.listen))?;
         let local_addr = listener.local_addr()?;
         let sandbox = Sandbox::new(config.sandbox.clone()).context("setting up the wasm sandbox")?;
         let providers = Providers::new(config.providers.clone()).context("setting up the providers")?;
@@ -88,7 +90,9 @@ async fn load_guest(app: Arc<App>) -> anyhow::Result<()> {
     let path = app.config.guest_path.clone();
     let source = path.as_ref().map_or("built-in".to_string(), |p| p.display().to_string());
     let bytes = match &path {
-        Some(p) => tokio::fs::read(p).await.with_context(|| format!("reading guest {}", p.display()))?,
+        Some(p) => {
+            tokio::fs::read(p).await.with_context(|| format!("reading guest {} (HOTLINE_GUEST)", p.display()))?
+        }
         None => DEFAULT_GUEST.to_vec(),
     };
     let installed = crate::versions::install(&app.sandbox, &app.versions, bytes, source.clone()).await;

@@ -37,6 +37,9 @@ pub struct SandboxConfig {
     pub max_instances: u32,
     /// Where compiled components are kept between runs; `None` disables it.
     pub cache_dir: Option<PathBuf>,
+    /// Why there is no `cache_dir` when none was asked for (no safe default
+    /// place): logged once, when the sandbox starts.
+    pub cache_off: Option<&'static str>,
     /// The cache's size bound: least recently used entries go first.
     pub cache_max_bytes: u64,
 }
@@ -80,9 +83,9 @@ impl Sandbox {
         let mut pool = PoolingAllocationConfig::default();
         let n = config.max_instances.max(1);
         pool.total_component_instances(n)
-            .total_core_instances(n * 8)
-            .total_memories(n * 2)
-            .total_tables(n * 4)
+            .total_core_instances(n.saturating_mul(8))
+            .total_memories(n.saturating_mul(2))
+            .total_tables(n.saturating_mul(4))
             .total_stacks(n)
             .max_memory_size(config.memory_bytes);
         let mut wasm = Config::new();
@@ -97,7 +100,7 @@ impl Sandbox {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         spawn_epoch_ticker(&engine);
-        let cache = config.cache_dir.clone().map(|dir| Cache::new(dir, &engine, config.cache_max_bytes));
+        let cache = Cache::open(&config, &engine);
         Ok(Self { inner: Arc::new(SandboxInner { engine, linker, cache, config }) })
     }
 

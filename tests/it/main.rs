@@ -3,7 +3,9 @@
 //! sockets and WebSocket frames. Nothing here touches the internet.
 
 mod audio;
+mod cache;
 mod calls;
+mod config;
 mod contract;
 mod guest;
 mod http;
