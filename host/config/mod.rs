@@ -247,7 +247,7 @@ mod tests {
         assert_eq!((c.max_utterance_ms, c.fallback_ms), (1000, 60_000));
     }
 
-    /// Every numeric setting of `defs.rs` with its allowed range.
+    /// Every numeric setting of `defs.rs` (and `security.rs`) with its allowed range.
     const RANGES: &[(&str, u64, u64)] = &[
         ("HOTLINE_ROLLBACK_TRAPS", 1, 10_000),
         ("HOTLINE_ROLLBACK_WINDOW_SECS", 1, 86_400),
@@ -261,6 +261,10 @@ mod tests {
         ("HOTLINE_GUEST_MEMORY_MB", 1, 4096),
         ("HOTLINE_GUEST_DEADLINE_MS", 5, 10_000),
         ("HOTLINE_CACHE_MAX_MB", 1, 1 << 20),
+        ("HOTLINE_HEADER_TIMEOUT_SECS", 1, 300),
+        ("HOTLINE_BODY_TIMEOUT_SECS", 1, 300),
+        ("HOTLINE_START_TIMEOUT_SECS", 1, 60),
+        ("HOTLINE_STREAM_IDLE_SECS", 2, 300),
     ];
 
     #[test]
