@@ -8,6 +8,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::{Config, WEBHOOK_INSTANCES};
 use crate::http::auth::Auth;
+use crate::http::limits::{AuthFailures, Connections};
 use crate::providers::Providers;
 use crate::sandbox::Sandbox;
 use crate::versions::{Registry, RollbackPolicy};
@@ -16,6 +17,10 @@ pub struct App {
     pub config: Config,
     /// Signatures, stream tokens, the public URL.
     pub auth: Auth,
+    /// Open connections, in all and per address.
+    pub connections: Arc<Connections>,
+    /// Failed admin authentications per address.
+    pub admin_failures: AuthFailures,
     pub sandbox: Sandbox,
     /// Speech-to-text, LLM, text-to-speech (any may be absent) and their health.
     pub providers: Arc<Providers>,
@@ -33,6 +38,8 @@ impl App {
     pub fn new(config: Config, sandbox: Sandbox, providers: Providers) -> Arc<Self> {
         Arc::new(App {
             auth: Auth::new(&config),
+            connections: connection_limits(&config),
+            admin_failures: AuthFailures::new(ADMIN_FAILURES, ADMIN_LOCKOUT),
             sandbox,
             providers: Arc::new(providers),
             versions: Registry::new(RollbackPolicy { traps: config.rollback_traps, window: config.rollback_window }),
@@ -51,5 +58,56 @@ impl App {
 
     pub fn is_draining(&self) -> bool {
         self.draining.load(Ordering::SeqCst)
+    }
+}
+
+/// Wrong admin tokens an address may send per lockout window.
+const ADMIN_FAILURES: u32 = 10;
+const ADMIN_LOCKOUT: std::time::Duration = std::time::Duration::from_secs(60);
+/// Descriptors kept free beyond the connection limit: the listener, the
+/// log, the compile cache, provider requests.
+const SPARE_DESCRIPTORS: usize = 64;
+
+/// The connection limits: as configured, or from the open-file limit
+/// (raised to its maximum first) and the call limit.
+fn connection_limits(config: &Config) -> Arc<Connections> {
+    let security = &config.security;
+    let descriptors = raise_open_file_limit();
+    let total = security.max_connections.unwrap_or((descriptors as usize).saturating_sub(SPARE_DESCRIPTORS).max(16));
+    let calls = config.sandbox.max_instances.saturating_sub(WEBHOOK_INSTANCES) as usize;
+    let per_ip = security.max_connections_per_ip.unwrap_or(calls + SPARE_DESCRIPTORS);
+    tracing::info!(
+        event = "connection_limits",
+        open_files = descriptors,
+        max_connections = total,
+        per_address = per_ip
+    );
+    if total > (descriptors as usize).saturating_sub(SPARE_DESCRIPTORS) {
+        tracing::warn!(
+            event = "connection_limits",
+            open_files = descriptors,
+            max_connections = total,
+            "HOTLINE_MAX_CONNECTIONS is above the open-file limit: connections may fail with EMFILE; raise `ulimit -n`"
+        );
+    }
+    Connections::new(total, per_ip)
+}
+
+/// Raises the soft open-file limit to the hard one (as Go's runtime does):
+/// a socket per call needs more than the usual soft 1024. Returns the limit.
+pub fn raise_open_file_limit() -> u64 {
+    // SAFETY: getrlimit/setrlimit on a stack value.
+    unsafe {
+        let mut limit: libc::rlimit = std::mem::zeroed();
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return 1024;
+        }
+        if limit.rlim_cur < limit.rlim_max {
+            let raised = libc::rlimit { rlim_cur: limit.rlim_max, rlim_max: limit.rlim_max };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                return raised.rlim_cur;
+            }
+        }
+        limit.rlim_cur
     }
 }

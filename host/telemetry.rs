@@ -41,3 +41,55 @@ pub fn init(format: LogFormat) -> WorkerGuard {
     };
     guard
 }
+
+/// At most one line per second from one place in the code, for refusals a
+/// client can repeat at will (bad signatures, wrong admin tokens, refused
+/// connections): the log says what happened without one line per attempt.
+/// The lines left out are counted and reported with the next one.
+pub struct LogThrottle {
+    /// Milliseconds since the process's first throttled line, when the
+    /// next line may be written.
+    next_ms: std::sync::atomic::AtomicU64,
+    skipped: std::sync::atomic::AtomicU64,
+}
+
+impl LogThrottle {
+    const EVERY_MS: u64 = 1000;
+
+    pub const fn new() -> LogThrottle {
+        LogThrottle { next_ms: std::sync::atomic::AtomicU64::new(0), skipped: std::sync::atomic::AtomicU64::new(0) }
+    }
+
+    /// `Some(lines skipped since the last one)` when a line may be written.
+    pub fn allow(&self) -> Option<u64> {
+        use std::sync::atomic::Ordering::Relaxed;
+        static EPOCH: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+        let now = EPOCH.get_or_init(std::time::Instant::now).elapsed().as_millis() as u64;
+        let next = self.next_ms.load(Relaxed);
+        if now >= next && self.next_ms.compare_exchange(next, now + Self::EVERY_MS, Relaxed, Relaxed).is_ok() {
+            return Some(self.skipped.swap(0, Relaxed));
+        }
+        self.skipped.fetch_add(1, Relaxed);
+        None
+    }
+}
+
+impl Default for LogThrottle {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_burst_gets_one_line_and_the_next_one_counts_the_rest() {
+        let t = LogThrottle::new();
+        assert_eq!(t.allow(), Some(0));
+        assert!((0..1000).all(|_| t.allow().is_none()));
+        t.next_ms.store(0, std::sync::atomic::Ordering::Relaxed); // a second later
+        assert_eq!(t.allow(), Some(1000));
+    }
+}

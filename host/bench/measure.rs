@@ -64,21 +64,6 @@ pub fn cores() -> usize {
     std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
 }
 
-/// Raises the open-file limit to its hard maximum: thousands of calls need
-/// thousands of sockets, on both ends.
-pub fn raise_fd_limit() -> u64 {
-    // SAFETY: getrlimit/setrlimit on a stack value.
-    unsafe {
-        let mut limit: libc::rlimit = std::mem::zeroed();
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
-            return 0;
-        }
-        limit.rlim_cur = limit.rlim_max;
-        libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
-        limit.rlim_cur
-    }
-}
-
 /// The `p`-quantile (0..=1) of `values` (sorted here), `NaN` when empty.
 pub fn percentile(values: &mut [f32], p: f64) -> f64 {
     if values.is_empty() {

@@ -45,7 +45,7 @@ pub struct BenchArgs {
 
 /// Runs the benchmark; builds its own single-threaded runtime, pinned.
 pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
-    let fds = measure::raise_fd_limit();
+    let fds = crate::app::raise_open_file_limit();
     let pinned = measure::cores() >= 2 && measure::pin_to_core(args.load_core).is_ok();
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     println!(

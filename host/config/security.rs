@@ -47,6 +47,14 @@ pub struct SecurityArgs {
     #[arg(long, env = "HOTLINE_STREAM_IDLE_SECS", default_value_t = 15)]
     #[arg(value_parser = value_parser!(u64).range(2..=300))]
     pub stream_idle_secs: u64,
+    /// Open connections (HTTP and WebSocket) at most; more are closed at once.
+    /// [default: the open-file limit, raised to its maximum at start, minus 64]
+    #[arg(long, env = "HOTLINE_MAX_CONNECTIONS", value_parser = value_parser!(u64).range(16..=10_000_000))]
+    pub max_connections: Option<u64>,
+    /// Open connections from one address at most. Behind a proxy every connection comes from it:
+    /// leave room for every call. [default: HOTLINE_MAX_CALLS + 64]
+    #[arg(long, env = "HOTLINE_MAX_CONNECTIONS_PER_IP", value_parser = value_parser!(u64).range(1..=10_000_000))]
+    pub max_connections_per_ip: Option<u64>,
 }
 
 /// What the host checks, as the rest of it uses it.
@@ -61,6 +69,10 @@ pub struct Security {
     pub body_timeout: Duration,
     pub start_timeout: Duration,
     pub stream_idle: Duration,
+    /// `None`: from the open-file limit.
+    pub max_connections: Option<usize>,
+    /// `None`: the call limit plus room for webhooks and probes.
+    pub max_connections_per_ip: Option<usize>,
 }
 
 impl SecurityArgs {
@@ -86,6 +98,8 @@ impl SecurityArgs {
             body_timeout: Duration::from_secs(self.body_timeout_secs),
             start_timeout: Duration::from_secs(self.start_timeout_secs),
             stream_idle: Duration::from_secs(self.stream_idle_secs),
+            max_connections: self.max_connections.map(|n| n as usize),
+            max_connections_per_ip: self.max_connections_per_ip.map(|n| n as usize),
         })
     }
 }

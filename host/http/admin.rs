@@ -13,16 +13,25 @@ use subtle::ConstantTimeEq;
 use tracing::info;
 
 use super::error::AppError;
+use super::limits::Peer;
 use super::respond::{Body, json, read_body};
-
-/// A component upload (up to `HOTLINE_ADMIN_MAX_BYTES`) may come over a slow link.
-const ADMIN_UPLOAD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
 use crate::app::App;
 use crate::versions::install;
 
+/// A component upload (up to `HOTLINE_ADMIN_MAX_BYTES`) may come over a slow link.
+const ADMIN_UPLOAD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
+
 pub async fn handle(app: &Arc<App>, req: Request<Incoming>) -> Result<Response<Body>, AppError> {
     let token = app.config.admin_token.as_deref().ok_or(AppError::NotFound)?;
+    // An address that keeps sending wrong tokens waits, right token or not.
+    let ip = req.extensions().get::<Peer>().map(|p| p.addr.ip());
+    if let Some(retry_after) = ip.and_then(|ip| app.admin_failures.locked(ip)) {
+        return Err(AppError::TooManyAttempts { retry_after });
+    }
     if !authorized(req.headers(), token) {
+        if let Some(ip) = ip {
+            app.admin_failures.failed(ip);
+        }
         return Err(AppError::Unauthorized { path: req.uri().path().to_string() });
     }
     match (req.method(), req.uri().path()) {

@@ -8,6 +8,7 @@ use tracing::{error, info, warn};
 
 use super::respond::{Body, json, text, xml};
 use crate::sandbox::GuestError;
+use crate::telemetry::LogThrottle;
 use crate::twilio::form::FormError;
 use crate::twilio::signature::Rejection;
 use crate::versions::{LoadError, NothingToRollBack};
@@ -63,6 +64,9 @@ pub enum AppError {
     Twiml(String),
     #[error("missing or wrong bearer token")]
     Unauthorized { path: String },
+    /// Too many wrong admin tokens from this address lately.
+    #[error("too many failed attempts; retry in {}s", retry_after.as_secs().max(1))]
+    TooManyAttempts { retry_after: std::time::Duration },
     /// A webhook or upgrade without a valid `X-Twilio-Signature`; `url` is
     /// the URL the signature was checked against.
     #[error("Twilio signature {reason}")]
@@ -96,7 +100,10 @@ impl AppError {
                 text(StatusCode::REQUEST_TIMEOUT, reason)
             }
             AppError::BadForm(_) | AppError::BadRequest(_) => {
-                warn!(event = "webhook_rejected", reason);
+                static LOG: LogThrottle = LogThrottle::new();
+                if let Some(skipped) = LOG.allow() {
+                    warn!(event = "webhook_rejected", reason, skipped);
+                }
                 text(StatusCode::BAD_REQUEST, reason)
             }
             AppError::Draining => {
@@ -108,7 +115,10 @@ impl AppError {
                 xml(StatusCode::SERVICE_UNAVAILABLE, REFUSAL_TWIML)
             }
             AppError::Handshake(_) => {
-                warn!(event = "ws_handshake_rejected", reason);
+                static LOG: LogThrottle = LogThrottle::new();
+                if let Some(skipped) = LOG.allow() {
+                    warn!(event = "ws_handshake_rejected", reason, skipped);
+                }
                 text(StatusCode::BAD_REQUEST, reason)
             }
             AppError::NoGuestForStream => text(StatusCode::SERVICE_UNAVAILABLE, reason),
@@ -131,11 +141,23 @@ impl AppError {
                 text(StatusCode::INTERNAL_SERVER_ERROR, reason)
             }
             AppError::Signature { reason, url } => {
-                warn!(event = "signature_rejected", reason = reason.name(), url);
+                static LOG: LogThrottle = LogThrottle::new();
+                if let Some(skipped) = LOG.allow() {
+                    warn!(event = "signature_rejected", reason = reason.name(), url, skipped);
+                }
                 text(StatusCode::FORBIDDEN, "invalid Twilio signature")
             }
+            AppError::TooManyAttempts { retry_after } => {
+                let mut response = text(StatusCode::TOO_MANY_REQUESTS, reason);
+                let secs = retry_after.as_secs().max(1).to_string();
+                response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_str(&secs).expect("digits"));
+                response
+            }
             AppError::Unauthorized { path } => {
-                warn!(event = "admin_unauthorized", path);
+                static LOG: LogThrottle = LogThrottle::new();
+                if let Some(skipped) = LOG.allow() {
+                    warn!(event = "admin_unauthorized", path, skipped);
+                }
                 let mut response = text(StatusCode::UNAUTHORIZED, reason);
                 response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
                 response

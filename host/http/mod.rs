@@ -11,6 +11,7 @@ mod admin;
 pub mod auth;
 mod base_url;
 mod error;
+pub mod limits;
 mod respond;
 mod routes;
 mod server;

@@ -16,6 +16,7 @@ use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tracing::{Instrument, Span, field, info, info_span, warn};
 
 use super::error::AppError;
+use super::limits::Peer;
 use super::respond::{Body, empty, json, read_form, text, xml};
 use super::ws;
 use crate::app::App;
@@ -158,7 +159,10 @@ async fn upgrade(app: Arc<App>, mut req: Request<Incoming>) -> Result<Response<B
     let accepted = ws::accept(req.headers()).map_err(AppError::Handshake)?;
     let subprotocol = accepted.headers().contains_key(header::SEC_WEBSOCKET_PROTOCOL);
     let on_upgrade = hyper::upgrade::on(&mut req);
+    // The call holds its connection's place until it ends.
+    let peer = req.extensions_mut().remove::<Peer>();
     app.calls.clone().spawn(async move {
+        let _peer = peer;
         let upgraded = match on_upgrade.await {
             Ok(u) => u,
             Err(e) => {

@@ -20,10 +20,12 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn};
 
+use super::limits::Peer;
 use crate::app::App;
 use crate::config::Config;
 use crate::providers::Providers;
 use crate::sandbox::{DEFAULT_GUEST, Sandbox};
+use crate::telemetry::LogThrottle;
 
 /// Time the calls get to finish their close handshakes once told to close.
 const CLOSE_GRACE: Duration = Duration::from_secs(5);
@@ -147,15 +149,33 @@ async fn accept_loop(app: Arc<App>, listener: TcpListener, connections: TaskTrac
                 Ok(pair) => pair,
                 Err(e) => {
                     // EMFILE and friends: back off instead of spinning.
-                    warn!(event = "accept_failed", error = %e);
+                    static LOG: LogThrottle = LogThrottle::new();
+                    if let Some(skipped) = LOG.allow() {
+                        warn!(event = "accept_failed", error = %e, skipped);
+                    }
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 }
             },
         };
+        let connection = match app.connections.admit(peer.ip()) {
+            Ok(guard) => Arc::new(guard),
+            Err(refusal) => {
+                // Closed at once: its descriptor is free again, and a client
+                // holding many cannot starve the others (`/healthz` included).
+                static LOG: LogThrottle = LogThrottle::new();
+                if let Some(skipped) = LOG.allow() {
+                    warn!(event = "connection_refused", reason = refusal.name(), %peer, skipped);
+                }
+                continue;
+            }
+        };
         let _ = stream.set_nodelay(true);
         let app = app.clone();
-        let service = service_fn(move |req| super::routes::route(app.clone(), req));
+        let service = service_fn(move |mut req| {
+            req.extensions_mut().insert(Peer::new(peer, connection.clone()));
+            super::routes::route(app.clone(), req)
+        });
         let conn = builder.serve_connection(TokioIo::new(stream), service).with_upgrades();
         let stop = stop.clone();
         connections.spawn(async move {

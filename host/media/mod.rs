@@ -65,6 +65,35 @@ enum Input {
     Watchdog,
 }
 
+/// Messages a call may send per second, on average: ten times Twilio's
+/// fifty, so a simulator or an edge catching up may run faster than real
+/// time for a while; a peer pushing thousands a second is slowed down.
+const MESSAGE_RATE: f64 = 500.0;
+/// ...and at once, before the rate applies (20 s of real-time media).
+const MESSAGE_BURST: f64 = 1000.0;
+
+/// A token bucket over a call's inbound messages.
+struct Pace {
+    tokens: f64,
+    at: tokio::time::Instant,
+    /// The call has been told (logged) once.
+    reported: bool,
+}
+
+impl Pace {
+    fn new(now: tokio::time::Instant) -> Pace {
+        Pace { tokens: MESSAGE_BURST, at: now, reported: false }
+    }
+
+    /// How long to wait before handling one more message, if over the rate.
+    fn take(&mut self, now: tokio::time::Instant) -> Option<Duration> {
+        let refill = now.saturating_duration_since(self.at).as_secs_f64() * MESSAGE_RATE;
+        self.tokens = (self.tokens + refill).min(MESSAGE_BURST) - 1.0;
+        self.at = now;
+        (self.tokens < 0.0).then(|| Duration::from_secs_f64(-self.tokens / MESSAGE_RATE))
+    }
+}
+
 #[derive(Default)]
 struct Stats {
     frames_in: u64,
@@ -146,6 +175,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
         let watchdog = tokio::time::sleep(start_timeout);
         tokio::pin!(watchdog);
         let mut last_inbound = tokio::time::Instant::now();
+        let mut pace = Pace::new(last_inbound);
         let end = loop {
             let apology_over = async {
                 match self.ending {
@@ -169,6 +199,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
                     // only answers pings is holding a slot, not streaming.
                     if let Some(Ok(Message::Text(_))) = &msg {
                         last_inbound = tokio::time::Instant::now();
+                        if let Some(wait) = pace.take(last_inbound) {
+                            // Over its rate: this call stops reading for a
+                            // moment, and TCP slows the peer down.
+                            if !std::mem::replace(&mut pace.reported, true) {
+                                warn!(event = "ws_rate_limited", per_sec = MESSAGE_RATE);
+                            }
+                            tokio::time::sleep(wait).await;
+                        }
                     }
                     self.on_frame(msg).await
                 }

@@ -5,6 +5,8 @@
 
 use std::time::{Duration, Instant};
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -249,4 +251,65 @@ async fn upgrades_are_refused_during_a_drain() {
         Err(tokio_tungstenite::tungstenite::Error::Http(r)) => assert_eq!(r.status(), 503),
         other => panic!("an upgrade during a drain must be refused with 503, got {other:?}"),
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_address_cannot_take_every_connection() {
+    let s = start_server(|c| c.security.max_connections_per_ip = Some(50)).await;
+    let addr = s.server.local_addr();
+    // 200 silent connections from another loopback address.
+    let mut held = Vec::new();
+    let mut closed_at_once = 0;
+    for _ in 0..200 {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+        let mut stream = socket.connect(addr).await.unwrap();
+        let mut byte = [0u8; 1];
+        match tokio::time::timeout(Duration::from_millis(100), stream.read(&mut byte)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => closed_at_once += 1,
+            _ => held.push(stream),
+        }
+    }
+    assert_eq!(held.len(), 50, "the address's share is held open");
+    assert_eq!(closed_at_once, 150, "the rest are closed at once");
+    // Everyone else is still served.
+    for _ in 0..5 {
+        assert!(healthz_ms(&s.base).await < 1000);
+    }
+}
+
+#[tokio::test]
+async fn admin_token_guessing_is_throttled_per_address() {
+    let s = admin_server(hotline::config::SwapPolicy::Migrate).await;
+    let client = reqwest::Client::new();
+    let get = |token: &str| client.get(format!("{}/admin/guest", s.base)).bearer_auth(token).send();
+    let mut statuses = Vec::new();
+    for i in 0..12 {
+        statuses.push(get(&format!("wrong-token-{i:04}-xxxxxxxx")).await.unwrap().status().as_u16());
+    }
+    assert_eq!(&statuses[..10], &[401; 10], "{statuses:?}");
+    assert_eq!(&statuses[10..], &[429, 429], "{statuses:?}");
+    let locked = get(TOKEN).await.unwrap();
+    assert_eq!(locked.status(), 429, "locked out, right token or not");
+    let retry: u64 = locked.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=60).contains(&retry), "Retry-After: {retry}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_cannot_push_messages_thousands_of_times_faster_than_real_time() {
+    let s = start_server(|_| {}).await;
+    let mut ws = started_ws(&s.base, "CAfast").await;
+    let media = json!({"event": "media", "streamSid": "MZCAfast",
+        "media": {"track": "inbound", "chunk": "1", "timestamp": "0", "payload": STANDARD.encode([0xffu8; 160])}})
+    .to_string();
+    let began = Instant::now();
+    // 1600 frames (32 s of audio) as fast as the socket takes them, then stop.
+    for _ in 0..1600 {
+        ws.feed(Message::Text(media.clone().into())).await.unwrap();
+    }
+    ws.send(Message::Text(json!({"event": "stop", "streamSid": "MZCAfast"}).to_string().into())).await.unwrap();
+    assert_eq!(close_of(&mut ws, Duration::from_secs(30)).await.map(|c| c.0), Some(1000));
+    // 1000 at once, then 500 a second: the stop cannot be read before 1.2 s.
+    let took = began.elapsed();
+    assert!(took >= Duration::from_millis(1100), "the call was slowed to its rate: {took:?}");
 }
