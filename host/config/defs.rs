@@ -8,7 +8,6 @@
 
 use std::net::IpAddr;
 use std::path::PathBuf;
-use std::str::FromStr;
 
 use super::security::SecurityArgs;
 use super::{CallMode, LogFormat, SwapPolicy};
@@ -119,12 +118,6 @@ pub struct SandboxArgs {
 /// gives the range, and `env.rs` the variable).
 fn usize_in(lo: u64, hi: u64) -> clap::builder::RangedU64ValueParser<usize> {
     clap::builder::RangedU64ValueParser::new().range(lo..=hi)
-}
-
-/// A number where 0 is taken as 1 (a zero interval, budget or count would
-/// stall or refuse everything).
-pub(crate) fn at_least_1<T: FromStr + Ord + From<u8>>(value: &str) -> Result<T, T::Err> {
-    Ok(value.parse::<T>()?.max(T::from(1)))
 }
 
 /// A number taken as the nearest value in `LO..=HI`.

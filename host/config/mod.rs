@@ -18,7 +18,7 @@ use clap::parser::ValueSource;
 use clap::{ArgMatches, CommandFactory, FromArgMatches};
 
 pub use defs::{EOU_MS_DEFAULT, SandboxArgs, ServeArgs};
-pub(crate) use defs::{at_least_1, clamped};
+pub(crate) use defs::clamped;
 pub use env::parse_with_env;
 pub use security::{Security, SecurityArgs};
 
@@ -266,10 +266,16 @@ mod tests {
         ("HOTLINE_START_TIMEOUT_SECS", 1, 60),
         ("HOTLINE_STREAM_IDLE_SECS", 2, 300),
     ];
+    /// The providers' (`providers/settings.rs`).
+    const PROVIDER_RANGES: &[(&str, u64, u64)] = &[
+        ("HOTLINE_PROVIDER_CONNECT_TIMEOUT_MS", 100, 60_000),
+        ("HOTLINE_PROVIDER_TIMEOUT_MS", 500, 600_000),
+        ("HOTLINE_PROVIDER_RETRY_MS", 0, 10_000),
+    ];
 
     #[test]
     fn out_of_range_values_are_refused_naming_the_variable_and_the_range() {
-        for &(var, lo, hi) in RANGES {
+        for &(var, lo, hi) in RANGES.iter().chain(PROVIDER_RANGES) {
             let mut refused = vec![hi + 1, 4_294_967_290];
             refused.extend(lo.checked_sub(1));
             for value in refused {
@@ -291,7 +297,7 @@ mod tests {
 
     #[test]
     fn the_edges_of_each_range_are_accepted() {
-        for &(var, lo, hi) in RANGES {
+        for &(var, lo, hi) in RANGES.iter().chain(PROVIDER_RANGES) {
             for value in [lo, hi] {
                 assert!(cfg(&[(var, &value.to_string())]).is_ok(), "{var}={value}");
             }

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::bail;
 
-use crate::config::{at_least_1, clamped};
+use crate::config::clamped;
 
 /// A value that must never be printed.
 #[derive(Clone, PartialEq, Eq)]
@@ -185,13 +185,16 @@ pub struct ProviderArgs {
     #[arg(long, env = "HOTLINE_FALLBACK_MS", default_value_t = 3000, value_parser = clamped::<0, 60_000>)]
     pub fallback_ms: u32,
     /// Connect timeout of every provider request, in ms.
-    #[arg(long, env = "HOTLINE_PROVIDER_CONNECT_TIMEOUT_MS", default_value_t = 3000, value_parser = at_least_1::<u64>)]
+    #[arg(long, env = "HOTLINE_PROVIDER_CONNECT_TIMEOUT_MS", default_value_t = 3000)]
+    #[arg(value_parser = clap::value_parser!(u64).range(100..=60_000))]
     pub provider_connect_timeout_ms: u64,
     /// Overall timeout of one provider request, streamed body included, in ms.
-    #[arg(long, env = "HOTLINE_PROVIDER_TIMEOUT_MS", default_value_t = 15_000, value_parser = at_least_1::<u64>)]
+    #[arg(long, env = "HOTLINE_PROVIDER_TIMEOUT_MS", default_value_t = 15_000)]
+    #[arg(value_parser = clap::value_parser!(u64).range(500..=600_000))]
     pub provider_timeout_ms: u64,
     /// Pause before the one retry of a transcription or speech request, in ms.
     #[arg(long, env = "HOTLINE_PROVIDER_RETRY_MS", default_value_t = 250)]
+    #[arg(value_parser = clap::value_parser!(u64).range(0..=10_000))]
     pub provider_retry_ms: u64,
     /// PEM root certificates to trust besides the system's (private CA, TLS-inspecting proxy).
     #[arg(long, env = "HOTLINE_PROVIDER_CA_FILE")]
