@@ -17,8 +17,8 @@ use std::time::Duration;
 use clap::parser::ValueSource;
 use clap::{ArgMatches, CommandFactory, FromArgMatches};
 
-pub use defs::{EOU_MS_DEFAULT, SandboxArgs, ServeArgs};
 pub(crate) use defs::clamped;
+pub use defs::{EOU_MS_DEFAULT, SandboxArgs, ServeArgs};
 pub use env::parse_with_env;
 pub use security::{Security, SecurityArgs};
 
