@@ -65,8 +65,8 @@ enum Input {
     Watchdog,
 }
 
-/// Messages a call may send per second, on average: ten times Twilio's
-/// fifty, so a simulator or an edge catching up may run faster than real
+/// Frames a call may send per second, on average: ten times Twilio's
+/// fifty messages, so a simulator or an edge catching up may run faster than real
 /// time for a while; a peer pushing thousands a second is slowed down.
 const MESSAGE_RATE: f64 = 500.0;
 /// ...and at once, before the rate applies (20 s of real-time media).
@@ -195,18 +195,23 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
             let began_input = Instant::now();
             let flow = match input {
                 Input::Frame(msg) => {
-                    // Messages count, control frames do not: a client that
-                    // only answers pings is holding a slot, not streaming.
+                    let now = tokio::time::Instant::now();
+                    // Messages count as activity, control frames do not: a
+                    // client that only answers pings is holding a slot, not
+                    // streaming.
                     if let Some(Ok(Message::Text(_))) = &msg {
-                        last_inbound = tokio::time::Instant::now();
-                        if let Some(wait) = pace.take(last_inbound) {
-                            // Over its rate: this call stops reading for a
-                            // moment, and TCP slows the peer down.
-                            if !std::mem::replace(&mut pace.reported, true) {
-                                warn!(event = "ws_rate_limited", per_sec = MESSAGE_RATE);
-                            }
-                            tokio::time::sleep(wait).await;
+                        last_inbound = now;
+                    }
+                    // Every frame counts toward the rate (a ping flood too):
+                    // over it, this call stops reading for a moment, and TCP
+                    // slows the peer down.
+                    if let Some(Ok(_)) = &msg
+                        && let Some(wait) = pace.take(now)
+                    {
+                        if !std::mem::replace(&mut pace.reported, true) {
+                            warn!(event = "ws_rate_limited", per_sec = MESSAGE_RATE);
                         }
+                        tokio::time::sleep(wait).await;
                     }
                     self.on_frame(msg).await
                 }

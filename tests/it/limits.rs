@@ -162,7 +162,8 @@ async fn a_peer_that_pings_without_reading_is_cut_off_with_memory_bounded() {
         peak = peak.max(rss_kib());
     }
     peak = peak.max(rss_kib());
-    assert!(sent > 10_000, "the flood got going: {sent} pings");
+    eprintln!("ping flood: {sent} pings unread; server RSS {before} KiB before, {peak} KiB at its peak");
+    assert!(sent >= 1000, "the flood got going: {sent} pings");
     assert!(peak < before + 64 * 1024, "RSS {before} KiB before, peak {peak} KiB during the flood");
     // The flood's socket is closed (its write buffer full, or silent since);
     // the server serves on.
