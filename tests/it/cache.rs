@@ -5,12 +5,14 @@
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
+
 use std::time::{Duration, SystemTime};
 
 use hotline::config::Config;
 use hotline::sandbox::{DEFAULT_GUEST, Sandbox, SandboxConfig};
 use reqwest::StatusCode;
+
+use crate::support::hotline_command;
 
 /// A fresh directory for one test (absent: the cache creates it).
 fn scratch(name: &str) -> PathBuf {
@@ -119,19 +121,8 @@ impl Hotline {
     /// Starts the binary (JSON logs into a file, kept whole) and waits until
     /// it listens.
     async fn start(name: &str, env: &[(&str, &str)]) -> Hotline {
-        hotline::providers::install_tls();
         let log = std::env::temp_dir().join(format!("hotline-cache-{name}-{}.log", std::process::id()));
-        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_hotline"));
-        command
-            .env("PORT", "0")
-            .env("HOTLINE_BIND", "127.0.0.1")
-            .env("HOTLINE_LOG_FORMAT", "json")
-            .env("RUST_LOG", "info")
-            .envs(env.iter().copied())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .kill_on_drop(true);
-        let process = command.spawn().expect("spawn hotline");
+        let process = hotline_command(env).stderr(std::fs::File::create(&log).unwrap()).spawn().expect("spawn hotline");
         let mut hotline = Hotline { process, base: String::new(), log };
         for _ in 0..400 {
             if let Some(line) = hotline.lines().into_iter().find(|l| l["event"] == "listening") {

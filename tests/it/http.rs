@@ -42,16 +42,20 @@ async fn health_readiness_version_and_unknown_routes() {
 
 #[tokio::test]
 async fn incoming_call_answers_twiml_built_from_the_proxy_headers() {
+    /// The voice webhook, as sent through a proxy that names this host.
+    async fn via_proxy(base: &str, host: &str) -> reqwest::Response {
+        reqwest::Client::new()
+            .post(format!("{base}/webhook/incoming_call"))
+            .header("content-type", FORM)
+            .header("x-forwarded-proto", "https")
+            .header("x-forwarded-host", host)
+            .body("CallSid=CA123&From=%2B15551234567")
+            .send()
+            .await
+            .unwrap()
+    }
     let s = start_server(|c| c.security.trust_proxy = true).await;
-    let response = reqwest::Client::new()
-        .post(format!("{}/webhook/incoming_call", s.base))
-        .header("content-type", FORM)
-        .header("x-forwarded-proto", "https")
-        .header("x-forwarded-host", "agent.example.com")
-        .body("CallSid=CA123&From=%2B15551234567")
-        .send()
-        .await
-        .unwrap();
+    let response = via_proxy(&s.base, "agent.example.com").await;
     assert_eq!(response.status(), StatusCode::OK);
     let content_type = response.headers()["content-type"].to_str().unwrap().to_string();
     assert!(content_type.starts_with("text/xml"), "{content_type}");
@@ -63,18 +67,7 @@ async fn incoming_call_answers_twiml_built_from_the_proxy_headers() {
 
     // Untrusted, the same headers are ignored: any client can send them.
     let untrusted = start_server(|_| {}).await;
-    let twiml = reqwest::Client::new()
-        .post(format!("{}/webhook/incoming_call", untrusted.base))
-        .header("content-type", FORM)
-        .header("x-forwarded-proto", "https")
-        .header("x-forwarded-host", "evil.example")
-        .body("CallSid=CA123")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let twiml = via_proxy(&untrusted.base, "evil.example").await.text().await.unwrap();
     let target = hotline::sim::twiml::stream_target(&twiml).unwrap().expect("a <Stream>");
     assert_eq!(target.url, format!("{}/ws/twilio-media", untrusted.base.replace("http://", "wss://")));
 

@@ -17,20 +17,7 @@ pub struct Child {
 }
 
 pub async fn spawn_hotline(env: &[(&str, &str)]) -> Child {
-    hotline::providers::install_tls(); // for this test's reqwest client
-    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_hotline"));
-    command
-        .env("PORT", "0")
-        .env("HOTLINE_BIND", "127.0.0.1")
-        .env("HOTLINE_LOG_FORMAT", "json")
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    for (k, v) in env {
-        command.env(k, v);
-    }
-    let mut process = command.spawn().expect("spawn hotline");
+    let mut process = hotline_command(env).stderr(Stdio::piped()).spawn().expect("spawn hotline");
     let mut lines = BufReader::new(process.stderr.take().unwrap()).lines();
     let (tx, mut logs) = tokio::sync::mpsc::unbounded_channel();
     tokio::spawn(async move {

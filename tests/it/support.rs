@@ -178,6 +178,22 @@ pub fn start_message(call_sid: &str, parameters: serde_json::Value) -> tokio_tun
     tokio_tungstenite::tungstenite::Message::Text(start.to_string().into())
 }
 
+/// The release binary as the tests run it: an ephemeral port on loopback,
+/// JSON logs at info; the caller decides where stderr goes.
+pub fn hotline_command(env: &[(&str, &str)]) -> tokio::process::Command {
+    hotline::providers::install_tls(); // for the tests' own reqwest clients
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_hotline"));
+    command
+        .env("PORT", "0")
+        .env("HOTLINE_BIND", "127.0.0.1")
+        .env("HOTLINE_LOG_FORMAT", "json")
+        .env("RUST_LOG", "info")
+        .envs(env.iter().copied())
+        .stdout(std::process::Stdio::null())
+        .kill_on_drop(true);
+    command
+}
+
 // ---- the admin API ---------------------------------------------------------
 
 pub const TOKEN: &str = "test-admin-token-0123456789";
