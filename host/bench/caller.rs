@@ -13,18 +13,15 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use futures_util::{SinkExt, StreamExt};
 use hotline_audio::{FRAME_BYTES, ulaw};
-use tokio::net::TcpStream;
 use tokio::time::MissedTickBehavior;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::http::HeaderValue;
 
-use crate::sim::twiml;
+use crate::sim::stream::{self, Dial, Refused, Stream};
 
 /// Frames in one cycle of the caller's pattern: 1 s of speech, 1 s of quiet.
 pub const CYCLE_FRAMES: usize = 100;
@@ -109,38 +106,20 @@ async fn stream(
     spec: &CallSpec,
     stats: &mut CallStats,
 ) -> anyhow::Result<Outcome> {
-    let form = [("CallSid", spec.call_sid.as_str()), ("From", "+15550100000"), ("To", "+15550100001")];
-    let response = client.post(format!("{}/webhook/incoming_call", spec.server)).form(&form).send().await?;
-    if !response.status().is_success() {
-        return Ok(Outcome::Refused);
-    }
-    let Some(target) = twiml::stream_target(&response.text().await?)? else { return Ok(Outcome::Refused) };
-    let authority = spec.server.trim_start_matches("http://");
-    let url = twiml::local_ws_url(&target.url, authority)?;
-    let mut request = url.as_str().into_client_request()?;
-    request.headers_mut().insert("Sec-WebSocket-Protocol", HeaderValue::from_static(crate::twilio::SUBPROTOCOL));
-    let tcp = TcpStream::connect(authority).await.context("connect")?;
-    tcp.set_nodelay(true)?;
-    let (mut ws, handshake) = match tokio_tungstenite::client_async(request, tcp).await {
-        Ok(pair) => pair,
-        Err(tokio_tungstenite::tungstenite::Error::Http(_)) => return Ok(Outcome::Refused),
-        Err(e) => return Err(e.into()),
+    let dial = Dial {
+        server: &spec.server,
+        call_sid: &spec.call_sid,
+        from: "+15550100000",
+        subprotocol: true,
+        auth_token: None,
+        public_url: None,
     };
-    stats.subprotocol_echoed = handshake.headers().contains_key("sec-websocket-protocol");
-
-    let stream_sid = format!("MZ{}", &spec.call_sid[2..]);
-    let parameters: serde_json::Map<String, serde_json::Value> =
-        target.parameters.into_iter().map(|(k, v)| (k, v.into())).collect();
-    ws.send(Message::text(r#"{"event":"connected","protocol":"Call","version":"1.0.0"}"#)).await?;
-    let start = serde_json::json!({
-        "event": "start", "sequenceNumber": "1", "streamSid": stream_sid,
-        "start": {
-            "streamSid": stream_sid, "accountSid": "ACbench", "callSid": spec.call_sid,
-            "tracks": ["inbound"], "customParameters": parameters,
-            "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}
-        }
-    });
-    ws.send(Message::text(start.to_string())).await?;
+    let Stream { mut ws, stream_sid, subprotocol_echoed, .. } = match stream::open(client, &dial).await {
+        Ok(stream) => stream,
+        Err(e) if e.is::<Refused>() => return Ok(Outcome::Refused),
+        Err(e) => return Err(e),
+    };
+    stats.subprotocol_echoed = subprotocol_echoed;
 
     let began = tokio::time::Instant::now();
     let mut tick = tokio::time::interval_at(began, FRAME);

@@ -17,15 +17,11 @@ use hotline_audio::frame::ulaw_frames;
 use hotline_audio::{FRAME_BYTES, FRAME_MS, ulaw};
 use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::http::HeaderValue;
 
-use super::twiml;
+use super::stream::{self, Dial, Stream};
 use crate::twilio::messages::{Mark, Outbound};
 
 use crate::providers::Secret;
-use crate::twilio::SUBPROTOCOL;
-use crate::twilio::signature::{self, Verifier};
 
 #[derive(Debug, Clone)]
 pub struct CallOptions {
@@ -144,75 +140,18 @@ enum Queued {
 /// Places one call and returns what happened.
 pub async fn place_call(opts: &CallOptions) -> anyhow::Result<CallReport> {
     let mut report = CallReport::default();
-    let authority = opts
-        .server
-        .strip_prefix("http://")
-        .with_context(|| format!("server {:?} must be http://host:port", opts.server))?
-        .trim_end_matches('/')
-        .to_string();
-
     let client = reqwest::Client::new();
-    let form: Vec<(String, String)> = [
-        ("CallSid", opts.call_sid.as_str()),
-        ("AccountSid", "ACsimulated00000000000000000000000"),
-        ("From", opts.from.as_str()),
-        ("To", "+15550199999"),
-        ("CallStatus", "ringing"),
-        ("Direction", "inbound"),
-    ]
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .to_vec();
-    const WEBHOOK: &str = "/webhook/incoming_call";
-    let mut request = client.post(format!("{}{WEBHOOK}", opts.server.trim_end_matches('/'))).form(&form);
-    if let Some(token) = &opts.auth_token {
-        let public = opts.public_url.as_deref().unwrap_or(&opts.server).trim_end_matches('/');
-        request = request.header(signature::HEADER, Verifier::sign(token, &format!("{public}{WEBHOOK}"), &form));
-    }
-    let response = request.send().await.context("POST /webhook/incoming_call")?;
-    let status = response.status();
-    report.twiml = response.text().await?;
-    if !status.is_success() {
-        bail!("incoming_call answered {status}: {}", report.twiml);
-    }
-    let Some(target) = twiml::stream_target(&report.twiml)? else {
-        bail!("TwiML has no <Stream>: {}", report.twiml);
+    let dial = Dial {
+        server: &opts.server,
+        call_sid: &opts.call_sid,
+        from: &opts.from,
+        subprotocol: opts.subprotocol,
+        auth_token: opts.auth_token.as_ref(),
+        public_url: opts.public_url.as_deref(),
     };
-    let ws_url = twiml::local_ws_url(&target.url, &authority)?;
-
-    let mut request = ws_url.as_str().into_client_request()?;
-    if opts.subprotocol {
-        request.headers_mut().insert("Sec-WebSocket-Protocol", HeaderValue::from_static(SUBPROTOCOL));
-    }
-    if let Some(token) = &opts.auth_token {
-        // Twilio signs the stream URL as the TwiML names it.
-        let signed = HeaderValue::from_str(&Verifier::sign(token, &target.url, &[]))?;
-        request.headers_mut().insert(signature::HEADER, signed);
-    }
-    // Twilio streams small frames every 20 ms; Nagle would hold them back.
-    let (mut ws, handshake) = tokio_tungstenite::connect_async_with_config(request, None, true)
-        .await
-        .with_context(|| format!("connecting {ws_url}"))?;
-    report.subprotocol_echoed =
-        handshake.headers().get("sec-websocket-protocol").is_some_and(|v| v.as_bytes() == SUBPROTOCOL.as_bytes());
-
-    let stream_sid = format!("MZ{}", &opts.call_sid.trim_start_matches("CA"));
-    let params: serde_json::Map<String, serde_json::Value> =
-        target.parameters.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
-    ws.send(Message::Text(json!({"event": "connected", "protocol": "Call", "version": "1.0.0"}).to_string().into()))
-        .await?;
-    ws.send(Message::Text(
-        json!({
-            "event": "start", "sequenceNumber": "1", "streamSid": stream_sid,
-            "start": {
-                "streamSid": stream_sid, "accountSid": "ACsimulated00000000000000000000000",
-                "callSid": opts.call_sid, "tracks": ["inbound"], "customParameters": params,
-                "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}
-            }
-        })
-        .to_string()
-        .into(),
-    ))
-    .await?;
+    let Stream { mut ws, twiml, stream_sid, subprotocol_echoed } = stream::open(&client, &dial).await?;
+    report.twiml = twiml;
+    report.subprotocol_echoed = subprotocol_echoed;
     for raw in &opts.inject {
         ws.send(Message::Text(raw.clone().into())).await?;
     }

@@ -4,6 +4,7 @@
 //! plays the agent's audio back as a phone would, and reports a timeline.
 
 mod call;
+pub mod stream;
 pub mod twiml;
 pub mod wav;
 
