@@ -41,7 +41,7 @@ pub struct ServeArgs {
     #[arg(long, env = "HOTLINE_SWAP", value_enum, default_value_t = SwapPolicy::Migrate)]
     pub swap: SwapPolicy,
     /// Enables /admin/*, for requests that send it as a bearer token (at least 16 characters).
-    #[arg(long, env = "HOTLINE_ADMIN_TOKEN", hide_env_values = true, value_parser = admin_token)]
+    #[arg(long, env = "HOTLINE_ADMIN_TOKEN", hide_env_values = true, value_parser = secret_of_at_least::<16>)]
     pub admin_token: Option<String>,
     /// A swapped-in version that traps this often (1-10000)...
     #[arg(long, env = "HOTLINE_ROLLBACK_TRAPS", default_value_t = 3, value_parser = usize_in(1, 10_000))]
@@ -134,9 +134,11 @@ fn base_url(value: &str) -> Result<String, String> {
     Ok(url.to_string())
 }
 
-fn admin_token(value: &str) -> Result<String, String> {
-    if value.len() < 16 {
-        return Err("must be at least 16 characters".into());
+/// A secret at least `N` characters long: a shorter one is a placeholder
+/// or a truncated paste, or too easy to guess.
+pub(crate) fn secret_of_at_least<const N: usize>(value: &str) -> Result<String, String> {
+    if value.len() < N {
+        return Err(format!("must be at least {N} characters"));
     }
     Ok(value.to_string())
 }

@@ -239,6 +239,21 @@ mod tests {
         assert_eq!(err(&[("HOTLINE_SWAP", "stay")]), r#"HOTLINE_SWAP="stay": must be one of migrate, pin"#);
         let short = err(&[("HOTLINE_ADMIN_TOKEN", "hunter2")]);
         assert!(short.starts_with("HOTLINE_ADMIN_TOKEN: ") && !short.contains("hunter2"), "{short}");
+        for var in ["TWILIO_AUTH_TOKEN", "TWILIO_AUTH_TOKEN_SECONDARY", "HOTLINE_STREAM_SECRET"] {
+            let short = err(&[(var, "hunter2")]);
+            assert!(short.starts_with(&format!("{var}: must be at least")) && !short.contains("hunter2"), "{short}");
+        }
+    }
+
+    #[test]
+    fn signatures_can_be_required_and_a_secondary_token_needs_a_primary() {
+        let token = "0123456789abcdef0123456789abcdef";
+        let err = |pairs: &[(&str, &str)]| format!("{:#}", cfg(pairs).unwrap_err());
+        assert!(err(&[("HOTLINE_REQUIRE_SIGNATURE", "true")]).contains("TWILIO_AUTH_TOKEN is unset"));
+        assert!(err(&[("TWILIO_AUTH_TOKEN_SECONDARY", token)]).contains("without TWILIO_AUTH_TOKEN"));
+        let c = cfg(&[("HOTLINE_REQUIRE_SIGNATURE", "yes"), ("TWILIO_AUTH_TOKEN", token)]).unwrap();
+        assert_eq!(c.security.auth_tokens.len(), 1);
+        assert!(!cfg(&[]).unwrap().security.trust_proxy);
     }
 
     #[test]

@@ -7,16 +7,17 @@ use std::time::Duration;
 
 use clap::value_parser;
 
+use super::defs::secret_of_at_least;
 use crate::providers::Secret;
 
 #[derive(Debug, clap::Args)]
 #[command(next_help_heading = "Security")]
 pub struct SecurityArgs {
     /// Twilio auth token: every webhook and WebSocket upgrade must carry a valid X-Twilio-Signature.
-    #[arg(long, env = "TWILIO_AUTH_TOKEN", hide_env_values = true, value_parser = token)]
+    #[arg(long, env = "TWILIO_AUTH_TOKEN", hide_env_values = true, value_parser = secret_of_at_least::<16>)]
     pub twilio_auth_token: Option<String>,
     /// A second accepted token, while the account's token is rotated.
-    #[arg(long, env = "TWILIO_AUTH_TOKEN_SECONDARY", hide_env_values = true, value_parser = token)]
+    #[arg(long, env = "TWILIO_AUTH_TOKEN_SECONDARY", hide_env_values = true, value_parser = secret_of_at_least::<16>)]
     pub twilio_auth_token_secondary: Option<String>,
     /// Refuse to start without TWILIO_AUTH_TOKEN (true/false).
     #[arg(long, env = "HOTLINE_REQUIRE_SIGNATURE", default_value_t = false, action = clap::ArgAction::Set)]
@@ -29,7 +30,7 @@ pub struct SecurityArgs {
     pub trust_proxy: bool,
     /// Key of the per-call stream tokens (at least 32 characters); servers behind one number share it.
     /// [default: derived from TWILIO_AUTH_TOKEN, else random per process]
-    #[arg(long, env = "HOTLINE_STREAM_SECRET", hide_env_values = true, value_parser = stream_secret)]
+    #[arg(long, env = "HOTLINE_STREAM_SECRET", hide_env_values = true, value_parser = secret_of_at_least::<32>)]
     pub stream_secret: Option<String>,
     /// Time a client gets to send a request's headers, and an idle keep-alive connection its next request, in seconds.
     #[arg(long, env = "HOTLINE_HEADER_TIMEOUT_SECS", default_value_t = 10)]
@@ -102,20 +103,4 @@ impl SecurityArgs {
             max_connections_per_ip: self.max_connections_per_ip.map(|n| n as usize),
         })
     }
-}
-
-/// Twilio's auth tokens are 32 hex characters; anything much shorter is
-/// a mistake (a placeholder, a truncated paste).
-fn token(value: &str) -> Result<String, String> {
-    if value.len() < 16 {
-        return Err("must be at least 16 characters (Twilio's are 32)".into());
-    }
-    Ok(value.to_string())
-}
-
-fn stream_secret(value: &str) -> Result<String, String> {
-    if value.len() < 32 {
-        return Err("must be at least 32 characters".into());
-    }
-    Ok(value.to_string())
 }
