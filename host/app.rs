@@ -53,12 +53,16 @@ impl App {
     /// Calls (WebSockets) served at once: the instance pool minus the
     /// webhooks' reserve.
     pub fn max_calls(&self) -> usize {
-        self.config.sandbox.max_instances.saturating_sub(WEBHOOK_INSTANCES).max(1) as usize
+        max_calls(&self.config)
     }
 
     pub fn is_draining(&self) -> bool {
         self.draining.load(Ordering::SeqCst)
     }
+}
+
+fn max_calls(config: &Config) -> usize {
+    config.sandbox.max_instances.saturating_sub(WEBHOOK_INSTANCES).max(1) as usize
 }
 
 /// Wrong admin tokens an address may send per lockout window.
@@ -73,16 +77,16 @@ const SPARE_DESCRIPTORS: usize = 64;
 fn connection_limits(config: &Config) -> Arc<Connections> {
     let security = &config.security;
     let descriptors = raise_open_file_limit();
-    let total = security.max_connections.unwrap_or((descriptors as usize).saturating_sub(SPARE_DESCRIPTORS).max(16));
-    let calls = config.sandbox.max_instances.saturating_sub(WEBHOOK_INSTANCES) as usize;
-    let per_ip = security.max_connections_per_ip.unwrap_or(calls + SPARE_DESCRIPTORS);
+    let usable = (descriptors as usize).saturating_sub(SPARE_DESCRIPTORS);
+    let total = security.max_connections.unwrap_or(usable.max(16));
+    let per_ip = security.max_connections_per_ip.unwrap_or(max_calls(config) + SPARE_DESCRIPTORS);
     tracing::info!(
         event = "connection_limits",
         open_files = descriptors,
         max_connections = total,
         per_address = per_ip
     );
-    if total > (descriptors as usize).saturating_sub(SPARE_DESCRIPTORS) {
+    if total > usable {
         tracing::warn!(
             event = "connection_limits",
             open_files = descriptors,

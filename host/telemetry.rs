@@ -74,6 +74,18 @@ impl LogThrottle {
     }
 }
 
+/// `tracing::warn!` through a [`LogThrottle`] of its own (one per call
+/// site), with the count of lines skipped as the `skipped` field.
+#[macro_export]
+macro_rules! warn_throttled {
+    ($($fields:tt)*) => {{
+        static LOG: $crate::telemetry::LogThrottle = $crate::telemetry::LogThrottle::new();
+        if let Some(skipped) = LOG.allow() {
+            tracing::warn!(skipped, $($fields)*);
+        }
+    }};
+}
+
 impl Default for LogThrottle {
     fn default() -> Self {
         Self::new()

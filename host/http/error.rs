@@ -8,7 +8,6 @@ use tracing::{error, info, warn};
 
 use super::respond::{Body, json, text, xml};
 use crate::sandbox::GuestError;
-use crate::telemetry::LogThrottle;
 use crate::twilio::form::FormError;
 use crate::twilio::signature::Rejection;
 use crate::versions::{LoadError, NothingToRollBack};
@@ -100,10 +99,7 @@ impl AppError {
                 text(StatusCode::REQUEST_TIMEOUT, reason)
             }
             AppError::BadForm(_) | AppError::BadRequest(_) => {
-                static LOG: LogThrottle = LogThrottle::new();
-                if let Some(skipped) = LOG.allow() {
-                    warn!(event = "webhook_rejected", reason, skipped);
-                }
+                crate::warn_throttled!(event = "webhook_rejected", reason);
                 text(StatusCode::BAD_REQUEST, reason)
             }
             AppError::Draining => {
@@ -115,10 +111,7 @@ impl AppError {
                 xml(StatusCode::SERVICE_UNAVAILABLE, REFUSAL_TWIML)
             }
             AppError::Handshake(_) => {
-                static LOG: LogThrottle = LogThrottle::new();
-                if let Some(skipped) = LOG.allow() {
-                    warn!(event = "ws_handshake_rejected", reason, skipped);
-                }
+                crate::warn_throttled!(event = "ws_handshake_rejected", reason);
                 text(StatusCode::BAD_REQUEST, reason)
             }
             AppError::NoGuestForStream => text(StatusCode::SERVICE_UNAVAILABLE, reason),
@@ -141,10 +134,7 @@ impl AppError {
                 text(StatusCode::INTERNAL_SERVER_ERROR, reason)
             }
             AppError::Signature { reason, url } => {
-                static LOG: LogThrottle = LogThrottle::new();
-                if let Some(skipped) = LOG.allow() {
-                    warn!(event = "signature_rejected", reason = reason.name(), url, skipped);
-                }
+                crate::warn_throttled!(event = "signature_rejected", reason = reason.name(), url);
                 text(StatusCode::FORBIDDEN, "invalid Twilio signature")
             }
             AppError::TooManyAttempts { retry_after } => {
@@ -154,10 +144,7 @@ impl AppError {
                 response
             }
             AppError::Unauthorized { path } => {
-                static LOG: LogThrottle = LogThrottle::new();
-                if let Some(skipped) = LOG.allow() {
-                    warn!(event = "admin_unauthorized", path, skipped);
-                }
+                crate::warn_throttled!(event = "admin_unauthorized", path);
                 let mut response = text(StatusCode::UNAUTHORIZED, reason);
                 response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
                 response

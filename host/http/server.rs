@@ -25,7 +25,6 @@ use crate::app::App;
 use crate::config::Config;
 use crate::providers::Providers;
 use crate::sandbox::{DEFAULT_GUEST, Sandbox};
-use crate::telemetry::LogThrottle;
 
 /// Time the calls get to finish their close handshakes once told to close.
 const CLOSE_GRACE: Duration = Duration::from_secs(5);
@@ -149,10 +148,7 @@ async fn accept_loop(app: Arc<App>, listener: TcpListener, connections: TaskTrac
                 Ok(pair) => pair,
                 Err(e) => {
                     // EMFILE and friends: back off instead of spinning.
-                    static LOG: LogThrottle = LogThrottle::new();
-                    if let Some(skipped) = LOG.allow() {
-                        warn!(event = "accept_failed", error = %e, skipped);
-                    }
+                    crate::warn_throttled!(event = "accept_failed", error = %e);
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 }
@@ -163,10 +159,7 @@ async fn accept_loop(app: Arc<App>, listener: TcpListener, connections: TaskTrac
             Err(refusal) => {
                 // Closed at once: its descriptor is free again, and a client
                 // holding many cannot starve the others (`/healthz` included).
-                static LOG: LogThrottle = LogThrottle::new();
-                if let Some(skipped) = LOG.allow() {
-                    warn!(event = "connection_refused", reason = refusal.name(), %peer, skipped);
-                }
+                crate::warn_throttled!(event = "connection_refused", reason = refusal.name(), %peer);
                 continue;
             }
         };
