@@ -112,6 +112,11 @@ pub struct SandboxArgs {
     #[arg(long, env = "HOTLINE_CACHE_MAX_MB", default_value_t = 256)]
     #[arg(value_parser = clap::value_parser!(u64).range(1..=1_048_576))]
     pub cache_max_mb: u64,
+    /// Write /tmp/perf-<pid>.map, so `perf` names the guest's functions when profiling call logic
+    /// (true/false).
+    #[arg(long, env = "HOTLINE_GUEST_PERFMAP", default_value_t = false, action = clap::ArgAction::Set)]
+    #[arg(value_parser = clap::builder::BoolishValueParser::new())]
+    pub guest_perfmap: bool,
 }
 
 /// A size or count in `lo..=hi`; out of range is refused (clap's error

@@ -175,6 +175,7 @@ impl SandboxArgs {
             cache_dir,
             cache_off,
             cache_max_bytes: self.cache_max_mb << 20,
+            perfmap: self.guest_perfmap,
         }
     }
 }

@@ -4,11 +4,14 @@
 //! Swap and recovery are one mechanism: restore a snapshot into a fresh
 //! instance of some version ([`Instance::move_to`]). A swap takes the
 //! snapshot now and restores it into the newly active version; a recovery
-//! restores the last good snapshot into the same version. Snapshots are
-//! refreshed every `SNAPSHOT_EVERY` events (about half a second of audio),
-//! so a recovered call loses at most that much of its guest's state; the
-//! event that trapped is skipped, since replaying it would most likely trap
-//! again.
+//! restores the last good snapshot into the same version. The recovery
+//! snapshot is refreshed soon after an event with effects (something
+//! visible happened: a reply, a mark, a state change) and at least every
+//! two seconds of media otherwise, so a recovered call loses at most 0.1 s
+//! of what it did and 2 s of what it was only hearing; the event that
+//! trapped is skipped, since replaying it would most likely trap again.
+//! (Snapshotting every half second regardless cost a tenth of the host's
+//! CPU: mid-utterance, a snapshot carries seconds of audio.)
 
 use std::sync::Arc;
 
@@ -19,8 +22,13 @@ use crate::config::SwapPolicy;
 use crate::sandbox::{GuestError, Session, wit};
 use crate::versions::Version;
 
-/// Events between two recovery snapshots (25 media frames = 0.5 s).
-const SNAPSHOT_EVERY: u32 = 25;
+/// Events after a change before the snapshot is refreshed (5 media frames
+/// = 0.1 s): a burst of effects (marks coming back, a streamed reply) is
+/// one snapshot, not one per event.
+const SNAPSHOT_AFTER_CHANGE: u32 = 5;
+/// Events between two snapshots when nothing visible happens (100 media
+/// frames = 2 s): only the voice detector and the caller's audio moved.
+const SNAPSHOT_EVERY: u32 = 100;
 
 pub struct Instance {
     /// The guest version serving this call; held here, it stays loaded.
@@ -32,13 +40,23 @@ pub struct Instance {
     /// The newest snapshot known to be good, for recovery after a trap.
     last_snapshot: Option<Vec<u8>>,
     events_since_snapshot: u32,
+    /// An event since the last snapshot returned effects.
+    changed_since_snapshot: bool,
     /// A failure already cost this call its one recovery.
     recovered: bool,
 }
 
 impl Instance {
     pub fn new(version: Arc<Version>, generation: u64) -> Instance {
-        Instance { version, generation, session: None, last_snapshot: None, events_since_snapshot: 0, recovered: false }
+        Instance {
+            version,
+            generation,
+            session: None,
+            last_snapshot: None,
+            events_since_snapshot: 0,
+            changed_since_snapshot: false,
+            recovered: false,
+        }
     }
 
     pub fn digest(&self) -> &str {
@@ -120,9 +138,15 @@ impl Instance {
     }
 
     /// Refreshes the recovery snapshot when it is due.
-    pub async fn keep_snapshot(&mut self) {
+    /// `changed`: the event just handled returned effects.
+    pub async fn keep_snapshot(&mut self, changed: bool) {
         self.events_since_snapshot += 1;
-        if self.last_snapshot.is_some() && self.events_since_snapshot < SNAPSHOT_EVERY {
+        self.changed_since_snapshot |= changed;
+        let due = match self.changed_since_snapshot {
+            true => SNAPSHOT_AFTER_CHANGE,
+            false => SNAPSHOT_EVERY,
+        };
+        if self.last_snapshot.is_some() && self.events_since_snapshot < due {
             return;
         }
         let Some(session) = self.session.as_mut() else { return };
@@ -130,6 +154,7 @@ impl Instance {
             Ok(snapshot) => {
                 self.last_snapshot = Some(snapshot);
                 self.events_since_snapshot = 0;
+                self.changed_since_snapshot = false;
             }
             Err(e) => warn!(event = "snapshot_failed", error = %e),
         }
@@ -177,6 +202,7 @@ impl Instance {
         self.version = target;
         self.last_snapshot = Some(snapshot);
         self.events_since_snapshot = 0;
+        self.changed_since_snapshot = false;
         Ok(())
     }
 }

@@ -19,7 +19,6 @@ mod instance;
 mod turn_log;
 mod work;
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -269,8 +268,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
     /// restarted.
     async fn dispatch(&mut self, event: Event) -> Flow {
         self.guest.follow_swap(&self.app).await;
-        let mut queue = VecDeque::from([event]);
-        while let Some(event) = queue.pop_front() {
+        // At most two events: the one given, then `restarted` after a
+        // recovery (no queue to allocate per media frame).
+        let mut next = Some(event);
+        let mut changed = false;
+        while let Some(event) = next.take() {
             let effects = match self.guest.handle(&event).await {
                 None => break,
                 Some(Ok(effects)) => effects,
@@ -286,12 +288,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
                     if Box::pin(self.guest.recover(&self.app, failure)).await {
                         // The event that failed is skipped, not replayed.
                         let work_dropped = self.app.providers.complete();
-                        queue.push_back(Event::Restarted(wit::Restart { reason, work_dropped }));
+                        next = Some(Event::Restarted(wit::Restart { reason, work_dropped }));
                         continue;
                     }
                     return Box::pin(self.apologize()).await;
                 }
             };
+            changed |= !effects.is_empty();
             for effect in effects {
                 match self.apply(effect).await {
                     Flow::Continue => {}
@@ -302,7 +305,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
                 }
             }
         }
-        self.guest.keep_snapshot().await;
+        self.guest.keep_snapshot(changed).await;
         let flushed = written(self.ws.flush()).await;
         if let Flow::Continue = flushed
             && std::mem::take(&mut self.audio_sent)

@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use wasmtime::component::{Component, Linker};
 use wasmtime::{
-    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, StoreLimits, StoreLimitsBuilder,
-    UpdateDeadline,
+    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, ProfilingStrategy, Store, StoreLimits,
+    StoreLimitsBuilder, UpdateDeadline,
 };
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{ResourceTable, WasiCtx, WasiCtxView, WasiView};
@@ -42,6 +42,8 @@ pub struct SandboxConfig {
     pub cache_off: Option<&'static str>,
     /// The cache's size bound: least recently used entries go first.
     pub cache_max_bytes: u64,
+    /// Tell `perf` where the guest's compiled functions are.
+    pub perfmap: bool,
 }
 
 /// Per-store host state: the WASI context the guest's std links against
@@ -96,6 +98,9 @@ impl Sandbox {
             .memory_reservation(config.memory_bytes as u64)
             .memory_guard_size(64 << 10)
             .memory_reservation_for_growth(0);
+        if config.perfmap {
+            wasm.profiler(ProfilingStrategy::PerfMap);
+        }
         let engine = Engine::new(&wasm)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;

@@ -19,7 +19,8 @@ const ECHO_TAIL_MS: u32 = 100;
 #[derive(Debug, Clone)]
 pub(crate) struct Caller {
     pub(crate) endpointer: Endpointer,
-    /// μ-law of the utterance in progress; between utterances, the pre-roll.
+    /// μ-law of the utterance in progress; between utterances, the pre-roll
+    /// (up to twice its length: trimmed to it when speech starts).
     pub(crate) utterance: Vec<u8>,
     pub(crate) utterance_start_ms: u64,
     /// One decoded frame; kept only to reuse its allocation.
@@ -45,6 +46,12 @@ impl Machine {
         caller.utterance.extend_from_slice(payload);
         match boundary {
             Some(Boundary::SpeechStart) => {
+                // The utterance begins with the pre-roll before this frame.
+                let keep = PREROLL_BYTES + payload.len();
+                if caller.utterance.len() > keep {
+                    let excess = caller.utterance.len() - keep;
+                    caller.utterance.drain(..excess);
+                }
                 caller.utterance_start_ms = self.media_ms.saturating_sub(samples_to_ms(caller.utterance.len()) as u64);
                 fx.push(log("speech_start", &[("at_ms", self.media_ms.to_string())]));
             }
@@ -74,7 +81,8 @@ impl Machine {
                 fx.push(log("utterance_cut", &[("at_ms", self.media_ms.to_string())]));
                 self.on_end_of_utterance(speech_ms, fx);
             }
-        } else if self.caller.utterance.len() > PREROLL_BYTES {
+        } else if self.caller.utterance.len() >= 2 * PREROLL_BYTES {
+            // Trimmed once every ten frames, not shifted by one every frame.
             let excess = self.caller.utterance.len() - PREROLL_BYTES;
             self.caller.utterance.drain(..excess);
         }
