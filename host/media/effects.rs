@@ -30,6 +30,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
             Effect::Mark(name) => self.send_mark(name).await,
             Effect::Clear => {
                 info!(event = "clear_sent");
+                self.note("clear_sent", &[]);
                 self.send_clear().await
             }
             Effect::SetTimer(timer) => {
@@ -58,9 +59,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
             }
             Effect::Hangup => {
                 info!(event = "hangup");
+                self.note("hangup", &[]);
                 Flow::Close(CloseCode::Normal, "call ended by agent")
             }
             Effect::Log(entry) => {
+                if let Some(record) = &mut self.record {
+                    record.guest_log(self.media_ms, &entry);
+                }
                 guest_log(entry);
                 Flow::Continue
             }
@@ -89,6 +94,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
 
     pub(super) async fn send_mark(&mut self, name: String) -> Flow {
         info!(event = "mark_sent", name);
+        self.note("mark_sent", &[("name", name.as_str().into())]);
         self.stats.marks_sent += 1;
         self.send(&Outbound::Mark { stream_sid: self.stream_sid.clone(), mark: Mark { name } }).await
     }
