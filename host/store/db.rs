@@ -66,28 +66,36 @@ pub enum OpenError {
     Migrate { what: String, known: i64, error: sqlx::migrate::MigrateError },
 }
 
+impl OpenError {
+    /// The database could not be reached (a connection refused or timed
+    /// out): worth waiting for, unlike a refusal.
+    pub fn is_unreachable(&self) -> bool {
+        let unreachable = |e: &sqlx::Error| matches!(e, sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut);
+        match self {
+            OpenError::Connect { error, .. } => unreachable(error),
+            OpenError::Migrate { error: sqlx::migrate::MigrateError::Execute(error), .. } => unreachable(error),
+            _ => false,
+        }
+    }
+}
+
 impl Db {
-    /// Opens the database `backend` names and applies the migrations it
-    /// lacks. `None` when records are off.
-    pub async fn open(backend: &Backend) -> Result<Option<(Db, String)>, OpenError> {
-        let (db, what) = match backend {
-            Backend::Off(_) => return Ok(None),
-            Backend::Sqlite(dir) => (open_sqlite(dir).await?, format!("{}", dir.join(SQLITE_FILE).display())),
+    /// Opens the database `backend` names: the SQLite file (created), or a
+    /// PostgreSQL pool that connects when first used. `None` when records
+    /// are off. The schema is [`migrate`](Self::migrate)'s business.
+    pub async fn connect(backend: &Backend) -> Result<Option<(Db, String)>, OpenError> {
+        match backend {
+            Backend::Off(_) => Ok(None),
+            Backend::Sqlite(dir) => Ok(Some((open_sqlite(dir).await?, dir.join(SQLITE_FILE).display().to_string()))),
             Backend::Postgres(url) => {
                 let what = "DATABASE_URL".to_string();
-                let connect = |error| OpenError::Connect { what: what.clone(), error };
-                let options = PgConnectOptions::from_str(url.expose()).map_err(connect)?;
-                let pool = PgPoolOptions::new()
-                    .max_connections(4)
-                    .acquire_timeout(ACQUIRE_TIMEOUT)
-                    .connect_with(options)
-                    .await
-                    .map_err(connect)?;
-                (Db::Postgres(pool), what)
+                let options = PgConnectOptions::from_str(url.expose())
+                    .map_err(|error| OpenError::Connect { what: what.clone(), error })?;
+                let pool =
+                    PgPoolOptions::new().max_connections(4).acquire_timeout(ACQUIRE_TIMEOUT).connect_lazy_with(options);
+                Ok(Some((Db::Postgres(pool), what)))
             }
-        };
-        db.migrate(&what).await?;
-        Ok(Some((db, what)))
+        }
     }
 
     /// The newest schema version this binary knows.
@@ -97,7 +105,7 @@ impl Db {
 
     /// Applies the missing migrations, after making sure the database is
     /// not from a newer hotline (whose schema this binary would misread).
-    async fn migrate(&self, what: &str) -> Result<(), OpenError> {
+    pub async fn migrate(&self, what: &str) -> Result<(), OpenError> {
         let known = Db::known_version();
         if let Some(found) = self.schema_version().await
             && found > known

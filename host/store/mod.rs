@@ -87,9 +87,11 @@ impl Records {
         }
     }
 
-    /// Opens the database (applying migrations) and starts the writer. A
-    /// database that cannot be opened, or whose schema is newer than this
-    /// binary, stops the start-up.
+    /// Opens the database, brings it to this binary's schema and starts the
+    /// writer. A database that cannot be opened, or whose schema is newer
+    /// than this binary, stops the start-up; a PostgreSQL server that does
+    /// not answer does not: calls are taken, records wait in the queue (and
+    /// past it are dropped) while the writer keeps trying.
     pub async fn open(settings: &StoreSettings) -> Result<Records, OpenError> {
         if let Backend::Off(reason) = &settings.backend {
             match reason {
@@ -98,7 +100,15 @@ impl Records {
             }
             return Ok(Records::off());
         }
-        let Some((db, what)) = Db::open(&settings.backend).await? else { return Ok(Records::off()) };
+        let Some((db, what)) = Db::connect(&settings.backend).await? else { return Ok(Records::off()) };
+        let migrated = match db.migrate(&what).await {
+            Ok(()) => true,
+            Err(e) if e.is_unreachable() && matches!(db, Db::Postgres(_)) => {
+                warn!(event = "records_db_unreachable", error = %e, "calls are taken; records wait for the database");
+                false
+            }
+            Err(e) => return Err(e),
+        };
         let backend = match db {
             Db::Sqlite(_) => "sqlite",
             Db::Postgres(_) => "postgres",
@@ -106,7 +116,7 @@ impl Records {
         info!(
             event = "records",
             backend,
-            database = what,
+            database = %what,
             schema = Db::known_version(),
             queue = settings.queue,
             retention_days = settings.retention.map_or(0, |r| r.as_secs() / 86_400),
@@ -114,9 +124,14 @@ impl Records {
         );
         let (tx, rx) = mpsc::channel(settings.queue);
         let stats = Arc::new(Stats::default());
+        if !migrated {
+            stats.set(Health::Degraded);
+        }
         let finish = CancellationToken::new();
         let writer = writer::Writer {
             db: db.clone(),
+            what,
+            migrated,
             queue: rx,
             stats: stats.clone(),
             retention: settings.retention,

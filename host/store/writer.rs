@@ -40,6 +40,11 @@ const PURGE_EVERY: Duration = Duration::from_secs(3600);
 
 pub struct Writer {
     pub db: Db,
+    /// The database, as errors name it.
+    pub what: String,
+    /// The schema is this binary's (else: the database was unreachable at
+    /// start-up, and migrating comes first).
+    pub migrated: bool,
     pub queue: Receiver<CallRecord>,
     pub stats: Arc<Stats>,
     pub retention: Option<Duration>,
@@ -51,6 +56,9 @@ pub struct Writer {
 
 impl Writer {
     pub async fn run(mut self) {
+        if !self.migrated && !self.migrate().await {
+            return self.abandon().await;
+        }
         let mut batch: Vec<CallRecord> = Vec::with_capacity(BATCH);
         let mut ping = tokio::time::interval(PING_EVERY);
         ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -173,6 +181,51 @@ impl Writer {
         }
         info!(event = "records_flushed", held, written);
         self.db.close().await;
+    }
+
+    /// Shutdown without a database of this binary's schema: what is
+    /// queued is counted as lost, never written.
+    async fn abandon(mut self) {
+        self.queue.close();
+        let mut lost = 0;
+        while self.queue.try_recv().is_ok() {
+            lost += 1;
+        }
+        if lost > 0 {
+            warn!(event = "records_lost", records = lost, "the database never became usable");
+            self.stats.dropped.fetch_add(lost, std::sync::atomic::Ordering::Relaxed);
+        }
+        info!(event = "records_flushed", held = lost, written = 0);
+        self.db.close().await;
+    }
+
+    /// Brings the database to this binary's schema once it answers.
+    /// False if shutdown came first, or the database refuses (a newer
+    /// schema): then nothing is written, and records queue up and drop.
+    async fn migrate(&mut self) -> bool {
+        let mut wait = RETRY_FIRST;
+        loop {
+            match self.db.migrate(&self.what).await {
+                Ok(()) => {
+                    info!(event = "records_db_ready", schema = Db::known_version());
+                    self.stats.set(Health::Ok);
+                    return true;
+                }
+                Err(e) if e.is_unreachable() => {
+                    crate::warn_throttled!(event = "records_db_unreachable", error = %e);
+                }
+                Err(e) => {
+                    error!(event = "records_refused", error = %e, "no records are written");
+                    self.finish.cancelled().await;
+                    return false;
+                }
+            }
+            tokio::select! {
+                _ = sleep(wait) => {}
+                _ = self.finish.cancelled() => return false,
+            }
+            wait = (wait * 2).min(RETRY_MAX);
+        }
     }
 
     async fn purge(&self) {

@@ -358,6 +358,26 @@ async fn the_database_going_away_mid_call_touches_no_call() {
     assert_eq!(written + dropped, 21, "every record written or counted as dropped: {ready}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_started_while_postgres_is_down_takes_calls_and_records_them_once_it_is_up() {
+    let store = Store::postgres();
+    let Store::Postgres(pg) = &store else { unreachable!() };
+    pg.stop();
+    let s = server(&store, |_| {}).await;
+    let (status, ready) = readyz(&s.base).await;
+    assert_eq!((status, ready["db"].as_str()), (StatusCode::OK, Some("degraded")), "{ready}");
+    let sid = "CAearly000000000000000000000000001";
+    let report = place_call(&echo_call(&s.base, sid)).await.unwrap();
+    assert_eq!(report.close, Some((1000, "stream stopped".into())));
+    pg.start_again();
+    db_becomes(&s.base, "ok").await;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while api(&s.base, &format!("/api/calls/{sid}")).await.0 != StatusCode::OK {
+        assert!(Instant::now() < deadline, "the queued record was never written");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 #[tokio::test]
 async fn the_api_needs_the_admin_token() {
     let without = start_server(|_| {}).await;
