@@ -7,11 +7,12 @@
 
 use std::time::SystemTime;
 
-use serde_json::{Map, Value};
+use serde::ser::{Serialize, SerializeMap, Serializer};
+use serde_json::Value;
 
 use super::turn_log::TurnTimes;
 use crate::sandbox::wit::{Event, LogEntry, ProviderKind};
-use crate::store::record::{CallRecord, Outcome, TimelineEntry, TurnRecord, unix_ms};
+use crate::store::record::{CallRecord, Outcome, TurnRecord, unix_ms};
 
 /// The `<Parameter>`s the webhook adds to the stream for its record (the
 /// numbers, already masked unless `HOTLINE_MASK_NUMBERS=false`); taken out
@@ -26,6 +27,8 @@ const MAX_TEXT: usize = 4000;
 
 pub struct Recorder {
     record: CallRecord,
+    /// Timeline entries written into `record.timeline`.
+    entries: usize,
     /// The code of the close frame the peer sent, if it sent one.
     pub peer_close_code: Option<u16>,
 }
@@ -43,7 +46,7 @@ impl Recorder {
             guests: vec![guest.to_string()],
             ..CallRecord::default()
         };
-        Recorder { record, peer_close_code: None }
+        Recorder { record, entries: 0, peer_close_code: None }
     }
 
     /// The call now runs on this guest version (a migration, or a recovery).
@@ -55,8 +58,7 @@ impl Recorder {
 
     /// A host event of the timeline.
     pub fn host(&mut self, at_ms: u64, event: &str, fields: &[(&str, Value)]) {
-        let fields = fields.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
-        self.push(at_ms, "host", event, Value::Object(fields));
+        self.push(at_ms, "host", event, HostFields(fields));
     }
 
     /// A guest's `log` effect: a timeline entry (at its own `at_ms` when it
@@ -89,9 +91,7 @@ impl Recorder {
             }
             _ => {}
         }
-        let fields: Map<String, Value> =
-            entry.fields.iter().map(|(k, v)| (clean(k), Value::String(clean(v)))).collect();
-        self.push(at_ms, "guest", &entry.event, Value::Object(fields));
+        self.push(at_ms, "guest", &entry.event, GuestFields(&entry.fields));
     }
 
     /// A provider's result, as the guest is about to see it.
@@ -144,6 +144,9 @@ impl Recorder {
         r.outcome = Some(outcome);
         r.close_code = close_code;
         (r.frames_in, r.frames_out) = (frames.0 as i64, frames.1 as i64);
+        if !r.timeline.is_empty() {
+            r.timeline.push(']');
+        }
         self.record
     }
 
@@ -154,12 +157,60 @@ impl Recorder {
         turns.get_mut(at)
     }
 
-    fn push(&mut self, at_ms: u64, source: &'static str, event: &str, fields: Value) {
-        if self.record.timeline.len() >= MAX_TIMELINE {
+    /// Appends one entry to the timeline's JSON text.
+    fn push(&mut self, at_ms: u64, source: &'static str, event: &str, fields: impl Serialize) {
+        if self.entries >= MAX_TIMELINE {
             self.record.timeline_dropped += 1;
             return;
         }
-        self.record.timeline.push(TimelineEntry { at_ms: at_ms as i64, source, event: clean(event), fields });
+        let entry = Entry { at_ms, source, event: cut(event), fields };
+        let Ok(json) = serde_json::to_string(&entry) else { return };
+        let timeline = &mut self.record.timeline;
+        timeline.push(if timeline.is_empty() { '[' } else { ',' });
+        timeline.push_str(&json);
+        self.entries += 1;
+    }
+}
+
+#[derive(serde::Serialize)]
+struct Entry<'a, F> {
+    at_ms: u64,
+    source: &'static str,
+    event: &'a str,
+    fields: F,
+}
+
+/// A guest log's fields as a JSON object, each value cut at `MAX_TEXT`.
+struct GuestFields<'a>(&'a [(String, String)]);
+
+impl Serialize for GuestFields<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(self.0.len()))?;
+        for (k, v) in self.0 {
+            map.serialize_entry(cut(k), cut(v))?;
+        }
+        map.end()
+    }
+}
+
+struct HostFields<'a>(&'a [(&'a str, Value)]);
+
+impl Serialize for HostFields<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(self.0.len()))?;
+        for (k, v) in self.0 {
+            map.serialize_entry(k, v)?;
+        }
+        map.end()
+    }
+}
+
+/// At most `MAX_TEXT` characters of `text` (JSON escapes the rest, NUL
+/// included).
+fn cut(text: &str) -> &str {
+    match text.char_indices().nth(MAX_TEXT) {
+        Some((at, _)) => &text[..at],
+        None => text,
     }
 }
 
@@ -226,8 +277,14 @@ mod tests {
         assert_eq!(t.reply.as_deref(), Some("Hi there."));
         assert!(t.barged_in);
         assert_eq!((t.heard.as_deref(), t.unheard.as_deref()), (Some("t1-s0"), Some("t1-s1")));
-        let at: Vec<_> = record.timeline.iter().map(|e| (e.at_ms, e.source, e.event.as_str())).collect();
+        let timeline: Vec<Value> = serde_json::from_str(&record.timeline).unwrap();
+        let at: Vec<_> = timeline
+            .iter()
+            .map(|e| (e["at_ms"].as_i64().unwrap(), e["source"].as_str().unwrap(), e["event"].as_str().unwrap()))
+            .collect();
         assert_eq!(at, [(2500, "guest", "eou"), (3000, "guest", "barge_in"), (3100, "host", "mark_sent")]);
+        assert_eq!(timeline[1]["fields"], serde_json::json!({"heard": "t1-s0", "unheard": "t1-s1"}));
+        assert_eq!(timeline[2]["fields"], serde_json::json!({"name": "t1-s0"}));
         assert_eq!(record.outcome, Some(Outcome::CallerHungUp));
     }
 
@@ -267,6 +324,9 @@ mod tests {
             r.host(i as u64, "mark_ack", &[]);
         }
         let record = r.finish(Outcome::ConnectionLost, None, (0, 0));
-        assert_eq!((record.timeline.len(), record.timeline_dropped), (MAX_TIMELINE, 7));
+        let timeline: Vec<Value> = serde_json::from_str(&record.timeline).unwrap();
+        assert_eq!((timeline.len(), record.timeline_dropped), (MAX_TIMELINE, 7));
+        let none = Recorder::start("CA2", "MZ2", None, None, "d1").finish(Outcome::Refused, Some(1013), (0, 0));
+        assert_eq!(none.timeline, "");
     }
 }

@@ -79,7 +79,11 @@ pub struct CallRecord {
     pub frames_in: i64,
     pub frames_out: i64,
     pub turns: Vec<TurnRecord>,
-    pub timeline: Vec<TimelineEntry>,
+    /// The call's timeline as a JSON array of `{at_ms, source, event,
+    /// fields}` (`source` is `host` or `guest`, `fields` an object), kept
+    /// as text from the start: a call holds a few bytes per event, not a
+    /// map per event. Empty means none.
+    pub timeline: String,
     /// Timeline entries left out past the per-call cap.
     pub timeline_dropped: i64,
 }
@@ -110,17 +114,6 @@ pub struct TurnRecord {
     pub fallback: Option<String>,
     /// Provider errors of the turn, one per line.
     pub errors: Option<String>,
-}
-
-/// Something that happened in the call, at a media time.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct TimelineEntry {
-    pub at_ms: i64,
-    /// `host` or `guest`.
-    pub source: &'static str,
-    pub event: String,
-    /// The event's fields as a JSON object.
-    pub fields: serde_json::Value,
 }
 
 /// Milliseconds since the Unix epoch.

@@ -23,7 +23,7 @@ pub async fn write_batch(db: &Db, records: &[CallRecord]) -> Result<(), sqlx::Er
     on_pool!(db, pool => {
         let mut tx = pool.begin().await?;
         for r in records {
-            let timeline = serde_json::to_string(&r.timeline).unwrap_or_else(|_| "[]".into());
+            let timeline = if r.timeline.is_empty() { "[]" } else { r.timeline.as_str() };
             let inserted = sqlx::query(INSERT_CALL)
                 .bind(&r.call_sid)
                 .bind(&r.stream_sid)
