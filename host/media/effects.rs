@@ -13,6 +13,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tracing::{debug, info, warn};
 
+use super::record::Field;
 use super::{Call, Flow};
 use crate::sandbox::wit::{Effect, LogEntry};
 use crate::twilio::messages::{Mark, OutMedia, Outbound};
@@ -94,7 +95,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
 
     pub(super) async fn send_mark(&mut self, name: String) -> Flow {
         info!(event = "mark_sent", name);
-        self.note("mark_sent", &[("name", name.as_str().into())]);
+        self.note("mark_sent", &[("name", Field::Str(&name))]);
         self.stats.marks_sent += 1;
         self.send(&Outbound::Mark { stream_sid: self.stream_sid.clone(), mark: Mark { name } }).await
     }

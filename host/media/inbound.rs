@@ -10,7 +10,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tracing::{Span, error, info, warn};
 
-use super::record::{self, Recorder};
+use super::record::{self, Field, Recorder};
 use super::{Call, Flow};
 use crate::sandbox::wit::{self, Event};
 use crate::twilio::messages::{Frame, Inbound};
@@ -160,7 +160,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
                 match (chars.next(), chars.next(), self.guest.is_live()) {
                     (Some(digit), None, true) => {
                         info!(event = "dtmf", digit = %digit);
-                        self.note("dtmf", &[("digit", digit.to_string().into())]);
+                        self.note("dtmf", &[("digit", Field::Char(digit))]);
                         self.dispatch(Event::Dtmf(digit)).await
                     }
                     (_, _, false) => self.bad_frame("dtmf before start"),
@@ -177,7 +177,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
                 }
                 self.stats.marks_acked += 1;
                 info!(event = "mark_ack", name = mark.name);
-                self.note("mark_ack", &[("name", mark.name.as_str().into())]);
+                self.note("mark_ack", &[("name", Field::Str(&mark.name))]);
                 self.dispatch(Event::MarkPlayed(mark.name)).await
             }
             Inbound::Stop { .. } => {

@@ -40,7 +40,7 @@ use crate::store::record::Outcome;
 use crate::versions::Version;
 use effects::{Timers, written};
 use instance::Instance;
-use record::Recorder;
+use record::{Field, Recorder};
 use work::Work;
 
 /// How long a close handshake may take before the socket is dropped.
@@ -111,14 +111,6 @@ struct Stats {
     /// Longest time one input took, from receipt to effects flushed (µs):
     /// what a swap, a slow guest or a starved worker costs a call.
     max_event_us: u64,
-}
-
-/// The close code a flow ends with, when we close.
-fn closing_code(end: &Flow) -> Option<u16> {
-    match end {
-        Flow::Close(code, _) => Some(u16::from(*code)),
-        _ => None,
-    }
 }
 
 /// The call, as a future built in place: an `async fn` here would keep its
@@ -311,7 +303,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
                     // `restarted` tells it the work is gone.
                     self.work.cancel();
                     let reason = failure.summary();
-                    self.note("guest_trap", &[("error", reason.as_str().into())]);
+                    self.note("guest_trap", &[("error", Field::Str(&reason))]);
                     // Boxed, like the apology: rare paths that would
                     // otherwise size every call's future.
                     if Box::pin(self.guest.recover(&self.app, failure)).await {
@@ -352,7 +344,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
     }
 
     /// A host event for the call's record (none without one).
-    fn note(&mut self, event: &str, fields: &[(&str, serde_json::Value)]) {
+    fn note(&mut self, event: &str, fields: &[(&str, Field)]) {
         if let Some(record) = &mut self.record {
             record.host(self.media_ms, event, fields);
         }
@@ -361,13 +353,24 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
     /// The call is over: its record goes to the store.
     fn hand_over_record(&mut self, end: &Flow) {
         let Some(mut record) = self.record.take() else { return };
-        let (outcome, code) = match end {
-            _ if self.ending.is_some() => (Outcome::GuestFailure, closing_code(end).or(Some(1011))),
-            Flow::Close(code, reason) => (record::outcome_of_close(u16::from(*code), reason), Some(u16::from(*code))),
-            Flow::PeerClosed => (Outcome::CallerHungUp, record.peer_close_code),
-            Flow::Gone | Flow::Continue => (Outcome::ConnectionLost, None),
+        let code = match end {
+            Flow::Close(code, _) => Some(u16::from(*code)),
+            Flow::PeerClosed => record.peer_close_code,
+            Flow::Gone | Flow::Continue => None,
         };
-        record.host(self.media_ms, "call_ended", &[("outcome", outcome.name().into()), ("close_code", code.into())]);
+        let outcome = match end {
+            // Once the apology played, however the socket ended.
+            _ if self.ending.is_some() => Outcome::GuestFailure,
+            Flow::Close(code, reason) => record::outcome_of_close(u16::from(*code), reason),
+            Flow::PeerClosed => Outcome::CallerHungUp,
+            Flow::Gone | Flow::Continue => Outcome::ConnectionLost,
+        };
+        let code_field = Field::Int(code.map(i64::from));
+        record.host(
+            self.media_ms,
+            "call_ended",
+            &[("outcome", Field::Str(outcome.name())), ("close_code", code_field)],
+        );
         for times in self.work.finished_turns() {
             record.turn_times(&times);
         }

@@ -8,7 +8,6 @@
 use std::time::SystemTime;
 
 use serde::ser::{Serialize, SerializeMap, Serializer};
-use serde_json::Value;
 
 use super::turn_log::TurnTimes;
 use crate::sandbox::wit::{Event, LogEntry, ProviderKind};
@@ -57,7 +56,7 @@ impl Recorder {
     }
 
     /// A host event of the timeline.
-    pub fn host(&mut self, at_ms: u64, event: &str, fields: &[(&str, Value)]) {
+    pub fn host(&mut self, at_ms: u64, event: &str, fields: &[(&str, Field)]) {
         self.push(at_ms, "host", event, HostFields(fields));
     }
 
@@ -193,7 +192,26 @@ impl Serialize for GuestFields<'_> {
     }
 }
 
-struct HostFields<'a>(&'a [(&'a str, Value)]);
+/// A host event's field value: borrowed, so a call without a record
+/// builds nothing for it.
+#[derive(Debug, Clone, Copy)]
+pub enum Field<'a> {
+    Str(&'a str),
+    Char(char),
+    Int(Option<i64>),
+}
+
+impl Serialize for Field<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Field::Str(text) => s.serialize_str(cut(text)),
+            Field::Char(c) => s.serialize_char(*c),
+            Field::Int(n) => n.serialize(s),
+        }
+    }
+}
+
+struct HostFields<'a>(&'a [(&'a str, Field<'a>)]);
 
 impl Serialize for HostFields<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -245,6 +263,7 @@ pub fn mask_number(number: &str) -> String {
 mod tests {
     use super::*;
     use crate::sandbox::wit;
+    use serde_json::Value;
 
     fn log(event: &str, fields: &[(&str, &str)]) -> LogEntry {
         LogEntry { event: event.into(), fields: fields.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect() }
@@ -268,7 +287,7 @@ mod tests {
         r.guest_log(3000, &log("barge_in", &[("heard", "t1-s0"), ("unheard", "t1-s1")]));
         r.guest_version("d1");
         r.guest_version("d2");
-        r.host(3100, "mark_sent", &[("name", "t1-s0".into())]);
+        r.host(3100, "mark_sent", &[("name", Field::Str("t1-s0"))]);
         let record = r.finish(Outcome::CallerHungUp, Some(1000), (10, 5));
         assert_eq!(record.guests, ["d1", "d2"]);
         let t = &record.turns[0];
