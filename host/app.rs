@@ -11,6 +11,7 @@ use crate::http::auth::Auth;
 use crate::http::limits::{AuthFailures, Connections};
 use crate::providers::Providers;
 use crate::sandbox::Sandbox;
+use crate::store::Records;
 use crate::versions::{Registry, RollbackPolicy};
 
 pub struct App {
@@ -32,10 +33,12 @@ pub struct App {
     pub calls: TaskTracker,
     /// Cancelled when the drain budget is spent: every call closes now.
     pub close_calls: CancellationToken,
+    /// Call records: the queue to the writer, the database for the API.
+    pub records: Records,
 }
 
 impl App {
-    pub fn new(config: Config, sandbox: Sandbox, providers: Providers) -> Arc<Self> {
+    pub fn new(config: Config, sandbox: Sandbox, providers: Providers, records: Records) -> Arc<Self> {
         Arc::new(App {
             auth: Auth::new(&config),
             connections: connection_limits(&config),
@@ -46,6 +49,7 @@ impl App {
             draining: AtomicBool::new(false),
             calls: TaskTracker::new(),
             close_calls: CancellationToken::new(),
+            records,
             config,
         })
     }

@@ -14,6 +14,7 @@ pub mod providers;
 pub mod sandbox;
 pub mod scenario;
 pub mod sim;
+pub mod store;
 pub mod telemetry;
 pub mod twilio;
 pub mod versions;

@@ -1,6 +1,7 @@
 //! The definition of every setting `hotline serve` reads: its flag, its
 //! environment variable, its default, its range and its help line, each
-//! written once, here (the providers' section is `providers/settings.rs`).
+//! written once, here (the providers' section is `providers/settings.rs`, the security
+//! section `security.rs`, the records' `store.rs`).
 //! `hotline serve --help` lists them; README's table lists them too, and
 //! `tests/it/tidy.rs` checks that the two agree.
 //!
@@ -10,6 +11,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 
 use super::security::SecurityArgs;
+use super::store::StoreArgs;
 use super::{CallMode, LogFormat, SwapPolicy};
 use crate::providers::settings::ProviderArgs;
 
@@ -85,6 +87,8 @@ pub struct ServeArgs {
     pub sandbox: SandboxArgs,
     #[command(flatten)]
     pub security: SecurityArgs,
+    #[command(flatten)]
+    pub store: StoreArgs,
     #[command(flatten)]
     pub providers: ProviderArgs,
 }

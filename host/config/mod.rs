@@ -8,6 +8,7 @@
 mod defs;
 mod env;
 mod security;
+mod store;
 
 use std::ffi::OsString;
 use std::net::SocketAddr;
@@ -21,6 +22,7 @@ pub(crate) use defs::clamped;
 pub use defs::{EOU_MS_DEFAULT, SandboxArgs, ServeArgs};
 pub use env::parse_with_env;
 pub use security::{Security, SecurityArgs};
+pub use store::{Backend, StoreArgs, StoreSettings};
 
 use crate::providers::ProviderSettings;
 use crate::sandbox::SandboxConfig;
@@ -98,16 +100,20 @@ pub struct Config {
     pub rollback_window: Duration,
     /// Signatures, stream tokens, the public URL's source.
     pub security: Security,
+    /// Call records: where they go, how long they stay.
+    pub store: StoreSettings,
 }
 
 /// Every setting's default, from the definitions (parsed with no
-/// variables), with no compile cache: its default location comes from the
-/// environment (`$XDG_CACHE_HOME`, `$HOME`), and there is none here.
+/// variables), with no compile cache and no records: their default places
+/// come from the environment (`$XDG_CACHE_HOME`, `$XDG_DATA_HOME`,
+/// `$HOME`), and there is none here.
 impl Default for Config {
     fn default() -> Self {
         let mut config = Config::from_lookup(|_| None).expect("the defaults are valid settings");
         config.sandbox.cache_dir = None;
         config.sandbox.cache_off = None;
+        config.store = StoreSettings::off();
         config
     }
 }
@@ -125,7 +131,7 @@ impl Config {
     }
 
     /// The config from parsed [`ServeArgs`]; `get` supplies the variables
-    /// that only shape defaults (`XDG_CACHE_HOME`, `HOME`).
+    /// that only shape defaults (`XDG_CACHE_HOME`, `XDG_DATA_HOME`, `HOME`).
     pub fn from_matches(matches: &ArgMatches, get: &dyn Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
         let args = ServeArgs::from_arg_matches(matches)?;
         // OPENAI_BASE_URL configures OpenAI as a key does, but only when given.
@@ -152,6 +158,7 @@ impl Config {
             rollback_traps: args.rollback_traps,
             rollback_window: Duration::from_secs(args.rollback_window_secs),
             security: args.security.security()?,
+            store: args.store.settings(get),
         })
     }
 }
@@ -263,7 +270,7 @@ mod tests {
         assert_eq!((c.max_utterance_ms, c.fallback_ms), (1000, 60_000));
     }
 
-    /// Every numeric setting of `defs.rs` (and `security.rs`) with its allowed range.
+    /// Every numeric setting of `defs.rs` (and `security.rs`, `store.rs`) with its allowed range.
     const RANGES: &[(&str, u64, u64)] = &[
         ("HOTLINE_ROLLBACK_TRAPS", 1, 10_000),
         ("HOTLINE_ROLLBACK_WINDOW_SECS", 1, 86_400),
@@ -281,6 +288,8 @@ mod tests {
         ("HOTLINE_BODY_TIMEOUT_SECS", 1, 300),
         ("HOTLINE_START_TIMEOUT_SECS", 1, 60),
         ("HOTLINE_STREAM_IDLE_SECS", 2, 300),
+        ("HOTLINE_RECORD_QUEUE", 1, 1_000_000),
+        ("HOTLINE_RETENTION_DAYS", 0, 36_500),
     ];
     /// The providers' (`providers/settings.rs`).
     const PROVIDER_RANGES: &[(&str, u64, u64)] = &[
@@ -371,6 +380,33 @@ mod tests {
         }
         assert_eq!(dir(&[("HOTLINE_CACHE_DIR", "off"), ("HOME", "/home/a")]), (None, None));
         assert_eq!(dir(&[("HOTLINE_CACHE_DIR", "/srv/c")]), (Some("/srv/c".into()), None));
+    }
+
+    #[test]
+    fn records_live_in_the_data_directory_unless_postgres_is_named() {
+        let backend = |pairs: &[(&str, &str)]| match cfg(pairs).unwrap().store.backend {
+            Backend::Sqlite(dir) => format!("sqlite {}", dir.display()),
+            Backend::Postgres(url) => format!("postgres {}", url.expose()),
+            Backend::Off(reason) => format!("off {reason:?}"),
+        };
+        assert_eq!(backend(&[("XDG_DATA_HOME", "/x/data"), ("HOME", "/home/a")]), "sqlite /x/data/hotline");
+        assert_eq!(backend(&[("HOME", "/home/a")]), "sqlite /home/a/.local/share/hotline");
+        assert_eq!(backend(&[("XDG_DATA_HOME", "rel"), ("HOME", "/home/a")]), "sqlite /home/a/.local/share/hotline");
+        assert_eq!(backend(&[]), format!("off {:?}", Some(store::NO_DEFAULT_DATA_DIR)));
+        assert_eq!(backend(&[("HOTLINE_DATA_DIR", "off"), ("HOME", "/home/a")]), "off None");
+        assert_eq!(backend(&[("HOTLINE_DATA_DIR", "/srv/d")]), "sqlite /srv/d");
+        let url = "postgres://hotline:pw@db.internal/calls";
+        assert_eq!(backend(&[("DATABASE_URL", url), ("HOTLINE_DATA_DIR", "off")]), format!("postgres {url}"));
+        let err = format!("{:#}", cfg(&[("DATABASE_URL", "mysql://u:hunter2@h/db")]).unwrap_err());
+        assert!(err.starts_with("DATABASE_URL: must be a postgres:// URL") && !err.contains("hunter2"), "{err}");
+        let c = cfg(&[("HOTLINE_RETENTION_DAYS", "0"), ("HOTLINE_MASK_NUMBERS", "false")]).unwrap();
+        assert_eq!((c.store.retention, c.store.mask_numbers), (None, false));
+        let c = cfg(&[]).unwrap();
+        assert_eq!(
+            (c.store.retention, c.store.mask_numbers, c.store.queue),
+            (Some(Duration::from_secs(30 * 86_400)), true, 1024)
+        );
+        assert!(matches!(Config::default().store.backend, Backend::Off(None)));
     }
 
     #[test]

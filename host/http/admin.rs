@@ -22,6 +22,19 @@ use crate::versions::install;
 const ADMIN_UPLOAD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
 
 pub async fn handle(app: &Arc<App>, req: Request<Incoming>) -> Result<Response<Body>, AppError> {
+    check_token(app, &req)?;
+    match (req.method(), req.uri().path()) {
+        (&Method::PUT, "/admin/guest") => upload(app, req).await,
+        (&Method::GET, "/admin/guest") => Ok(status(app)),
+        (&Method::POST, "/admin/guest/rollback") => rollback(app),
+        (_, "/admin/guest" | "/admin/guest/rollback") => Err(AppError::MethodNotAllowed),
+        _ => Err(AppError::NotFound),
+    }
+}
+
+/// The admin token's check, shared with `/api/*`: 404 when no token is
+/// configured, 401 for a wrong one, 429 for an address that keeps trying.
+pub fn check_token<B>(app: &App, req: &Request<B>) -> Result<(), AppError> {
     let token = app.config.admin_token.as_deref().ok_or(AppError::NotFound)?;
     // An address that keeps sending wrong tokens waits, right token or not.
     let ip = req.extensions().get::<Peer>().map(|p| p.addr.ip());
@@ -34,13 +47,7 @@ pub async fn handle(app: &Arc<App>, req: Request<Incoming>) -> Result<Response<B
         }
         return Err(AppError::Unauthorized { path: req.uri().path().to_string() });
     }
-    match (req.method(), req.uri().path()) {
-        (&Method::PUT, "/admin/guest") => upload(app, req).await,
-        (&Method::GET, "/admin/guest") => Ok(status(app)),
-        (&Method::POST, "/admin/guest/rollback") => rollback(app),
-        (_, "/admin/guest" | "/admin/guest/rollback") => Err(AppError::MethodNotAllowed),
-        _ => Err(AppError::NotFound),
-    }
+    Ok(())
 }
 
 fn authorized(headers: &http::HeaderMap, token: &str) -> bool {

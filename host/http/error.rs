@@ -79,6 +79,15 @@ pub enum AppError {
     UploadUnreadable(Box<AppError>),
     #[error(transparent)]
     NothingToRollBack(#[from] NothingToRollBack),
+    /// A records API query that cannot be understood (names the parameter).
+    #[error("{0}")]
+    BadQuery(String),
+    /// The records API with records off (`HOTLINE_DATA_DIR=off`).
+    #[error("call records are off (HOTLINE_DATA_DIR=off, no DATABASE_URL)")]
+    RecordsOff,
+    /// The records' database failed to answer a read.
+    #[error("the records database failed: {0}")]
+    Store(String),
 }
 
 impl AppError {
@@ -159,8 +168,19 @@ impl AppError {
                 rejection(status, "read", &reason)
             }
             AppError::NothingToRollBack(_) => rejection(StatusCode::CONFLICT, "rollback", &reason),
+            AppError::BadQuery(_) => api_error(StatusCode::BAD_REQUEST, &reason),
+            AppError::RecordsOff => api_error(StatusCode::NOT_FOUND, &reason),
+            AppError::Store(_) => {
+                crate::warn_throttled!(event = "api_store_error", reason);
+                api_error(StatusCode::SERVICE_UNAVAILABLE, "the records database is unavailable")
+            }
         }
     }
+}
+
+/// A records API request that failed, as JSON.
+fn api_error(status: StatusCode, reason: &str) -> Response<Body> {
+    json(status, json!({ "error": reason }))
 }
 
 /// An admin request the server refused: which step, and why.

@@ -2,12 +2,14 @@
 //! version, Twilio webhooks and the Media Streams WebSocket upgrade.
 //!
 //! - `server.rs`: bind, first guest load, accept loop, drain.
-//! - `routes.rs`: one function per route; `admin.rs`: the admin API.
+//! - `routes.rs`: one function per route; `admin.rs`: the admin API;
+//!   `api.rs`: the call records' read API (same token).
 //! - `error.rs`: `AppError`, every failure's status, body and log event.
 //! - `respond.rs`: response builders and size-limited body readers.
 //! - `ws.rs`: the WebSocket handshake; `base_url.rs`: the public URL.
 
 mod admin;
+mod api;
 pub mod auth;
 mod base_url;
 mod error;

@@ -20,6 +20,7 @@ use super::limits::Peer;
 use super::respond::{Body, empty, json, read_form, text, xml};
 use super::ws;
 use crate::app::App;
+use crate::media::record;
 use crate::sandbox::wit;
 use crate::twilio::stream_token;
 
@@ -49,6 +50,7 @@ pub async fn route(app: Arc<App>, req: Request<Incoming>) -> Result<Response<Bod
         (&Method::POST, "/webhook/stream_ended") => webhook(webhook_logged(&app, req, "stream_ended")).await,
         (&Method::GET, "/ws/twilio-media") => upgrade(app, req).await,
         (_, path) if path.starts_with("/admin/") => super::admin::handle(&app, req).await,
+        (_, path) if path.starts_with("/api/") => super::api::handle(&app, req).await,
         (_, path) if known.contains(&path) || path.starts_with("/webhook/") => Err(AppError::MethodNotAllowed),
         _ => Err(AppError::NotFound),
     };
@@ -81,6 +83,10 @@ fn readyz(app: &App) -> Response<Body> {
         "live_calls": app.calls.len(),
         "max_calls": app.max_calls(),
         "twilio_signature": if app.auth.signatures_checked() { "on" } else { "off" },
+        // The call records' database: `ok`, `degraded` (writes failing or
+        // slow: records are queued, then dropped, calls go on) or `off`.
+        "db": app.records.status(),
+        "records": app.records.report(),
     });
     json(if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE }, body)
 }
@@ -124,7 +130,21 @@ async fn incoming_call(app: &App, req: Request<Incoming>) -> Result<Response<Bod
         Ok(twiml) => {
             // The stream must prove it follows this answer (`stream_token.rs`).
             let token = app.auth.stream_tokens.issue(&call_sid, SystemTime::now());
-            let twiml = stream_token::add_to_twiml(&twiml, &token).map_err(AppError::Twiml)?;
+            let mut parameters = vec![(stream_token::PARAMETER, token)];
+            // The numbers travel with the stream to its record (masked
+            // here already, unless told otherwise); the guest never sees them.
+            if app.records.enabled() {
+                for (name, key) in [(record::FROM_PARAMETER, "From"), (record::TO_PARAMETER, "To")] {
+                    let number = param(&webhook.params, key);
+                    if !number.is_empty() {
+                        let number =
+                            if app.records.mask_numbers() { record::mask_number(number) } else { number.into() };
+                        parameters.push((name, number));
+                    }
+                }
+            }
+            let parameters: Vec<(&str, &str)> = parameters.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let twiml = stream_token::add_parameters(&twiml, &parameters).map_err(AppError::Twiml)?;
             info!(event = "incoming_call", call_sid, mode = app.config.mode.name());
             Ok(xml(StatusCode::OK, twiml))
         }

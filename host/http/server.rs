@@ -4,7 +4,8 @@
 //! from the first milliseconds while `/readyz` says 503 until the guest is
 //! in. A drain keeps the listener open (readiness must be able to say 503
 //! and late webhooks get a polite refusal) until the live calls end or the
-//! budget runs out; then every WebSocket gets a close frame.
+//! budget runs out; then every WebSocket gets a close frame, and the call
+//! records' writer flushes what it holds.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -25,6 +26,7 @@ use crate::app::App;
 use crate::config::Config;
 use crate::providers::Providers;
 use crate::sandbox::{DEFAULT_GUEST, Sandbox};
+use crate::store::Records;
 
 /// Time the calls get to finish their close handshakes once told to close.
 const CLOSE_GRACE: Duration = Duration::from_secs(5);
@@ -50,7 +52,8 @@ impl Server {
         let providers = Providers::new(config.providers.clone()).context("setting up the providers")?;
         let p = &config.providers;
         info!(event = "providers", stt = p.stt.name(), llm = p.llm.name(), tts = p.tts.name());
-        let app = App::new(config, sandbox, providers);
+        let records = Records::open(&config.store).await.context("opening the call records' database")?;
+        let app = App::new(config, sandbox, providers, records);
         info!(event = "listening", addr = %local_addr);
         let guest_load = Some(tokio::spawn(load_guest(app.clone())));
         let drain = CancellationToken::new();
@@ -123,6 +126,8 @@ async fn run(app: Arc<App>, listener: TcpListener, drain: CancellationToken) {
     if tokio::time::timeout(CLOSE_GRACE, app.calls.wait()).await.is_err() {
         warn!(event = "calls_not_closed", live_calls = app.calls.len());
     }
+    // Every call has handed over its record: the writer writes what it holds.
+    app.records.flush().await;
     // Ends the accept loop and asks every keep-alive connection to close
     // after its current request.
     stop_accepting.cancel();

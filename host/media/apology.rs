@@ -23,6 +23,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
     /// closes once it has been heard (or a little after it should have been).
     pub(super) async fn apologize(&mut self) -> Flow {
         info!(event = "apology");
+        self.note("apology", &[]);
         if let Flow::Gone = self.send_clear().await {
             return Flow::Gone;
         }

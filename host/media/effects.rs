@@ -13,6 +13,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tracing::{debug, info, warn};
 
+use super::record::Field;
 use super::{Call, Flow};
 use crate::sandbox::wit::{Effect, LogEntry};
 use crate::twilio::messages::{Mark, OutMedia, Outbound};
@@ -30,6 +31,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
             Effect::Mark(name) => self.send_mark(name).await,
             Effect::Clear => {
                 info!(event = "clear_sent");
+                self.note("clear_sent", &[]);
                 self.send_clear().await
             }
             Effect::SetTimer(timer) => {
@@ -58,9 +60,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
             }
             Effect::Hangup => {
                 info!(event = "hangup");
+                self.note("hangup", &[]);
                 Flow::Close(CloseCode::Normal, "call ended by agent")
             }
             Effect::Log(entry) => {
+                if let Some(record) = &mut self.record {
+                    record.guest_log(self.media_ms, &entry);
+                }
                 guest_log(entry);
                 Flow::Continue
             }
@@ -89,6 +95,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
 
     pub(super) async fn send_mark(&mut self, name: String) -> Flow {
         info!(event = "mark_sent", name);
+        self.note("mark_sent", &[("name", Field::Str(&name))]);
         self.stats.marks_sent += 1;
         self.send(&Outbound::Mark { stream_sid: self.stream_sid.clone(), mark: Mark { name } }).await
     }

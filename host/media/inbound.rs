@@ -10,6 +10,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tracing::{Span, error, info, warn};
 
+use super::record::{self, Field, Recorder};
 use super::{Call, Flow};
 use crate::sandbox::wit::{self, Event};
 use crate::twilio::messages::{Frame, Inbound};
@@ -50,7 +51,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
             Some(Ok(Message::Text(text))) => self.on_text(text.as_str()).await,
             Some(Ok(Message::Binary(_))) => self.bad_frame("binary frame (Twilio sends JSON text)"),
             Some(Ok(Message::Close(frame))) => {
-                info!(event = "ws_close_received", code = frame.as_ref().map(|f| u16::from(f.code)));
+                let code = frame.as_ref().map(|f| u16::from(f.code));
+                info!(event = "ws_close_received", code);
+                if let Some(record) = &mut self.record {
+                    record.peer_close_code = code;
+                }
                 Flow::PeerClosed
             }
             Some(Ok(_)) => Flow::Continue, // ping/pong: tungstenite answers pings itself
@@ -66,6 +71,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
             Err(e) => return self.bad_frame(&format!("bad base64 in media: {e}")),
         };
         self.stats.frames_in += 1;
+        // The end of this frame (8 samples a millisecond), as the guest counts.
+        self.media_ms = timestamp_ms + (payload.len() / 8) as u64;
         self.dispatch(Event::Media(wit::Media { payload, timestamp_ms })).await
     }
 
@@ -117,6 +124,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
                     warn!(event = "stream_rejected", reason = reason.name());
                     return Flow::Close(CloseCode::Policy, "stream not authorized");
                 }
+                // The numbers the webhook put beside the token, for the record only.
+                let from = start.custom_parameters.remove(record::FROM_PARAMETER);
+                let to = start.custom_parameters.remove(record::TO_PARAMETER);
                 let format = start.media_format.as_ref();
                 info!(
                     event = "ws_start",
@@ -125,11 +135,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
                     sample_rate = format.map(|f| f.sample_rate),
                     channels = format.map(|f| f.channels),
                 );
-                if let Err(e) = self.guest.start(&self.app).await {
+                let started = self.guest.start(&self.app).await;
+                if self.app.records.enabled() {
+                    let digest = self.guest.digest();
+                    self.record = Some(Box::new(Recorder::start(&start.call_sid, &stream_sid, from, to, digest)));
+                }
+                if let Err(e) = started {
                     error!(event = e.event(), error = %e);
                     return Flow::Close(CloseCode::Again, "no capacity for the call");
                 }
                 self.stream_sid = stream_sid.clone();
+                self.note("ws_start", &[]);
                 self.dispatch(Event::Started(wit::Started {
                     stream_sid,
                     call_sid: start.call_sid,
@@ -144,6 +160,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
                 match (chars.next(), chars.next(), self.guest.is_live()) {
                     (Some(digit), None, true) => {
                         info!(event = "dtmf", digit = %digit);
+                        self.note("dtmf", &[("digit", Field::Char(digit))]);
                         self.dispatch(Event::Dtmf(digit)).await
                     }
                     (_, _, false) => self.bad_frame("dtmf before start"),
@@ -160,10 +177,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
                 }
                 self.stats.marks_acked += 1;
                 info!(event = "mark_ack", name = mark.name);
+                self.note("mark_ack", &[("name", Field::Str(&mark.name))]);
                 self.dispatch(Event::MarkPlayed(mark.name)).await
             }
             Inbound::Stop { .. } => {
                 info!(event = "ws_stop");
+                self.note("ws_stop", &[]);
                 match self.dispatch_stopped().await {
                     Flow::Continue => Flow::Close(CloseCode::Normal, "stream stopped"),
                     other => other,

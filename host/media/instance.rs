@@ -97,14 +97,16 @@ impl Instance {
     ///
     /// Checked before every event, needed almost never: the check is
     /// inline and the move is boxed, so every call's future does not carry
-    /// the space a migration needs.
-    pub async fn follow_swap(&mut self, app: &App) {
+    /// the space a migration needs. True when a swap was looked at (the
+    /// call may run another version now).
+    pub async fn follow_swap(&mut self, app: &App) -> bool {
         let generation = app.versions.generation();
         if generation == self.generation {
-            return;
+            return false;
         }
         self.generation = generation;
         Box::pin(self.migrate(app)).await;
+        true
     }
 
     async fn migrate(&mut self, app: &App) {

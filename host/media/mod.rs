@@ -11,11 +11,14 @@
 //! - `effects.rs`: the guest's effects performed, and its timers.
 //! - `apology.rs`: what a call does once its guest is beyond help.
 //! - `work.rs` + `turn_log.rs`: the call's provider requests and their timing.
+//! - `record.rs`: the call's record for the store, built per event (never
+//!   per media frame) and handed over when the call ends.
 
 mod apology;
 mod effects;
 mod inbound;
 mod instance;
+pub mod record;
 mod turn_log;
 mod work;
 
@@ -32,9 +35,11 @@ use tracing::{Instrument, field, info, info_span, warn};
 
 use crate::app::App;
 use crate::sandbox::wit::{self, Event};
+use crate::store::record::Outcome;
 use crate::versions::Version;
 use effects::{Timers, written};
 use instance::Instance;
+use record::{Field, Recorder};
 use work::Work;
 
 /// How long a close handshake may take before the socket is dropped.
@@ -121,7 +126,7 @@ where
     let span = info_span!("call", call_sid = field::Empty, stream_sid = field::Empty);
     let generation = app.versions.generation();
     let call = Call {
-        work: Work::new(app.providers.clone(), app.config.eou_silence_ms),
+        work: Work::new(app.providers.clone(), app.config.eou_silence_ms, app.records.enabled()),
         audio_sent: false,
         guest: Instance::new(version, generation),
         app,
@@ -131,6 +136,8 @@ where
         stopped: false,
         stats: Stats::default(),
         ending: None,
+        record: None,
+        media_ms: 0,
     };
     call.run(subprotocol).instrument(span)
 }
@@ -152,6 +159,12 @@ struct Call<S> {
     work: Work,
     /// Media frames were queued during the current dispatch.
     audio_sent: bool,
+    /// The call's record, from a valid `start` on, when records are on
+    /// (boxed: a call without one carries a pointer).
+    record: Option<Box<Recorder>>,
+    /// Media time at the end of the newest media frame: when host events
+    /// happened, for the record.
+    media_ms: u64,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
@@ -227,7 +240,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
                     Flow::Continue
                 }
                 Input::Timer(id) => self.dispatch(Event::Timer(id)).await,
-                Input::Provider(event) => self.dispatch(event).await,
+                Input::Provider(event) => {
+                    if let Some(record) = &mut self.record {
+                        record.provider_event(&event);
+                    }
+                    self.dispatch(event).await
+                }
                 Input::Ping => written(self.ws.send(Message::Ping(Default::default()))).await,
                 Input::Shutdown => {
                     info!(event = "ws_shutdown_close");
@@ -267,7 +285,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
     /// after a recovery, also the event that tells the new instance it was
     /// restarted.
     async fn dispatch(&mut self, event: Event) -> Flow {
-        self.guest.follow_swap(&self.app).await;
+        if self.guest.follow_swap(&self.app).await
+            && let Some(record) = &mut self.record
+        {
+            record.guest_version(self.guest.digest());
+        }
         // At most two events: the one given, then `restarted` after a
         // recovery (no queue to allocate per media frame).
         let mut next = Some(event);
@@ -283,9 +305,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
                     // `restarted` tells it the work is gone.
                     self.work.cancel();
                     let reason = failure.summary();
+                    self.note("guest_trap", &[("error", Field::Str(&reason))]);
                     // Boxed, like the apology: rare paths that would
                     // otherwise size every call's future.
                     if Box::pin(self.guest.recover(&self.app, failure)).await {
+                        self.note("guest_recovered", &[]);
                         // The event that failed is skipped, not replayed.
                         let work_dropped = self.app.providers.complete();
                         next = Some(Event::Restarted(wit::Restart { reason, work_dropped }));
@@ -312,7 +336,49 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
         {
             self.work.audio_sent();
         }
+        if let Some(record) = &mut self.record
+            && self.work.has_finished_turns()
+        {
+            for times in self.work.finished_turns() {
+                record.turn_times(&times);
+            }
+        }
         flushed
+    }
+
+    /// A host event for the call's record (none without one).
+    fn note(&mut self, event: &str, fields: &[(&str, Field)]) {
+        if let Some(record) = &mut self.record {
+            record.host(self.media_ms, event, fields);
+        }
+    }
+
+    /// The call is over: its record goes to the store.
+    fn hand_over_record(&mut self, end: &Flow) {
+        let Some(mut record) = self.record.take() else { return };
+        let code = match end {
+            Flow::Close(code, _) => Some(u16::from(*code)),
+            Flow::PeerClosed => record.peer_close_code,
+            Flow::Gone | Flow::Continue => None,
+        };
+        let outcome = match end {
+            // Once the apology played, however the socket ended.
+            _ if self.ending.is_some() => Outcome::GuestFailure,
+            Flow::Close(code, reason) => record::outcome_of_close(u16::from(*code), reason),
+            Flow::PeerClosed => Outcome::CallerHungUp,
+            Flow::Gone | Flow::Continue => Outcome::ConnectionLost,
+        };
+        let code_field = Field::Int(code.map(i64::from));
+        record.host(
+            self.media_ms,
+            "call_ended",
+            &[("outcome", Field::Str(outcome.name())), ("close_code", code_field)],
+        );
+        for times in self.work.finished_turns() {
+            record.turn_times(&times);
+        }
+        let frames = (self.stats.frames_in, self.stats.frames_out);
+        self.app.records.submit(record.finish(outcome, code, frames));
     }
 
     async fn finish(&mut self, end: Flow) {
@@ -329,6 +395,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
             Flow::PeerClosed => matches!(written(self.ws.flush()).await, Flow::Continue),
             Flow::Gone | Flow::Continue => false,
         };
+        self.hand_over_record(&end);
         if closing {
             // Wait for the other side to finish the handshake.
             let drain = async {

@@ -19,7 +19,7 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    fn name(self) -> &'static str {
+    pub fn name(self) -> &'static str {
         match self {
             Outcome::Spoken => "spoken",
             Outcome::Cancelled => "cancelled",
@@ -57,8 +57,8 @@ impl TurnTiming {
         ms_since(self.eou)
     }
 
-    /// Logs the turn's `turn` line.
-    pub fn log(self, outcome: Outcome, eou_ms: u32) {
+    /// Logs the turn's `turn` line; returns its numbers (for the call's record).
+    pub fn log(self, outcome: Outcome, eou_ms: u32) -> TurnTimes {
         let first_audio_ms = (outcome == Outcome::Spoken).then(|| ms_since(self.eou));
         info!(
             event = "turn",
@@ -70,7 +70,26 @@ impl TurnTiming {
             tts_first_byte_ms = self.tts_first_byte_ms,
             first_audio_ms,
         );
+        TurnTimes {
+            turn: self.turn,
+            outcome,
+            stt_ms: self.stt_ms,
+            llm_first_token_ms: self.llm_first_token_ms,
+            tts_first_byte_ms: self.tts_first_byte_ms,
+            first_audio_ms,
+        }
     }
+}
+
+/// A finished turn's numbers, as its `turn` line gave them.
+#[derive(Debug, Clone, Copy)]
+pub struct TurnTimes {
+    pub turn: u32,
+    pub outcome: Outcome,
+    pub stt_ms: Option<f64>,
+    pub llm_first_token_ms: Option<f64>,
+    pub tts_first_byte_ms: Option<f64>,
+    pub first_audio_ms: Option<f64>,
 }
 
 pub fn ms_since(at: Instant) -> f64 {

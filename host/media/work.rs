@@ -22,7 +22,7 @@ use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 use tokio::task::AbortHandle;
 use tracing::{Instrument, Span, debug, info, warn};
 
-use super::turn_log::{Outcome, TurnTiming, ms_since};
+use super::turn_log::{Outcome, TurnTimes, TurnTiming, ms_since};
 use crate::providers::retry::{retry_once, retry_wanted};
 use crate::providers::{self, Message, Pcm, ProviderKind, Providers};
 use crate::sandbox::wit::{self, Event};
@@ -44,10 +44,14 @@ pub struct Work {
     reply: String,
     /// The trailing silence that ends an utterance, for the turn log.
     eou_ms: u32,
+    /// Turns ended since the call last took them, for its record (kept
+    /// only when the call keeps one).
+    finished: Vec<TurnTimes>,
+    keep_finished: bool,
 }
 
 impl Work {
-    pub fn new(providers: Arc<Providers>, eou_ms: u32) -> Work {
+    pub fn new(providers: Arc<Providers>, eou_ms: u32, keep_finished: bool) -> Work {
         Work {
             providers,
             channel: None,
@@ -58,7 +62,18 @@ impl Work {
             turns: 0,
             reply: String::new(),
             eou_ms,
+            finished: Vec::new(),
+            keep_finished,
         }
+    }
+
+    pub fn has_finished_turns(&self) -> bool {
+        !self.finished.is_empty()
+    }
+
+    /// The turns that ended since the last time this was asked.
+    pub fn finished_turns(&mut self) -> Vec<TurnTimes> {
+        std::mem::take(&mut self.finished)
     }
 
     /// The next result of current work (pending while there is none).
@@ -175,7 +190,10 @@ impl Work {
 
     fn end_turn(&mut self, outcome: Outcome) {
         if let Some(t) = self.timing.take() {
-            t.log(outcome, self.eou_ms);
+            let times = t.log(outcome, self.eou_ms);
+            if self.keep_finished {
+                self.finished.push(times);
+            }
         }
     }
 

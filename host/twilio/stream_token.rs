@@ -138,8 +138,17 @@ fn unix_secs(t: SystemTime) -> u64 {
 /// rest of the document is kept byte for byte. TwiML without a stream (a
 /// refusal, the record mode) comes back unchanged.
 pub fn add_to_twiml(twiml: &str, token: &str) -> Result<String, String> {
+    add_parameters(twiml, &[(PARAMETER, token)])
+}
+
+/// Adds `<Parameter>`s (names and values XML-escaped) to every `<Stream>`
+/// of the TwiML, as [`add_to_twiml`] does the token.
+pub fn add_parameters(twiml: &str, parameters: &[(&str, &str)]) -> Result<String, String> {
     let doc = roxmltree::Document::parse(twiml).map_err(|e| format!("the call logic's TwiML is not XML: {e}"))?;
-    let parameter = format!(r#"<Parameter name="{PARAMETER}" value="{token}"/>"#);
+    let parameter: String = parameters
+        .iter()
+        .map(|(name, value)| format!(r#"<Parameter name="{}" value="{}"/>"#, escape(name), escape(value)))
+        .collect();
     let mut out = twiml.to_string();
     // From the last stream to the first, so earlier offsets stay valid.
     let mut streams: Vec<_> = doc.descendants().filter(|n| n.has_tag_name("Stream")).collect();
@@ -156,6 +165,22 @@ pub fn add_to_twiml(twiml: &str, token: &str) -> Result<String, String> {
         }
     }
     Ok(out)
+}
+
+/// Text for a double-quoted XML attribute (control characters dropped).
+fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            c if (c as u32) < 0x20 => {}
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -213,6 +238,8 @@ mod tests {
             add_to_twiml(with_params, "T").unwrap(),
             r#"<Response><Connect><Stream url="wss://h/ws"><Parameter name="a" value="1"/><Parameter name="hotline_token" value="T"/></Stream></Connect></Response>"#
         );
+        let from = add_parameters(twiml, &[("hotline_from", "+1<2>\"&\u{1}")]).unwrap();
+        assert!(from.contains(r#"<Parameter name="hotline_from" value="+1&lt;2&gt;&quot;&amp;"/>"#), "{from}");
         let none = "<Response><Say>Hi</Say></Response>";
         assert_eq!(add_to_twiml(none, "T").unwrap(), none);
         assert!(add_to_twiml("<Response>", "T").is_err());

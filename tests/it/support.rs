@@ -188,6 +188,8 @@ pub fn hotline_command(env: &[(&str, &str)]) -> tokio::process::Command {
         .env("HOTLINE_BIND", "127.0.0.1")
         .env("HOTLINE_LOG_FORMAT", "json")
         .env("RUST_LOG", "info")
+        // No call records unless a test gives them a place.
+        .env("HOTLINE_DATA_DIR", "off")
         .envs(env.iter().copied())
         .stdout(std::process::Stdio::null())
         .kill_on_drop(true);

@@ -1,0 +1,108 @@
+//! The records section of `hotline serve`'s settings: where call records
+//! go (SQLite in the data directory, or PostgreSQL), how many may wait for
+//! the writer, how long they are kept, and whether phone numbers are
+//! masked. Defined once here, as the rest in `defs.rs`; README's "Records"
+//! section explains each.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::value_parser;
+
+use crate::providers::Secret;
+
+#[derive(Debug, clap::Args)]
+#[command(next_help_heading = "Records")]
+pub struct StoreArgs {
+    /// Directory of the call records' SQLite database (created with mode 0700); `off`: no records
+    /// (unless DATABASE_URL is set). [default: $XDG_DATA_HOME/hotline, else $HOME/.local/share/hotline, else none]
+    #[arg(long, env = "HOTLINE_DATA_DIR")]
+    pub data_dir: Option<String>,
+    /// A postgres:// URL: records go to PostgreSQL instead of the SQLite file.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true, value_parser = postgres_url)]
+    pub database_url: Option<String>,
+    /// Finished calls' records waiting for the writer at most (1-1000000); past it records are dropped and counted.
+    #[arg(long, env = "HOTLINE_RECORD_QUEUE", default_value_t = 1024)]
+    #[arg(value_parser = value_parser!(u32).range(1..=1_000_000))]
+    pub record_queue: u32,
+    /// Days a call record is kept (0-36500; 0 keeps them forever).
+    #[arg(long, env = "HOTLINE_RETENTION_DAYS", default_value_t = 30)]
+    #[arg(value_parser = value_parser!(u32).range(0..=36_500))]
+    pub retention_days: u32,
+    /// Keep only the last 4 digits of the caller's and the called number in records (true/false).
+    #[arg(long, env = "HOTLINE_MASK_NUMBERS", default_value_t = true, action = clap::ArgAction::Set)]
+    #[arg(value_parser = clap::builder::BoolishValueParser::new())]
+    pub mask_numbers: bool,
+}
+
+/// Where records go.
+#[derive(Debug, Clone)]
+pub enum Backend {
+    /// No records: `HOTLINE_DATA_DIR=off`, or no place for the data
+    /// directory (with the reason, for the start-up log).
+    Off(Option<&'static str>),
+    /// `hotline.db` in this directory.
+    Sqlite(PathBuf),
+    /// `DATABASE_URL` (it may hold a password).
+    Postgres(Secret),
+}
+
+/// The store's settings, as the rest of the host uses them.
+#[derive(Debug, Clone)]
+pub struct StoreSettings {
+    pub backend: Backend,
+    pub queue: usize,
+    /// `None`: keep records forever.
+    pub retention: Option<Duration>,
+    pub mask_numbers: bool,
+}
+
+impl StoreArgs {
+    /// `get` supplies the variables that shape the data directory's
+    /// default place (`XDG_DATA_HOME`, `HOME`).
+    pub fn settings(&self, get: &dyn Fn(&str) -> Option<String>) -> StoreSettings {
+        let backend = match (&self.database_url, self.data_dir.as_deref()) {
+            (Some(url), _) => Backend::Postgres(Secret::new(url)),
+            (None, Some("off")) => Backend::Off(None),
+            (None, Some(dir)) => Backend::Sqlite(PathBuf::from(dir)),
+            (None, None) => match default_data_dir(get) {
+                Some(dir) => Backend::Sqlite(dir),
+                None => Backend::Off(Some(NO_DEFAULT_DATA_DIR)),
+            },
+        };
+        StoreSettings {
+            backend,
+            queue: self.record_queue as usize,
+            retention: (self.retention_days > 0).then(|| Duration::from_secs(u64::from(self.retention_days) * 86_400)),
+            mask_numbers: self.mask_numbers,
+        }
+    }
+}
+
+impl StoreSettings {
+    /// No records at all.
+    pub fn off() -> StoreSettings {
+        StoreSettings { backend: Backend::Off(None), queue: 1024, retention: None, mask_numbers: true }
+    }
+}
+
+/// Why there is no store when nothing says where it goes.
+pub(super) const NO_DEFAULT_DATA_DIR: &str = "neither XDG_DATA_HOME nor HOME is set to an absolute path";
+
+/// `$XDG_DATA_HOME/hotline`, else `$HOME/.local/share/hotline`, else none
+/// (never a shared place such as the temp dir). Relative values are
+/// ignored, as the XDG spec says.
+fn default_data_dir(get: &dyn Fn(&str) -> Option<String>) -> Option<PathBuf> {
+    let get = |k: &str| get(k).map(|v| PathBuf::from(v.trim())).filter(|p| p.is_absolute());
+    let base = get("XDG_DATA_HOME").or_else(|| get("HOME").map(|home| home.join(".local/share")))?;
+    Some(base.join("hotline"))
+}
+
+/// PostgreSQL only: SQLite's place is `HOTLINE_DATA_DIR`. The value is a
+/// secret (it may hold a password): errors never quote it.
+fn postgres_url(value: &str) -> Result<String, String> {
+    if !(value.starts_with("postgres://") || value.starts_with("postgresql://")) {
+        return Err("must be a postgres:// URL (SQLite needs no URL: it lives in HOTLINE_DATA_DIR)".into());
+    }
+    Ok(value.to_string())
+}

@@ -1,0 +1,88 @@
+//! The call records' API, read-only, behind the admin token (absent, as
+//! `/admin/*` is, without one): `GET /api/calls` (filters and pages) and
+//! `GET /api/calls/{call_sid}` (the record, its turns and its timeline).
+
+use http::{Method, Request, Response, StatusCode};
+use hyper::body::Incoming;
+
+use super::admin::check_token;
+use super::error::AppError;
+use super::respond::{Body, json};
+use crate::app::App;
+use crate::store::read::{self, CallFilter, Cursor, DEFAULT_LIMIT, MAX_LIMIT};
+use crate::store::record::Outcome;
+
+pub async fn handle(app: &App, req: Request<Incoming>) -> Result<Response<Body>, AppError> {
+    check_token(app, &req)?;
+    let path = req.uri().path();
+    let sid = path.strip_prefix("/api/calls/").filter(|s| !s.is_empty() && !s.contains('/'));
+    match (req.method(), path, sid) {
+        (&Method::GET, "/api/calls", _) => {
+            let filter = filter(req.uri().query().unwrap_or(""))?;
+            let db = app.records.db().ok_or(AppError::RecordsOff)?;
+            let page = read::list(db, &filter).await.map_err(|e| AppError::Store(e.to_string()))?;
+            Ok(json(StatusCode::OK, page))
+        }
+        (&Method::GET, _, Some(sid)) => {
+            let db = app.records.db().ok_or(AppError::RecordsOff)?;
+            match read::get(db, sid).await.map_err(|e| AppError::Store(e.to_string()))? {
+                Some(call) => Ok(json(StatusCode::OK, call)),
+                None => Err(AppError::NotFound),
+            }
+        }
+        (_, "/api/calls", _) | (_, _, Some(_)) => Err(AppError::MethodNotAllowed),
+        _ => Err(AppError::NotFound),
+    }
+}
+
+/// The query string as filters; anything unknown or malformed is a 400
+/// that says which parameter (a typo must not silently list everything).
+fn filter(query: &str) -> Result<CallFilter, AppError> {
+    let mut f = CallFilter { limit: DEFAULT_LIMIT, ..CallFilter::default() };
+    let bad = |key: &str, why: &str| AppError::BadQuery(format!("{key}: {why}"));
+    for (key, value) in form_urlencoded::parse(query.as_bytes()) {
+        let value = value.trim();
+        if value.is_empty() {
+            continue;
+        }
+        let ms = || value.parse::<i64>().map_err(|_| bad(&key, "Unix milliseconds expected"));
+        match &*key {
+            "since" => f.since = Some(ms()?),
+            "until" => f.until = Some(ms()?),
+            "outcome" => {
+                let names: Vec<&str> = Outcome::ALL.iter().map(|o| o.name()).collect();
+                let why = format!("one of {}", names.join(", "));
+                f.outcome = Some(Outcome::from_name(value).ok_or_else(|| bad(&key, &why))?);
+            }
+            "guest" => f.guest = Some(value.to_string()),
+            "q" => f.q = Some(value.to_string()),
+            "limit" => {
+                let why = format!("a number from 1 to {MAX_LIMIT}");
+                let limit = value.parse::<usize>().ok().filter(|l| (1..=MAX_LIMIT).contains(l));
+                f.limit = limit.ok_or_else(|| bad(&key, &why))?;
+            }
+            "cursor" => f.cursor = Some(Cursor::decode(value).ok_or_else(|| bad(&key, "not a cursor this API gave"))?),
+            _ => return Err(bad(&key, "unknown parameter (since, until, outcome, guest, q, limit, cursor)")),
+        }
+    }
+    Ok(f)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_strings_become_filters_and_mistakes_are_named() {
+        let f = filter("since=10&until=20&outcome=drained&guest=ab12&q=hello%20there&limit=5").unwrap();
+        assert_eq!((f.since, f.until, f.outcome, f.limit), (Some(10), Some(20), Some(Outcome::Drained), 5));
+        assert_eq!((f.guest.as_deref(), f.q.as_deref()), (Some("ab12"), Some("hello there")));
+        assert_eq!(filter("").unwrap().limit, DEFAULT_LIMIT);
+        for (query, named) in
+            [("since=yesterday", "since"), ("outcome=bored", "outcome"), ("limit=0", "limit"), ("sort=asc", "sort")]
+        {
+            let err = filter(query).unwrap_err().to_string();
+            assert!(err.starts_with(named), "{query}: {err}");
+        }
+    }
+}

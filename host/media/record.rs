@@ -1,0 +1,351 @@
+//! The call's record, built as the call goes and handed to the store when
+//! it ends (`store::Records::submit`). Only per-event and per-turn paths
+//! touch it (a start, a guest log, a provider result, a mark, the close):
+//! never a media frame. Everything it keeps is bounded: a call that talks
+//! for hours keeps its first `MAX_TIMELINE` timeline entries and counts
+//! the rest, its first `MAX_TURNS` turns, and texts cut at `MAX_TEXT`.
+
+use std::time::SystemTime;
+
+use serde::ser::{Serialize, SerializeMap, Serializer};
+
+use super::turn_log::TurnTimes;
+use crate::sandbox::wit::{Event, LogEntry, ProviderKind};
+use crate::store::record::{CallRecord, Outcome, TurnRecord, unix_ms};
+
+/// The `<Parameter>`s the webhook adds to the stream for its record (the
+/// numbers, already masked unless `HOTLINE_MASK_NUMBERS=false`); taken out
+/// of the `start` before the guest sees it, as the stream token is.
+pub const FROM_PARAMETER: &str = "hotline_from";
+pub const TO_PARAMETER: &str = "hotline_to";
+
+const MAX_TIMELINE: usize = 2000;
+const MAX_TURNS: usize = 500;
+/// Characters of a transcript, a reply or a field value kept.
+const MAX_TEXT: usize = 4000;
+
+pub struct Recorder {
+    record: CallRecord,
+    /// Timeline entries written into `record.timeline`.
+    entries: usize,
+    /// The code of the close frame the peer sent, if it sent one.
+    pub peer_close_code: Option<u16>,
+}
+
+impl Recorder {
+    /// A call that Twilio started (its stream token checked).
+    pub fn start(call_sid: &str, stream_sid: &str, from: Option<String>, to: Option<String>, guest: &str) -> Recorder {
+        let record = CallRecord {
+            call_sid: clean(call_sid),
+            stream_sid: clean(stream_sid),
+            direction: "inbound".into(),
+            from: from.map(|f| clean(&f)),
+            to: to.map(|t| clean(&t)),
+            started_at: unix_ms(SystemTime::now()),
+            guests: vec![guest.to_string()],
+            ..CallRecord::default()
+        };
+        Recorder { record, entries: 0, peer_close_code: None }
+    }
+
+    /// The call now runs on this guest version (a migration, or a recovery).
+    pub fn guest_version(&mut self, digest: &str) {
+        if self.record.guests.last().is_none_or(|last| last != digest) {
+            self.record.guests.push(digest.to_string());
+        }
+    }
+
+    /// A host event of the timeline.
+    pub fn host(&mut self, at_ms: u64, event: &str, fields: &[(&str, Field)]) {
+        self.push(at_ms, "host", event, HostFields(fields));
+    }
+
+    /// A guest's `log` effect: a timeline entry (at its own `at_ms` when it
+    /// gives one), and what it says about the turns.
+    pub fn guest_log(&mut self, media_ms: u64, entry: &LogEntry) {
+        let field = |key: &str| entry.fields.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str());
+        let at_ms = field("at_ms").and_then(|v| v.parse().ok()).unwrap_or(media_ms);
+        let turn: Option<i64> = field("turn").and_then(|v| v.parse().ok());
+        match entry.event.as_str() {
+            "eou" => {
+                if let Some(turn) = turn
+                    && self.record.turns.len() < MAX_TURNS
+                {
+                    let eou_at_ms = Some(at_ms as i64);
+                    self.record.turns.push(TurnRecord { turn, eou_at_ms, ..TurnRecord::default() });
+                }
+            }
+            "barge_in" => {
+                if let Some(t) = self.record.turns.last_mut() {
+                    t.barged_in = true;
+                    t.heard = field("heard").map(clean);
+                    t.unheard = field("unheard").map(clean);
+                }
+            }
+            "fallback_fired" | "fallback_cleared" => {
+                let state = if entry.event == "fallback_fired" { "fired" } else { "cleared" };
+                if let Some(t) = self.turn_mut(turn) {
+                    t.fallback = Some(state.into());
+                }
+            }
+            _ => {}
+        }
+        self.push(at_ms, "guest", &entry.event, GuestFields(&entry.fields));
+    }
+
+    /// A provider's result, as the guest is about to see it.
+    pub fn provider_event(&mut self, event: &Event) {
+        let Some(t) = self.record.turns.last_mut() else { return };
+        match event {
+            Event::Transcript(tr) => t.transcript = Some(clean(&tr.text)),
+            Event::ReplyText(r) if !r.delta.is_empty() => {
+                let reply = t.reply.get_or_insert_with(String::new);
+                if reply.len() < MAX_TEXT {
+                    reply.push_str(&clean(&r.delta));
+                }
+            }
+            Event::ProviderError(e) => {
+                let kind = match e.kind {
+                    ProviderKind::Stt => "stt",
+                    ProviderKind::Llm => "llm",
+                    ProviderKind::Tts => "tts",
+                };
+                let line = clean(&format!("{kind}: {}", e.message));
+                match &mut t.errors {
+                    Some(errors) if errors.len() < MAX_TEXT => {
+                        errors.push('\n');
+                        errors.push_str(&line);
+                    }
+                    Some(_) => {}
+                    None => t.errors = Some(line),
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// A provider turn's timings, as its `turn` log line gave them.
+    pub fn turn_times(&mut self, times: &TurnTimes) {
+        let turn = Some(i64::from(times.turn));
+        let Some(t) = self.turn_mut(turn) else { return };
+        t.outcome = Some(times.outcome.name().into());
+        t.stt_ms = times.stt_ms;
+        t.llm_first_token_ms = times.llm_first_token_ms;
+        t.tts_first_byte_ms = times.tts_first_byte_ms;
+        t.first_audio_ms = times.first_audio_ms;
+    }
+
+    /// The finished record.
+    pub fn finish(mut self, outcome: Outcome, close_code: Option<u16>, frames: (u64, u64)) -> CallRecord {
+        let r = &mut self.record;
+        r.ended_at = unix_ms(SystemTime::now()).max(r.started_at);
+        r.duration_ms = r.ended_at - r.started_at;
+        r.outcome = Some(outcome);
+        r.close_code = close_code;
+        (r.frames_in, r.frames_out) = (frames.0 as i64, frames.1 as i64);
+        if !r.timeline.is_empty() {
+            r.timeline.push(']');
+        }
+        self.record
+    }
+
+    /// The turn numbered `turn`, else the newest one.
+    fn turn_mut(&mut self, turn: Option<i64>) -> Option<&mut TurnRecord> {
+        let turns = &mut self.record.turns;
+        let at = turn.and_then(|n| turns.iter().rposition(|t| t.turn == n)).or(turns.len().checked_sub(1))?;
+        turns.get_mut(at)
+    }
+
+    /// Appends one entry to the timeline's JSON text.
+    fn push(&mut self, at_ms: u64, source: &'static str, event: &str, fields: impl Serialize) {
+        if self.entries >= MAX_TIMELINE {
+            self.record.timeline_dropped += 1;
+            return;
+        }
+        let entry = Entry { at_ms, source, event: cut(event), fields };
+        let Ok(json) = serde_json::to_string(&entry) else { return };
+        let timeline = &mut self.record.timeline;
+        timeline.push(if timeline.is_empty() { '[' } else { ',' });
+        timeline.push_str(&json);
+        self.entries += 1;
+    }
+}
+
+#[derive(serde::Serialize)]
+struct Entry<'a, F> {
+    at_ms: u64,
+    source: &'static str,
+    event: &'a str,
+    fields: F,
+}
+
+/// A guest log's fields as a JSON object, each value cut at `MAX_TEXT`.
+struct GuestFields<'a>(&'a [(String, String)]);
+
+impl Serialize for GuestFields<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(self.0.len()))?;
+        for (k, v) in self.0 {
+            map.serialize_entry(cut(k), cut(v))?;
+        }
+        map.end()
+    }
+}
+
+/// A host event's field value: borrowed, so a call without a record
+/// builds nothing for it.
+#[derive(Debug, Clone, Copy)]
+pub enum Field<'a> {
+    Str(&'a str),
+    Char(char),
+    Int(Option<i64>),
+}
+
+impl Serialize for Field<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Field::Str(text) => s.serialize_str(cut(text)),
+            Field::Char(c) => s.serialize_char(*c),
+            Field::Int(n) => n.serialize(s),
+        }
+    }
+}
+
+struct HostFields<'a>(&'a [(&'a str, Field<'a>)]);
+
+impl Serialize for HostFields<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(self.0.len()))?;
+        for (k, v) in self.0 {
+            map.serialize_entry(k, v)?;
+        }
+        map.end()
+    }
+}
+
+/// At most `MAX_TEXT` characters of `text` (JSON escapes the rest, NUL
+/// included).
+fn cut(text: &str) -> &str {
+    match text.char_indices().nth(MAX_TEXT) {
+        Some((at, _)) => &text[..at],
+        None => text,
+    }
+}
+
+/// How a call that we closed with `code` and `reason` ended. The reasons
+/// are those `media/` closes with (this test's list names them all).
+pub fn outcome_of_close(code: u16, reason: &str) -> Outcome {
+    match (code, reason) {
+        (1000, "call ended by agent") => Outcome::AgentHungUp,
+        (1000, "server shutting down") => Outcome::Drained,
+        (1000, _) => Outcome::CallerHungUp,
+        (1011, _) => Outcome::GuestFailure,
+        (1013, _) => Outcome::Refused,
+        (1008, "stream idle") => Outcome::ConnectionLost,
+        (1008, "stream not authorized" | "no start in time") => Outcome::Refused,
+        _ => Outcome::ProtocolError,
+    }
+}
+
+/// At most `MAX_TEXT` characters, without NUL (PostgreSQL's text refuses it).
+fn clean(text: &str) -> String {
+    text.chars().filter(|&c| c != '\0').take(MAX_TEXT).collect()
+}
+
+/// `+15550100000` → `+*******0000`: every digit or letter but the last
+/// four is starred; punctuation stays, so the shape of the number does.
+pub fn mask_number(number: &str) -> String {
+    let keep_from = number.chars().count().saturating_sub(4);
+    number.chars().enumerate().map(|(i, c)| if i < keep_from && c.is_alphanumeric() { '*' } else { c }).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sandbox::wit;
+    use serde_json::Value;
+
+    fn log(event: &str, fields: &[(&str, &str)]) -> LogEntry {
+        LogEntry { event: event.into(), fields: fields.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect() }
+    }
+
+    #[test]
+    fn numbers_keep_their_last_four_digits() {
+        assert_eq!(mask_number("+15550100000"), "+*******0000");
+        assert_eq!(mask_number("123"), "123");
+        assert_eq!(mask_number("client:alice"), "******:*lice");
+    }
+
+    #[test]
+    fn guest_logs_and_provider_results_become_turns_and_a_timeline() {
+        let mut r = Recorder::start("CA1", "MZ1", Some("+*0000".into()), None, "d1");
+        r.guest_log(100, &log("eou", &[("turn", "1"), ("at_ms", "2500")]));
+        r.provider_event(&Event::Transcript(wit::Transcript { text: "hel\0lo".into(), is_final: true }));
+        for delta in ["Hi ", "there."] {
+            r.provider_event(&Event::ReplyText(wit::ReplyText { delta: delta.into(), done: false }));
+        }
+        r.guest_log(3000, &log("barge_in", &[("heard", "t1-s0"), ("unheard", "t1-s1")]));
+        r.guest_version("d1");
+        r.guest_version("d2");
+        r.host(3100, "mark_sent", &[("name", Field::Str("t1-s0"))]);
+        let record = r.finish(Outcome::CallerHungUp, Some(1000), (10, 5));
+        assert_eq!(record.guests, ["d1", "d2"]);
+        let t = &record.turns[0];
+        assert_eq!((t.turn, t.eou_at_ms), (1, Some(2500)));
+        assert_eq!(t.transcript.as_deref(), Some("hello"));
+        assert_eq!(t.reply.as_deref(), Some("Hi there."));
+        assert!(t.barged_in);
+        assert_eq!((t.heard.as_deref(), t.unheard.as_deref()), (Some("t1-s0"), Some("t1-s1")));
+        let timeline: Vec<Value> = serde_json::from_str(&record.timeline).unwrap();
+        let at: Vec<_> = timeline
+            .iter()
+            .map(|e| (e["at_ms"].as_i64().unwrap(), e["source"].as_str().unwrap(), e["event"].as_str().unwrap()))
+            .collect();
+        assert_eq!(at, [(2500, "guest", "eou"), (3000, "guest", "barge_in"), (3100, "host", "mark_sent")]);
+        assert_eq!(timeline[1]["fields"], serde_json::json!({"heard": "t1-s0", "unheard": "t1-s1"}));
+        assert_eq!(timeline[2]["fields"], serde_json::json!({"name": "t1-s0"}));
+        assert_eq!(record.outcome, Some(Outcome::CallerHungUp));
+    }
+
+    #[test]
+    fn every_close_has_its_outcome() {
+        let closes = [
+            (1000, "stream stopped", Outcome::CallerHungUp),
+            (1000, "call ended by agent", Outcome::AgentHungUp),
+            (1000, "server shutting down", Outcome::Drained),
+            (1011, "call logic failed", Outcome::GuestFailure),
+            (1013, "no capacity for the call", Outcome::Refused),
+            (1008, "stream idle", Outcome::ConnectionLost),
+            (1008, "stream not authorized", Outcome::Refused),
+            (1008, "no start in time", Outcome::Refused),
+            (1008, "too many malformed frames", Outcome::ProtocolError),
+            (1009, "message too big", Outcome::ProtocolError),
+            (1007, "text frame is not UTF-8", Outcome::ProtocolError),
+            (1002, "protocol error", Outcome::ProtocolError),
+        ];
+        for (code, reason, outcome) in closes {
+            assert_eq!(outcome_of_close(code, reason), outcome, "{code} {reason}");
+        }
+        // The reasons above are the ones the call loop closes with.
+        let sources: String = ["mod.rs", "inbound.rs", "effects.rs", "apology.rs"]
+            .map(|f| std::fs::read_to_string(format!("{}/host/media/{f}", env!("CARGO_MANIFEST_DIR"))).unwrap())
+            .concat();
+        for (at, _) in sources.match_indices("Flow::Close(CloseCode::") {
+            let reason = sources[at..].split('"').nth(1).unwrap();
+            assert!(closes.iter().any(|(_, r, _)| *r == reason), "close reason {reason:?} has no outcome here");
+        }
+    }
+
+    #[test]
+    fn the_timeline_is_bounded() {
+        let mut r = Recorder::start("CA1", "MZ1", None, None, "d1");
+        for i in 0..MAX_TIMELINE + 7 {
+            r.host(i as u64, "mark_ack", &[]);
+        }
+        let record = r.finish(Outcome::ConnectionLost, None, (0, 0));
+        let timeline: Vec<Value> = serde_json::from_str(&record.timeline).unwrap();
+        assert_eq!((timeline.len(), record.timeline_dropped), (MAX_TIMELINE, 7));
+        let none = Recorder::start("CA2", "MZ2", None, None, "d1").finish(Outcome::Refused, Some(1013), (0, 0));
+        assert_eq!(none.timeline, "");
+    }
+}

@@ -1,0 +1,207 @@
+//! Call records in a database: SQLite in the data directory by default,
+//! PostgreSQL with `DATABASE_URL`.
+//!
+//! - `record.rs`: what a record holds (built by the call, `media/record.rs`).
+//! - `db.rs`: the two pools as one `Db`, opening, the embedded migrations.
+//! - `writer.rs`: the one writer task: batches, retries, health, purge, the
+//!   flush at shutdown; `write.rs` its statements.
+//! - `read.rs`: the API's queries.
+//!
+//! A call hands its finished record to [`Records::submit`], which never
+//! waits: the queue is bounded, and a full one drops the record (counted,
+//! and logged at most once a second).
+
+pub mod db;
+pub mod read;
+pub mod record;
+mod write;
+mod writer;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::sync::mpsc::{self, Sender, error::TrySendError};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::config::{Backend, StoreSettings};
+use db::{Db, OpenError};
+use record::CallRecord;
+
+/// How the database is doing, as `/readyz` says it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Health {
+    Ok = 0,
+    /// The newest write or ping failed or timed out.
+    Degraded = 1,
+}
+
+/// Counters the writer and the calls share: atomics only.
+#[derive(Default)]
+pub struct Stats {
+    health: AtomicU8,
+    pub written: AtomicU64,
+    pub dropped: AtomicU64,
+}
+
+impl Stats {
+    fn set(&self, health: Health) {
+        self.health.store(health as u8, Ordering::Relaxed);
+    }
+
+    fn health(&self) -> Health {
+        match self.health.load(Ordering::Relaxed) {
+            0 => Health::Ok,
+            _ => Health::Degraded,
+        }
+    }
+}
+
+/// The store as the rest of the host sees it; without a database every
+/// method is a no-op and `enabled` is false.
+pub struct Records {
+    queue: Option<Sender<CallRecord>>,
+    db: Option<Db>,
+    stats: Arc<Stats>,
+    mask_numbers: bool,
+    finish: CancellationToken,
+    writer: std::sync::Mutex<Option<JoinHandle<()>>>,
+}
+
+/// How long the writer gets at shutdown for what it holds.
+const FLUSH_BUDGET: Duration = Duration::from_secs(5);
+
+impl Records {
+    pub fn off() -> Records {
+        Records {
+            queue: None,
+            db: None,
+            stats: Arc::default(),
+            mask_numbers: true,
+            finish: CancellationToken::new(),
+            writer: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// Opens the database, brings it to this binary's schema and starts the
+    /// writer. A database that cannot be opened, or whose schema is newer
+    /// than this binary, stops the start-up; a PostgreSQL server that does
+    /// not answer does not: calls are taken, records wait in the queue (and
+    /// past it are dropped) while the writer keeps trying.
+    pub async fn open(settings: &StoreSettings) -> Result<Records, OpenError> {
+        if let Backend::Off(reason) = &settings.backend {
+            match reason {
+                Some(reason) => warn!(event = "records_off", reason, "no call records: set HOTLINE_DATA_DIR"),
+                None => info!(event = "records_off", reason = "HOTLINE_DATA_DIR=off"),
+            }
+            return Ok(Records::off());
+        }
+        let Some((db, what)) = Db::connect(&settings.backend).await? else { return Ok(Records::off()) };
+        let migrated = match db.migrate(&what).await {
+            Ok(()) => true,
+            Err(e) if e.is_unreachable() && matches!(db, Db::Postgres(_)) => {
+                warn!(event = "records_db_unreachable", error = %e, "calls are taken; records wait for the database");
+                false
+            }
+            Err(e) => return Err(e),
+        };
+        let backend = match db {
+            Db::Sqlite(_) => "sqlite",
+            Db::Postgres(_) => "postgres",
+        };
+        info!(
+            event = "records",
+            backend,
+            database = %what,
+            schema = Db::known_version(),
+            queue = settings.queue,
+            retention_days = settings.retention.map_or(0, |r| r.as_secs() / 86_400),
+            mask_numbers = settings.mask_numbers,
+        );
+        let (tx, rx) = mpsc::channel(settings.queue);
+        let stats = Arc::new(Stats::default());
+        if !migrated {
+            stats.set(Health::Degraded);
+        }
+        let finish = CancellationToken::new();
+        let writer = writer::Writer {
+            db: db.clone(),
+            what,
+            migrated,
+            queue: rx,
+            stats: stats.clone(),
+            retention: settings.retention,
+            finish: finish.clone(),
+            flush_budget: FLUSH_BUDGET,
+        };
+        let writer = tokio::spawn(writer.run());
+        Ok(Records {
+            queue: Some(tx),
+            db: Some(db),
+            stats,
+            mask_numbers: settings.mask_numbers,
+            finish,
+            writer: std::sync::Mutex::new(Some(writer)),
+        })
+    }
+
+    pub fn enabled(&self) -> bool {
+        self.queue.is_some()
+    }
+
+    pub fn mask_numbers(&self) -> bool {
+        self.mask_numbers
+    }
+
+    /// For the API's reads.
+    pub fn db(&self) -> Option<&Db> {
+        self.db.as_ref()
+    }
+
+    /// Hands a finished call's record to the writer; never waits. A full
+    /// queue (the database slow or away) drops it.
+    pub fn submit(&self, record: CallRecord) {
+        let Some(queue) = &self.queue else { return };
+        match queue.try_send(record) {
+            Ok(()) => {}
+            Err(TrySendError::Full(record) | TrySendError::Closed(record)) => {
+                let dropped = self.stats.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+                crate::warn_throttled!(event = "record_dropped", call_sid = record.call_sid, dropped);
+            }
+        }
+    }
+
+    /// `"ok"`, `"degraded"` or `"off"`.
+    pub fn status(&self) -> &'static str {
+        match (&self.queue, self.stats.health()) {
+            (None, _) => "off",
+            (Some(_), Health::Ok) => "ok",
+            (Some(_), Health::Degraded) => "degraded",
+        }
+    }
+
+    /// The counters `/readyz` shows.
+    pub fn report(&self) -> Value {
+        let Some(queue) = &self.queue else { return Value::Null };
+        json!({
+            "queued": queue.max_capacity() - queue.capacity(),
+            "queue_max": queue.max_capacity(),
+            "written": self.stats.written.load(Ordering::Relaxed),
+            "dropped": self.stats.dropped.load(Ordering::Relaxed),
+        })
+    }
+
+    /// At shutdown, once the calls have ended: the writer writes what it
+    /// holds and what is queued (within its budget), then stops.
+    pub async fn flush(&self) {
+        self.finish.cancel();
+        let writer = self.writer.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(writer) = writer {
+            let _ = tokio::time::timeout(FLUSH_BUDGET + Duration::from_secs(1), writer).await;
+        }
+    }
+}

@@ -1,0 +1,444 @@
+//! Call records, against SQLite and a real PostgreSQL server: whole
+//! simulated calls (the echo agent and the AI stand-ins) leave records with
+//! turns and a timeline; the API finds them by filter, page and words; a
+//! restart keeps them and retention purges; a newer schema is refused; and
+//! the database going away mid-call touches no call.
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use hotline::config::{Backend, StoreSettings};
+use hotline::providers::Secret;
+use hotline::sim::{CallOptions, place_call};
+use hotline::store::Records;
+use hotline::store::record::{CallRecord, Outcome};
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use crate::mocks::openai::OpenAiMock;
+use crate::postgres::{Postgres, TempDir};
+use crate::support::*;
+
+/// Where a test's records go.
+enum Store {
+    Sqlite(TempDir),
+    Postgres(Postgres),
+}
+
+impl Store {
+    fn sqlite() -> Store {
+        Store::Sqlite(TempDir::new("records"))
+    }
+
+    fn postgres() -> Store {
+        Store::Postgres(Postgres::start())
+    }
+
+    fn settings(&self) -> StoreSettings {
+        let backend = match self {
+            Store::Sqlite(dir) => Backend::Sqlite(dir.path().join("data")),
+            Store::Postgres(pg) => Backend::Postgres(Secret::new(pg.url())),
+        };
+        StoreSettings { backend, queue: 1024, retention: Some(Duration::from_secs(30 * 86_400)), mask_numbers: true }
+    }
+}
+
+async fn server(store: &Store, tweak: impl FnOnce(&mut hotline::config::Config)) -> TestServer {
+    let settings = store.settings();
+    start_server(move |c| {
+        c.store = settings;
+        c.admin_token = Some(TOKEN.into());
+        tweak(c);
+    })
+    .await
+}
+
+async fn api(base: &str, path: &str) -> (StatusCode, Value) {
+    let response = reqwest::Client::new().get(format!("{base}{path}")).bearer_auth(TOKEN).send().await.unwrap();
+    (response.status(), response.json().await.unwrap_or_default())
+}
+
+/// The calls the API lists once it lists `n` (the writer batches for 200 ms).
+async fn calls_once_there_are(base: &str, query: &str, n: usize) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, page) = api(base, &format!("/api/calls?{query}")).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        let calls = page["calls"].as_array().unwrap().clone();
+        if calls.len() >= n {
+            return calls;
+        }
+        assert!(Instant::now() < deadline, "{} calls listed, waited for {n}: {page}", calls.len());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn echo_call(base: &str, call_sid: &str) -> CallOptions {
+    CallOptions {
+        server: base.into(),
+        audio: concat(&[silence(600), tone(1000, 300.0), silence(1500)]),
+        speed: 4.0,
+        idle_ms: 400,
+        call_sid: call_sid.into(),
+        ..CallOptions::default()
+    }
+}
+
+fn events(call: &Value) -> Vec<String> {
+    call["timeline"].as_array().unwrap().iter().map(|e| e["event"].as_str().unwrap().to_string()).collect()
+}
+
+async fn echo_calls_are_recorded_and_found(store: Store) {
+    let s = server(&store, |_| {}).await;
+    let digest = active_digest(&s.base).await;
+    let sids = ["CArecord00000000000000000000000001", "CArecord00000000000000000000000002"];
+    for sid in sids {
+        let report = place_call(&echo_call(&s.base, sid)).await.unwrap();
+        assert_eq!(report.close, Some((1000, "stream stopped".into())));
+    }
+    let calls = calls_once_there_are(&s.base, "", 2).await;
+    assert_eq!(calls.len(), 2);
+    // Newest first.
+    assert_eq!(calls[0]["call_sid"], sids[1]);
+    let c = &calls[1];
+    assert_eq!(c["call_sid"], sids[0]);
+    assert_eq!(c["stream_sid"], "MZrecord00000000000000000000000001");
+    assert_eq!((c["direction"].as_str(), c["outcome"].as_str()), (Some("inbound"), Some("caller_hung_up")));
+    assert_eq!(c["close_code"], 1000);
+    assert_eq!((c["from"].as_str(), c["to"].as_str()), (Some("+*******0000"), Some("+*******9999")), "masked");
+    assert_eq!(c["guests"], serde_json::json!([digest]));
+    assert!(c["duration_ms"].as_i64().unwrap() > 0 && c["frames_in"].as_i64().unwrap() > 100, "{c}");
+
+    let (status, call) = api(&s.base, &format!("/api/calls/{}", sids[0])).await;
+    assert_eq!(status, StatusCode::OK);
+    let turns = call["turns"].as_array().unwrap();
+    assert!(!turns.is_empty(), "{call}");
+    assert!(turns[0]["eou_at_ms"].as_i64().unwrap() > 1000, "{call}");
+    let events = events(&call);
+    for expected in
+        ["ws_start", "agent", "speech_start", "eou", "mark_sent", "mark_ack", "ws_stop", "call_end", "call_ended"]
+    {
+        assert!(events.iter().any(|e| e == expected), "no {expected} in the timeline: {events:?}");
+    }
+    let at: Vec<i64> = call["timeline"].as_array().unwrap().iter().map(|e| e["at_ms"].as_i64().unwrap()).collect();
+    assert!(at.windows(2).all(|w| w[0] <= w[1] + 100), "media time goes forward: {at:?}");
+    assert_eq!(api(&s.base, "/api/calls/CAnothing").await.0, StatusCode::NOT_FOUND);
+
+    // Filters and pages.
+    let count = |query: &'static str| {
+        let base = s.base.clone();
+        async move { api(&base, &format!("/api/calls?{query}")).await.1["calls"].as_array().map_or(99, Vec::len) }
+    };
+    assert_eq!(count("outcome=caller_hung_up").await, 2);
+    assert_eq!(count("outcome=drained").await, 0);
+    let future = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() + 60_000;
+    assert_eq!(api(&s.base, &format!("/api/calls?since={future}")).await.1["calls"], serde_json::json!([]));
+    assert_eq!(api(&s.base, &format!("/api/calls?until={future}")).await.1["calls"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        api(&s.base, &format!("/api/calls?guest={}", &digest[..12])).await.1["calls"].as_array().unwrap().len(),
+        2
+    );
+    assert_eq!(count("guest=0000ffff").await, 0);
+    let (_, first) = api(&s.base, "/api/calls?limit=1").await;
+    assert_eq!(first["calls"][0]["call_sid"], sids[1]);
+    let cursor = first["next_cursor"].as_str().expect("a next page").to_string();
+    let (_, second) = api(&s.base, &format!("/api/calls?limit=1&cursor={cursor}")).await;
+    assert_eq!(second["calls"][0]["call_sid"], sids[0]);
+    assert_eq!(second["next_cursor"], Value::Null);
+    let (status, bad) = api(&s.base, "/api/calls?outcome=bored").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(bad["error"].as_str().unwrap().starts_with("outcome"), "{bad}");
+
+    let ready: Value = reqwest::get(format!("{}/readyz", s.base)).await.unwrap().json().await.unwrap();
+    assert_eq!(ready["db"], "ok");
+    assert_eq!((ready["records"]["written"].as_u64(), ready["records"]["dropped"].as_u64()), (Some(2), Some(0)));
+}
+
+#[tokio::test]
+async fn echo_calls_are_recorded_and_found_sqlite() {
+    echo_calls_are_recorded_and_found(Store::sqlite()).await;
+}
+
+#[tokio::test]
+async fn echo_calls_are_recorded_and_found_postgres() {
+    echo_calls_are_recorded_and_found(Store::postgres()).await;
+}
+
+async fn ai_turns_are_recorded(store: Store) {
+    let mock = OpenAiMock::start().await;
+    mock.behave(|b| {
+        b.default_transcript = "what is the Weather like".into();
+        b.default_reply = "It is sunny today. Have a nice day.".into();
+    });
+    let env = mock.env();
+    let from_env =
+        hotline::config::Config::from_lookup(|k| env.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone())).unwrap();
+    let s = server(&store, move |c| c.providers = from_env.providers).await;
+    let question = fox()[..16_000].to_vec();
+    let opts = CallOptions {
+        server: s.base.clone(),
+        audio: concat(&[silence(1500), question, silence(4000)]),
+        idle_ms: 2000,
+        call_sid: "CAai0000000000000000000000000000001".into(),
+        ..CallOptions::default()
+    };
+    place_call(&opts).await.unwrap();
+    calls_once_there_are(&s.base, "", 1).await;
+    let (_, call) = api(&s.base, "/api/calls/CAai0000000000000000000000000000001").await;
+    let turn =
+        call["turns"].as_array().unwrap().iter().find(|t| !t["transcript"].is_null()).expect("a transcribed turn");
+    assert_eq!(turn["transcript"], "what is the Weather like");
+    assert_eq!(turn["reply"], "It is sunny today. Have a nice day.");
+    assert_eq!(turn["outcome"], "spoken");
+    for timing in ["stt_ms", "llm_first_token_ms", "tts_first_byte_ms", "first_audio_ms"] {
+        assert!(turn[timing].as_f64().is_some_and(|ms| ms >= 0.0), "{timing}: {turn}");
+    }
+    assert!(events(&call).iter().any(|e| e == "stt_final"), "{call}");
+    // Words of a transcript or a reply, any case.
+    assert_eq!(api(&s.base, "/api/calls?q=weather").await.1["calls"].as_array().unwrap().len(), 1);
+    assert_eq!(api(&s.base, "/api/calls?q=SUNNY%20today").await.1["calls"].as_array().unwrap().len(), 1);
+    assert_eq!(api(&s.base, "/api/calls?q=zebra").await.1["calls"].as_array().unwrap().len(), 0);
+    assert_eq!(api(&s.base, "/api/calls?q=%25").await.1["calls"].as_array().unwrap().len(), 0, "% is a character");
+}
+
+#[tokio::test]
+async fn ai_turns_are_recorded_sqlite() {
+    ai_turns_are_recorded(Store::sqlite()).await;
+}
+
+#[tokio::test]
+async fn ai_turns_are_recorded_postgres() {
+    ai_turns_are_recorded(Store::postgres()).await;
+}
+
+fn days_ago(days: u64) -> i64 {
+    (SystemTime::now() - Duration::from_secs(days * 86_400)).duration_since(UNIX_EPOCH).unwrap().as_millis() as i64
+}
+
+async fn a_restart_keeps_records_and_retention_purges(store: Store) {
+    let s = server(&store, |_| {}).await;
+    place_call(&echo_call(&s.base, "CAkept0000000000000000000000000001")).await.unwrap();
+    let old = CallRecord {
+        call_sid: "CAold00000000000000000000000000001".into(),
+        stream_sid: "MZold".into(),
+        direction: "inbound".into(),
+        started_at: days_ago(40),
+        ended_at: days_ago(40) + 1000,
+        duration_ms: 1000,
+        guests: vec!["d".into()],
+        outcome: Some(Outcome::CallerHungUp),
+        ..CallRecord::default()
+    };
+    s.server.app().records.submit(old);
+    assert_eq!(calls_once_there_are(&s.base, "", 2).await.len(), 2);
+    s.server.begin_drain();
+    s.server.wait().await;
+
+    // The same database again: the purge at start removes what is past
+    // the retention, and keeps the rest.
+    let s = server(&store, |_| {}).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let calls = calls_once_there_are(&s.base, "", 1).await;
+        if calls.len() == 1 {
+            assert_eq!(calls[0]["call_sid"], "CAkept0000000000000000000000000001");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the old call was never purged");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(api(&s.base, "/api/calls/CAold00000000000000000000000000001").await.0, StatusCode::NOT_FOUND);
+    let (_, kept) = api(&s.base, "/api/calls/CAkept0000000000000000000000000001").await;
+    assert!(!kept["turns"].as_array().unwrap().is_empty(), "{kept}");
+}
+
+#[tokio::test]
+async fn a_restart_keeps_records_and_retention_purges_sqlite() {
+    a_restart_keeps_records_and_retention_purges(Store::sqlite()).await;
+}
+
+#[tokio::test]
+async fn a_restart_keeps_records_and_retention_purges_postgres() {
+    a_restart_keeps_records_and_retention_purges(Store::postgres()).await;
+}
+
+async fn a_database_from_a_newer_hotline_is_refused(store: Store) {
+    let settings = store.settings();
+    let records = Records::open(&settings).await.expect("a fresh database opens");
+    let db = records.db().unwrap().clone();
+    // What a newer hotline would leave: a migration this one does not know.
+    match &db {
+        hotline::store::db::Db::Sqlite(pool) => {
+            sqlx::query("UPDATE hotline_migrations SET version = 7").execute(pool).await.unwrap();
+        }
+        hotline::store::db::Db::Postgres(pool) => {
+            sqlx::query("UPDATE hotline_migrations SET version = 7").execute(pool).await.unwrap();
+        }
+    }
+    records.flush().await;
+    let err = Records::open(&settings).await.err().expect("refused").to_string();
+    assert!(err.contains("schema is version 7, newer than this hotline knows (up to 1)"), "{err}");
+}
+
+#[tokio::test]
+async fn a_database_from_a_newer_hotline_is_refused_sqlite() {
+    a_database_from_a_newer_hotline_is_refused(Store::sqlite()).await;
+}
+
+#[tokio::test]
+async fn a_database_from_a_newer_hotline_is_refused_postgres() {
+    a_database_from_a_newer_hotline_is_refused(Store::postgres()).await;
+}
+
+async fn readyz(base: &str) -> (StatusCode, Value) {
+    let response = reqwest::get(format!("{base}/readyz")).await.unwrap();
+    (response.status(), response.json().await.unwrap())
+}
+
+/// Polls `/readyz` until its `db` says `want`; every answer must be 200.
+async fn db_becomes(base: &str, want: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (status, ready) = readyz(base).await;
+        assert_eq!(status, StatusCode::OK, "the database never makes the server unready: {ready}");
+        if ready["db"] == want {
+            return ready;
+        }
+        assert!(Instant::now() < deadline, "db never became {want}: {ready}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_database_going_away_mid_call_touches_no_call() {
+    let pg = Postgres::start();
+    let store = Store::Postgres(pg);
+    let s = server(&store, |c| c.store.queue = 4).await;
+    let Store::Postgres(pg) = &store else { unreachable!() };
+    let calls: Vec<_> = (0..20)
+        .map(|i| {
+            let opts = CallOptions {
+                server: s.base.clone(),
+                audio: concat(&[silence(1000), tone(800, 300.0), silence(2500)]),
+                idle_ms: 500,
+                call_sid: format!("CAaway{i:028}"),
+                ..CallOptions::default()
+            };
+            tokio::spawn(async move { place_call(&opts).await })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    pg.stop();
+    let (status, ready) = readyz(&s.base).await;
+    assert_eq!((status, &ready["live_calls"]), (StatusCode::OK, &serde_json::json!(20)), "{ready}");
+    for call in calls {
+        let report = call.await.unwrap().expect("the call completes");
+        assert_eq!(report.close, Some((1000, "stream stopped".into())), "every call ends normally");
+        echo_is_contiguous(&report, EouPick::Last).expect("and its echo came back whole");
+    }
+    let ready = db_becomes(&s.base, "degraded").await;
+    assert_eq!(ready["ready"], true);
+    let dropped_after = |ready: &Value| ready["records"]["dropped"].as_u64().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while dropped_after(&readyz(&s.base).await.1) == 0 {
+        assert!(Instant::now() < deadline, "20 records, a queue of 4, no database: some must be dropped");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    pg.start_again();
+    db_becomes(&s.base, "ok").await;
+    let after = "CAback0000000000000000000000000001";
+    place_call(&echo_call(&s.base, after)).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while api(&s.base, &format!("/api/calls/{after}")).await.0 != StatusCode::OK {
+        assert!(Instant::now() < deadline, "records never resumed once the database was back");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (_, ready) = readyz(&s.base).await;
+    let (written, dropped) = (ready["records"]["written"].as_u64().unwrap(), dropped_after(&ready));
+    assert_eq!(written + dropped, 21, "every record written or counted as dropped: {ready}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_started_while_postgres_is_down_takes_calls_and_records_them_once_it_is_up() {
+    let store = Store::postgres();
+    let Store::Postgres(pg) = &store else { unreachable!() };
+    pg.stop();
+    let s = server(&store, |_| {}).await;
+    let (status, ready) = readyz(&s.base).await;
+    assert_eq!((status, ready["db"].as_str()), (StatusCode::OK, Some("degraded")), "{ready}");
+    let sid = "CAearly000000000000000000000000001";
+    let report = place_call(&echo_call(&s.base, sid)).await.unwrap();
+    assert_eq!(report.close, Some((1000, "stream stopped".into())));
+    pg.start_again();
+    db_becomes(&s.base, "ok").await;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while api(&s.base, &format!("/api/calls/{sid}")).await.0 != StatusCode::OK {
+        assert!(Instant::now() < deadline, "the queued record was never written");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn the_api_needs_the_admin_token() {
+    let without = start_server(|_| {}).await;
+    let get = |base: &str, token: Option<&str>| {
+        let mut request = reqwest::Client::new().get(format!("{base}/api/calls"));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request.send()
+    };
+    assert_eq!(get(&without.base, Some(TOKEN)).await.unwrap().status(), StatusCode::NOT_FOUND);
+    let store = Store::sqlite();
+    let s = server(&store, |_| {}).await;
+    assert_eq!(get(&s.base, None).await.unwrap().status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(get(&s.base, Some("wrong-token-0123456789")).await.unwrap().status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(get(&s.base, Some(TOKEN)).await.unwrap().status(), StatusCode::OK);
+    let post = reqwest::Client::new().post(format!("{}/api/calls", s.base)).bearer_auth(TOKEN).send().await.unwrap();
+    assert_eq!(post.status(), StatusCode::METHOD_NOT_ALLOWED);
+    // A token but no records: the API says so.
+    let off = start_server(|c| c.admin_token = Some(TOKEN.into())).await;
+    let (status, body) = api(&off.base, "/api/calls").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(body["error"].as_str().unwrap().contains("records are off"), "{body}");
+    let ready: Value = reqwest::get(format!("{}/readyz", off.base)).await.unwrap().json().await.unwrap();
+    assert_eq!((ready["db"].as_str(), &ready["records"]), (Some("off"), &Value::Null));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_flushes_the_records_and_a_newer_schema_stops_the_binary() {
+    let dir = TempDir::new("flush");
+    let data = dir.path().join("data").display().to_string();
+    let mut child = crate::shutdown::spawn_hotline(&[("HOTLINE_DATA_DIR", &data)]).await;
+    let sid = "CAflush000000000000000000000000001";
+    place_call(&echo_call(&child.base, sid)).await.unwrap();
+    // At once: the record is at most in the writer's hands.
+    let pid = child.process.id().unwrap() as i32;
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let status = tokio::time::timeout(Duration::from_secs(20), child.process.wait()).await.unwrap().unwrap();
+    assert!(status.success());
+    let mut flushed = None;
+    while let Ok(line) = child.logs.try_recv() {
+        let json: Value = serde_json::from_str(&line).unwrap_or_default();
+        if json["event"] == "records_flushed" {
+            flushed = Some(json);
+        }
+    }
+    assert!(flushed.is_some(), "the writer reports its flush");
+    let store = Store::Sqlite(TempDir(dir.path().to_path_buf()));
+    let s = server(&store, |_| {}).await;
+    assert_eq!(api(&s.base, &format!("/api/calls/{sid}")).await.0, StatusCode::OK);
+    s.server.begin_drain();
+    s.server.wait().await;
+
+    // A schema from the future: the binary refuses to start, and says why.
+    let db = dir.path().join("data/hotline.db");
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display())).await.unwrap();
+    sqlx::query("UPDATE hotline_migrations SET version = 2").execute(&pool).await.unwrap();
+    pool.close().await;
+    let out =
+        hotline_command(&[("HOTLINE_DATA_DIR", &data)]).stderr(std::process::Stdio::piped()).output().await.unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("schema is version 2, newer than this hotline knows (up to 1)"), "{stderr}");
+}
