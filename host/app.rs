@@ -9,6 +9,7 @@ use tokio_util::task::TaskTracker;
 use crate::config::{Config, WEBHOOK_INSTANCES};
 use crate::http::auth::Auth;
 use crate::http::limits::{AuthFailures, Connections};
+use crate::metrics::Metrics;
 use crate::providers::Providers;
 use crate::sandbox::Sandbox;
 use crate::store::Records;
@@ -35,6 +36,8 @@ pub struct App {
     pub close_calls: CancellationToken,
     /// Call records: the queue to the writer, the database for the API.
     pub records: Records,
+    /// What the calls count for `/metrics` (the rest is read when scraped).
+    pub metrics: Metrics,
 }
 
 impl App {
@@ -50,6 +53,7 @@ impl App {
             calls: TaskTracker::new(),
             close_calls: CancellationToken::new(),
             records,
+            metrics: Metrics::default(),
             config,
         })
     }

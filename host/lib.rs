@@ -10,6 +10,7 @@ pub mod cli;
 pub mod config;
 pub mod http;
 pub mod media;
+pub mod metrics;
 pub mod providers;
 pub mod sandbox;
 pub mod scenario;

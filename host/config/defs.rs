@@ -45,6 +45,9 @@ pub struct ServeArgs {
     /// Enables /admin/*, for requests that send it as a bearer token (at least 16 characters).
     #[arg(long, env = "HOTLINE_ADMIN_TOKEN", hide_env_values = true, value_parser = secret_of_at_least::<16>)]
     pub admin_token: Option<String>,
+    /// Bearer token /metrics requires (at least 16 characters). [default: none: /metrics is open]
+    #[arg(long, env = "HOTLINE_METRICS_TOKEN", hide_env_values = true, value_parser = secret_of_at_least::<16>)]
+    pub metrics_token: Option<String>,
     /// A swapped-in version that traps this often (1-10000)...
     #[arg(long, env = "HOTLINE_ROLLBACK_TRAPS", default_value_t = 3, value_parser = usize_in(1, 10_000))]
     pub rollback_traps: usize,

@@ -92,6 +92,8 @@ pub struct Config {
     pub swap: SwapPolicy,
     /// Enables `/admin/*` when set.
     pub admin_token: Option<String>,
+    /// `/metrics` needs it as a bearer token; `None`: open.
+    pub metrics_token: Option<String>,
     /// Largest component `PUT /admin/guest` accepts.
     pub admin_max_bytes: usize,
     /// A swapped-in version trapping this often within `rollback_window`
@@ -154,6 +156,7 @@ impl Config {
             sandbox: args.sandbox.config(get),
             swap: args.swap,
             admin_token: args.admin_token,
+            metrics_token: args.metrics_token,
             admin_max_bytes: args.admin_max_bytes,
             rollback_traps: args.rollback_traps,
             rollback_window: Duration::from_secs(args.rollback_window_secs),
@@ -247,7 +250,9 @@ mod tests {
         assert_eq!(err(&[("HOTLINE_SWAP", "stay")]), r#"HOTLINE_SWAP="stay": must be one of migrate, pin"#);
         let short = err(&[("HOTLINE_ADMIN_TOKEN", "hunter2")]);
         assert!(short.starts_with("HOTLINE_ADMIN_TOKEN: ") && !short.contains("hunter2"), "{short}");
-        for var in ["TWILIO_AUTH_TOKEN", "TWILIO_AUTH_TOKEN_SECONDARY", "HOTLINE_STREAM_SECRET"] {
+        for var in
+            ["TWILIO_AUTH_TOKEN", "TWILIO_AUTH_TOKEN_SECONDARY", "HOTLINE_STREAM_SECRET", "HOTLINE_METRICS_TOKEN"]
+        {
             let short = err(&[(var, "hunter2")]);
             assert!(short.starts_with(&format!("{var}: must be at least")) && !short.contains("hunter2"), "{short}");
         }

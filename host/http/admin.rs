@@ -36,6 +36,19 @@ pub async fn handle(app: &Arc<App>, req: Request<Incoming>) -> Result<Response<B
 /// configured, 401 for a wrong one, 429 for an address that keeps trying.
 pub fn check_token<B>(app: &App, req: &Request<B>) -> Result<(), AppError> {
     let token = app.config.admin_token.as_deref().ok_or(AppError::NotFound)?;
+    check_bearer(app, req, token)
+}
+
+/// `/metrics`: open without `HOTLINE_METRICS_TOKEN`; with it, checked as
+/// the admin token is (the same lockout for an address that keeps trying).
+pub fn check_metrics_token<B>(app: &App, req: &Request<B>) -> Result<(), AppError> {
+    match app.config.metrics_token.as_deref() {
+        None => Ok(()),
+        Some(token) => check_bearer(app, req, token),
+    }
+}
+
+fn check_bearer<B>(app: &App, req: &Request<B>, token: &str) -> Result<(), AppError> {
     // An address that keeps sending wrong tokens waits, right token or not.
     let ip = req.extensions().get::<Peer>().map(|p| p.addr.ip());
     if let Some(retry_after) = ip.and_then(|ip| app.admin_failures.locked(ip)) {

@@ -39,12 +39,13 @@ const MAX_WS_WRITE_BUFFER: usize = 1 << 20;
 const GUEST_LOAD_WAIT: Duration = Duration::from_secs(5);
 
 pub async fn route(app: Arc<App>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
-    let known = ["/healthz", "/readyz", "/version", "/ws/twilio-media"];
+    let known = ["/healthz", "/readyz", "/version", "/metrics", "/ws/twilio-media"];
     let result = match (req.method(), req.uri().path()) {
         // Touches nothing shared: it must stay fast under any load.
         (&Method::GET | &Method::HEAD, "/healthz") => Ok(text(StatusCode::OK, "ok")),
         (&Method::GET, "/readyz") => Ok(readyz(&app)),
         (&Method::GET, "/version") => Ok(version(&app)),
+        (&Method::GET, "/metrics") => metrics(&app, &req),
         (&Method::POST, "/webhook/incoming_call") => webhook(incoming_call(&app, req)).await,
         (&Method::POST, "/webhook/stream_status") => webhook(webhook_logged(&app, req, "stream_status")).await,
         (&Method::POST, "/webhook/stream_ended") => webhook(webhook_logged(&app, req, "stream_ended")).await,
@@ -105,6 +106,16 @@ fn version(app: &App) -> Response<Body> {
             "auto_rollback": app.versions.last_auto_rollback(),
         }),
     )
+}
+
+/// Prometheus' scrape (`metrics.rs` decides what is in it).
+fn metrics(app: &App, req: &Request<Incoming>) -> Result<Response<Body>, AppError> {
+    super::admin::check_metrics_token(app, req)?;
+    let body = crate::metrics::render(app);
+    Ok(Response::builder()
+        .header(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)
+        .body(Full::from(body))
+        .expect("valid response"))
 }
 
 /// A webhook's form, once its signature has been checked (when signatures

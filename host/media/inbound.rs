@@ -82,6 +82,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
     /// is cut off.
     pub(super) fn bad_frame(&mut self, reason: &str) -> Flow {
         self.stats.bad_frames += 1;
+        self.app.metrics.bad_frame();
         if self.stats.bad_frames <= LOGGED_BAD_FRAMES {
             warn!(event = "ws_bad_frame", reason, count = self.stats.bad_frames);
         }

@@ -22,6 +22,8 @@ pub mod record;
 mod turn_log;
 mod work;
 
+pub use turn_log::{Outcome as TurnOutcome, TurnTimes};
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -126,7 +128,7 @@ where
     let span = info_span!("call", call_sid = field::Empty, stream_sid = field::Empty);
     let generation = app.versions.generation();
     let call = Call {
-        work: Work::new(app.providers.clone(), app.config.eou_silence_ms, app.records.enabled()),
+        work: Work::new(app.providers.clone(), app.config.eou_silence_ms),
         audio_sent: false,
         guest: Instance::new(version, generation),
         app,
@@ -295,7 +297,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
         let mut next = Some(event);
         let mut changed = false;
         while let Some(event) = next.take() {
-            let effects = match self.guest.handle(&event).await {
+            let began = Instant::now();
+            let handled = self.guest.handle(&event).await;
+            self.app.metrics.guest_event(began.elapsed());
+            let effects = match handled {
                 None => break,
                 Some(Ok(effects)) => effects,
                 Some(Err(failure)) => {
@@ -336,13 +341,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
         {
             self.work.audio_sent();
         }
-        if let Some(record) = &mut self.record
-            && self.work.has_finished_turns()
-        {
-            for times in self.work.finished_turns() {
-                record.turn_times(&times);
-            }
-        }
+        self.take_turns();
         flushed
     }
 
@@ -353,14 +352,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
         }
     }
 
-    /// The call is over: its record goes to the store.
+    /// Turns the providers finished: into the metrics and the record.
+    fn take_turns(&mut self) {
+        for times in self.work.finished_turns() {
+            self.app.metrics.turn(&times);
+            if let Some(record) = &mut self.record {
+                record.turn_times(&times);
+            }
+        }
+    }
+
+    /// The call is over: it is counted, and its record goes to the store.
     fn hand_over_record(&mut self, end: &Flow) {
-        let Some(mut record) = self.record.take() else { return };
-        let code = match end {
-            Flow::Close(code, _) => Some(u16::from(*code)),
-            Flow::PeerClosed => record.peer_close_code,
-            Flow::Gone | Flow::Continue => None,
-        };
+        self.take_turns();
         let outcome = match end {
             // Once the apology played, however the socket ended.
             _ if self.ending.is_some() => Outcome::GuestFailure,
@@ -368,15 +372,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
             Flow::PeerClosed => Outcome::CallerHungUp,
             Flow::Gone | Flow::Continue => Outcome::ConnectionLost,
         };
+        self.app.metrics.call_ended(outcome);
+        let Some(mut record) = self.record.take() else { return };
+        let code = match end {
+            Flow::Close(code, _) => Some(u16::from(*code)),
+            Flow::PeerClosed => record.peer_close_code,
+            Flow::Gone | Flow::Continue => None,
+        };
         let code_field = Field::Int(code.map(i64::from));
         record.host(
             self.media_ms,
             "call_ended",
             &[("outcome", Field::Str(outcome.name())), ("close_code", code_field)],
         );
-        for times in self.work.finished_turns() {
-            record.turn_times(&times);
-        }
         let frames = (self.stats.frames_in, self.stats.frames_out);
         self.app.records.submit(record.finish(outcome, code, frames));
     }

@@ -19,6 +19,8 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    pub const ALL: [Outcome; 4] = [Outcome::Spoken, Outcome::Cancelled, Outcome::Failed, Outcome::NoAudio];
+
     pub fn name(self) -> &'static str {
         match self {
             Outcome::Spoken => "spoken",

@@ -44,14 +44,13 @@ pub struct Work {
     reply: String,
     /// The trailing silence that ends an utterance, for the turn log.
     eou_ms: u32,
-    /// Turns ended since the call last took them, for its record (kept
-    /// only when the call keeps one).
+    /// Turns ended since the call last took them (for its metrics and
+    /// record; taken after every event, so it holds a turn or two).
     finished: Vec<TurnTimes>,
-    keep_finished: bool,
 }
 
 impl Work {
-    pub fn new(providers: Arc<Providers>, eou_ms: u32, keep_finished: bool) -> Work {
+    pub fn new(providers: Arc<Providers>, eou_ms: u32) -> Work {
         Work {
             providers,
             channel: None,
@@ -63,17 +62,12 @@ impl Work {
             reply: String::new(),
             eou_ms,
             finished: Vec::new(),
-            keep_finished,
         }
     }
 
-    pub fn has_finished_turns(&self) -> bool {
-        !self.finished.is_empty()
-    }
-
     /// The turns that ended since the last time this was asked.
-    pub fn finished_turns(&mut self) -> Vec<TurnTimes> {
-        std::mem::take(&mut self.finished)
+    pub fn finished_turns(&mut self) -> impl Iterator<Item = TurnTimes> + '_ {
+        self.finished.drain(..)
     }
 
     /// The next result of current work (pending while there is none).
@@ -191,9 +185,7 @@ impl Work {
     fn end_turn(&mut self, outcome: Outcome) {
         if let Some(t) = self.timing.take() {
             let times = t.log(outcome, self.eou_ms);
-            if self.keep_finished {
-                self.finished.push(times);
-            }
+            self.finished.push(times);
         }
     }
 
@@ -277,7 +269,7 @@ fn finish<T>(providers: &Providers, kind: ProviderKind, result: providers::Resul
         Err(e) => {
             let message = e.to_string();
             warn!(event = "provider_error", kind = kind.name(), error = %message);
-            providers.health.failed(kind, &message);
+            providers.health.failed(kind, e.class(), &message);
             Err(wit::ProviderError { kind: kind.into(), message })
         }
     }

@@ -23,7 +23,59 @@ pub enum ProviderError {
     Auth(String),
 }
 
+/// What kind of failure, as `/metrics` labels it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorClass {
+    Connect,
+    Timeout,
+    RateLimited,
+    Http4xx,
+    Http5xx,
+    Stream,
+    Protocol,
+    Auth,
+}
+
+impl ErrorClass {
+    pub const ALL: [ErrorClass; 8] = [
+        ErrorClass::Connect,
+        ErrorClass::Timeout,
+        ErrorClass::RateLimited,
+        ErrorClass::Http4xx,
+        ErrorClass::Http5xx,
+        ErrorClass::Stream,
+        ErrorClass::Protocol,
+        ErrorClass::Auth,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ErrorClass::Connect => "connect",
+            ErrorClass::Timeout => "timeout",
+            ErrorClass::RateLimited => "rate_limited",
+            ErrorClass::Http4xx => "http_4xx",
+            ErrorClass::Http5xx => "http_5xx",
+            ErrorClass::Stream => "stream",
+            ErrorClass::Protocol => "protocol",
+            ErrorClass::Auth => "auth",
+        }
+    }
+}
+
 impl ProviderError {
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            ProviderError::Connect(_) => ErrorClass::Connect,
+            ProviderError::Timeout(_) => ErrorClass::Timeout,
+            ProviderError::Status { status: 429, .. } => ErrorClass::RateLimited,
+            ProviderError::Status { status: 401 | 403, .. } | ProviderError::Auth(_) => ErrorClass::Auth,
+            ProviderError::Status { status, .. } if *status >= 500 => ErrorClass::Http5xx,
+            ProviderError::Status { .. } => ErrorClass::Http4xx,
+            ProviderError::Stream(_) => ErrorClass::Stream,
+            ProviderError::Protocol(_) => ErrorClass::Protocol,
+        }
+    }
+
     /// One retry may help: the request never got an answer, or the server
     /// said it was overloaded or broken.
     pub fn retryable(&self) -> bool {

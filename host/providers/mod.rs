@@ -22,7 +22,7 @@ use std::sync::Arc;
 
 use futures_util::future::BoxFuture;
 
-pub use error::ProviderError;
+pub use error::{ErrorClass, ProviderError};
 pub use health::{Health, ProviderKind};
 pub use settings::{Choice, ProviderSettings, Secret};
 

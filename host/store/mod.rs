@@ -40,6 +40,15 @@ pub enum Health {
     Degraded = 1,
 }
 
+/// The record queue at one moment, for `/readyz` and `/metrics`.
+#[derive(Debug, Clone, Copy)]
+pub struct RecordCounts {
+    pub queued: usize,
+    pub queue_max: usize,
+    pub written: u64,
+    pub dropped: u64,
+}
+
 /// Counters the writer and the calls share: atomics only.
 #[derive(Default)]
 pub struct Stats {
@@ -184,15 +193,21 @@ impl Records {
         }
     }
 
+    /// The queue and its counters; `None` with records off.
+    pub fn counts(&self) -> Option<RecordCounts> {
+        let queue = self.queue.as_ref()?;
+        Some(RecordCounts {
+            queued: queue.max_capacity() - queue.capacity(),
+            queue_max: queue.max_capacity(),
+            written: self.stats.written.load(Ordering::Relaxed),
+            dropped: self.stats.dropped.load(Ordering::Relaxed),
+        })
+    }
+
     /// The counters `/readyz` shows.
     pub fn report(&self) -> Value {
-        let Some(queue) = &self.queue else { return Value::Null };
-        json!({
-            "queued": queue.max_capacity() - queue.capacity(),
-            "queue_max": queue.max_capacity(),
-            "written": self.stats.written.load(Ordering::Relaxed),
-            "dropped": self.stats.dropped.load(Ordering::Relaxed),
-        })
+        let Some(c) = self.counts() else { return Value::Null };
+        json!({ "queued": c.queued, "queue_max": c.queue_max, "written": c.written, "dropped": c.dropped })
     }
 
     /// At shutdown, once the calls have ended: the writer writes what it

@@ -43,6 +43,8 @@ pub struct Stats {
     pub migrations: AtomicU64,
     /// Live calls whose snapshot this version refused.
     pub refusals: AtomicU64,
+    /// Times this version was rolled back from (by hand or automatically).
+    pub rollbacks: AtomicU64,
     /// When recent traps happened, for the auto-rollback window.
     recent_traps: Mutex<VecDeque<Instant>>,
 }
@@ -164,7 +166,9 @@ impl Registry {
         if history.len() < 2 {
             return Err(NothingToRollBack);
         }
-        history.pop();
+        if let Some(current) = history.pop() {
+            Version::count(&current.stats.rollbacks);
+        }
         let previous = history.last().expect("checked above").clone();
         self.active.store(Some(previous.clone()));
         self.generation.fetch_add(1, Ordering::AcqRel);

@@ -219,6 +219,14 @@ async fn a_failing_tts_is_retried_once_then_apologized_for_and_the_call_goes_on(
     assert_eq!(tts["status"], "ok", "the newest request succeeded: {ready}");
     assert!(tts["last_error"]["message"].as_str().unwrap().contains("500"), "{ready}");
     assert_eq!(ready["providers"]["stt"]["status"], "ok");
+
+    let m = crate::metrics::scrape_until(&s.base, "hotline_turns_total{outcome=\"spoken\"}", 1.0).await;
+    assert!(m["hotline_provider_errors_total{kind=\"tts\",error=\"http_5xx\"}"] >= 1.0);
+    assert_eq!(m["hotline_provider_errors_total{kind=\"stt\",error=\"http_5xx\"}"], 0.0);
+    assert_eq!(m["hotline_turns_total{outcome=\"failed\"}"], 1.0, "the turn whose speech failed");
+    assert_eq!(m["hotline_turns_total{outcome=\"spoken\"}"], 1.0);
+    assert_eq!(m["hotline_stt_seconds_count"], 2.0, "both utterances transcribed");
+    assert_eq!(m["hotline_first_audio_seconds_count"], 1.0, "only the spoken turn has a first audio");
 }
 
 #[tokio::test]
