@@ -51,6 +51,7 @@ pub async fn route(app: Arc<App>, req: Request<Incoming>) -> Result<Response<Bod
         (&Method::GET, "/ws/twilio-media") => upgrade(app, req).await,
         (_, path) if path.starts_with("/admin/") => super::admin::handle(&app, req).await,
         (_, path) if path.starts_with("/api/") => super::api::handle(&app, req).await,
+        (_, path) if path == "/app" || path.starts_with("/app/") => super::dashboard::handle(&app, &req),
         (_, path) if known.contains(&path) || path.starts_with("/webhook/") => Err(AppError::MethodNotAllowed),
         _ => Err(AppError::NotFound),
     };

@@ -22,3 +22,4 @@ mod store;
 mod support;
 mod swap;
 mod tidy;
+mod ui;
