@@ -94,3 +94,18 @@ export interface Me {
   via: "session" | "bearer";
   expires_at: number | null;
 }
+
+export interface ProviderHealth {
+  provider: string;
+  status: "ok" | "degraded" | "unconfigured";
+  last_error?: { message: string; at_unix_ms: number };
+}
+
+/** `GET /readyz` (public): the parts the overview shows. */
+export interface Ready {
+  ready: boolean;
+  providers: Record<"stt" | "llm" | "tts", ProviderHealth>;
+  live_calls: number;
+  max_calls: number;
+  db: "ok" | "degraded" | "off";
+}

@@ -119,9 +119,10 @@ await step("the admin token signs in", async () => {
   check(!canRead, "the session cookie is HttpOnly: scripts cannot read it");
 });
 
-await step("the overview shows today's calls and the active guest", async () => {
+await step("the overview shows today's calls, the active guest and the service", async () => {
   await page.getByTestId("calls-today").getByText("caller hung up: 1").waitFor(timeout);
   await page.getByTestId("active-guest").locator(".font-mono").waitFor(timeout);
+  await page.getByTestId("service").getByText("Live calls").waitFor(timeout);
   await page.getByTestId("call-link").filter({ hasText: sid }).waitFor(timeout);
   await shot("overview");
 });

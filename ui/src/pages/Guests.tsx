@@ -85,7 +85,7 @@ export function Guests() {
             </tr>
           </thead>
           <tbody className="divide-y divide-slate-100">
-            {[...versions].reverse().map((v, i) => {
+            {versions.map((v, i) => {
               const active = v.digest === status?.active?.digest;
               return (
                 <tr key={`${v.digest}-${i}`} className={active ? "bg-emerald-50" : ""} data-testid={active ? "active-version" : "version"}>

@@ -3,7 +3,7 @@ import { get } from "../api";
 import { Card, ErrorNote, Link } from "../components/Layout";
 import { CallTable } from "../components/CallTable";
 import { outcomeColor, outcomeLabel, short, when } from "../format";
-import { OUTCOMES, type CallPage, type CallSummary, type GuestStatus, type Outcome } from "../types";
+import { OUTCOMES, type CallPage, type CallSummary, type GuestStatus, type Outcome, type Ready } from "../types";
 
 function startOfToday(): number {
   const d = new Date();
@@ -14,9 +14,15 @@ function startOfToday(): number {
 export function Overview() {
   const [today, setToday] = useState<CallSummary[] | null>(null);
   const [guest, setGuest] = useState<GuestStatus | null>(null);
+  const [ready, setReady] = useState<Ready | null>(null);
   const [error, setError] = useState<string | null>(null);
 
   useEffect(() => {
+    // /readyz answers 503 when not ready, with the same body: read it either way.
+    fetch("/readyz")
+      .then((r) => r.json() as Promise<Ready>)
+      .then(setReady)
+      .catch((e: Error) => setError(e.message));
     // The API pages at 500: more calls than that today shows as "500+".
     get<CallPage>(`/api/calls?since=${startOfToday()}&limit=500`)
       .then((page) => setToday(page.calls))
@@ -67,6 +73,33 @@ export function Overview() {
           )}
         </Card>
       </div>
+      <Card title="Service" testId="service">
+        {ready ? (
+          <div className="flex flex-wrap gap-x-8 gap-y-2 text-sm">
+            <p>
+              <span className="text-slate-500">Live calls </span>
+              {ready.live_calls} / {ready.max_calls}
+            </p>
+            {(["stt", "llm", "tts"] as const).map((kind) => {
+              const p = ready.providers[kind];
+              const color =
+                p.status === "ok" ? "text-emerald-700" : p.status === "degraded" ? "text-red-700" : "text-slate-400";
+              return (
+                <p key={kind} title={p.last_error?.message}>
+                  <span className="text-slate-500">{kind.toUpperCase()} </span>
+                  {p.provider} <span className={color}>{p.status}</span>
+                </p>
+              );
+            })}
+            <p>
+              <span className="text-slate-500">Records </span>
+              <span className={ready.db === "ok" ? "text-emerald-700" : "text-red-700"}>{ready.db}</span>
+            </p>
+          </div>
+        ) : (
+          <p className="text-sm text-slate-500">…</p>
+        )}
+      </Card>
       <Card title="Latest calls">
         <CallTable calls={(today ?? []).slice(0, 10)} />
       </Card>
