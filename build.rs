@@ -35,6 +35,7 @@ fn main() {
         println!("cargo:rerun-if-changed={}", guest.join(dir).display());
     }
     emit_git_commit(&root);
+    embed_dashboard(&root);
 
     let rustc = env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
     ensure_target(&rustc);
@@ -93,6 +94,35 @@ fn ensure_target(rustc: &str) {
     println!("cargo:warning=installing the {TARGET} target with rustup (needed for the guest components)");
     let ok = Command::new("rustup").args(["target", "add", TARGET]).status().map(|s| s.success()).unwrap_or(false);
     assert!(ok, "the {TARGET} target is missing and `rustup target add {TARGET}` failed; install it and build again");
+}
+
+/// The dashboard's built files (`ui/dist`, committed, so building needs no
+/// Node) as a list of `include_bytes!`, for `host/http/dashboard.rs`.
+fn embed_dashboard(root: &Path) {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        let Ok(entries) = std::fs::read_dir(dir) else { return };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                walk(&path, out);
+            } else {
+                out.push(path);
+            }
+        }
+    }
+    let dist = root.join("ui/dist");
+    println!("cargo:rerun-if-changed={}", dist.display());
+    let mut files = Vec::new();
+    walk(&dist, &mut files);
+    files.sort();
+    let mut code = String::from("pub static FILES: &[(&str, &[u8])] = &[\n");
+    for file in &files {
+        let name = file.strip_prefix(&dist).unwrap().to_string_lossy().replace('\\', "/");
+        code.push_str(&format!("    ({name:?}, include_bytes!({:?})),\n", file.display().to_string()));
+    }
+    code.push_str("];\n");
+    let out = PathBuf::from(env::var("OUT_DIR").unwrap()).join("dashboard_files.rs");
+    std::fs::write(out, code).expect("writing the dashboard's file list");
 }
 
 fn emit_git_commit(root: &Path) {

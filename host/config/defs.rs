@@ -58,6 +58,10 @@ pub struct ServeArgs {
     /// Largest component PUT /admin/guest accepts, in bytes (64 KiB-1 GiB).
     #[arg(long, env = "HOTLINE_ADMIN_MAX_BYTES", default_value_t = 64 << 20, value_parser = usize_in(64 << 10, 1 << 30))]
     pub admin_max_bytes: usize,
+    /// How long a dashboard sign-in lasts, in hours (1-720).
+    #[arg(long, env = "HOTLINE_SESSION_HOURS", default_value_t = 12)]
+    #[arg(value_parser = clap::value_parser!(u64).range(1..=720))]
+    pub session_hours: u64,
     /// Silence that ends an utterance, in ms (300-600 is sane).
     #[arg(long, env = "HOTLINE_EOU_MS", default_value_t = EOU_MS_DEFAULT)]
     #[arg(value_parser = clap::value_parser!(u32).range(100..=5000))]

@@ -96,6 +96,8 @@ pub struct Config {
     pub metrics_token: Option<String>,
     /// Largest component `PUT /admin/guest` accepts.
     pub admin_max_bytes: usize,
+    /// How long a dashboard session cookie is valid.
+    pub session_lifetime: Duration,
     /// A swapped-in version trapping this often within `rollback_window`
     /// is rolled back on its own.
     pub rollback_traps: usize,
@@ -158,6 +160,7 @@ impl Config {
             admin_token: args.admin_token,
             metrics_token: args.metrics_token,
             admin_max_bytes: args.admin_max_bytes,
+            session_lifetime: Duration::from_secs(args.session_hours * 3600),
             rollback_traps: args.rollback_traps,
             rollback_window: Duration::from_secs(args.rollback_window_secs),
             security: args.security.security()?,
@@ -280,6 +283,7 @@ mod tests {
         ("HOTLINE_ROLLBACK_TRAPS", 1, 10_000),
         ("HOTLINE_ROLLBACK_WINDOW_SECS", 1, 86_400),
         ("HOTLINE_ADMIN_MAX_BYTES", 65_536, 1 << 30),
+        ("HOTLINE_SESSION_HOURS", 1, 720),
         ("HOTLINE_EOU_MS", 100, 5000),
         ("HOTLINE_BARGE_IN_MS", 20, 2000),
         ("HOTLINE_DRAIN_SECS", 0, 3600),

@@ -1,19 +1,23 @@
-//! The call records' API, read-only, behind the admin token (absent, as
-//! `/admin/*` is, without one): `GET /api/calls` (filters and pages) and
+//! The call records' API, read-only, behind the admin token or a dashboard
+//! session (absent, as `/admin/*` is, without a token; `/api/auth/*` is
+//! `session.rs`): `GET /api/calls` (filters and pages) and
 //! `GET /api/calls/{call_sid}` (the record, its turns and its timeline).
 
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 
-use super::admin::check_token;
 use super::error::AppError;
 use super::respond::{Body, json};
+use super::session::{self, authorize};
 use crate::app::App;
 use crate::store::read::{self, CallFilter, Cursor, DEFAULT_LIMIT, MAX_LIMIT};
 use crate::store::record::Outcome;
 
 pub async fn handle(app: &App, req: Request<Incoming>) -> Result<Response<Body>, AppError> {
-    check_token(app, &req)?;
+    if req.uri().path().starts_with("/api/auth/") {
+        return session::handle(app, req).await;
+    }
+    authorize(app, &req)?;
     let path = req.uri().path();
     let sid = path.strip_prefix("/api/calls/").filter(|s| !s.is_empty() && !s.contains('/'));
     match (req.method(), path, sid) {

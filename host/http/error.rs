@@ -7,6 +7,7 @@ use serde_json::json;
 use tracing::{error, info, warn};
 
 use super::respond::{Body, json, text, xml};
+use super::session::Invalid;
 use crate::sandbox::GuestError;
 use crate::twilio::form::FormError;
 use crate::twilio::signature::Rejection;
@@ -88,6 +89,21 @@ pub enum AppError {
     /// The records' database failed to answer a read.
     #[error("the records database failed: {0}")]
     Store(String),
+    /// A session cookie that is not (or no longer) valid: signed with
+    /// another token, tampered with, or expired.
+    #[error("session {}: sign in again", match why { Invalid::Expired => "expired", _ => "invalid" })]
+    SessionInvalid { why: Invalid, path: String },
+    /// A wrong token at `POST /api/auth/login`.
+    #[error("wrong token")]
+    LoginFailed { ip: Option<std::net::IpAddr> },
+    /// A state-changing request a browser sent from another site (or a
+    /// cookie-authenticated one without `X-Hotline-CSRF`).
+    #[error("cross-site request refused: {0}")]
+    CrossSite(&'static str),
+    /// A binary built without `ui/dist` (it is committed; only a checkout
+    /// that deleted it gets here).
+    #[error("the dashboard is not built into this binary (cd ui && npm ci && npm run build)")]
+    DashboardNotBuilt,
 }
 
 impl AppError {
@@ -173,6 +189,24 @@ impl AppError {
             AppError::Store(_) => {
                 crate::warn_throttled!(event = "api_store_error", reason);
                 api_error(StatusCode::SERVICE_UNAVAILABLE, "the records database is unavailable")
+            }
+            AppError::SessionInvalid { why, path } => {
+                // Expiry is routine; a forged or malformed cookie is not.
+                if why == Invalid::Expired {
+                    info!(event = "session_refused", why = ?why, path);
+                } else {
+                    crate::warn_throttled!(event = "session_refused", why = ?why, path);
+                }
+                api_error(StatusCode::UNAUTHORIZED, &reason)
+            }
+            AppError::LoginFailed { ip } => {
+                crate::warn_throttled!(event = "login_failed", ip = ip.map(|ip| ip.to_string()));
+                api_error(StatusCode::UNAUTHORIZED, &reason)
+            }
+            AppError::DashboardNotBuilt => text(StatusCode::SERVICE_UNAVAILABLE, reason),
+            AppError::CrossSite(why) => {
+                crate::warn_throttled!(event = "cross_site_refused", why);
+                api_error(StatusCode::FORBIDDEN, &reason)
             }
         }
     }

@@ -3,7 +3,9 @@
 //!
 //! - `server.rs`: bind, first guest load, accept loop, drain.
 //! - `routes.rs`: one function per route; `admin.rs`: the admin API;
-//!   `api.rs`: the call records' read API (same token).
+//!   `api.rs`: the call records' read API (same token); `session.rs`: who
+//!   may use them (bearer token or sign-in cookie); `dashboard.rs`: the
+//!   web app at `/app/` (built from `ui/`, embedded).
 //! - `error.rs`: `AppError`, every failure's status, body and log event.
 //! - `respond.rs`: response builders and size-limited body readers.
 //! - `ws.rs`: the WebSocket handshake; `base_url.rs`: the public URL.
@@ -12,11 +14,13 @@ mod admin;
 mod api;
 pub mod auth;
 mod base_url;
+mod dashboard;
 mod error;
 pub mod limits;
 mod respond;
 mod routes;
 mod server;
+pub mod session;
 mod ws;
 
 pub use server::{Server, serve};

@@ -52,6 +52,7 @@ pub async fn route(app: Arc<App>, req: Request<Incoming>) -> Result<Response<Bod
         (&Method::GET, "/ws/twilio-media") => upgrade(app, req).await,
         (_, path) if path.starts_with("/admin/") => super::admin::handle(&app, req).await,
         (_, path) if path.starts_with("/api/") => super::api::handle(&app, req).await,
+        (_, path) if path == "/app" || path.starts_with("/app/") => super::dashboard::handle(&app, &req),
         (_, path) if known.contains(&path) || path.starts_with("/webhook/") => Err(AppError::MethodNotAllowed),
         _ => Err(AppError::NotFound),
     };
@@ -110,7 +111,7 @@ fn version(app: &App) -> Response<Body> {
 
 /// Prometheus' scrape (`metrics.rs` decides what is in it).
 fn metrics(app: &App, req: &Request<Incoming>) -> Result<Response<Body>, AppError> {
-    super::admin::check_metrics_token(app, req)?;
+    super::session::authorize_metrics(app, req)?;
     let body = crate::metrics::render(app);
     Ok(Response::builder()
         .header(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)

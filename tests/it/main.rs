@@ -23,3 +23,4 @@ mod store;
 mod support;
 mod swap;
 mod tidy;
+mod ui;

@@ -1,0 +1,38 @@
+import type { Outcome } from "./types";
+
+export function duration(ms: number): string {
+  const s = Math.round(ms / 1000);
+  return s < 60 ? `${s}s` : `${Math.floor(s / 60)}m ${String(s % 60).padStart(2, "0")}s`;
+}
+
+export function when(unixMs: number): string {
+  return new Date(unixMs).toLocaleString(undefined, { dateStyle: "short", timeStyle: "medium" });
+}
+
+export function short(digest: string): string {
+  return digest.slice(0, 12);
+}
+
+export function ms(value: number | null): string {
+  return value === null ? "–" : `${Math.round(value)} ms`;
+}
+
+export const outcomeLabel: Record<Outcome, string> = {
+  caller_hung_up: "caller hung up",
+  agent_hung_up: "agent hung up",
+  drained: "drained",
+  guest_failure: "guest failure",
+  refused: "refused",
+  connection_lost: "connection lost",
+  protocol_error: "protocol error",
+};
+
+export const outcomeColor: Record<Outcome, string> = {
+  caller_hung_up: "bg-emerald-100 text-emerald-800",
+  agent_hung_up: "bg-sky-100 text-sky-800",
+  drained: "bg-slate-200 text-slate-700",
+  guest_failure: "bg-red-100 text-red-800",
+  refused: "bg-amber-100 text-amber-800",
+  connection_lost: "bg-orange-100 text-orange-800",
+  protocol_error: "bg-rose-100 text-rose-800",
+};
