@@ -41,6 +41,17 @@ pub struct BenchArgs {
     /// Core for the load generator.
     #[arg(long, default_value_t = 1)]
     pub load_core: usize,
+    /// Call records of the server started here: `on` (as `hotline serve`
+    /// keeps them, into a fresh SQLite database removed afterwards; with
+    /// DATABASE_URL set, into that database) or `off`.
+    #[arg(long, value_enum, default_value_t = Records::On)]
+    pub records: Records,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Records {
+    On,
+    Off,
 }
 
 /// Runs the benchmark; builds its own single-threaded runtime, pinned.
@@ -60,12 +71,26 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     );
     let max_calls = args.levels.iter().copied().max().unwrap_or(0);
     let mut results: Vec<(String, Vec<LevelReport>)> = Vec::new();
+    // Never the user's own data directory: a fresh one, gone afterwards.
+    let data_dir = std::env::temp_dir().join(format!("hotline-bench-data-{}", std::process::id()));
     let hotline = match &args.url {
         Some(url) => Server::external(url, args.pid),
-        None => Server::spawn("hotline", hotline_command(max_calls)?, pinned.then_some(args.server_core))?,
+        None => {
+            let mut command = hotline_command(max_calls)?;
+            command.env(
+                "HOTLINE_DATA_DIR",
+                match args.records {
+                    Records::On => data_dir.as_os_str(),
+                    Records::Off => "off".as_ref(),
+                },
+            );
+            Server::spawn("hotline", command, pinned.then_some(args.server_core))?
+        }
     };
-    results.push(("hotline".into(), runtime.block_on(levels(&hotline, &args))?));
+    let measured = runtime.block_on(levels(&hotline, &args));
     drop(hotline);
+    let _ = std::fs::remove_dir_all(&data_dir);
+    results.push(("hotline".into(), measured?));
     if let Some(peer) = &args.peer {
         let mut command = Command::new("sh");
         // `exec`: the measured process is the server, not the shell.
