@@ -25,6 +25,7 @@ use crate::app::App;
 use crate::media::{TurnOutcome, TurnTimes};
 use crate::store::RecordCounts;
 use crate::store::record::Outcome;
+use crate::versions::Counts;
 
 /// The content type of what [`render`] writes.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -136,19 +137,10 @@ struct Current {
     live_calls: i64,
     draining: i64,
     /// Per guest version: its digest, whether it is active, its counters.
-    versions: Vec<(String, bool, VersionCounts)>,
+    versions: Vec<(String, bool, Counts)>,
     /// Per provider kind and error class: failures so far.
     provider_errors: Vec<(&'static str, &'static str, u64)>,
     records: Option<RecordCounts>,
-}
-
-#[derive(Debug)]
-struct VersionCounts {
-    calls: u64,
-    traps: u64,
-    migrations: u64,
-    refusals: u64,
-    rollbacks: u64,
 }
 
 impl Current {
@@ -159,15 +151,7 @@ impl Current {
             .history()
             .iter()
             .map(|v| {
-                let s = &v.stats;
-                let n = |c: &AtomicU64| c.load(Ordering::Relaxed);
-                let counts = VersionCounts {
-                    calls: n(&s.calls),
-                    traps: n(&s.traps),
-                    migrations: n(&s.migrations),
-                    refusals: n(&s.refusals),
-                    rollbacks: n(&s.rollbacks),
-                };
+                let counts = v.stats.counts();
                 let is_active = active.as_ref().is_some_and(|a| a.digest() == v.digest());
                 (v.digest().to_string(), is_active, counts)
             })
@@ -196,7 +180,7 @@ impl Collector for Current {
         for (version, is_active, _) in &self.versions {
             ConstGauge::new(*is_active as i64).encode(active.encode_family(&[("version", version.as_str())])?)?;
         }
-        type Pick = fn(&VersionCounts) -> u64;
+        type Pick = fn(&Counts) -> u64;
         let per_version: [(&str, &str, Pick); 5] = [
             ("guest_calls", "Calls started on a guest version", |c| c.calls),
             ("guest_traps", "Guest failures (trap, deadline, memory) of a version", |c| c.traps),

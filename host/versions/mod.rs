@@ -49,6 +49,29 @@ pub struct Stats {
     recent_traps: Mutex<VecDeque<Instant>>,
 }
 
+/// A version's counters read at one moment (`/admin/guest`, `/metrics`).
+#[derive(Debug, Clone, Copy)]
+pub struct Counts {
+    pub calls: u64,
+    pub traps: u64,
+    pub migrations: u64,
+    pub refusals: u64,
+    pub rollbacks: u64,
+}
+
+impl Stats {
+    pub fn counts(&self) -> Counts {
+        let n = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        Counts {
+            calls: n(&self.calls),
+            traps: n(&self.traps),
+            migrations: n(&self.migrations),
+            refusals: n(&self.refusals),
+            rollbacks: n(&self.rollbacks),
+        }
+    }
+}
+
 impl Version {
     pub fn digest(&self) -> &str {
         self.guest.digest()
@@ -59,7 +82,7 @@ impl Version {
     }
 
     pub fn to_json(&self) -> Value {
-        let n = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let c = self.stats.counts();
         json!({
             "digest": self.digest(),
             "source": self.source,
@@ -67,10 +90,10 @@ impl Version {
             "load_ms": self.load_ms,
             "cached": self.guest.from_cache(),
             "contract": self.guest.contract(),
-            "calls": n(&self.stats.calls),
-            "traps": n(&self.stats.traps),
-            "migrations": n(&self.stats.migrations),
-            "refusals": n(&self.stats.refusals),
+            "calls": c.calls,
+            "traps": c.traps,
+            "migrations": c.migrations,
+            "refusals": c.refusals,
         })
     }
 }
