@@ -1,19 +1,22 @@
 //! The call records' API, read-only, behind the admin token or a dashboard
 //! session (absent, as `/admin/*` is, without a token; `/api/auth/*` is
 //! `session.rs`): `GET /api/calls` (filters and pages) and
-//! `GET /api/calls/{call_sid}` (the record, its turns and its timeline).
+//! `GET /api/calls/{call_sid}` (the record, its turns and its timeline);
+//! `GET /api/live`, the live calls as Server-Sent Events (`crate::live`).
+
+use std::sync::Arc;
 
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 
 use super::error::AppError;
-use super::respond::{Body, json};
+use super::respond::{Body, event_stream, json};
 use super::session::{self, authorize};
 use crate::app::App;
 use crate::store::read::{self, CallFilter, Cursor, DEFAULT_LIMIT, MAX_LIMIT};
 use crate::store::record::Outcome;
 
-pub async fn handle(app: &App, req: Request<Incoming>) -> Result<Response<Body>, AppError> {
+pub async fn handle(app: &Arc<App>, req: Request<Incoming>) -> Result<Response<Body>, AppError> {
     if req.uri().path().starts_with("/api/auth/") {
         return session::handle(app, req).await;
     }
@@ -21,6 +24,7 @@ pub async fn handle(app: &App, req: Request<Incoming>) -> Result<Response<Body>,
     let path = req.uri().path();
     let sid = path.strip_prefix("/api/calls/").filter(|s| !s.is_empty() && !s.contains('/'));
     match (req.method(), path, sid) {
+        (&Method::GET, "/api/live", _) => Ok(event_stream(crate::live::stream(app.clone()))),
         (&Method::GET, "/api/calls", _) => {
             let filter = filter(req.uri().query().unwrap_or(""))?;
             let db = app.records.db().ok_or(AppError::RecordsOff)?;
@@ -34,7 +38,7 @@ pub async fn handle(app: &App, req: Request<Incoming>) -> Result<Response<Body>,
                 None => Err(AppError::NotFound),
             }
         }
-        (_, "/api/calls", _) | (_, _, Some(_)) => Err(AppError::MethodNotAllowed),
+        (_, "/api/calls" | "/api/live", _) | (_, _, Some(_)) => Err(AppError::MethodNotAllowed),
         _ => Err(AppError::NotFound),
     }
 }
