@@ -143,3 +143,43 @@ async fn the_live_stream_needs_the_admin_token_and_exists_only_with_one() {
     let response = c.get(format!("{}/api/live", off.base)).bearer_auth(TOKEN).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn an_ai_call_is_seen_thinking_between_listening_and_speaking() {
+    let mock = crate::mocks::openai::OpenAiMock::start().await;
+    let env = mock.env();
+    let from_env =
+        hotline::config::Config::from_lookup(|k| env.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone())).unwrap();
+    let s = start_server(move |c| {
+        c.admin_token = Some(TOKEN.into());
+        c.providers = from_env.providers;
+    })
+    .await;
+    let mut events = Events::open(&s.base).await;
+    assert_eq!(events.next().await.unwrap().0, "snapshot");
+    let sid = "CAlive0000000000000000000000000002";
+    let opts = CallOptions {
+        server: s.base.clone(),
+        audio: concat(&[silence(1500), fox()[..16_000].to_vec(), silence(4000)]),
+        idle_ms: 2000,
+        call_sid: sid.into(),
+        ..CallOptions::default()
+    };
+    let call = tokio::spawn(async move { place_call(&opts).await });
+    let mut states: Vec<String> = Vec::new();
+    while let Some((name, data)) = events.next().await {
+        if name == "ended" {
+            break;
+        }
+        let state = data["state"].as_str().unwrap().to_string();
+        if states.last() != Some(&state) {
+            states.push(state);
+        }
+    }
+    call.await.unwrap().unwrap();
+    // The greeting, then the question: thinking until the reply plays.
+    let thinking = states.iter().position(|s| s == "thinking").unwrap_or_else(|| panic!("{states:?}"));
+    assert_eq!(states[thinking - 1], "listening", "{states:?}");
+    assert_eq!(states[thinking + 1], "speaking", "{states:?}");
+    assert_eq!(states.last().unwrap(), "listening", "{states:?}");
+}
