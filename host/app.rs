@@ -14,6 +14,7 @@ use crate::metrics::Metrics;
 use crate::providers::Providers;
 use crate::sandbox::Sandbox;
 use crate::store::Records;
+use crate::twilio::rest::Rest;
 use crate::versions::{Registry, RollbackPolicy};
 
 pub struct App {
@@ -41,10 +42,14 @@ pub struct App {
     pub metrics: Metrics,
     /// The live calls and their changes, for the dashboard.
     pub live: Live,
+    /// Twilio's REST API (`TWILIO_ACCOUNT_SID`): ends, redirects and
+    /// places calls; `None` without an account.
+    pub twilio: Option<Rest>,
 }
 
 impl App {
     pub fn new(config: Config, sandbox: Sandbox, providers: Providers, records: Records) -> Arc<Self> {
+        let twilio = config.twilio.clone().map(|settings| Rest::new(providers.client.clone(), settings));
         Arc::new(App {
             auth: Auth::new(&config),
             connections: connection_limits(&config),
@@ -58,6 +63,7 @@ impl App {
             records,
             metrics: Metrics::default(),
             live: Live::default(),
+            twilio,
             config,
         })
     }

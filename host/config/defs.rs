@@ -97,6 +97,8 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub store: StoreArgs,
     #[command(flatten)]
+    pub twilio: super::twilio::TwilioArgs,
+    #[command(flatten)]
     pub providers: ProviderArgs,
 }
 

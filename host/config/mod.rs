@@ -9,6 +9,7 @@ mod defs;
 mod env;
 mod security;
 mod store;
+mod twilio;
 
 use std::ffi::OsString;
 use std::net::SocketAddr;
@@ -23,6 +24,7 @@ pub use defs::{EOU_MS_DEFAULT, SandboxArgs, ServeArgs};
 pub use env::parse_with_env;
 pub use security::{Security, SecurityArgs};
 pub use store::{Backend, StoreArgs, StoreSettings};
+pub use twilio::{TwilioArgs, TwilioRest};
 
 use crate::providers::ProviderSettings;
 use crate::sandbox::SandboxConfig;
@@ -106,6 +108,8 @@ pub struct Config {
     pub security: Security,
     /// Call records: where they go, how long they stay.
     pub store: StoreSettings,
+    /// Twilio's REST API, for call control; `None` without an account.
+    pub twilio: Option<TwilioRest>,
 }
 
 /// Every setting's default, from the definitions (parsed with no
@@ -163,6 +167,7 @@ impl Config {
             session_lifetime: Duration::from_secs(args.session_hours * 3600),
             rollback_traps: args.rollback_traps,
             rollback_window: Duration::from_secs(args.rollback_window_secs),
+            twilio: args.twilio.settings(args.security.twilio_auth_token.as_deref())?,
             security: args.security.security()?,
             store: args.store.settings(get),
         })
@@ -217,6 +222,33 @@ mod tests {
     fn cfg(pairs: &[(&str, &str)]) -> anyhow::Result<Config> {
         let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn twilio_rest_needs_an_account_and_whole_credentials() {
+        let token = "0123456789abcdef0123456789abcdef";
+        let sid = "AC0123456789abcdef0123456789abcdef";
+        assert!(cfg(&[]).unwrap().twilio.is_none());
+        assert!(cfg(&[("TWILIO_AUTH_TOKEN", token)]).unwrap().twilio.is_none(), "signatures only");
+        let rest = cfg(&[("TWILIO_ACCOUNT_SID", sid), ("TWILIO_AUTH_TOKEN", token)]).unwrap().twilio.unwrap();
+        assert_eq!(
+            (rest.user.as_str(), rest.secret.expose(), rest.api_url.as_str()),
+            (sid, token, "https://api.twilio.com")
+        );
+        let key = [("TWILIO_ACCOUNT_SID", sid), ("TWILIO_API_KEY", "SK1"), ("TWILIO_API_SECRET", "s3cret")];
+        let rest = cfg(&key).unwrap().twilio.unwrap();
+        assert_eq!((rest.user.as_str(), rest.account_sid.as_str()), ("SK1", sid));
+        let err = |pairs: &[(&str, &str)]| cfg(pairs).unwrap_err().to_string();
+        assert!(err(&[("TWILIO_ACCOUNT_SID", sid)]).contains("without credentials"));
+        assert!(err(&[("TWILIO_ACCOUNT_SID", "CA1"), ("TWILIO_AUTH_TOKEN", token)]).contains("account SID"));
+        assert!(err(&[("TWILIO_ACCOUNT_SID", sid), ("TWILIO_API_KEY", "SK1")]).contains("without TWILIO_API_SECRET"));
+        assert!(err(&[("TWILIO_API_KEY", "SK1")]).contains("without TWILIO_ACCOUNT_SID"));
+        let stand_in = [
+            ("TWILIO_ACCOUNT_SID", sid),
+            ("TWILIO_AUTH_TOKEN", token),
+            ("HOTLINE_TWILIO_API_URL", "http://127.0.0.1:9/"),
+        ];
+        assert_eq!(cfg(&stand_in).unwrap().twilio.unwrap().api_url, "http://127.0.0.1:9");
     }
 
     #[test]

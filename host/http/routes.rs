@@ -47,7 +47,7 @@ pub async fn route(app: Arc<App>, req: Request<Incoming>) -> Result<Response<Bod
         (&Method::GET, "/metrics") => metrics(&app, &req),
         (&Method::POST, "/webhook/incoming_call") => webhook(incoming_call(&app, req)).await,
         (&Method::POST, "/webhook/stream_status") => webhook(webhook_logged(&app, req, "stream_status")).await,
-        (&Method::POST, "/webhook/stream_ended") => webhook(webhook_logged(&app, req, "stream_ended")).await,
+        (&Method::POST, "/webhook/stream_ended") => webhook(stream_ended(&app, req)).await,
         (&Method::GET, "/ws/twilio-media") => upgrade(app, req).await,
         (_, path) if path.starts_with("/admin/") => super::admin::handle(&app, req).await,
         (_, path) if path.starts_with("/api/") => super::api::handle(&app, req).await,
@@ -175,6 +175,22 @@ async fn webhook_logged(app: &App, req: Request<Incoming>, event: &'static str) 
     );
     Ok(empty(StatusCode::NO_CONTENT))
 }
+
+/// The stream ended (`<Connect action>`), or a `<Record>` did: the call
+/// hangs up. Answering nothing would leave the next step to chance (a
+/// trailing verb, or silence on an open line).
+async fn stream_ended(app: &App, req: Request<Incoming>) -> Result<Response<Body>, AppError> {
+    let (params, _) = signed_form(app, req).await?;
+    info!(
+        event = "stream_ended",
+        call_sid = param(&params, "CallSid"),
+        call_status = param(&params, "CallStatus"),
+        next = "hangup",
+    );
+    Ok(xml(StatusCode::OK, HANGUP))
+}
+
+const HANGUP: &str = r#"<?xml version="1.0" encoding="UTF-8"?><Response><Hangup/></Response>"#;
 
 async fn upgrade(app: Arc<App>, mut req: Request<Incoming>) -> Result<Response<Body>, AppError> {
     app.auth.check_upgrade(req.headers(), req.uri())?;

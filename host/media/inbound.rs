@@ -148,6 +148,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
                     return Flow::Close(CloseCode::Again, "no capacity for the call");
                 }
                 self.stream_sid = stream_sid.clone();
+                self.call_sid = start.call_sid.clone();
                 self.live_start(&start.call_sid, from, to);
                 self.tape_start(&start.call_sid);
                 self.note("ws_start", &[]);

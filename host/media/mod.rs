@@ -10,6 +10,7 @@
 //! - `instance.rs`: the call's guest instance (swaps, snapshots, recovery).
 //! - `effects.rs`: the guest's effects performed, and its timers.
 //! - `apology.rs`: what a call does once its guest is beyond help.
+//! - `control.rs`: the phone call's end when the agent hangs up (REST).
 //! - `work.rs` + `turn_log.rs`: the call's provider requests and their timing.
 //! - `live.rs`: the call's entry in the dashboard's live list.
 //! - `tape.rs`: the call's audio for its recording, when calls are recorded.
@@ -17,6 +18,7 @@
 //!   per media frame) and handed over when the call ends.
 
 mod apology;
+mod control;
 mod effects;
 mod inbound;
 mod instance;
@@ -138,6 +140,7 @@ where
         app,
         ws,
         stream_sid: String::new(),
+        call_sid: String::new(),
         timers: Timers::default(),
         stopped: false,
         stats: Stats::default(),
@@ -156,6 +159,8 @@ struct Call<S> {
     /// The call's guest instance and the version serving it.
     guest: Instance,
     stream_sid: String,
+    /// From the `start` on.
+    call_sid: String,
     timers: Timers,
     /// The guest has seen `stopped`.
     stopped: bool,
@@ -392,6 +397,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
         };
         self.app.metrics.call_ended(outcome);
         self.live_end(outcome);
+        if outcome == Outcome::AgentHungUp {
+            self.complete_call();
+        }
         let recording = self.tape_end();
         let Some(mut record) = self.record.take() else { return };
         let code = match end {

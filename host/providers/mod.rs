@@ -84,6 +84,8 @@ pub struct Providers {
     pub tts: Option<Arc<dyn TextToSpeech>>,
     pub health: Health,
     pub settings: ProviderSettings,
+    /// The one HTTP client (pool, TLS): Twilio's REST API uses it too.
+    pub client: reqwest::Client,
 }
 
 impl Providers {
@@ -116,7 +118,7 @@ impl Providers {
             Choice::None => None,
         };
         let health = Health::new([settings.stt, settings.llm, settings.tts]);
-        Ok(Providers { stt, llm, tts, health, settings })
+        Ok(Providers { stt, llm, tts, health, settings, client })
     }
 
     /// All three are present: the guest can run the AI path.

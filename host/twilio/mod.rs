@@ -1,7 +1,9 @@
-//! Twilio's side of the wire: Media Streams messages and webhook forms.
+//! Twilio's side of the wire: Media Streams messages, webhook forms and
+//! signatures, the stream token, and the REST API for call control.
 
 pub mod form;
 pub mod messages;
+pub mod rest;
 pub mod signature;
 pub mod stream_token;
 

@@ -96,7 +96,8 @@ async fn bad_webhooks_get_clear_errors() {
     let status = post_form(format!("{}/webhook/stream_status", s.base), "StreamEvent=stream-started&CallSid=CA1").await;
     assert_eq!(status.status(), StatusCode::NO_CONTENT);
     let ended = post_form(format!("{}/webhook/stream_ended", s.base), "CallSid=CA1").await;
-    assert_eq!(ended.status(), StatusCode::NO_CONTENT);
+    assert_eq!(ended.status(), StatusCode::OK);
+    assert!(ended.text().await.unwrap().ends_with("<Response><Hangup/></Response>"));
 
     // The server is still fine.
     assert_eq!(post_form(url, "CallSid=CA2").await.status(), StatusCode::OK);

@@ -7,6 +7,7 @@ mod cache;
 mod calls;
 mod config;
 mod contract;
+mod control;
 mod guest;
 mod http;
 mod limits;

@@ -8,6 +8,7 @@
 
 pub mod google;
 pub mod openai;
+pub mod twilio;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
