@@ -9,6 +9,7 @@ use tokio_util::task::TaskTracker;
 use crate::config::{Config, WEBHOOK_INSTANCES};
 use crate::http::auth::Auth;
 use crate::http::limits::{AuthFailures, Connections};
+use crate::live::Live;
 use crate::metrics::Metrics;
 use crate::providers::Providers;
 use crate::sandbox::Sandbox;
@@ -38,6 +39,8 @@ pub struct App {
     pub records: Records,
     /// What the calls count for `/metrics` (the rest is read when scraped).
     pub metrics: Metrics,
+    /// The live calls and their changes, for the dashboard.
+    pub live: Live,
 }
 
 impl App {
@@ -54,6 +57,7 @@ impl App {
             close_calls: CancellationToken::new(),
             records,
             metrics: Metrics::default(),
+            live: Live::default(),
             config,
         })
     }

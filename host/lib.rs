@@ -9,6 +9,7 @@ pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod http;
+pub mod live;
 pub mod media;
 pub mod metrics;
 pub mod providers;

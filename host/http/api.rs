@@ -1,19 +1,25 @@
 //! The call records' API, read-only, behind the admin token or a dashboard
 //! session (absent, as `/admin/*` is, without a token; `/api/auth/*` is
 //! `session.rs`): `GET /api/calls` (filters and pages) and
-//! `GET /api/calls/{call_sid}` (the record, its turns and its timeline).
+//! `GET /api/calls/{call_sid}` (the record, its turns and its timeline);
+//! `GET /api/live`, the live calls as Server-Sent Events (`crate::live`);
+//! `GET /api/stats?hours=N`, hourly figures (`store/stats.rs`).
+
+use std::sync::Arc;
+use std::time::SystemTime;
 
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 
 use super::error::AppError;
-use super::respond::{Body, json};
+use super::respond::{Body, event_stream, json};
 use super::session::{self, authorize};
 use crate::app::App;
 use crate::store::read::{self, CallFilter, Cursor, DEFAULT_LIMIT, MAX_LIMIT};
-use crate::store::record::Outcome;
+use crate::store::record::{Outcome, unix_ms};
+use crate::store::stats;
 
-pub async fn handle(app: &App, req: Request<Incoming>) -> Result<Response<Body>, AppError> {
+pub async fn handle(app: &Arc<App>, req: Request<Incoming>) -> Result<Response<Body>, AppError> {
     if req.uri().path().starts_with("/api/auth/") {
         return session::handle(app, req).await;
     }
@@ -21,6 +27,14 @@ pub async fn handle(app: &App, req: Request<Incoming>) -> Result<Response<Body>,
     let path = req.uri().path();
     let sid = path.strip_prefix("/api/calls/").filter(|s| !s.is_empty() && !s.contains('/'));
     match (req.method(), path, sid) {
+        (&Method::GET, "/api/live", _) => Ok(event_stream(crate::live::stream(app.clone()))),
+        (&Method::GET, "/api/stats", _) => {
+            let hours = hours(req.uri().query().unwrap_or(""))?;
+            let db = app.records.db().ok_or(AppError::RecordsOff)?;
+            let now = unix_ms(SystemTime::now());
+            let stats = stats::stats(db, now, hours).await.map_err(|e| AppError::Store(e.to_string()))?;
+            Ok(json(StatusCode::OK, serde_json::to_value(stats).expect("stats serialize")))
+        }
         (&Method::GET, "/api/calls", _) => {
             let filter = filter(req.uri().query().unwrap_or(""))?;
             let db = app.records.db().ok_or(AppError::RecordsOff)?;
@@ -34,9 +48,25 @@ pub async fn handle(app: &App, req: Request<Incoming>) -> Result<Response<Body>,
                 None => Err(AppError::NotFound),
             }
         }
-        (_, "/api/calls", _) | (_, _, Some(_)) => Err(AppError::MethodNotAllowed),
+        (_, "/api/calls" | "/api/live" | "/api/stats", _) | (_, _, Some(_)) => Err(AppError::MethodNotAllowed),
         _ => Err(AppError::NotFound),
     }
+}
+
+/// `/api/stats`' one parameter, `hours`.
+fn hours(query: &str) -> Result<u32, AppError> {
+    let mut hours = stats::DEFAULT_HOURS;
+    for (key, value) in form_urlencoded::parse(query.as_bytes()) {
+        let why = format!("hours: a number from 1 to {}", stats::MAX_HOURS);
+        match &*key {
+            "hours" => {
+                hours =
+                    value.parse().ok().filter(|h| (1..=stats::MAX_HOURS).contains(h)).ok_or(AppError::BadQuery(why))?
+            }
+            _ => return Err(AppError::BadQuery(format!("{key}: unknown parameter (hours)"))),
+        }
+    }
+    Ok(hours)
 }
 
 /// The query string as filters; anything unknown or malformed is a 400

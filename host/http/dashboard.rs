@@ -10,7 +10,6 @@
 //!   other than `/app/login` redirects there.
 
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
-use http_body_util::Full;
 
 use super::error::AppError;
 use super::respond::{Body, empty};
@@ -45,7 +44,7 @@ fn content_type(name: &str) -> &'static str {
 }
 
 fn respond(status: StatusCode, name: &str, bytes: &'static [u8], cache: &'static str) -> Response<Body> {
-    let mut response = Response::new(Full::new(bytes::Bytes::from_static(bytes)));
+    let mut response = Response::new(super::respond::full(bytes::Bytes::from_static(bytes)));
     *response.status_mut() = status;
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type(name)));

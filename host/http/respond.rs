@@ -1,23 +1,48 @@
 //! Building responses and reading request bodies: small helpers every
 //! handler shares.
 
+use std::convert::Infallible;
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures_util::Stream;
 use http::{Request, Response, StatusCode, header};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Either, Full, Limited, StreamBody};
+use hyper::body::Frame;
 use hyper::body::Incoming;
 
 use super::error::AppError;
 use crate::twilio::form;
 
-pub type Body = Full<Bytes>;
+/// Every response's body: whole (nearly all of them, no allocation beyond
+/// the bytes), or a stream (Server-Sent Events), boxed.
+pub type Body = Either<Full<Bytes>, UnsyncBoxBody<Bytes, Infallible>>;
+
+/// A whole body.
+pub fn full(bytes: impl Into<Bytes>) -> Body {
+    Either::Left(Full::new(bytes.into()))
+}
 
 fn respond(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Response<Body> {
     Response::builder()
         .status(status)
         .header(header::CONTENT_TYPE, content_type)
-        .body(Full::new(body.into()))
+        .body(full(body))
+        .expect("static response parts are valid")
+}
+
+/// A `text/event-stream` response whose body is the stream's chunks, as
+/// they come; it ends when the stream does.
+pub fn event_stream(chunks: impl Stream<Item = Bytes> + Send + 'static) -> Response<Body> {
+    use futures_util::StreamExt;
+    let body = StreamBody::new(chunks.map(|chunk| Ok::<_, Infallible>(Frame::data(chunk))));
+    Response::builder()
+        .header(header::CONTENT_TYPE, "text/event-stream")
+        .header(header::CACHE_CONTROL, "no-cache")
+        // Proxies that buffer responses (nginx) would hold the events back.
+        .header("x-accel-buffering", "no")
+        .body(Either::Right(UnsyncBoxBody::new(body)))
         .expect("static response parts are valid")
 }
 
@@ -34,7 +59,7 @@ pub fn xml(status: StatusCode, body: impl Into<Bytes>) -> Response<Body> {
 }
 
 pub fn empty(status: StatusCode) -> Response<Body> {
-    Response::builder().status(status).body(Full::default()).expect("static response parts are valid")
+    Response::builder().status(status).body(full(Bytes::new())).expect("static response parts are valid")
 }
 
 /// Reads a whole request body, refusing more than `limit` bytes or a body

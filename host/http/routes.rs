@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use http::{HeaderMap, Method, Request, Response, StatusCode, header};
-use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use serde_json::json;
@@ -115,7 +114,7 @@ fn metrics(app: &App, req: &Request<Incoming>) -> Result<Response<Body>, AppErro
     let body = crate::metrics::render(app);
     Ok(Response::builder()
         .header(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)
-        .body(Full::from(body))
+        .body(super::respond::full(body))
         .expect("valid response"))
 }
 
@@ -216,5 +215,5 @@ async fn upgrade(app: Arc<App>, mut req: Request<Incoming>) -> Result<Response<B
         crate::media::run_call(app, version, ws, subprotocol).await;
     });
     let (parts, ()) = accepted.into_parts();
-    Ok(Response::from_parts(parts, Full::default()))
+    Ok(Response::from_parts(parts, super::respond::full(bytes::Bytes::new())))
 }

@@ -15,6 +15,7 @@ use tracing::{debug, info, warn};
 
 use super::record::Field;
 use super::{Call, Flow};
+use crate::live::State;
 use crate::sandbox::wit::{Effect, LogEntry};
 use crate::twilio::messages::{Mark, OutMedia, Outbound};
 
@@ -26,12 +27,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
                     warn!(event = "guest_bad_effect", reason = "play is not whole 160-byte frames", len = audio.len());
                 }
                 self.audio_sent = true;
+                self.live_state(State::Speaking);
                 self.send_audio(&audio).await
             }
             Effect::Mark(name) => self.send_mark(name).await,
             Effect::Clear => {
                 info!(event = "clear_sent");
                 self.note("clear_sent", &[]);
+                self.live_state(State::Listening);
                 self.send_clear().await
             }
             Effect::SetTimer(timer) => {
@@ -43,10 +46,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
                 Flow::Continue
             }
             Effect::Transcribe(utterance) => {
+                self.live_state(State::Thinking);
                 self.work.transcribe(utterance);
                 Flow::Continue
             }
             Effect::Think(turns) => {
+                self.live_state(State::Thinking);
                 self.work.think(turns);
                 Flow::Continue
             }
@@ -66,6 +71,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
             Effect::Log(entry) => {
                 if let Some(record) = &mut self.record {
                     record.guest_log(self.media_ms, &entry);
+                }
+                if entry.event == "eou" {
+                    self.live_turn();
                 }
                 guest_log(entry);
                 Flow::Continue

@@ -139,6 +139,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
                 let started = self.guest.start(&self.app).await;
                 if self.app.records.enabled() {
                     let digest = self.guest.digest();
+                    let (from, to) = (from.clone(), to.clone());
                     self.record = Some(Box::new(Recorder::start(&start.call_sid, &stream_sid, from, to, digest)));
                 }
                 if let Err(e) = started {
@@ -146,6 +147,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
                     return Flow::Close(CloseCode::Again, "no capacity for the call");
                 }
                 self.stream_sid = stream_sid.clone();
+                self.live_start(&start.call_sid, from, to);
                 self.note("ws_start", &[]);
                 self.dispatch(Event::Started(wit::Started {
                     stream_sid,
@@ -179,6 +181,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
                 self.stats.marks_acked += 1;
                 info!(event = "mark_ack", name = mark.name);
                 self.note("mark_ack", &[("name", Field::Str(&mark.name))]);
+                self.live_mark_played();
                 self.dispatch(Event::MarkPlayed(mark.name)).await
             }
             Inbound::Stop { .. } => {

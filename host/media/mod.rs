@@ -11,6 +11,7 @@
 //! - `effects.rs`: the guest's effects performed, and its timers.
 //! - `apology.rs`: what a call does once its guest is beyond help.
 //! - `work.rs` + `turn_log.rs`: the call's provider requests and their timing.
+//! - `live.rs`: the call's entry in the dashboard's live list.
 //! - `record.rs`: the call's record for the store, built per event (never
 //!   per media frame) and handed over when the call ends.
 
@@ -18,6 +19,7 @@ mod apology;
 mod effects;
 mod inbound;
 mod instance;
+mod live;
 pub mod record;
 mod turn_log;
 mod work;
@@ -139,6 +141,7 @@ where
         stats: Stats::default(),
         ending: None,
         record: None,
+        live: None,
         media_ms: 0,
     };
     call.run(subprotocol).instrument(span)
@@ -164,6 +167,9 @@ struct Call<S> {
     /// The call's record, from a valid `start` on, when records are on
     /// (boxed: a call without one carries a pointer).
     record: Option<Box<Recorder>>,
+    /// The call as the live list shows it, from a valid `start` on (boxed
+    /// as the record is).
+    live: Option<Box<crate::live::LiveCall>>,
     /// Media time at the end of the newest media frame: when host events
     /// happened, for the record.
     media_ms: u64,
@@ -246,6 +252,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
                     if let Some(record) = &mut self.record {
                         record.provider_event(&event);
                     }
+                    // The work failed: what the guest does about it (a
+                    // filler, an apology) sets the state again.
+                    if let Event::ProviderError(_) = event {
+                        self.live_state(crate::live::State::Listening);
+                    }
                     self.dispatch(event).await
                 }
                 Input::Ping => written(self.ws.send(Message::Ping(Default::default()))).await,
@@ -287,10 +298,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
     /// after a recovery, also the event that tells the new instance it was
     /// restarted.
     async fn dispatch(&mut self, event: Event) -> Flow {
-        if self.guest.follow_swap(&self.app).await
-            && let Some(record) = &mut self.record
-        {
-            record.guest_version(self.guest.digest());
+        if self.guest.follow_swap(&self.app).await {
+            if let Some(record) = &mut self.record {
+                record.guest_version(self.guest.digest());
+            }
+            self.live_guest();
         }
         // At most two events: the one given, then `restarted` after a
         // recovery (no queue to allocate per media frame).
@@ -315,6 +327,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
                     // otherwise size every call's future.
                     if Box::pin(self.guest.recover(&self.app, failure)).await {
                         self.note("guest_recovered", &[]);
+                        self.live_guest();
                         // The event that failed is skipped, not replayed.
                         let work_dropped = self.app.providers.complete();
                         next = Some(Event::Restarted(wit::Restart { reason, work_dropped }));
@@ -373,6 +386,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
             Flow::Gone | Flow::Continue => Outcome::ConnectionLost,
         };
         self.app.metrics.call_ended(outcome);
+        self.live_end(outcome);
         let Some(mut record) = self.record.take() else { return };
         let code = match end {
             Flow::Close(code, _) => Some(u16::from(*code)),

@@ -5,7 +5,7 @@
 //! - `db.rs`: the two pools as one `Db`, opening, the embedded migrations.
 //! - `writer.rs`: the one writer task: batches, retries, health, purge, the
 //!   flush at shutdown; `write.rs` its statements.
-//! - `read.rs`: the API's queries.
+//! - `read.rs`: the API's queries; `stats.rs` its hourly figures.
 //!
 //! A call hands its finished record to [`Records::submit`], which never
 //! waits: the queue is bounded, and a full one drops the record (counted,
@@ -14,6 +14,7 @@
 pub mod db;
 pub mod read;
 pub mod record;
+pub mod stats;
 mod write;
 mod writer;
 

@@ -10,6 +10,7 @@ mod contract;
 mod guest;
 mod http;
 mod limits;
+mod live;
 mod metrics;
 mod mocks;
 mod postgres;

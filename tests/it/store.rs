@@ -10,7 +10,7 @@ use hotline::config::{Backend, StoreSettings};
 use hotline::providers::Secret;
 use hotline::sim::{CallOptions, place_call};
 use hotline::store::Records;
-use hotline::store::record::{CallRecord, Outcome};
+use hotline::store::record::{CallRecord, Outcome, TurnRecord};
 use reqwest::StatusCode;
 use serde_json::Value;
 
@@ -259,6 +259,87 @@ async fn a_restart_keeps_records_and_retention_purges_sqlite() {
 #[tokio::test]
 async fn a_restart_keeps_records_and_retention_purges_postgres() {
     a_restart_keeps_records_and_retention_purges(Store::postgres()).await;
+}
+
+/// A record that started `hours_ago` (from the middle of the current
+/// hour, so it never straddles a boundary), with turns answered after
+/// these first-audio latencies (`None`: not answered) and errors.
+fn record_at(sid: &str, hours_ago: i64, outcome: Outcome, turns: &[(Option<f64>, Option<&str>)]) -> CallRecord {
+    const HOUR: i64 = 3_600_000;
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as i64;
+    let started_at = (now / HOUR) * HOUR + HOUR / 2 - hours_ago * HOUR;
+    let turns = turns
+        .iter()
+        .enumerate()
+        .map(|(i, (first_audio_ms, errors))| TurnRecord {
+            turn: i as i64 + 1,
+            first_audio_ms: *first_audio_ms,
+            errors: errors.map(str::to_string),
+            ..TurnRecord::default()
+        })
+        .collect();
+    CallRecord {
+        call_sid: sid.into(),
+        stream_sid: format!("MZ{sid}"),
+        direction: "inbound".into(),
+        started_at,
+        ended_at: started_at + 1000,
+        duration_ms: 1000,
+        guests: vec!["d".into()],
+        outcome: Some(outcome),
+        turns,
+        ..CallRecord::default()
+    }
+}
+
+async fn stats_count_hours_outcomes_latency_and_errors(store: Store) {
+    let s = server(&store, |_| {}).await;
+    let records = [
+        record_at("CAs1", 0, Outcome::CallerHungUp, &[(Some(500.0), None), (Some(900.0), None)]),
+        record_at("CAs2", 0, Outcome::AgentHungUp, &[(Some(700.0), None), (None, Some("llm: 429 too many"))]),
+        record_at("CAs3", 2, Outcome::CallerHungUp, &[(Some(1500.0), Some("stt: timed out\ntts: 500"))]),
+        record_at("CAs4", 30, Outcome::GuestFailure, &[(Some(9999.0), None)]), // outside a day
+    ];
+    for record in records {
+        s.server.app().records.submit(record);
+    }
+    calls_once_there_are(&s.base, "", 4).await;
+    let (status, stats) = api(&s.base, "/api/stats").await;
+    assert_eq!(status, StatusCode::OK, "{stats}");
+    let hours = stats["hours"].as_array().unwrap();
+    assert_eq!(hours.len(), 24);
+    assert_eq!(stats["until"].as_i64().unwrap() - stats["since"].as_i64().unwrap(), 24 * 3_600_000);
+    let now = &hours[23];
+    assert_eq!((now["calls"].as_u64(), now["turns"].as_u64()), (Some(2), Some(4)), "{now}");
+    assert_eq!(now["outcomes"], serde_json::json!({ "agent_hung_up": 1, "caller_hung_up": 1 }));
+    assert_eq!(now["first_audio_ms"], serde_json::json!({ "p50": 700.0, "p95": 900.0 }));
+    assert_eq!(now["provider_errors"], serde_json::json!({ "stt": 0, "llm": 1, "tts": 0 }));
+    assert_eq!(now["provider_error_rate"], 0.25);
+    assert_eq!((hours[21]["calls"].as_u64(), hours[22]["calls"].as_u64()), (Some(1), Some(0)));
+    assert_eq!(hours[22]["first_audio_ms"], serde_json::json!({ "p50": null, "p95": null }));
+    let total = &stats["total"];
+    assert!(total.get("start").is_none(), "{total}");
+    assert_eq!((total["calls"].as_u64(), total["turns"].as_u64()), (Some(3), Some(5)), "{total}");
+    assert_eq!(total["outcomes"]["caller_hung_up"], 2);
+    assert_eq!(total["first_audio_ms"], serde_json::json!({ "p50": 700.0, "p95": 1500.0 }));
+    assert_eq!(total["provider_errors"], serde_json::json!({ "stt": 1, "llm": 1, "tts": 1 }));
+    // Two days hold the older call too.
+    let (_, two_days) = api(&s.base, "/api/stats?hours=48").await;
+    assert_eq!(two_days["total"]["calls"], 4);
+    for bad in ["hours=0", "hours=169", "hours=day", "days=1"] {
+        let (status, body) = api(&s.base, &format!("/api/stats?{bad}")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
+    }
+}
+
+#[tokio::test]
+async fn stats_count_hours_outcomes_latency_and_errors_sqlite() {
+    stats_count_hours_outcomes_latency_and_errors(Store::sqlite()).await;
+}
+
+#[tokio::test]
+async fn stats_count_hours_outcomes_latency_and_errors_postgres() {
+    stats_count_hours_outcomes_latency_and_errors(Store::postgres()).await;
 }
 
 async fn a_database_from_a_newer_hotline_is_refused(store: Store) {
