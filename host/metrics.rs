@@ -223,6 +223,12 @@ impl Collector for Current {
             let dropped = ConstCounter::new(r.dropped);
             let help = "Call records dropped (queue full, or refused by the database)";
             dropped.encode(encoder.encode_descriptor("records_dropped", help, None, MetricType::Counter)?)?;
+            if let Some(n) = r.recording_chunks_dropped {
+                let help =
+                    "Recording chunks dropped (the recordings' writer behind); that call's recording stops there";
+                let name = "recording_chunks_dropped";
+                ConstCounter::new(n).encode(encoder.encode_descriptor(name, help, None, MetricType::Counter)?)?;
+            }
         }
         Ok(())
     }

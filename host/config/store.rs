@@ -1,7 +1,7 @@
 //! The records section of `hotline serve`'s settings: where call records
 //! go (SQLite in the data directory, or PostgreSQL), how many may wait for
-//! the writer, how long they are kept, and whether phone numbers are
-//! masked. Defined once here, as the rest in `defs.rs`; README's "Records"
+//! the writer, how long they are kept, whether phone numbers are masked,
+//! and whether calls' audio is recorded. Defined once here, as the rest in `defs.rs`; README's "Records"
 //! section explains each.
 
 use std::path::PathBuf;
@@ -33,6 +33,10 @@ pub struct StoreArgs {
     #[arg(long, env = "HOTLINE_MASK_NUMBERS", default_value_t = true, action = clap::ArgAction::Set)]
     #[arg(value_parser = clap::builder::BoolishValueParser::new())]
     pub mask_numbers: bool,
+    /// Record each call's audio as a stereo WAV (caller left, agent right) in <data dir>/recordings (true/false).
+    #[arg(long, env = "HOTLINE_RECORD_AUDIO", default_value_t = false, action = clap::ArgAction::Set)]
+    #[arg(value_parser = clap::builder::BoolishValueParser::new())]
+    pub record_audio: bool,
 }
 
 /// Where records go.
@@ -55,12 +59,22 @@ pub struct StoreSettings {
     /// `None`: keep records forever.
     pub retention: Option<Duration>,
     pub mask_numbers: bool,
+    /// Record calls' audio (`HOTLINE_RECORD_AUDIO`), in `recordings_dir`.
+    pub record_audio: bool,
+    /// The data directory when the records go to PostgreSQL: where the
+    /// recordings go then (with SQLite, the database's own directory).
+    pub data_dir: Option<PathBuf>,
 }
 
 impl StoreArgs {
     /// `get` supplies the variables that shape the data directory's
     /// default place (`XDG_DATA_HOME`, `HOME`).
     pub fn settings(&self, get: &dyn Fn(&str) -> Option<String>) -> StoreSettings {
+        let data_dir = match self.data_dir.as_deref() {
+            Some("off") => None,
+            Some(dir) => Some(PathBuf::from(dir)),
+            None => default_data_dir(get),
+        };
         let backend = match (&self.database_url, self.data_dir.as_deref()) {
             (Some(url), _) => Backend::Postgres(Secret::new(url)),
             (None, Some("off")) => Backend::Off(None),
@@ -75,6 +89,8 @@ impl StoreArgs {
             queue: self.record_queue as usize,
             retention: (self.retention_days > 0).then(|| Duration::from_secs(u64::from(self.retention_days) * 86_400)),
             mask_numbers: self.mask_numbers,
+            record_audio: self.record_audio,
+            data_dir,
         }
     }
 }
@@ -82,7 +98,27 @@ impl StoreArgs {
 impl StoreSettings {
     /// No records at all.
     pub fn off() -> StoreSettings {
-        StoreSettings { backend: Backend::Off(None), queue: 1024, retention: None, mask_numbers: true }
+        StoreSettings {
+            backend: Backend::Off(None),
+            queue: 1024,
+            retention: None,
+            mask_numbers: true,
+            record_audio: false,
+            data_dir: None,
+        }
+    }
+
+    /// Where recordings go: `recordings` in the data directory, when they
+    /// are on and there is one.
+    pub fn recordings_dir(&self) -> Option<PathBuf> {
+        if !self.record_audio {
+            return None;
+        }
+        match &self.backend {
+            Backend::Sqlite(dir) => Some(dir.join("recordings")),
+            Backend::Postgres(_) => self.data_dir.as_ref().map(|dir| dir.join("recordings")),
+            Backend::Off(_) => None,
+        }
     }
 }
 

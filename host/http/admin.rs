@@ -42,12 +42,14 @@ async fn upload(app: &Arc<App>, req: Request<Incoming>) -> Result<Response<Body>
 fn status(app: &App) -> Response<Body> {
     let history: Vec<_> = app.versions.history().iter().map(|v| v.to_json()).collect();
     let active = app.versions.active().map(|v| v.to_json());
-    json(StatusCode::OK, json!({ "active": active, "history": history, "swap": app.config.swap.name() }))
+    let last_rollback = app.versions.last_rollback();
+    let swap = app.config.swap.name();
+    json(StatusCode::OK, json!({ "active": active, "history": history, "swap": swap, "last_rollback": last_rollback }))
 }
 
 fn rollback(app: &App) -> Result<Response<Body>, AppError> {
     let from = app.versions.active().map(|v| v.digest().to_string());
-    let version = app.versions.rollback()?;
+    let version = app.versions.rollback("admin")?;
     info!(event = "guest_rolled_back", from, to = version.digest(), reason = "admin");
     Ok(json(StatusCode::OK, json!({ "active": version.to_json() })))
 }

@@ -3,7 +3,8 @@
 //! `session.rs`): `GET /api/calls` (filters and pages) and
 //! `GET /api/calls/{call_sid}` (the record, its turns and its timeline);
 //! `GET /api/live`, the live calls as Server-Sent Events (`crate::live`);
-//! `GET /api/stats?hours=N`, hourly figures (`store/stats.rs`).
+//! `GET /api/stats?hours=N`, hourly figures (`store/stats.rs`);
+//! `GET /api/calls/{call_sid}/recording`, the call's WAV (`recording.rs`).
 
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -26,6 +27,13 @@ pub async fn handle(app: &Arc<App>, req: Request<Incoming>) -> Result<Response<B
     authorize(app, &req)?;
     let path = req.uri().path();
     let sid = path.strip_prefix("/api/calls/").filter(|s| !s.is_empty() && !s.contains('/'));
+    let recording = path.strip_prefix("/api/calls/").and_then(|s| s.strip_suffix("/recording"));
+    if let Some(sid) = recording.filter(|s| !s.is_empty() && !s.contains('/')) {
+        return match *req.method() {
+            Method::GET => super::recording::serve(app, sid, req.headers()).await,
+            _ => Err(AppError::MethodNotAllowed),
+        };
+    }
     match (req.method(), path, sid) {
         (&Method::GET, "/api/live", _) => Ok(event_stream(crate::live::stream(app.clone()))),
         (&Method::GET, "/api/stats", _) => {

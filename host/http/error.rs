@@ -86,6 +86,16 @@ pub enum AppError {
     /// The records API with records off (`HOTLINE_DATA_DIR=off`).
     #[error("call records are off (HOTLINE_DATA_DIR=off, no DATABASE_URL)")]
     RecordsOff,
+    /// A recorded call without a recording (recordings off, or refused).
+    #[error("this call has no recording")]
+    NoRecording,
+    /// The record names a recording whose file cannot be read (removed by
+    /// hand, or the data directory moved).
+    #[error("the recording's file cannot be read: {0}")]
+    RecordingUnreadable(String),
+    /// A `Range` outside the file (its length given back).
+    #[error("range not satisfiable (the file has {0} bytes)")]
+    RangeNotSatisfiable(u64),
     /// The records' database failed to answer a read.
     #[error("the records database failed: {0}")]
     Store(String),
@@ -185,7 +195,17 @@ impl AppError {
             }
             AppError::NothingToRollBack(_) => rejection(StatusCode::CONFLICT, "rollback", &reason),
             AppError::BadQuery(_) => api_error(StatusCode::BAD_REQUEST, &reason),
-            AppError::RecordsOff => api_error(StatusCode::NOT_FOUND, &reason),
+            AppError::RecordsOff | AppError::NoRecording => api_error(StatusCode::NOT_FOUND, &reason),
+            AppError::RecordingUnreadable(_) => {
+                crate::warn_throttled!(event = "recording_unreadable", reason);
+                api_error(StatusCode::NOT_FOUND, &reason)
+            }
+            AppError::RangeNotSatisfiable(len) => {
+                let mut response = api_error(StatusCode::RANGE_NOT_SATISFIABLE, &reason);
+                let range = http::HeaderValue::from_str(&format!("bytes */{len}")).expect("digits are a header value");
+                response.headers_mut().insert(http::header::CONTENT_RANGE, range);
+                response
+            }
             AppError::Store(_) => {
                 crate::warn_throttled!(event = "api_store_error", reason);
                 api_error(StatusCode::SERVICE_UNAVAILABLE, "the records database is unavailable")

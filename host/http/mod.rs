@@ -3,7 +3,8 @@
 //!
 //! - `server.rs`: bind, first guest load, accept loop, drain.
 //! - `routes.rs`: one function per route; `admin.rs`: the admin API;
-//!   `api.rs`: the call records' read API (same token); `session.rs`: who
+//!   `api.rs`: the call records' read API (same token), live calls and
+//!   stats; `recording.rs`: a call's WAV by byte range; `session.rs`: who
 //!   may use them (bearer token or sign-in cookie); `dashboard.rs`: the
 //!   web app at `/app/` (built from `ui/`, embedded).
 //! - `error.rs`: `AppError`, every failure's status, body and log event.
@@ -17,6 +18,7 @@ mod base_url;
 mod dashboard;
 mod error;
 pub mod limits;
+mod recording;
 mod respond;
 mod routes;
 mod server;

@@ -85,6 +85,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
     /// padded with silence (Twilio plays whole frames best).
     pub(super) async fn send_audio(&mut self, audio: &[u8]) -> Flow {
         let frames = audio.len().div_ceil(FRAME_BYTES);
+        self.tape_agent(audio);
         for frame in audio.chunks(FRAME_BYTES) {
             let mut payload = frame.to_vec();
             payload.resize(FRAME_BYTES, hotline_audio::ulaw::SILENCE);
@@ -109,6 +110,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
     }
 
     pub(super) async fn send_clear(&mut self) -> Flow {
+        self.tape_clear();
         self.send(&Outbound::Clear { stream_sid: self.stream_sid.clone() }).await
     }
 

@@ -73,6 +73,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
         self.stats.frames_in += 1;
         // The end of this frame (8 samples a millisecond), as the guest counts.
         self.media_ms = timestamp_ms + (payload.len() / 8) as u64;
+        self.tape_caller(timestamp_ms, &payload);
         self.dispatch(Event::Media(wit::Media { payload, timestamp_ms })).await
     }
 
@@ -148,6 +149,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
                 }
                 self.stream_sid = stream_sid.clone();
                 self.live_start(&start.call_sid, from, to);
+                self.tape_start(&start.call_sid);
                 self.note("ws_start", &[]);
                 self.dispatch(Event::Started(wit::Started {
                     stream_sid,

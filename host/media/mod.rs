@@ -12,6 +12,7 @@
 //! - `apology.rs`: what a call does once its guest is beyond help.
 //! - `work.rs` + `turn_log.rs`: the call's provider requests and their timing.
 //! - `live.rs`: the call's entry in the dashboard's live list.
+//! - `tape.rs`: the call's audio for its recording, when calls are recorded.
 //! - `record.rs`: the call's record for the store, built per event (never
 //!   per media frame) and handed over when the call ends.
 
@@ -21,6 +22,7 @@ mod inbound;
 mod instance;
 mod live;
 pub mod record;
+mod tape;
 mod turn_log;
 mod work;
 
@@ -142,6 +144,7 @@ where
         ending: None,
         record: None,
         live: None,
+        tape: None,
         media_ms: 0,
     };
     call.run(subprotocol).instrument(span)
@@ -170,6 +173,8 @@ struct Call<S> {
     /// The call as the live list shows it, from a valid `start` on (boxed
     /// as the record is).
     live: Option<Box<crate::live::LiveCall>>,
+    /// The call's recording as it is made (`HOTLINE_RECORD_AUDIO`).
+    tape: Option<Box<(tape::Tape, crate::store::recordings::Recording)>>,
     /// Media time at the end of the newest media frame: when host events
     /// happened, for the record.
     media_ms: u64,
@@ -387,6 +392,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
         };
         self.app.metrics.call_ended(outcome);
         self.live_end(outcome);
+        let recording = self.tape_end();
         let Some(mut record) = self.record.take() else { return };
         let code = match end {
             Flow::Close(code, _) => Some(u16::from(*code)),
@@ -400,7 +406,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
             &[("outcome", Field::Str(outcome.name())), ("close_code", code_field)],
         );
         let frames = (self.stats.frames_in, self.stats.frames_out);
-        self.app.records.submit(record.finish(outcome, code, frames));
+        let mut record = record.finish(outcome, code, frames);
+        record.recording = recording;
+        self.app.records.submit(record);
     }
 
     async fn finish(&mut self, end: Flow) {

@@ -24,7 +24,10 @@ use crate::config::Backend;
 /// The migrations, embedded: version, description, SQL. A release that
 /// changes the schema adds one; a released one never changes (its checksum
 /// is checked against the database).
-const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "calls", include_str!("migrations/0001_calls.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "calls", include_str!("migrations/0001_calls.sql")),
+    (2, "recordings", include_str!("migrations/0002_recordings.sql")),
+];
 /// Our own bookkeeping table: a PostgreSQL database shared with another
 /// sqlx application keeps both apart.
 const MIGRATIONS_TABLE: &str = "hotline_migrations";

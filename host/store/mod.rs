@@ -6,6 +6,7 @@
 //! - `writer.rs`: the one writer task: batches, retries, health, purge, the
 //!   flush at shutdown; `write.rs` its statements.
 //! - `read.rs`: the API's queries; `stats.rs` its hourly figures.
+//! - `recordings.rs`: calls' audio as WAV files, written by a thread of its own.
 //!
 //! A call hands its finished record to [`Records::submit`], which never
 //! waits: the queue is bounded, and a full one drops the record (counted,
@@ -14,6 +15,7 @@
 pub mod db;
 pub mod read;
 pub mod record;
+pub mod recordings;
 pub mod stats;
 mod write;
 mod writer;
@@ -31,6 +33,7 @@ use tracing::{info, warn};
 use crate::config::{Backend, StoreSettings};
 use db::{Db, OpenError};
 use record::CallRecord;
+use recordings::Recordings;
 
 /// How the database is doing, as `/readyz` says it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,6 +51,9 @@ pub struct RecordCounts {
     pub queue_max: usize,
     pub written: u64,
     pub dropped: u64,
+    /// Recording chunks dropped (the recordings' queue full); `None` when
+    /// calls are not recorded.
+    pub recording_chunks_dropped: Option<u64>,
 }
 
 /// Counters the writer and the calls share: atomics only.
@@ -80,6 +86,8 @@ pub struct Records {
     mask_numbers: bool,
     finish: CancellationToken,
     writer: std::sync::Mutex<Option<JoinHandle<()>>>,
+    /// With `HOTLINE_RECORD_AUDIO=true` (and records on).
+    recordings: Option<Recordings>,
 }
 
 /// How long the writer gets at shutdown for what it holds.
@@ -94,6 +102,7 @@ impl Records {
             mask_numbers: true,
             finish: CancellationToken::new(),
             writer: std::sync::Mutex::new(None),
+            recordings: None,
         }
     }
 
@@ -107,6 +116,9 @@ impl Records {
             match reason {
                 Some(reason) => warn!(event = "records_off", reason, "no call records: set HOTLINE_DATA_DIR"),
                 None => info!(event = "records_off", reason = "HOTLINE_DATA_DIR=off"),
+            }
+            if settings.record_audio {
+                warn!(event = "recordings_off", reason = "no call records", "HOTLINE_RECORD_AUDIO needs records");
             }
             return Ok(Records::off());
         }
@@ -149,7 +161,19 @@ impl Records {
             flush_budget: FLUSH_BUDGET,
         };
         let writer = tokio::spawn(writer.run());
+        let recordings = match settings.recordings_dir() {
+            Some(dir) => Some(
+                Recordings::start(dir.clone(), settings.retention)
+                    .map_err(|error| OpenError::DataDir { dir: dir.display().to_string(), error })?,
+            ),
+            None if settings.record_audio => {
+                warn!(event = "recordings_off", reason = "no data directory", "set HOTLINE_DATA_DIR for recordings");
+                None
+            }
+            None => None,
+        };
         Ok(Records {
+            recordings,
             queue: Some(tx),
             db: Some(db),
             stats,
@@ -165,6 +189,11 @@ impl Records {
 
     pub fn mask_numbers(&self) -> bool {
         self.mask_numbers
+    }
+
+    /// The recordings' writer, when calls are recorded.
+    pub fn recordings(&self) -> Option<&Recordings> {
+        self.recordings.as_ref()
     }
 
     /// For the API's reads.
@@ -202,18 +231,28 @@ impl Records {
             queue_max: queue.max_capacity(),
             written: self.stats.written.load(Ordering::Relaxed),
             dropped: self.stats.dropped.load(Ordering::Relaxed),
+            recording_chunks_dropped: self.recordings.as_ref().map(|r| r.dropped_chunks.load(Ordering::Relaxed)),
         })
     }
 
     /// The counters `/readyz` shows.
     pub fn report(&self) -> Value {
         let Some(c) = self.counts() else { return Value::Null };
-        json!({ "queued": c.queued, "queue_max": c.queue_max, "written": c.written, "dropped": c.dropped })
+        json!({
+            "queued": c.queued,
+            "queue_max": c.queue_max,
+            "written": c.written,
+            "dropped": c.dropped,
+            "recording_chunks_dropped": c.recording_chunks_dropped,
+        })
     }
 
     /// At shutdown, once the calls have ended: the writer writes what it
     /// holds and what is queued (within its budget), then stops.
     pub async fn flush(&self) {
+        if let Some(recordings) = &self.recordings {
+            recordings.flush(FLUSH_BUDGET).await;
+        }
         self.finish.cancel();
         let writer = self.writer.lock().unwrap_or_else(|e| e.into_inner()).take();
         if let Some(writer) = writer {

@@ -158,9 +158,21 @@ pub async fn list(db: &Db, filter: &CallFilter) -> Result<Value, sqlx::Error> {
     Ok(json!({ "calls": calls, "next_cursor": next_cursor }))
 }
 
+/// The file name of a call's recording (`store/recordings.rs`), if it has one.
+pub async fn recording(db: &Db, call_sid: &str) -> Result<Option<String>, sqlx::Error> {
+    let sql = "SELECT recording FROM calls WHERE call_sid = $1";
+    on_pool!(db, pool => {
+        let row = sqlx::query(sql).bind(call_sid).fetch_optional(pool).await?;
+        Ok(row.map(|row| row.try_get::<Option<String>, _>("recording")).transpose()?.flatten())
+    })
+}
+
 /// One call with its turns and timeline; `None` if it is not recorded.
 pub async fn get(db: &Db, call_sid: &str) -> Result<Option<Value>, sqlx::Error> {
-    let call_sql = format!("SELECT {CALL_COLUMNS}, timeline, timeline_dropped FROM calls WHERE call_sid = $1");
+    let call_sql = format!(
+        "SELECT {CALL_COLUMNS}, timeline, timeline_dropped, recording, recording_bytes, recording_ms \
+         FROM calls WHERE call_sid = $1"
+    );
     let turns_sql = "SELECT turn, eou_at_ms, transcript, reply, barged_in, heard, unheard, outcome, stt_ms, \
          llm_first_token_ms, tts_first_byte_ms, first_audio_ms, fallback, errors \
          FROM turns WHERE call_sid = $1 ORDER BY turn";
@@ -172,6 +184,14 @@ pub async fn get(db: &Db, call_sid: &str) -> Result<Option<Value>, sqlx::Error> 
         let timeline: String = row.try_get("timeline")?;
         call["timeline"] = serde_json::from_str(&timeline).unwrap_or(Value::Null);
         call["timeline_dropped"] = json!(row.try_get::<i64, _>("timeline_dropped")?);
+        call["recording"] = match row.try_get::<Option<String>, _>("recording")? {
+            Some(_) => json!({
+                "url": format!("/api/calls/{call_sid}/recording"),
+                "bytes": row.try_get::<Option<i64>, _>("recording_bytes")?,
+                "duration_ms": row.try_get::<Option<i64>, _>("recording_ms")?,
+            }),
+            None => Value::Null,
+        };
         let turns = sqlx::query(turns_sql).bind(call_sid).fetch_all(pool).await?;
         let turns = turns
             .iter()

@@ -86,6 +86,17 @@ pub struct CallRecord {
     pub timeline: String,
     /// Timeline entries left out past the per-call cap.
     pub timeline_dropped: i64,
+    /// The call's audio, when recordings are on.
+    pub recording: Option<RecordingRef>,
+}
+
+/// Where a call's recording is (`store/recordings.rs`) and how big.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RecordingRef {
+    /// Relative to the recordings directory: `YYYY-MM-DD/<call SID>.wav`.
+    pub name: String,
+    pub bytes: i64,
+    pub duration_ms: i64,
 }
 
 /// One turn: an utterance and what the agent made of it.

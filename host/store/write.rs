@@ -6,8 +6,8 @@ use super::record::CallRecord;
 
 const INSERT_CALL: &str = "INSERT INTO calls (call_sid, stream_sid, direction, from_number, to_number, \
      started_at, ended_at, duration_ms, outcome, close_code, guests, turn_count, frames_in, frames_out, \
-     timeline, timeline_dropped) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) \
+     timeline, timeline_dropped, recording, recording_bytes, recording_ms) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19) \
      ON CONFLICT (call_sid) DO NOTHING";
 
 const INSERT_TURN: &str = "INSERT INTO turns (call_sid, turn, eou_at_ms, transcript, reply, barged_in, heard, \
@@ -41,6 +41,9 @@ pub async fn write_batch(db: &Db, records: &[CallRecord]) -> Result<(), sqlx::Er
                 .bind(r.frames_out)
                 .bind(timeline)
                 .bind(r.timeline_dropped)
+                .bind(r.recording.as_ref().map(|rec| rec.name.as_str()))
+                .bind(r.recording.as_ref().map(|rec| rec.bytes))
+                .bind(r.recording.as_ref().map(|rec| rec.duration_ms))
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();

@@ -123,10 +123,21 @@ pub struct AutoRollback {
     pub at: u64,
 }
 
+/// The last rollback of either kind, shown by `GET /admin/guest`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Rollback {
+    pub from: String,
+    pub to: String,
+    /// `admin` (asked for) or `traps` (automatic).
+    pub reason: &'static str,
+    pub at_unix_ms: u64,
+}
+
 #[derive(Default)]
 pub struct Registry {
     policy: RollbackPolicy,
     last_auto_rollback: Mutex<Option<AutoRollback>>,
+    last_rollback: Mutex<Option<Rollback>>,
     active: ArcSwapOption<Version>,
     /// Bumped on every activation; calls compare it at each event to notice
     /// a swap without touching anything else.
@@ -183,19 +194,27 @@ impl Registry {
         previous
     }
 
-    /// Returns to the version active before the current one.
-    pub fn rollback(&self) -> Result<Arc<Version>, NothingToRollBack> {
+    /// Returns to the version active before the current one; `reason` is
+    /// `admin` or `traps`, for `last_rollback`.
+    pub fn rollback(&self, reason: &'static str) -> Result<Arc<Version>, NothingToRollBack> {
         let mut history = self.history.lock().expect("history lock");
         if history.len() < 2 {
             return Err(NothingToRollBack);
         }
-        if let Some(current) = history.pop() {
-            Version::count(&current.stats.rollbacks);
-        }
+        let current = history.pop().expect("checked above");
+        Version::count(&current.stats.rollbacks);
         let previous = history.last().expect("checked above").clone();
         self.active.store(Some(previous.clone()));
         self.generation.fetch_add(1, Ordering::AcqRel);
+        let at_unix_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
+        let from = current.digest().to_string();
+        let rollback = Rollback { from, to: previous.digest().to_string(), reason, at_unix_ms };
+        *self.last_rollback.lock().expect("rollback lock") = Some(rollback);
         Ok(previous)
+    }
+
+    pub fn last_rollback(&self) -> Option<Rollback> {
+        self.last_rollback.lock().expect("rollback lock").clone()
     }
 
     /// Counts a trap against `version`. If it is the active version, came
@@ -216,7 +235,7 @@ impl Registry {
         if active.digest() != version.digest() || recent < self.policy.traps {
             return None;
         }
-        let to = self.rollback().ok()?;
+        let to = self.rollback("traps").ok()?;
         let rollback = AutoRollback {
             from: version.digest().to_string(),
             to: to.digest().to_string(),

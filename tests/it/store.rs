@@ -38,7 +38,14 @@ impl Store {
             Store::Sqlite(dir) => Backend::Sqlite(dir.path().join("data")),
             Store::Postgres(pg) => Backend::Postgres(Secret::new(pg.url())),
         };
-        StoreSettings { backend, queue: 1024, retention: Some(Duration::from_secs(30 * 86_400)), mask_numbers: true }
+        StoreSettings {
+            backend,
+            queue: 1024,
+            retention: Some(Duration::from_secs(30 * 86_400)),
+            mask_numbers: true,
+            record_audio: false,
+            data_dir: None,
+        }
     }
 }
 
@@ -342,6 +349,11 @@ async fn stats_count_hours_outcomes_latency_and_errors_postgres() {
     stats_count_hours_outcomes_latency_and_errors(Store::postgres()).await;
 }
 
+/// What a newer hotline would leave: its newest migration one this one
+/// does not know.
+const NEWER_SCHEMA: &str =
+    "UPDATE hotline_migrations SET version = 7 WHERE version = (SELECT MAX(version) FROM hotline_migrations)";
+
 async fn a_database_from_a_newer_hotline_is_refused(store: Store) {
     let settings = store.settings();
     let records = Records::open(&settings).await.expect("a fresh database opens");
@@ -349,15 +361,15 @@ async fn a_database_from_a_newer_hotline_is_refused(store: Store) {
     // What a newer hotline would leave: a migration this one does not know.
     match &db {
         hotline::store::db::Db::Sqlite(pool) => {
-            sqlx::query("UPDATE hotline_migrations SET version = 7").execute(pool).await.unwrap();
+            sqlx::query(NEWER_SCHEMA).execute(pool).await.unwrap();
         }
         hotline::store::db::Db::Postgres(pool) => {
-            sqlx::query("UPDATE hotline_migrations SET version = 7").execute(pool).await.unwrap();
+            sqlx::query(NEWER_SCHEMA).execute(pool).await.unwrap();
         }
     }
     records.flush().await;
     let err = Records::open(&settings).await.err().expect("refused").to_string();
-    assert!(err.contains("schema is version 7, newer than this hotline knows (up to 1)"), "{err}");
+    assert!(err.contains("schema is version 7, newer than this hotline knows (up to 2)"), "{err}");
 }
 
 #[tokio::test]
@@ -515,11 +527,113 @@ async fn sigterm_flushes_the_records_and_a_newer_schema_stops_the_binary() {
     // A schema from the future: the binary refuses to start, and says why.
     let db = dir.path().join("data/hotline.db");
     let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display())).await.unwrap();
-    sqlx::query("UPDATE hotline_migrations SET version = 2").execute(&pool).await.unwrap();
+    sqlx::query(NEWER_SCHEMA).execute(&pool).await.unwrap();
     pool.close().await;
     let out =
         hotline_command(&[("HOTLINE_DATA_DIR", &data)]).stderr(std::process::Stdio::piped()).output().await.unwrap();
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("schema is version 2, newer than this hotline knows (up to 1)"), "{stderr}");
+    assert!(stderr.contains("schema is version 7, newer than this hotline knows (up to 2)"), "{stderr}");
+}
+
+/// First sample louder than a whisper, if any.
+fn first_sound(samples: impl Iterator<Item = i16>) -> Option<usize> {
+    samples.into_iter().position(|s| s.unsigned_abs() > 500)
+}
+
+async fn calls_are_recorded_as_stereo_wav_and_served_by_range(store: Store, data: std::path::PathBuf) {
+    // A day long past, left by an earlier run: the writer purges it at start.
+    let recordings = data.join("recordings");
+    std::fs::create_dir_all(recordings.join("2001-02-03")).unwrap();
+    std::fs::write(recordings.join("2001-02-03/CAold.wav"), b"RIFF").unwrap();
+    std::fs::create_dir_all(recordings.join("notes")).unwrap();
+    let s = server(&store, |c| {
+        c.store.record_audio = true;
+        c.store.data_dir = Some(data.clone());
+    })
+    .await;
+    let sid = "CArec00000000000000000000000000001";
+    let opts = CallOptions {
+        audio: concat(&[silence(600), tone(1000, 300.0), silence(1500), tone(800, 500.0), silence(2000)]),
+        ..echo_call(&s.base, sid)
+    };
+    let report = place_call(&opts).await.unwrap();
+    calls_once_there_are(&s.base, "", 1).await;
+    let (_, call) = api(&s.base, &format!("/api/calls/{sid}")).await;
+    let recording = &call["recording"];
+    assert_eq!(recording["url"], format!("/api/calls/{sid}/recording"), "{call}");
+    let duration_ms = recording["duration_ms"].as_u64().unwrap();
+    assert_eq!(duration_ms, report.caller.len() as u64 / 8, "as long as the caller's audio");
+
+    let url = format!("{}{}", s.base, recording["url"].as_str().unwrap());
+    let client = reqwest::Client::new();
+    let whole = client.get(&url).bearer_auth(TOKEN).send().await.unwrap();
+    assert_eq!(whole.status(), StatusCode::OK);
+    assert_eq!(whole.headers()["content-type"], "audio/wav");
+    assert_eq!(whole.headers()["accept-ranges"], "bytes");
+    let wav = whole.bytes().await.unwrap();
+    assert_eq!(wav.len() as u64, recording["bytes"].as_u64().unwrap());
+    let mut reader = hound::WavReader::new(std::io::Cursor::new(wav.to_vec())).unwrap();
+    let spec = reader.spec();
+    assert_eq!((spec.channels, spec.sample_rate, spec.bits_per_sample), (2, 8000, 16));
+    let samples: Vec<i16> = reader.samples::<i16>().map(Result::unwrap).collect();
+    let (left, right): (Vec<i16>, Vec<i16>) = samples.chunks(2).map(|p| (p[0], p[1])).unzip();
+    // The caller on the left, sample for sample.
+    let caller: Vec<i16> = report.caller.iter().map(|&c| hotline_audio::ulaw::decode(c)).collect();
+    assert_eq!(left, caller);
+    // The echo on the right, where the caller heard it (the simulator
+    // lines up what it received as Twilio would play it).
+    let heard: Vec<i16> = report.agent.iter().map(|&c| hotline_audio::ulaw::decode(c)).collect();
+    let (ours, theirs) = (first_sound(right.iter().copied()).unwrap(), first_sound(heard.iter().copied()).unwrap());
+    assert!(ours.abs_diff(theirs) < 8 * 400, "the first echo at {ours} vs heard at {theirs} (samples)");
+    let loud = |s: &[i16]| s.iter().filter(|v| v.unsigned_abs() > 500).count();
+    let (ours, theirs) = (loud(&right), loud(&heard));
+    assert!(ours.abs_diff(theirs) * 5 < theirs, "echo samples: {ours} recorded, {theirs} heard");
+
+    // A byte range, as `<audio>` seeks.
+    let part = client.get(&url).bearer_auth(TOKEN).header("range", "bytes=44-143").send().await.unwrap();
+    assert_eq!(part.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(part.headers()["content-range"], format!("bytes 44-143/{}", wav.len()));
+    assert_eq!(part.bytes().await.unwrap(), wav.slice(44..144));
+    let past = client.get(&url).bearer_auth(TOKEN).header("range", format!("bytes={}-", wav.len()));
+    let past = past.send().await.unwrap();
+    assert_eq!(past.status(), StatusCode::RANGE_NOT_SATISFIABLE);
+    assert_eq!(past.headers()["content-range"], format!("bytes */{}", wav.len()));
+    assert_eq!(client.get(&url).send().await.unwrap().status(), StatusCode::UNAUTHORIZED, "the token is needed");
+    let metrics = client.get(format!("{}/metrics", s.base)).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("\nhotline_recording_chunks_dropped_total 0\n"), "{metrics}");
+
+    // The old day went; what is not a day stays.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while recordings.join("2001-02-03").exists() {
+        assert!(Instant::now() < deadline, "the old day was never purged");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(recordings.join("notes").exists());
+    // A call without a recording says so; the file gone is a 404 too, and logged.
+    let old = record_at("CAnorec", 1, Outcome::CallerHungUp, &[]);
+    s.server.app().records.submit(old);
+    calls_once_there_are(&s.base, "", 2).await;
+    let (status, body) = api(&s.base, "/api/calls/CAnorec/recording").await;
+    assert_eq!((status, body["error"].as_str()), (StatusCode::NOT_FOUND, Some("this call has no recording")));
+    let day = std::fs::read_dir(&recordings).unwrap().flatten().find(|d| d.file_name() != "notes").unwrap();
+    std::fs::remove_file(day.path().join(format!("{sid}.wav"))).unwrap();
+    let (status, body) = api(&s.base, &format!("/api/calls/{sid}/recording")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("cannot be read"), "{body}");
+}
+
+#[tokio::test]
+async fn calls_are_recorded_as_stereo_wav_and_served_by_range_sqlite() {
+    let store = Store::sqlite();
+    let Store::Sqlite(dir) = &store else { unreachable!() };
+    let data = dir.path().join("data");
+    calls_are_recorded_as_stereo_wav_and_served_by_range(store, data).await;
+}
+
+#[tokio::test]
+async fn calls_are_recorded_as_stereo_wav_and_served_by_range_postgres() {
+    // Beside PostgreSQL, the recordings go to the data directory.
+    let dir = TempDir::new("pg-recordings");
+    calls_are_recorded_as_stereo_wav_and_served_by_range(Store::postgres(), dir.path().join("data")).await;
 }

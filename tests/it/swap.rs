@@ -105,6 +105,12 @@ async fn manual_rollback_returns_to_the_previous_version() {
     let back = rollback(s.base.clone()).await;
     assert_eq!(back.status(), StatusCode::OK);
     assert_eq!(active_digest(&s.base).await, v1);
+    let last = admin_get(&s.base).await["last_rollback"].clone();
+    assert_eq!(
+        (&last["from"], &last["to"], &last["reason"]),
+        (&v2.as_str().into(), &v1.as_str().into(), &"admin".into())
+    );
+    assert!(last["at_unix_ms"].as_u64().unwrap() > 1_700_000_000_000, "{last}");
     assert_eq!(rollback(s.base.clone()).await.status(), StatusCode::CONFLICT, "nothing older than v1");
 }
 
@@ -284,6 +290,7 @@ async fn a_new_version_that_keeps_trapping_is_rolled_back_on_its_own() {
     assert_eq!(version["auto_rollback"]["traps"], 3);
     let history = admin_get(&s.base).await;
     assert_eq!(history["active"]["digest"], v1.as_str());
+    assert_eq!(history["last_rollback"]["reason"], "traps", "{history}");
 }
 
 #[tokio::test]

@@ -238,7 +238,14 @@ async fn the_dashboard_works_in_a_real_browser() {
     let dir = data.path().join("data");
     let s = dashboard_server(move |c| {
         c.providers = from_env.providers;
-        c.store = StoreSettings { backend: Backend::Sqlite(dir), queue: 64, retention: None, mask_numbers: true };
+        c.store = StoreSettings {
+            backend: Backend::Sqlite(dir),
+            queue: 64,
+            retention: None,
+            mask_numbers: true,
+            record_audio: false,
+            data_dir: None,
+        };
     })
     .await;
 
