@@ -70,8 +70,9 @@ export interface TimelineEntry {
  * (caller left, agent right, 8 kHz 16-bit) served at `url`. */
 export interface Recording {
   url: string;
-  bytes: number;
-  duration_ms: number;
+  /** Stored beside the file's name; the columns allow NULL. */
+  bytes: number | null;
+  duration_ms: number | null;
 }
 
 export interface CallDetail extends Omit<CallSummary, "turns"> {

@@ -15,7 +15,13 @@ export function RecordingPlayer(props: { recording: Recording | null }) {
               WAV is about 1 MB a minute, and most visits only read). */}
           <audio controls preload="none" src={r.url} className="min-w-72 flex-1" data-testid="recording" />
           <span className="text-slate-500">
-            {duration(r.duration_ms)} · {bytes(r.bytes)} · caller left, agent right
+            {[
+              r.duration_ms !== null && duration(r.duration_ms),
+              r.bytes !== null && bytes(r.bytes),
+              "caller left, agent right",
+            ]
+              .filter(Boolean)
+              .join(" · ")}
           </span>
           <a href={r.url} download className="text-sky-700 hover:underline">
             Download

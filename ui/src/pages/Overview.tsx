@@ -80,8 +80,9 @@ function GuestCard(props: { guest: GuestStatus | null }) {
   );
 }
 
-/** Providers as /readyz sees them now, beside their errors over the period. */
-function ServiceCard(props: { ready: Ready | null; stats: Stats | null }) {
+/** Providers as /readyz sees them now, beside their errors over the period.
+ * `live`: the live stream's count, current where /readyz's was read once. */
+function ServiceCard(props: { ready: Ready | null; stats: Stats | null; live: number | null }) {
   const { ready } = props;
   const total = props.stats?.total;
   if (!ready) {
@@ -96,7 +97,7 @@ function ServiceCard(props: { ready: Ready | null; stats: Stats | null }) {
       <div className="flex flex-wrap gap-x-8 gap-y-2 text-sm">
         <p>
           <span className="text-slate-500">Live calls </span>
-          {ready.live_calls} / {ready.max_calls}
+          {props.live ?? ready.live_calls} / {ready.max_calls}
         </p>
         {PROVIDER_KINDS.map((kind) => {
           const p = ready.providers[kind];
@@ -177,7 +178,7 @@ export function Overview() {
         <ActivityCard stats={stats} hours={HOURS} className="md:col-span-2" />
         <LatencyCard stats={stats} hours={HOURS} />
       </div>
-      <ServiceCard ready={ready} stats={stats} />
+      <ServiceCard ready={ready} stats={stats} live={live.status === "live" ? live.calls.length : null} />
       <Card title="Latest calls">
         {latest === null ? <p className="text-sm text-slate-500">…</p> : <CallTable calls={latest} />}
       </Card>
