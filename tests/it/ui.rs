@@ -218,8 +218,9 @@ fn node_modules() {
 }
 
 /// The whole dashboard in headless Chromium: a call seen live on the
-/// overview until it ends, a recorded AI call found, searched and opened,
-/// a guest pushed and rolled back, no console errors.
+/// overview until it ends, a recorded AI call found, searched and opened
+/// with its recording, a guest pushed and rolled back (the overview shows
+/// the rollback), no console errors.
 /// Chromium missing is a failure, not a skip (`.ci/run` installs it).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_dashboard_works_in_a_real_browser() {
@@ -243,7 +244,7 @@ async fn the_dashboard_works_in_a_real_browser() {
             queue: 64,
             retention: None,
             mask_numbers: true,
-            record_audio: false,
+            record_audio: true,
             data_dir: None,
         };
     })

@@ -145,6 +145,7 @@ await step("a simulated call appears live and ends", async () => {
   console.log("waiting for a live call");
   const row = page.getByTestId("live-call").filter({ hasText: liveSid });
   await row.waitFor({ timeout: 30_000 });
+  await page.getByTestId("service").getByText(/Live calls 1 \//).waitFor(timeout);
   // Follow the row until the call ends, without a reload: its state changes
   // (a greeting, a question heard, the answer), its duration ticks, and
   // the question counts as a turn.
@@ -202,6 +203,16 @@ await step("the call's detail page shows its record, timeline and transcript", a
   check((await page.getByTestId("lane-agent").count()) > 0, "the timeline has agent replies");
   const transcript = await page.getByTestId("transcript").innerText();
   check(transcript.toLowerCase().includes(word.toLowerCase()), `the transcript shows "${word}": ${transcript}`);
+  const src = await page.getByTestId("recording").getAttribute("src", timeout);
+  check(src, "the recording's player has a source");
+  const wav = await page.evaluate(async (url) => {
+    const r = await fetch(url);
+    return { status: r.status, type: r.headers.get("content-type"), bytes: (await r.arrayBuffer()).byteLength };
+  }, src);
+  check(
+    wav.status === 200 && wav.type === "audio/wav" && wav.bytes > 44,
+    `the recording answers 200 audio/wav with audio: ${JSON.stringify(wav)}`,
+  );
   await shot("call-detail");
 });
 
@@ -235,6 +246,7 @@ await step("a component is pushed and rolled back", async () => {
   );
   await shot("guests");
   await page.getByRole("link", { name: "Overview" }).click();
+  await page.getByTestId("last-rollback").waitFor(timeout);
 });
 
 await step("signing out ends the session", async () => {
