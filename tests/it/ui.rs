@@ -5,6 +5,7 @@
 //! browser (headless Chromium driven by `ui/tests/browser.mjs`).
 
 use std::path::{Path, PathBuf};
+use std::process::Stdio;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use hotline::config::{Backend, Config, StoreSettings};
@@ -12,6 +13,7 @@ use hotline::sim::{CallOptions, place_call};
 use reqwest::StatusCode;
 use reqwest::header::{CACHE_CONTROL, CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE};
 use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 
 use crate::mocks::openai::OpenAiMock;
 use crate::postgres::TempDir;
@@ -215,8 +217,10 @@ fn node_modules() {
     assert!(status.success(), "npm ci in ui/ failed");
 }
 
-/// The whole dashboard in headless Chromium: a recorded AI call found,
-/// searched and opened, a guest pushed and rolled back, no console errors.
+/// The whole dashboard in headless Chromium: a call seen live on the
+/// overview until it ends, a recorded AI call found, searched and opened
+/// with its recording, a guest pushed and rolled back (the overview shows
+/// the rollback), no console errors.
 /// Chromium missing is a failure, not a skip (`.ci/run` installs it).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_dashboard_works_in_a_real_browser() {
@@ -240,7 +244,7 @@ async fn the_dashboard_works_in_a_real_browser() {
             queue: 64,
             retention: None,
             mask_numbers: true,
-            record_audio: false,
+            record_audio: true,
             data_dir: None,
         };
     })
@@ -268,26 +272,62 @@ async fn the_dashboard_works_in_a_real_browser() {
     }
 
     let shots: PathBuf = repo().join("target/ui-screenshots");
-    let run = tokio::process::Command::new("node")
+    // Only this run's screenshots count as taken.
+    let _ = std::fs::remove_dir_all(&shots);
+    let live_sid = "CAui00000000000000000000000000000002";
+    let mut node = tokio::process::Command::new("node")
         .arg(repo().join("ui/tests/browser.mjs"))
         .args([&s.base, TOKEN])
         .env("HOTLINE_UI_CALL_SID", sid)
         .env("HOTLINE_UI_WORD", "pelican")
+        .env("HOTLINE_UI_LIVE_SID", live_sid)
         .env("HOTLINE_UI_GUEST", env!("HOTLINE_GUEST_V2_WASM"))
         .env("HOTLINE_UI_SCREENSHOTS", &shots)
         .env("CHROMIUM", &chromium)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
         .kill_on_drop(true)
-        .output();
-    let output = tokio::time::timeout(Duration::from_secs(180), run)
-        .await
-        .expect("the browser test finishes within 3 minutes")
+        .spawn()
         .expect("node is needed for the browser test (Node 20 or later)");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    println!("{stdout}");
-    assert!(output.status.success(), "the browser test failed:\n{stdout}\n{stderr}");
+    let mut stderr = node.stderr.take().unwrap();
+    let stderr = tokio::spawn(async move {
+        let mut text = String::new();
+        let _ = stderr.read_to_string(&mut text).await;
+        text
+    });
+    // The script's lines as they come: it says when its overview is open
+    // for a call to watch, and the call is placed then (a call placed
+    // before would have ended before the page looked).
+    let mut lines = BufReader::new(node.stdout.take().unwrap()).lines();
+    let mut stdout = String::new();
+    let mut live_call = None;
+    let run = async {
+        while let Some(line) = lines.next_line().await.expect("the browser test's output") {
+            println!("{line}");
+            if line == "waiting for a live call" && live_call.is_none() {
+                // A question after the greeting: the state changes, a turn is counted.
+                let opts = CallOptions {
+                    server: s.base.clone(),
+                    audio: concat(&[silence(1000), fox()[..16_000].to_vec(), silence(3000)]),
+                    idle_ms: 2000,
+                    call_sid: live_sid.into(),
+                    ..CallOptions::default()
+                };
+                live_call = Some(tokio::spawn(async move { place_call(&opts).await.map(|_| ()) }));
+            }
+            stdout.push_str(&line);
+            stdout.push('\n');
+        }
+        node.wait().await.expect("the browser test's exit")
+    };
+    let status =
+        tokio::time::timeout(Duration::from_secs(240), run).await.expect("the browser test finishes within 4 minutes");
+    let stderr = stderr.await.unwrap();
+    assert!(status.success(), "the browser test failed:\n{stdout}\n{stderr}");
     assert!(stdout.contains("ok no errors in the browser console"), "{stdout}");
-    for page in ["login", "overview", "calls", "calls-search", "call-detail", "guests"] {
+    let live_call = live_call.expect("the browser test asked for a live call");
+    live_call.await.unwrap().expect("the live call went through");
+    for page in ["login", "overview", "overview-live", "calls", "calls-search", "call-detail", "guests"] {
         assert!(shots.join(format!("{page}.png")).exists(), "no screenshot of {page}");
     }
 }

@@ -9,6 +9,26 @@ export function when(unixMs: number): string {
   return new Date(unixMs).toLocaleString(undefined, { dateStyle: "short", timeStyle: "medium" });
 }
 
+/** How long ago, in words, for times an operator reads at a glance. */
+export function ago(unixMs: number, now = Date.now()): string {
+  const s = Math.max(0, Math.round((now - unixMs) / 1000));
+  if (s < 60) return "just now";
+  if (s < 3600) return `${Math.floor(s / 60)} min ago`;
+  if (s < 48 * 3600) return `${Math.floor(s / 3600)} h ago`;
+  return when(unixMs);
+}
+
+export function percent(ratio: number | null): string {
+  if (ratio === null) return "–";
+  return ratio === 0 ? "0%" : `${(ratio * 100).toFixed(ratio < 0.1 ? 1 : 0)}%`;
+}
+
+export function bytes(n: number): string {
+  if (n < 1024) return `${n} B`;
+  if (n < 1024 * 1024) return `${(n / 1024).toFixed(0)} kB`;
+  return `${(n / 1024 / 1024).toFixed(1)} MB`;
+}
+
 export function short(digest: string): string {
   return digest.slice(0, 12);
 }

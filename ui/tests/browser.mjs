@@ -5,9 +5,10 @@
 //   node ui/tests/browser.mjs <base-url> <admin-token>
 //
 // with HOTLINE_UI_CALL_SID (the recorded call), HOTLINE_UI_WORD (a word of
-// its transcript), HOTLINE_UI_GUEST (a component to push) and
-// HOTLINE_UI_SCREENSHOTS (where each page's screenshot goes). Exits 1 on
-// the first failed step, or when the browser logged any error.
+// its transcript), HOTLINE_UI_LIVE_SID (the call placed when this script
+// prints "waiting for a live call"), HOTLINE_UI_GUEST (a component to push)
+// and HOTLINE_UI_SCREENSHOTS (where each page's screenshot goes). Exits 1
+// on the first failed step, or when the browser logged any error.
 
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -22,6 +23,7 @@ const env = (name) => {
 };
 const sid = env("HOTLINE_UI_CALL_SID");
 const word = env("HOTLINE_UI_WORD");
+const liveSid = env("HOTLINE_UI_LIVE_SID");
 const guest = env("HOTLINE_UI_GUEST");
 const shots = env("HOTLINE_UI_SCREENSHOTS");
 const executablePath = process.env.CHROMIUM ?? "/usr/bin/chromium";
@@ -60,7 +62,13 @@ page.on("console", (msg) => {
   errors.push(`console: ${msg.text()} (${url})`);
 });
 page.on("pageerror", (e) => errors.push(`page error: ${e.message}`));
-page.on("requestfailed", (r) => errors.push(`request failed: ${r.url()} ${r.failure()?.errorText}`));
+page.on("requestfailed", (r) => {
+  const error = r.failure()?.errorText;
+  // The overview closes its live stream when it goes (another page, a
+  // navigation): Chromium reports that as an aborted request.
+  if (new URL(r.url()).pathname === "/api/live" && error === "net::ERR_ABORTED") return;
+  errors.push(`request failed: ${r.url()} ${error}`);
+});
 
 let passed = 0;
 const steps = [];
@@ -84,6 +92,8 @@ function check(condition, message) {
 }
 async function shot(name) {
   const path = join(shots, `${name}.png`);
+  // No hover effects left where the last click was.
+  await page.mouse.move(0, 0);
   await page.screenshot({ path, fullPage: true });
   console.log(`screenshot ${path}`);
 }
@@ -124,7 +134,44 @@ await step("the overview shows today's calls, the active guest and the service",
   await page.getByTestId("active-guest").locator(".font-mono").waitFor(timeout);
   await page.getByTestId("service").getByText("Live calls").waitFor(timeout);
   await page.getByTestId("call-link").filter({ hasText: sid }).waitFor(timeout);
+  // The recorded call had a turn: its end of utterance → first audio is known.
+  await page.getByTestId("latency").getByText(/\d+ ms/).first().waitFor(timeout);
+  await page.getByTestId("live-calls").getByText("No calls in progress.").waitFor(timeout);
   await shot("overview");
+});
+
+await step("a simulated call appears live and ends", async () => {
+  // tests/it/ui.rs places the call when it reads this line.
+  console.log("waiting for a live call");
+  const row = page.getByTestId("live-call").filter({ hasText: liveSid });
+  await row.waitFor({ timeout: 30_000 });
+  await page.getByTestId("service").getByText(/Live calls 1 \//).waitFor(timeout);
+  // Follow the row until the call ends, without a reload: its state changes
+  // (a greeting, a question heard, the answer), its duration ticks, and
+  // the question counts as a turn.
+  const states = new Set();
+  const durations = new Set();
+  const turns = new Set();
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const cells = await row.locator("td").allInnerTexts();
+    if (cells.length === 0) break; // the row is gone: the call ended
+    const [, , state, duration, turn] = cells;
+    states.add(state);
+    turns.add(turn);
+    if (!durations.has(duration) && durations.size === 1) await shot("overview-live");
+    durations.add(duration);
+    check(Date.now() < deadline, "the call ends within 30 s");
+    await page.waitForTimeout(100);
+  }
+  check([...states].every((s) => ["listening", "thinking", "speaking"].includes(s)), `states: ${[...states]}`);
+  check(states.size >= 2, `the row followed the call's state: ${[...states]}`);
+  check(durations.size >= 2, `the duration ticked: ${[...durations]}`);
+  check(turns.has("1"), `the question counted as a turn: ${[...turns]}`);
+  const seen = (set) => [...set].join(", ");
+  console.log(`live call: states ${seen(states)}; durations ${seen(durations)}; turns ${seen(turns)}`);
+  // Ended, it joins the latest calls once its record is written.
+  await page.getByTestId("call-link").filter({ hasText: liveSid }).waitFor(timeout);
 });
 
 await step("the call is listed in Calls", async () => {
@@ -156,6 +203,16 @@ await step("the call's detail page shows its record, timeline and transcript", a
   check((await page.getByTestId("lane-agent").count()) > 0, "the timeline has agent replies");
   const transcript = await page.getByTestId("transcript").innerText();
   check(transcript.toLowerCase().includes(word.toLowerCase()), `the transcript shows "${word}": ${transcript}`);
+  const src = await page.getByTestId("recording").getAttribute("src", timeout);
+  check(src, "the recording's player has a source");
+  const wav = await page.evaluate(async (url) => {
+    const r = await fetch(url);
+    return { status: r.status, type: r.headers.get("content-type"), bytes: (await r.arrayBuffer()).byteLength };
+  }, src);
+  check(
+    wav.status === 200 && wav.type === "audio/wav" && wav.bytes > 44,
+    `the recording answers 200 audio/wav with audio: ${JSON.stringify(wav)}`,
+  );
   await shot("call-detail");
 });
 
@@ -188,6 +245,8 @@ await step("a component is pushed and rolled back", async () => {
     timeout,
   );
   await shot("guests");
+  await page.getByRole("link", { name: "Overview" }).click();
+  await page.getByTestId("last-rollback").waitFor(timeout);
 });
 
 await step("signing out ends the session", async () => {

@@ -2,6 +2,7 @@ import { useEffect, useState } from "react";
 import { get } from "../api";
 import { Card, ErrorNote, Link } from "../components/Layout";
 import { OutcomeBadge } from "../components/CallTable";
+import { RecordingPlayer } from "../components/RecordingPlayer";
 import { Timeline } from "../components/Timeline";
 import { duration, ms, short, when } from "../format";
 import type { CallDetail as Detail } from "../types";
@@ -54,6 +55,7 @@ export function CallDetail(props: { sid: string }) {
               </div>
             </dl>
           </Card>
+          <RecordingPlayer recording={call.recording} />
           <div className="grid gap-4 lg:grid-cols-5">
             <Card title="Timeline" className="lg:col-span-3">
               <Timeline call={call} />
