@@ -110,6 +110,7 @@ async fn stream(
         server: &spec.server,
         call_sid: &spec.call_sid,
         from: "+15550100000",
+        direction: "inbound",
         subprotocol: true,
         auth_token: None,
         public_url: None,

@@ -1,10 +1,12 @@
 //! The `hotline` command line: `serve` (the default) runs the server;
-//! `call` places a simulated Twilio call against one; `bench` measures a
+//! `call` places a simulated Twilio call against one; `dial` has one place
+//! a real outbound call; `bench` measures a
 //! server under rising numbers of calls; `guest push` and `guest test`
 //! work with call-logic components.
 
 mod bench;
 mod call;
+mod dial;
 mod guest_test;
 mod push;
 
@@ -34,6 +36,8 @@ enum Command {
     Serve(Box<ServeArgs>),
     /// Place a simulated Twilio call: webhook, TwiML, WebSocket, real-time audio.
     Call(call::CallArgs),
+    /// Have a running server place a real outbound call (Twilio's REST API; needs its admin token).
+    Dial(dial::DialArgs),
     /// Measure a server (this one, started pinned to a core, or --url) and
     /// optionally a peer, at rising numbers of concurrent real-time calls.
     Bench(bench::BenchArgs),
@@ -75,6 +79,7 @@ pub fn run() -> anyhow::Result<ExitCode> {
         }
         Some(Command::Bench(_)) => unreachable!("handled above"),
         Some(Command::Call(args)) => runtime.block_on(call::run(args)),
+        Some(Command::Dial(args)) => runtime.block_on(dial::run(args)),
         Some(Command::Guest(GuestCommand::Push(args))) => runtime.block_on(push::run(args)),
         Some(Command::Guest(GuestCommand::Test(args))) => runtime.block_on(guest_test::run(args, &get)),
     }

@@ -24,7 +24,7 @@ pub use defs::{EOU_MS_DEFAULT, SandboxArgs, ServeArgs};
 pub use env::parse_with_env;
 pub use security::{Security, SecurityArgs};
 pub use store::{Backend, StoreArgs, StoreSettings};
-pub use twilio::{TwilioArgs, TwilioRest};
+pub use twilio::{TwilioArgs, TwilioRest, is_phone_target};
 
 use crate::providers::ProviderSettings;
 use crate::sandbox::SandboxConfig;

@@ -17,6 +17,9 @@ pub struct TwilioArgs {
     /// The API key's secret.
     #[arg(long, env = "TWILIO_API_SECRET", hide_env_values = true)]
     pub twilio_api_secret: Option<String>,
+    /// The caller ID (one of the account's numbers, E.164) outbound calls show, unless a request names one.
+    #[arg(long, env = "HOTLINE_DIAL_FROM")]
+    pub dial_from: Option<String>,
     /// Where the REST API is (a stand-in's URL in tests).
     #[arg(long, env = "HOTLINE_TWILIO_API_URL", default_value = "https://api.twilio.com")]
     pub twilio_api_url: String,
@@ -32,6 +35,8 @@ pub struct TwilioRest {
     pub user: String,
     /// ...and the auth token or the key's secret.
     pub secret: Secret,
+    /// Outbound calls' default caller ID (`HOTLINE_DIAL_FROM`).
+    pub dial_from: Option<String>,
 }
 
 impl TwilioArgs {
@@ -66,6 +71,20 @@ impl TwilioArgs {
         if !(api_url.starts_with("https://") || api_url.starts_with("http://")) {
             anyhow::bail!("HOTLINE_TWILIO_API_URL must be an http(s) URL");
         }
-        Ok(Some(TwilioRest { api_url, account_sid: account_sid.to_string(), user, secret: Secret::new(secret) }))
+        if let Some(from) = self.dial_from.as_deref().filter(|f| !is_phone_target(f)) {
+            anyhow::bail!("HOTLINE_DIAL_FROM must be an E.164 number (+15551234567), not {from:?}");
+        }
+        Ok(Some(TwilioRest {
+            api_url,
+            account_sid: account_sid.to_string(),
+            user,
+            secret: Secret::new(secret),
+            dial_from: self.dial_from.clone(),
+        }))
     }
+}
+
+/// An E.164 number (`+` and 8 to 15 digits): what Twilio dials and shows.
+pub fn is_phone_target(s: &str) -> bool {
+    s.strip_prefix('+').is_some_and(|d| (8..=15).contains(&d.len()) && d.bytes().all(|b| b.is_ascii_digit()))
 }

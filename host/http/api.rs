@@ -4,7 +4,8 @@
 //! `GET /api/calls/{call_sid}` (the record, its turns and its timeline);
 //! `GET /api/live`, the live calls as Server-Sent Events (`crate::live`);
 //! `GET /api/stats?hours=N`, hourly figures (`store/stats.rs`);
-//! `GET /api/calls/{call_sid}/recording`, the call's WAV (`recording.rs`).
+//! `GET /api/calls/{call_sid}/recording`, the call's WAV (`recording.rs`);
+//! `POST /api/calls`, an outbound call (`dial.rs`).
 
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -43,6 +44,7 @@ pub async fn handle(app: &Arc<App>, req: Request<Incoming>) -> Result<Response<B
             let stats = stats::stats(db, now, hours).await.map_err(|e| AppError::Store(e.to_string()))?;
             Ok(json(StatusCode::OK, serde_json::to_value(stats).expect("stats serialize")))
         }
+        (&Method::POST, "/api/calls", _) => super::dial::place(app, req).await,
         (&Method::GET, "/api/calls", _) => {
             let filter = filter(req.uri().query().unwrap_or(""))?;
             let db = app.records.db().ok_or(AppError::RecordsOff)?;

@@ -96,6 +96,12 @@ pub enum AppError {
     /// A `Range` outside the file (its length given back).
     #[error("range not satisfiable (the file has {0} bytes)")]
     RangeNotSatisfiable(u64),
+    /// Call control without Twilio's REST API configured.
+    #[error("call control is off: set TWILIO_ACCOUNT_SID with TWILIO_AUTH_TOKEN (or an API key)")]
+    CallControlOff,
+    /// Twilio's REST API refused or failed a request.
+    #[error("{0}")]
+    Twilio(crate::twilio::rest::RestError),
     /// The records' database failed to answer a read.
     #[error("the records database failed: {0}")]
     Store(String),
@@ -196,6 +202,11 @@ impl AppError {
             AppError::NothingToRollBack(_) => rejection(StatusCode::CONFLICT, "rollback", &reason),
             AppError::BadQuery(_) => api_error(StatusCode::BAD_REQUEST, &reason),
             AppError::RecordsOff | AppError::NoRecording => api_error(StatusCode::NOT_FOUND, &reason),
+            AppError::CallControlOff => api_error(StatusCode::CONFLICT, &reason),
+            AppError::Twilio(e) => {
+                crate::warn_throttled!(event = "twilio_rest_failed", class = e.class(), reason);
+                api_error(StatusCode::BAD_GATEWAY, &reason)
+            }
             AppError::RecordingUnreadable(_) => {
                 crate::warn_throttled!(event = "recording_unreadable", reason);
                 api_error(StatusCode::NOT_FOUND, &reason)

@@ -4,7 +4,8 @@
 //! - `server.rs`: bind, first guest load, accept loop, drain.
 //! - `routes.rs`: one function per route; `admin.rs`: the admin API;
 //!   `api.rs`: the call records' read API (same token), live calls and
-//!   stats; `recording.rs`: a call's WAV by byte range; `session.rs`: who
+//!   stats; `recording.rs`: a call's WAV by byte range; `dial.rs`:
+//!   outbound calls through Twilio's REST API; `session.rs`: who
 //!   may use them (bearer token or sign-in cookie); `dashboard.rs`: the
 //!   web app at `/app/` (built from `ui/`, embedded).
 //! - `error.rs`: `AppError`, every failure's status, body and log event.
@@ -16,6 +17,7 @@ mod api;
 pub mod auth;
 mod base_url;
 mod dashboard;
+mod dial;
 mod error;
 pub mod limits;
 mod recording;

@@ -48,6 +48,7 @@ pub async fn route(app: Arc<App>, req: Request<Incoming>) -> Result<Response<Bod
         (&Method::POST, "/webhook/incoming_call") => webhook(incoming_call(&app, req)).await,
         (&Method::POST, "/webhook/stream_status") => webhook(webhook_logged(&app, req, "stream_status")).await,
         (&Method::POST, "/webhook/stream_ended") => webhook(stream_ended(&app, req)).await,
+        (&Method::POST, "/webhook/call_status") => webhook(webhook_logged(&app, req, "call_status")).await,
         (&Method::GET, "/ws/twilio-media") => upgrade(app, req).await,
         (_, path) if path.starts_with("/admin/") => super::admin::handle(&app, req).await,
         (_, path) if path.starts_with("/api/") => super::api::handle(&app, req).await,
@@ -142,6 +143,9 @@ async fn incoming_call(app: &App, req: Request<Incoming>) -> Result<Response<Bod
             // The stream must prove it follows this answer (`stream_token.rs`).
             let token = app.auth.stream_tokens.issue(&call_sid, SystemTime::now());
             let mut parameters = vec![(stream_token::PARAMETER, token)];
+            // Placed by us (`POST /api/calls`) or dialled in: for the record and the live list.
+            let direction = record::direction_of(param(&webhook.params, "Direction"));
+            parameters.push((record::DIRECTION_PARAMETER, direction.into()));
             // The numbers travel with the stream to its record (masked
             // here already, unless told otherwise); the guest never sees them.
             if app.records.enabled() {
@@ -172,6 +176,7 @@ async fn webhook_logged(app: &App, req: Request<Incoming>, event: &'static str) 
         stream_sid = param(&params, "StreamSid"),
         stream_event = param(&params, "StreamEvent"),
         stream_error = param(&params, "StreamError"),
+        call_status = param(&params, "CallStatus"),
     );
     Ok(empty(StatusCode::NO_CONTENT))
 }

@@ -129,6 +129,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
                 // The numbers the webhook put beside the token, for the record only.
                 let from = start.custom_parameters.remove(record::FROM_PARAMETER);
                 let to = start.custom_parameters.remove(record::TO_PARAMETER);
+                let direction = start.custom_parameters.remove(record::DIRECTION_PARAMETER);
+                let direction = record::direction_of(direction.as_deref().unwrap_or(""));
                 let format = start.media_format.as_ref();
                 info!(
                     event = "ws_start",
@@ -140,8 +142,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
                 let started = self.guest.start(&self.app).await;
                 if self.app.records.enabled() {
                     let digest = self.guest.digest();
-                    let (from, to) = (from.clone(), to.clone());
-                    self.record = Some(Box::new(Recorder::start(&start.call_sid, &stream_sid, from, to, digest)));
+                    let numbers = (from.clone(), to.clone());
+                    let record = Recorder::start(&start.call_sid, &stream_sid, direction, numbers, digest);
+                    self.record = Some(Box::new(record));
                 }
                 if let Err(e) = started {
                     error!(event = e.event(), error = %e);
@@ -149,7 +152,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
                 }
                 self.stream_sid = stream_sid.clone();
                 self.call_sid = start.call_sid.clone();
-                self.live_start(&start.call_sid, from, to);
+                self.live_start(&start.call_sid, direction, from, to);
                 self.tape_start(&start.call_sid);
                 self.note("ws_start", &[]);
                 self.dispatch(Event::Started(wit::Started {

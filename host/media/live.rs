@@ -14,11 +14,17 @@ use crate::store::record::{Outcome, unix_ms};
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
     /// The call started: it appears in the list, listening.
-    pub(super) fn live_start(&mut self, call_sid: &str, from: Option<String>, to: Option<String>) {
+    pub(super) fn live_start(
+        &mut self,
+        call_sid: &str,
+        direction: &'static str,
+        from: Option<String>,
+        to: Option<String>,
+    ) {
         let call = LiveCall {
             call_sid: call_sid.to_string(),
             stream_sid: self.stream_sid.clone(),
-            direction: "inbound",
+            direction,
             from,
             to,
             started_at: unix_ms(SystemTime::now()),

@@ -18,6 +18,13 @@ use crate::store::record::{CallRecord, Outcome, TurnRecord, unix_ms};
 /// of the `start` before the guest sees it, as the stream token is.
 pub const FROM_PARAMETER: &str = "hotline_from";
 pub const TO_PARAMETER: &str = "hotline_to";
+pub const DIRECTION_PARAMETER: &str = "hotline_direction";
+
+/// `inbound` or `outbound`, from the webhook's `Direction` (`inbound`,
+/// `outbound-api`, `outbound-dial`).
+pub fn direction_of(twilio_direction: &str) -> &'static str {
+    if twilio_direction.starts_with("outbound") { "outbound" } else { "inbound" }
+}
 
 const MAX_TIMELINE: usize = 2000;
 const MAX_TURNS: usize = 500;
@@ -34,11 +41,17 @@ pub struct Recorder {
 
 impl Recorder {
     /// A call that Twilio started (its stream token checked).
-    pub fn start(call_sid: &str, stream_sid: &str, from: Option<String>, to: Option<String>, guest: &str) -> Recorder {
+    pub fn start(
+        call_sid: &str,
+        stream_sid: &str,
+        direction: &'static str,
+        (from, to): (Option<String>, Option<String>),
+        guest: &str,
+    ) -> Recorder {
         let record = CallRecord {
             call_sid: clean(call_sid),
             stream_sid: clean(stream_sid),
-            direction: "inbound".into(),
+            direction: direction.into(),
             from: from.map(|f| clean(&f)),
             to: to.map(|t| clean(&t)),
             started_at: unix_ms(SystemTime::now()),
@@ -278,7 +291,7 @@ mod tests {
 
     #[test]
     fn guest_logs_and_provider_results_become_turns_and_a_timeline() {
-        let mut r = Recorder::start("CA1", "MZ1", Some("+*0000".into()), None, "d1");
+        let mut r = Recorder::start("CA1", "MZ1", "inbound", (Some("+*0000".into()), None), "d1");
         r.guest_log(100, &log("eou", &[("turn", "1"), ("at_ms", "2500")]));
         r.provider_event(&Event::Transcript(wit::Transcript { text: "hel\0lo".into(), is_final: true }));
         for delta in ["Hi ", "there."] {
@@ -338,14 +351,15 @@ mod tests {
 
     #[test]
     fn the_timeline_is_bounded() {
-        let mut r = Recorder::start("CA1", "MZ1", None, None, "d1");
+        let mut r = Recorder::start("CA1", "MZ1", "inbound", (None, None), "d1");
         for i in 0..MAX_TIMELINE + 7 {
             r.host(i as u64, "mark_ack", &[]);
         }
         let record = r.finish(Outcome::ConnectionLost, None, (0, 0));
         let timeline: Vec<Value> = serde_json::from_str(&record.timeline).unwrap();
         assert_eq!((timeline.len(), record.timeline_dropped), (MAX_TIMELINE, 7));
-        let none = Recorder::start("CA2", "MZ2", None, None, "d1").finish(Outcome::Refused, Some(1013), (0, 0));
+        let none =
+            Recorder::start("CA2", "MZ2", "outbound", (None, None), "d1").finish(Outcome::Refused, Some(1013), (0, 0));
         assert_eq!(none.timeline, "");
     }
 }

@@ -33,6 +33,8 @@ pub struct CallOptions {
     pub speed: f64,
     pub call_sid: String,
     pub from: String,
+    /// The webhook's `Direction` (`outbound-api`: a call placed by REST).
+    pub direction: &'static str,
     /// Offer `audio.twilio.com` in the handshake, as some Twilio edges do.
     pub subprotocol: bool,
     /// Once the caller audio is over, stop when the agent has been silent
@@ -61,6 +63,7 @@ impl Default for CallOptions {
             speed: 1.0,
             call_sid: "CAsimulated0000000000000000000000".into(),
             from: "+15550100000".into(),
+            direction: "inbound",
             subprotocol: true,
             idle_ms: 1500,
             max_tail_ms: 30_000,
@@ -145,6 +148,7 @@ pub async fn place_call(opts: &CallOptions) -> anyhow::Result<CallReport> {
         server: &opts.server,
         call_sid: &opts.call_sid,
         from: &opts.from,
+        direction: opts.direction,
         subprotocol: opts.subprotocol,
         auth_token: opts.auth_token.as_ref(),
         public_url: opts.public_url.as_deref(),

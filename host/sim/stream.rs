@@ -29,6 +29,9 @@ pub struct Dial<'a> {
     pub server: &'a str,
     pub call_sid: &'a str,
     pub from: &'a str,
+    /// The webhook's `Direction`: `inbound`, or `outbound-api` for a call
+    /// placed through the REST API.
+    pub direction: &'a str,
     /// Offer `audio.twilio.com`, as some Twilio edges do.
     pub subprotocol: bool,
     /// Sign the webhook and the upgrade as Twilio does.
@@ -69,7 +72,7 @@ pub async fn open(client: &reqwest::Client, dial: &Dial<'_>) -> anyhow::Result<S
         ("From", dial.from),
         ("To", "+15550199999"),
         ("CallStatus", "ringing"),
-        ("Direction", "inbound"),
+        ("Direction", dial.direction),
     ]
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .to_vec();

@@ -60,7 +60,7 @@ impl Outcome {
 pub struct CallRecord {
     pub call_sid: String,
     pub stream_sid: String,
-    /// `inbound` (outbound calls are not placed by hotline yet).
+    /// `inbound`, or `outbound` (placed through `POST /api/calls`).
     pub direction: String,
     /// Masked unless `HOTLINE_MASK_NUMBERS=false`.
     pub from: Option<String>,

@@ -110,8 +110,9 @@ impl Rest {
         Rest { client, settings }
     }
 
-    pub fn account_sid(&self) -> &str {
-        &self.settings.account_sid
+    /// Outbound calls' default caller ID.
+    pub fn dial_from(&self) -> Option<&str> {
+        self.settings.dial_from.as_deref()
     }
 
     /// Updates a live call; one retry where safe.

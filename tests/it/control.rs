@@ -117,3 +117,129 @@ async fn rest_failures_are_retried_once_when_it_may_help_and_never_touch_the_cal
     assert_eq!(report.close.as_ref().map(|c| c.0), Some(1000));
     assert_eq!(reqwest::get(format!("{}/healthz", s.base)).await.unwrap().status(), StatusCode::OK);
 }
+
+/// A server with the REST stand-in, records and the admin API.
+async fn dialling_server(twilio: &TwilioMock, data: &std::path::Path, dial_from: Option<&str>) -> TestServer {
+    let mut env = twilio.env();
+    if let Some(from) = dial_from {
+        env.push(("HOTLINE_DIAL_FROM", from.into()));
+    }
+    let from_env =
+        hotline::config::Config::from_lookup(|k| env.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone())).unwrap();
+    let dir = data.join("data");
+    start_server(move |c| {
+        c.twilio = from_env.twilio;
+        c.admin_token = Some(TOKEN.into());
+        c.store = hotline::config::StoreSettings {
+            backend: hotline::config::Backend::Sqlite(dir),
+            ..hotline::config::StoreSettings::off()
+        };
+    })
+    .await
+}
+
+async fn dial(base: &str, body: serde_json::Value) -> (StatusCode, serde_json::Value) {
+    let response =
+        reqwest::Client::new().post(format!("{base}/api/calls")).bearer_auth(TOKEN).json(&body).send().await.unwrap();
+    (response.status(), response.json().await.unwrap_or_default())
+}
+
+#[tokio::test]
+async fn an_outbound_call_is_placed_by_rest_and_runs_as_an_inbound_one_does() {
+    let twilio = TwilioMock::start().await;
+    let data = crate::postgres::TempDir::new("dial");
+    let s = dialling_server(&twilio, data.path(), Some("+15557654321")).await;
+    let (status, placed) = dial(&s.base, serde_json::json!({ "to": "+15551234567" })).await;
+    assert_eq!(status, StatusCode::CREATED, "{placed}");
+    assert_eq!(placed["status"], "queued");
+    let sid = placed["call_sid"].as_str().unwrap().to_string();
+    let created = &twilio.calls()[0];
+    let field = |k: &str| created.form.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()).unwrap_or_default();
+    assert_eq!(
+        (created.what.as_str(), field("To").as_str(), field("From").as_str()),
+        ("create", "+15551234567", "+15557654321")
+    );
+    assert_eq!(field("Url"), format!("{}/webhook/incoming_call", s.base));
+    assert_eq!(field("StatusCallback"), format!("{}/webhook/call_status", s.base));
+    assert_eq!(twilio.violations(), Vec::<String>::new());
+
+    // Twilio, once the callee answers: the webhook, then the stream.
+    let answered = CallOptions {
+        server: s.base.clone(),
+        audio: concat(&[silence(500), tone(800, 300.0), silence(1500)]),
+        speed: 4.0,
+        call_sid: sid.clone(),
+        from: "+15557654321".into(),
+        direction: "outbound-api",
+        idle_ms: 500,
+        ..CallOptions::default()
+    };
+    let report = place_call(&answered).await.unwrap();
+    assert!(report.frames_received > 0, "the agent spoke");
+    let status = reqwest::Client::new()
+        .post(format!("{}/webhook/call_status", s.base))
+        .form(&[("CallSid", sid.as_str()), ("CallStatus", "completed"), ("Direction", "outbound-api")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(status.status(), StatusCode::NO_CONTENT);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let record = loop {
+        let r = reqwest::Client::new().get(format!("{}/api/calls/{sid}", s.base)).bearer_auth(TOKEN).send().await;
+        let r = r.unwrap();
+        if r.status() == StatusCode::OK {
+            break r.json::<serde_json::Value>().await.unwrap();
+        }
+        assert!(Instant::now() < deadline, "the outbound call was never recorded");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(record["direction"], "outbound", "{record}");
+}
+
+#[tokio::test]
+async fn outbound_requests_are_checked_before_twilio_hears_of_them() {
+    let twilio = TwilioMock::start().await;
+    let data = crate::postgres::TempDir::new("dial-bad");
+    let s = dialling_server(&twilio, data.path(), None).await;
+    for (body, named) in [
+        (serde_json::json!({ "to": "+15551234567" }), "from: needed"),
+        (serde_json::json!({ "to": "555-1234", "from": "+15557654321" }), "to: an E.164"),
+        (serde_json::json!({ "to": "+15551234567", "from": "sip:x@y" }), "from: an E.164"),
+        (serde_json::json!({ "to": "+15551234567", "from": "+15557654321", "url": "x" }), "unknown field"),
+    ] {
+        let (status, answer) = dial(&s.base, body).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+        assert!(answer["error"].as_str().unwrap().contains(named), "{named}: {answer}");
+    }
+    assert!(twilio.calls().is_empty(), "nothing reached Twilio");
+    // Twilio refusing (a number it cannot dial): a 502 with its message.
+    twilio.fail_next(&[500]);
+    twilio.fail_next(&[500]);
+    let (status, answer) = dial(&s.base, serde_json::json!({ "to": "+15551234567", "from": "+15557654321" })).await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY, "{answer}");
+    assert!(answer["error"].as_str().unwrap().contains("Twilio answered 500"), "{answer}");
+    assert_eq!(twilio.calls().len(), 1, "a create is not repeated after a 5xx (it may have placed the call)");
+    // Without the REST API: 409, saying what to set.
+    let off = start_server(|c| c.admin_token = Some(TOKEN.into())).await;
+    let (status, answer) = dial(&off.base, serde_json::json!({ "to": "+15551234567", "from": "+15557654321" })).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert!(answer["error"].as_str().unwrap().contains("TWILIO_ACCOUNT_SID"), "{answer}");
+}
+
+#[tokio::test]
+async fn hotline_dial_asks_the_server_to_place_the_call() {
+    let twilio = TwilioMock::start().await;
+    let data = crate::postgres::TempDir::new("dial-cli");
+    let s = dialling_server(&twilio, data.path(), Some("+15557654321")).await;
+    let run = |to: &'static str| {
+        hotline_command(&[("HOTLINE_ADMIN_TOKEN", TOKEN)]).args(["dial", to, "--url", &s.base]).output()
+    };
+    let placed = run("+15551234567").await.unwrap();
+    let stdout = String::from_utf8_lossy(&placed.stdout);
+    assert!(placed.status.success(), "{stdout} {}", String::from_utf8_lossy(&placed.stderr));
+    assert!(stdout.starts_with("CA") && stdout.trim_end().ends_with("(queued)"), "{stdout}");
+    let refused = run("555").await.unwrap();
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("not placed: to: an E.164"), "{refused:?}");
+    assert_eq!(twilio.calls().len(), 1);
+}
