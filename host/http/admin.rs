@@ -39,7 +39,9 @@ async fn upload(app: &Arc<App>, req: Request<Incoming>) -> Result<Response<Body>
     Ok(json(StatusCode::OK, json!({ "active": version.to_json() })))
 }
 
-fn status(app: &App) -> Response<Body> {
+/// The active version, the history with each version's counters, the
+/// swap policy and the last rollback (also `GET /api/guests`).
+pub(super) fn status(app: &App) -> Response<Body> {
     let history: Vec<_> = app.versions.history().iter().map(|v| v.to_json()).collect();
     let active = app.versions.active().map(|v| v.to_json());
     let last_rollback = app.versions.last_rollback();

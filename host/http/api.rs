@@ -5,7 +5,8 @@
 //! `GET /api/live`, the live calls as Server-Sent Events (`crate::live`);
 //! `GET /api/stats?hours=N`, hourly figures (`store/stats.rs`);
 //! `GET /api/calls/{call_sid}/recording`, the call's WAV (`recording.rs`);
-//! `POST /api/calls`, an outbound call (`dial.rs`).
+//! `POST /api/calls`, an outbound call (`dial.rs`); `GET /api/guests`,
+//! the guest versions and their counters (as `GET /admin/guest`).
 
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -36,6 +37,7 @@ pub async fn handle(app: &Arc<App>, req: Request<Incoming>) -> Result<Response<B
         };
     }
     match (req.method(), path, sid) {
+        (&Method::GET, "/api/guests", _) => Ok(super::admin::status(app)),
         (&Method::GET, "/api/live", _) => Ok(event_stream(crate::live::stream(app.clone()))),
         (&Method::GET, "/api/stats", _) => {
             let hours = hours(req.uri().query().unwrap_or(""))?;
@@ -58,7 +60,9 @@ pub async fn handle(app: &Arc<App>, req: Request<Incoming>) -> Result<Response<B
                 None => Err(AppError::NotFound),
             }
         }
-        (_, "/api/calls" | "/api/live" | "/api/stats", _) | (_, _, Some(_)) => Err(AppError::MethodNotAllowed),
+        (_, "/api/calls" | "/api/live" | "/api/stats" | "/api/guests", _) | (_, _, Some(_)) => {
+            Err(AppError::MethodNotAllowed)
+        }
         _ => Err(AppError::NotFound),
     }
 }
