@@ -13,8 +13,7 @@ use crate::support::*;
 
 async fn server_with(twilio: &TwilioMock) -> TestServer {
     let env = twilio.env();
-    let from_env =
-        hotline::config::Config::from_lookup(|k| env.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone())).unwrap();
+    let from_env = config_from(&env);
     start_server(move |c| {
         c.twilio = from_env.twilio;
         c.guest_path = Some(PROBE_GUEST.into());
@@ -102,9 +101,7 @@ async fn rest_failures_are_retried_once_when_it_may_help_and_never_touch_the_cal
     let s2 = {
         let gone = TwilioMock::start().await;
         let env = gone.env();
-        let from_env =
-            hotline::config::Config::from_lookup(|k| env.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone()))
-                .unwrap();
+        let from_env = config_from(&env);
         let mut rest = from_env.twilio.unwrap();
         rest.api_url = "http://127.0.0.1:9".into(); // discard port: nothing listens
         start_server(move |c| {
@@ -124,8 +121,7 @@ async fn dialling_server(twilio: &TwilioMock, data: &std::path::Path, dial_from:
     if let Some(from) = dial_from {
         env.push(("HOTLINE_DIAL_FROM", from.into()));
     }
-    let from_env =
-        hotline::config::Config::from_lookup(|k| env.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone())).unwrap();
+    let from_env = config_from(&env);
     let dir = data.join("data");
     start_server(move |c| {
         c.twilio = from_env.twilio;

@@ -148,8 +148,7 @@ async fn the_live_stream_needs_the_admin_token_and_exists_only_with_one() {
 async fn an_ai_call_is_seen_thinking_between_listening_and_speaking() {
     let mock = crate::mocks::openai::OpenAiMock::start().await;
     let env = mock.env();
-    let from_env =
-        hotline::config::Config::from_lookup(|k| env.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone())).unwrap();
+    let from_env = config_from(&env);
     let s = start_server(move |c| {
         c.admin_token = Some(TOKEN.into());
         c.providers = from_env.providers;

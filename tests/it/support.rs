@@ -141,6 +141,12 @@ pub struct TestServer {
     pub base: String,
 }
 
+/// The settings `hotline serve` would read from these variables (and no others).
+pub fn config_from(env: &[(&str, String)]) -> hotline::config::Config {
+    hotline::config::Config::from_lookup(|k| env.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone()))
+        .expect("valid settings")
+}
+
 pub async fn start_server(tweak: impl FnOnce(&mut Config)) -> TestServer {
     hotline::providers::install_tls(); // for the tests' own reqwest clients
     let mut config = Config { listen: "127.0.0.1:0".parse().unwrap(), ..Config::default() };
@@ -215,8 +221,13 @@ pub async fn put_guest(base: &str, bytes: Vec<u8>) -> (StatusCode, serde_json::V
 }
 
 pub async fn admin_get(base: &str) -> serde_json::Value {
-    let response = reqwest::Client::new().get(format!("{base}/admin/guest")).bearer_auth(TOKEN).send().await.unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
+    get_json(base, "/admin/guest").await
+}
+
+/// A GET with the admin token that must answer 200 with JSON.
+pub async fn get_json(base: &str, path: &str) -> serde_json::Value {
+    let response = reqwest::Client::new().get(format!("{base}{path}")).bearer_auth(TOKEN).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK, "{path}");
     response.json().await.unwrap()
 }
 

@@ -106,15 +106,7 @@ async fn manual_rollback_returns_to_the_previous_version() {
     assert_eq!(back.status(), StatusCode::OK);
     assert_eq!(active_digest(&s.base).await, v1);
     let last = admin_get(&s.base).await["last_rollback"].clone();
-    let api: serde_json::Value = reqwest::Client::new()
-        .get(format!("{}/api/guests", s.base))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let api = get_json(&s.base, "/api/guests").await;
     assert_eq!(api["last_rollback"], last, "/api/guests is /admin/guest");
     assert_eq!(api["history"][0]["digest"], v1.as_str(), "after the rollback, v1 is the newest");
     assert_eq!(

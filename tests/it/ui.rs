@@ -234,7 +234,7 @@ async fn the_dashboard_works_in_a_real_browser() {
         b.default_reply = "Yes, it arrives at noon.".into();
     });
     let env = mock.env();
-    let from_env = Config::from_lookup(|k| env.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone())).unwrap();
+    let from_env = config_from(&env);
     let data = TempDir::new("ui");
     let dir = data.path().join("data");
     let s = dashboard_server(move |c| {
