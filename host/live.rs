@@ -104,14 +104,6 @@ impl Live {
         let snapshot = event("snapshot", &serde_json::json!({ "calls": list }));
         (snapshot, self.changes.subscribe())
     }
-
-    pub fn len(&self) -> usize {
-        self.calls.lock().expect("live calls lock").len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
 
 /// One Server-Sent Event: its name and its JSON on one `data` line (JSON
@@ -173,6 +165,12 @@ mod tests {
         }
     }
 
+    impl Live {
+        fn len(&self) -> usize {
+            self.calls.lock().unwrap().len()
+        }
+    }
+
     fn text(b: &Bytes) -> &str {
         std::str::from_utf8(b).unwrap()
     }
@@ -193,7 +191,7 @@ mod tests {
         let want = "event: ended\ndata: {\"call_sid\":\"CA1\",\"outcome\":\"caller_hung_up\",\"duration_ms\":1234}\n\n";
         assert_eq!(text(&second), want);
         assert!(changes.try_recv().is_err());
-        assert!(live.is_empty());
+        assert_eq!(live.len(), 0);
     }
 
     #[test]

@@ -151,15 +151,17 @@ impl Db {
 /// The database file in the data directory.
 pub const SQLITE_FILE: &str = "hotline.db";
 
+/// `dir` and its parents, mode 0700: records and recordings are the
+/// operator's alone.
+pub(crate) fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)
+}
+
 /// `hotline.db` in `dir` (created, mode 0700, with its parents), in WAL
 /// mode: the API reads while the writer writes.
 async fn open_sqlite(dir: &Path) -> Result<Db, OpenError> {
-    use std::os::unix::fs::DirBuilderExt;
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(|error| OpenError::DataDir { dir: dir.display().to_string(), error })?;
+    create_private_dir(dir).map_err(|error| OpenError::DataDir { dir: dir.display().to_string(), error })?;
     let path = dir.join(SQLITE_FILE);
     let options = SqliteConnectOptions::new()
         .filename(&path)

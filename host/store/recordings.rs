@@ -24,6 +24,7 @@ use std::time::{Duration, SystemTime};
 use hotline_audio::{SAMPLE_RATE, ulaw};
 use tracing::{info, warn};
 
+use super::db::create_private_dir;
 use super::record::unix_ms;
 
 /// Bytes of μ-law the queue holds at most (about 35 minutes of stereo
@@ -233,11 +234,6 @@ fn append(path: &Path, interleaved: &[u8]) -> Result<(), hound::Error> {
         samples.flush()?;
     }
     writer.finalize()
-}
-
-fn create_private_dir(dir: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
-    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)
 }
 
 /// `YYYY-MM-DD` (UTC) of a Unix-ms time.
