@@ -21,11 +21,7 @@ const COMPONENTS: &[(&str, &str)] = &[
     ("hotline_guest_broken", "HOTLINE_GUEST_BROKEN_WASM"),
     ("hotline_guest_other_world", "HOTLINE_GUEST_OTHER_WORLD_WASM"),
     ("hotline_guest_clock", "HOTLINE_GUEST_CLOCK_WASM"),
-    ("hotline_guest_contract_0_1", "HOTLINE_GUEST_CONTRACT_0_1_WASM"),
 ];
-/// Built in a cargo run of its own: it turns on a hotline-agent feature
-/// that must not unify into the other guests.
-const SEPARATE: &str = "hotline-guest-contract-0-1";
 
 fn main() {
     let root = PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap());
@@ -43,31 +39,26 @@ fn main() {
     let out = PathBuf::from(env::var("OUT_DIR").unwrap());
     let target_dir = out.join("guest-target");
     let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let workspace = ["--workspace", "--exclude", SEPARATE];
-    let separate = ["--package", SEPARATE];
-    for selection in [&workspace[..], &separate[..]] {
-        let mut cmd = Command::new(&cargo);
-        cmd.current_dir(&guest)
-            .args(["build", "--release", "--locked", "--target", TARGET])
-            .args(selection)
-            .arg("--target-dir")
-            .arg(&target_dir)
-            .env("RUSTC", &rustc);
-        for var in [
-            "RUSTFLAGS",
-            "CARGO_ENCODED_RUSTFLAGS",
-            "CARGO_TARGET_DIR",
-            "CARGO_BUILD_TARGET",
-            "CARGO_BUILD_RUSTFLAGS",
-            "RUSTC_WORKSPACE_WRAPPER",
-            "CARGO_LLVM_COV",
-            "CARGO_PROFILE_RELEASE_DEBUG",
-        ] {
-            cmd.env_remove(var);
-        }
-        let status = cmd.status().expect("failed to run cargo for the guest workspace");
-        assert!(status.success(), "building the guest components (guest/) failed; see the errors above");
+    let mut cmd = Command::new(&cargo);
+    cmd.current_dir(&guest)
+        .args(["build", "--release", "--locked", "--target", TARGET, "--workspace"])
+        .arg("--target-dir")
+        .arg(&target_dir)
+        .env("RUSTC", &rustc);
+    for var in [
+        "RUSTFLAGS",
+        "CARGO_ENCODED_RUSTFLAGS",
+        "CARGO_TARGET_DIR",
+        "CARGO_BUILD_TARGET",
+        "CARGO_BUILD_RUSTFLAGS",
+        "RUSTC_WORKSPACE_WRAPPER",
+        "CARGO_LLVM_COV",
+        "CARGO_PROFILE_RELEASE_DEBUG",
+    ] {
+        cmd.env_remove(var);
     }
+    let status = cmd.status().expect("failed to run cargo for the guest workspace");
+    assert!(status.success(), "building the guest components (guest/) failed; see the errors above");
 
     let built = target_dir.join(TARGET).join("release");
     for (krate, var) in COMPONENTS {

@@ -34,6 +34,9 @@ fn guest_frame(c: &mut Criterion) {
         call_sid: "CAbench".into(),
         custom_parameters: vec![],
         config: wit::Config::from(&Config::default()),
+        direction: hotline::sandbox::wit::Direction::Inbound,
+        from: "+15550100001".into(),
+        to: "+15550100002".into(),
     });
     rt.block_on(session.handle(&started)).unwrap();
     rt.block_on(session.handle(&Event::MarkPlayed("greeting".into()))).unwrap();

@@ -266,6 +266,9 @@ impl Runner<'_> {
                     call_sid: "CAscenario".into(),
                     custom_parameters: params,
                     config: self.config.clone(),
+                    direction: wit::Direction::Inbound,
+                    from: "+15550100001".into(),
+                    to: "+15550100002".into(),
                 }))
                 .await?;
             }
@@ -388,7 +391,7 @@ impl Runner<'_> {
         present("cancel", e.cancel, &|f| matches!(f, Effect::Cancel));
         let last_think = all().filter_map(|(_, f)| if let Effect::Think(t) = f { Some(t) } else { None }).next_back();
         if let Some(want) = e.think_user {
-            match last_think.and_then(|t| t.last()) {
+            match last_think.and_then(|t| t.turns.last()) {
                 Some(turn) if turn.text == want => {}
                 Some(turn) => failures.push(format!("think ends with {:?}, expected {want:?}", turn.text)),
                 None => failures.push("no think".into()),
@@ -396,7 +399,7 @@ impl Runner<'_> {
         }
         if let Some(want) = e.think_assistant {
             let got: Option<Vec<String>> = last_think
-                .map(|t| t.iter().filter(|t| t.role == wit::Role::Assistant).map(|t| t.text.clone()).collect());
+                .map(|t| t.turns.iter().filter(|t| t.role == wit::Role::Assistant).map(|t| t.text.clone()).collect());
             match got {
                 Some(got) if got == want => {}
                 Some(got) => failures.push(format!("assistant turns {got:?}, expected {want:?}")),

@@ -99,6 +99,8 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub twilio: super::twilio::TwilioArgs,
     #[command(flatten)]
+    pub control: super::control::ControlArgs,
+    #[command(flatten)]
     pub providers: ProviderArgs,
 }
 

@@ -5,6 +5,7 @@
 //! the rest of the host uses. README's table lists the variables
 //! (`tests/it/tidy.rs` checks it against the definitions).
 
+mod control;
 mod defs;
 mod env;
 mod security;
@@ -19,6 +20,7 @@ use std::time::Duration;
 use clap::parser::ValueSource;
 use clap::{ArgMatches, CommandFactory, FromArgMatches};
 
+pub use control::{Control, ControlArgs, TransferFallback, is_transfer_target};
 pub(crate) use defs::clamped;
 pub use defs::{EOU_MS_DEFAULT, SandboxArgs, ServeArgs};
 pub use env::parse_with_env;
@@ -110,6 +112,8 @@ pub struct Config {
     pub store: StoreSettings,
     /// Twilio's REST API, for call control; `None` without an account.
     pub twilio: Option<TwilioRest>,
+    /// Transfers and answering machines.
+    pub control: Control,
 }
 
 /// Every setting's default, from the definitions (parsed with no
@@ -168,6 +172,7 @@ impl Config {
             rollback_traps: args.rollback_traps,
             rollback_window: Duration::from_secs(args.rollback_window_secs),
             twilio: args.twilio.settings(args.security.twilio_auth_token.as_deref())?,
+            control: args.control.settings()?,
             security: args.security.security()?,
             store: args.store.settings(get),
         })

@@ -146,16 +146,13 @@ async fn incoming_call(app: &App, req: Request<Incoming>) -> Result<Response<Bod
             // Placed by us (`POST /api/calls`) or dialled in: for the record and the live list.
             let direction = record::direction_of(param(&webhook.params, "Direction"));
             parameters.push((record::DIRECTION_PARAMETER, direction.into()));
-            // The numbers travel with the stream to its record (masked
-            // here already, unless told otherwise); the guest never sees them.
-            if app.records.enabled() {
-                for (name, key) in [(record::FROM_PARAMETER, "From"), (record::TO_PARAMETER, "To")] {
-                    let number = param(&webhook.params, key);
-                    if !number.is_empty() {
-                        let number =
-                            if app.records.mask_numbers() { record::mask_number(number) } else { number.into() };
-                        parameters.push((name, number));
-                    }
+            // The numbers travel with the stream: the guest hears them in
+            // `started`; the record and the live list mask them (unless told
+            // otherwise). Twilio's `start` carries no numbers of its own.
+            for (name, key) in [(record::FROM_PARAMETER, "From"), (record::TO_PARAMETER, "To")] {
+                let number = param(&webhook.params, key);
+                if !number.is_empty() {
+                    parameters.push((name, number.to_string()));
                 }
             }
             let parameters: Vec<(&str, &str)> = parameters.iter().map(|(k, v)| (*k, v.as_str())).collect();

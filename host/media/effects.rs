@@ -16,7 +16,7 @@ use tracing::{debug, info, warn};
 use super::record::Field;
 use super::{Call, Flow};
 use crate::live::State;
-use crate::sandbox::wit::{Effect, LogEntry};
+use crate::sandbox::wit::{self, Effect, LogEntry};
 use crate::twilio::messages::{Mark, OutMedia, Outbound};
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
@@ -50,9 +50,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
                 self.work.transcribe(utterance);
                 Flow::Continue
             }
-            Effect::Think(turns) => {
+            Effect::Think(thought) => {
                 self.live_state(State::Thinking);
-                self.work.think(turns);
+                self.work.think(thought.turns);
                 Flow::Continue
             }
             Effect::Speak(text) => {
@@ -67,6 +67,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
                 info!(event = "hangup");
                 self.note("hangup", &[]);
                 Flow::Close(CloseCode::Normal, "call ended by agent")
+            }
+            Effect::Fetch(request) => {
+                // Not yet performed: refused as a host without an allowlist refuses.
+                let error = wit::FetchError::Refused("fetch is not enabled on this host".into());
+                self.work.report(wit::Event::Fetched(wit::Fetched { id: request.id, response: Err(error) }));
+                Flow::Continue
+            }
+            Effect::Transfer(transfer) => {
+                warn!(event = "transfer_failed", target = transfer.target, reason = "transfers are not enabled");
+                let failed = wit::TransferFailed { target: transfer.target, status: wit::DialStatus::Failed };
+                self.work.report(wit::Event::TransferFailed(failed));
+                Flow::Continue
             }
             Effect::Log(entry) => {
                 if let Some(record) = &mut self.record {

@@ -126,9 +126,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
                     warn!(event = "stream_rejected", reason = reason.name());
                     return Flow::Close(CloseCode::Policy, "stream not authorized");
                 }
-                // The numbers the webhook put beside the token, for the record only.
+                // What the webhook put beside the token: for the guest, and masked for the record.
                 let from = start.custom_parameters.remove(record::FROM_PARAMETER);
                 let to = start.custom_parameters.remove(record::TO_PARAMETER);
+                let masked = |n: &Option<String>| match n {
+                    Some(n) if self.app.records.mask_numbers() => Some(record::mask_number(n)),
+                    other => other.clone(),
+                };
+                let (shown_from, shown_to) = (masked(&from), masked(&to));
                 let direction = start.custom_parameters.remove(record::DIRECTION_PARAMETER);
                 let direction = record::direction_of(direction.as_deref().unwrap_or(""));
                 let format = start.media_format.as_ref();
@@ -142,7 +147,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
                 let started = self.guest.start(&self.app).await;
                 if self.app.records.enabled() {
                     let digest = self.guest.digest();
-                    let numbers = (from.clone(), to.clone());
+                    let numbers = (shown_from.clone(), shown_to.clone());
                     let record = Recorder::start(&start.call_sid, &stream_sid, direction, numbers, digest);
                     self.record = Some(Box::new(record));
                 }
@@ -152,7 +157,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
                 }
                 self.stream_sid = stream_sid.clone();
                 self.call_sid = start.call_sid.clone();
-                self.live_start(&start.call_sid, direction, from, to);
+                self.live_start(&start.call_sid, direction, shown_from, shown_to);
                 self.tape_start(&start.call_sid);
                 self.note("ws_start", &[]);
                 self.dispatch(Event::Started(wit::Started {
@@ -160,6 +165,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
                     call_sid: start.call_sid,
                     custom_parameters: start.custom_parameters.into_iter().collect(),
                     config: wit::Config::from(&self.app.config),
+                    direction: direction.into(),
+                    from: from.unwrap_or_default(),
+                    to: to.unwrap_or_default(),
                 }))
                 .await
             }

@@ -13,9 +13,10 @@ use super::turn_log::TurnTimes;
 use crate::sandbox::wit::{Event, LogEntry, ProviderKind};
 use crate::store::record::{CallRecord, Outcome, TurnRecord, unix_ms};
 
-/// The `<Parameter>`s the webhook adds to the stream for its record (the
-/// numbers, already masked unless `HOTLINE_MASK_NUMBERS=false`); taken out
-/// of the `start` before the guest sees it, as the stream token is.
+/// The `<Parameter>`s the webhook adds to the stream: the numbers and the
+/// direction, taken out of the `start`'s parameters and handed to the guest
+/// as `started`'s fields (and to the record, masked unless
+/// `HOTLINE_MASK_NUMBERS=false`).
 pub const FROM_PARAMETER: &str = "hotline_from";
 pub const TO_PARAMETER: &str = "hotline_to";
 pub const DIRECTION_PARAMETER: &str = "hotline_direction";

@@ -196,6 +196,12 @@ impl Work {
         (self.reporter())(Event::ProviderError(error));
     }
 
+    /// Hands the guest an event through the call loop, as a result would
+    /// come back (never from inside the guest's own dispatch).
+    pub fn report(&mut self, event: Event) {
+        (self.reporter())(event);
+    }
+
     /// Sends an event tagged with the current epoch.
     fn reporter(&mut self) -> impl Fn(Event) + Send + Sync + 'static {
         let epoch = self.epoch;

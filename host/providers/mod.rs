@@ -40,6 +40,8 @@ pub enum Role {
     System,
     User,
     Assistant,
+    /// A tool's result.
+    Tool,
 }
 
 impl Role {
@@ -48,6 +50,7 @@ impl Role {
             Role::System => "system",
             Role::User => "user",
             Role::Assistant => "assistant",
+            Role::Tool => "tool",
         }
     }
 }

@@ -33,7 +33,16 @@ impl From<&Config> for wit::Config {
             providers: wit::Providers::from(&c.providers),
             greeting: c.providers.greeting.clone(),
             system_prompt: c.providers.system_prompt.clone(),
+            transfer_to: c.control.transfer_to.clone(),
+            voicemail_message: c.control.voicemail_message.clone(),
         }
+    }
+}
+
+/// `inbound` or `outbound`, as `media::record::direction_of` names them.
+impl From<&str> for wit::Direction {
+    fn from(direction: &str) -> Self {
+        if direction == "outbound" { wit::Direction::Outbound } else { wit::Direction::Inbound }
     }
 }
 
@@ -53,6 +62,7 @@ impl From<wit::Turn> for Message {
             wit::Role::System => providers::Role::System,
             wit::Role::User => providers::Role::User,
             wit::Role::Assistant => providers::Role::Assistant,
+            wit::Role::Tool => providers::Role::Tool,
         };
         Message { role, content: turn.text }
     }

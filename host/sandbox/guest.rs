@@ -8,7 +8,7 @@ use wasmtime::Store;
 use wasmtime::component::{InstancePre, ResourceAny};
 
 use super::engine::{CallState, Sandbox, arm};
-use super::wit::{self, bindings, v0_1};
+use super::wit::{self, bindings, v0_1, v0_2};
 
 #[derive(Debug, thiserror::Error)]
 pub enum GuestError {
@@ -75,13 +75,15 @@ struct GuestInner {
 
 /// A component linked against the contract version it was built for.
 enum Pre {
-    V0_2(bindings::AgentPre<CallState>),
+    V0_3(bindings::AgentPre<CallState>),
+    V0_2(v0_2::bindings::AgentPre<CallState>),
     V0_1(v0_1::bindings::AgentPre<CallState>),
 }
 
 /// An instance's exports, in its contract version.
 enum Agent {
-    V0_2(bindings::Agent),
+    V0_3(bindings::Agent),
+    V0_2(v0_2::bindings::Agent),
     V0_1(v0_1::bindings::Agent),
 }
 
@@ -94,10 +96,12 @@ impl Guest {
     ) -> Result<Guest, GuestError> {
         // Newest first: a component fits exactly one version's exports.
         let pre = match bindings::AgentPre::new(pre.clone()) {
-            Ok(newest) => Pre::V0_2(newest),
-            Err(newest_error) => match v0_1::bindings::AgentPre::new(pre) {
-                Ok(old) => Pre::V0_1(old),
-                Err(_) => return Err(GuestError::Link(newest_error)),
+            Ok(newest) => Pre::V0_3(newest),
+            Err(newest_error) => match (v0_2::bindings::AgentPre::new(pre.clone()), v0_1::bindings::AgentPre::new(pre))
+            {
+                (Ok(old), _) => Pre::V0_2(old),
+                (_, Ok(old)) => Pre::V0_1(old),
+                _ => return Err(GuestError::Link(newest_error)),
             },
         };
         Ok(Guest { inner: Arc::new(GuestInner { sandbox, pre, digest, from_cache }) })
@@ -111,6 +115,7 @@ impl Guest {
     /// The `hotline:call` version the component was built against.
     pub fn contract(&self) -> &'static str {
         match self.inner.pre {
+            Pre::V0_3(_) => "0.3.0",
             Pre::V0_2(_) => "0.2.0",
             Pre::V0_1(_) => "0.1.0",
         }
@@ -125,6 +130,7 @@ impl Guest {
         let mut store = self.inner.sandbox.store();
         arm(&mut store);
         let agent = match &self.inner.pre {
+            Pre::V0_3(pre) => pre.instantiate_async(&mut store).await.map(Agent::V0_3),
             Pre::V0_2(pre) => pre.instantiate_async(&mut store).await.map(Agent::V0_2),
             Pre::V0_1(pre) => pre.instantiate_async(&mut store).await.map(Agent::V0_1),
         };
@@ -143,11 +149,16 @@ impl Guest {
         let (mut store, agent) = self.instantiate().await?;
         arm(&mut store);
         let result = match agent {
-            Agent::V0_2(a) => a.hotline_call_incoming().call_incoming_call(&mut store, webhook).await,
-            Agent::V0_1(a) => {
-                let webhook = v0_1::webhook(webhook);
+            Agent::V0_3(a) => a.hotline_call_incoming().call_incoming_call(&mut store, webhook).await,
+            Agent::V0_2(a) => {
+                let webhook = v0_2::webhook(webhook);
                 let result = a.hotline_call_incoming().call_incoming_call(&mut store, &webhook).await;
                 result.map(|twiml| twiml.map_err(wit::TwimlError::from))
+            }
+            Agent::V0_1(a) => {
+                let webhook = v0_1::webhook(&v0_2::webhook(webhook));
+                let result = a.hotline_call_incoming().call_incoming_call(&mut store, &webhook).await;
+                result.map(|twiml| twiml.map_err(|e| wit::TwimlError::from(v0_2::TwimlError::from(e))))
             }
         };
         result.map_err(|e| classify(e, &store))
@@ -158,6 +169,7 @@ impl Guest {
         let (mut store, agent) = self.instantiate().await?;
         arm(&mut store);
         let handle = match &agent {
+            Agent::V0_3(a) => a.hotline_call_calls().session().call_constructor(&mut store).await,
             Agent::V0_2(a) => a.hotline_call_calls().session().call_constructor(&mut store).await,
             Agent::V0_1(a) => a.hotline_call_calls().session().call_constructor(&mut store).await,
         };
@@ -171,6 +183,7 @@ impl Guest {
         let (mut store, agent) = self.instantiate().await?;
         arm(&mut store);
         let handle = match &agent {
+            Agent::V0_3(a) => a.hotline_call_calls().session().call_restore(&mut store, snapshot).await,
             Agent::V0_2(a) => a.hotline_call_calls().session().call_restore(&mut store, snapshot).await,
             Agent::V0_1(a) => a.hotline_call_calls().session().call_restore(&mut store, snapshot).await,
         };
@@ -191,12 +204,20 @@ impl Session {
     pub async fn handle(&mut self, event: &wit::Event) -> Result<Vec<wit::Effect>, GuestError> {
         arm(&mut self.store);
         let result = match &self.agent {
-            Agent::V0_2(a) => a.hotline_call_calls().session().call_handle(&mut self.store, self.handle, event).await,
-            Agent::V0_1(a) => match v0_1::event(event) {
+            Agent::V0_3(a) => a.hotline_call_calls().session().call_handle(&mut self.store, self.handle, event).await,
+            Agent::V0_2(a) => match v0_2::event(event) {
                 Some(event) => {
                     let calls = a.hotline_call_calls();
                     let effects = calls.session().call_handle(&mut self.store, self.handle, &event).await;
                     effects.map(|fx| fx.into_iter().map(wit::Effect::from).collect())
+                }
+                None => Ok(Vec::new()),
+            },
+            Agent::V0_1(a) => match v0_2::event(event).as_ref().and_then(v0_1::event) {
+                Some(event) => {
+                    let calls = a.hotline_call_calls();
+                    let effects = calls.session().call_handle(&mut self.store, self.handle, &event).await;
+                    effects.map(|fx| fx.into_iter().map(|e| wit::Effect::from(v0_2::Effect::from(e))).collect())
                 }
                 None => Ok(Vec::new()),
             },
@@ -207,6 +228,7 @@ impl Session {
     pub async fn snapshot(&mut self) -> Result<Vec<u8>, GuestError> {
         arm(&mut self.store);
         let result = match &self.agent {
+            Agent::V0_3(a) => a.hotline_call_calls().session().call_snapshot(&mut self.store, self.handle).await,
             Agent::V0_2(a) => a.hotline_call_calls().session().call_snapshot(&mut self.store, self.handle).await,
             Agent::V0_1(a) => a.hotline_call_calls().session().call_snapshot(&mut self.store, self.handle).await,
         };

@@ -1,8 +1,8 @@
-//! Contract versions: a component built against the released
-//! `hotline:call@0.1.0` is accepted, serves calls, and live calls migrate
-//! between it and the newest version both ways. The component is the
-//! default guest's own source built against 0.1.0 (build.rs), so this runs
-//! on every build.
+//! Contract versions: components built against the released
+//! `hotline:call@0.1.0` and `@0.2.0` are accepted, serve calls, and live
+//! calls migrate between them and the newest version both ways. They are
+//! the default guest as those releases built it, kept as built in
+//! `tests/data/guests/` (its README says from which commit).
 
 use hotline::config::SwapPolicy;
 use hotline::sandbox::wit::{Effect, Event, Restart, SpeechAudio};
@@ -12,17 +12,39 @@ use reqwest::StatusCode;
 use crate::support::*;
 use crate::swap::{marks, two_turn_call};
 
-const CONTRACT_0_1: &str = env!("HOTLINE_GUEST_CONTRACT_0_1_WASM");
+fn built_for(contract: &str) -> Vec<u8> {
+    let path = format!("{}/tests/data/guests/default-contract-{contract}.wasm", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
 
 fn contract_0_1() -> Vec<u8> {
-    std::fs::read(CONTRACT_0_1).unwrap()
+    built_for("0.1.0")
 }
 
 #[test]
 fn each_component_runs_under_the_contract_it_was_built_for() {
-    let old = sandbox().load(&contract_0_1()).expect("a 0.1.0 component loads");
-    assert_eq!(old.contract(), "0.1.0");
-    assert_eq!(default_guest().contract(), "0.2.0");
+    for contract in ["0.1.0", "0.2.0"] {
+        let old = sandbox().load(&built_for(contract)).expect("an older component loads");
+        assert_eq!(old.contract(), contract);
+    }
+    assert_eq!(default_guest().contract(), "0.3.0");
+}
+
+#[tokio::test]
+async fn what_0_3_added_is_not_delivered_to_older_components() {
+    use hotline::sandbox::wit::{AnsweredBy, FetchError, Fetched, ToolCall};
+    let old = sandbox().load(&built_for("0.2.0")).unwrap();
+    let mut d = thinking(&old).await;
+    for event in [
+        Event::AnsweredBy(AnsweredBy::MachineEndBeep),
+        Event::ToolCalls(vec![ToolCall { id: "c1".into(), name: "end_call".into(), arguments: "{}".into() }]),
+        Event::Fetched(Fetched { id: 1, response: Err(FetchError::Timeout) }),
+    ] {
+        assert!(d.send(event).await.is_empty(), "a 0.2.0 session hears nothing of it");
+    }
+    // ...and the session still works: its turn goes on.
+    d.send(restarted(true)).await;
+    assert!(apologized(&d), "{:?}", d.effects);
 }
 
 /// An AI call of `guest` waiting for its transcript (no transcript ever
@@ -50,13 +72,15 @@ fn apologized(d: &Driver) -> bool {
 
 #[tokio::test]
 async fn restarted_reaches_each_contract_as_it_can_say_it() {
-    // 0.2.0: the event itself; with work dropped, the waiting turn gives up.
-    let mut d = thinking(default_guest()).await;
-    d.send(restarted(false)).await;
-    assert_eq!(d.logs("restarted").len(), 1, "{:?}", d.effects);
-    assert!(!apologized(&d), "nothing was lost: {:?}", d.effects);
-    d.send(restarted(true)).await;
-    assert!(apologized(&d), "the lost turn is given up with an apology: {:?}", d.effects);
+    // Since 0.2.0: the event itself; with work dropped, the waiting turn gives up.
+    for guest in [default_guest().clone(), sandbox().load(&built_for("0.2.0")).unwrap()] {
+        let mut d = thinking(&guest).await;
+        d.send(restarted(false)).await;
+        assert_eq!(d.logs("restarted").len(), 1, "{:?}", d.effects);
+        assert!(!apologized(&d), "nothing was lost: {:?}", d.effects);
+        d.send(restarted(true)).await;
+        assert!(apologized(&d), "the lost turn is given up with an apology: {:?}", d.effects);
+    }
 
     // 0.1.0 has no `restarted`: the provider error 0.1.0 hosts sent when a
     // restart dropped provider work, and nothing otherwise.
@@ -79,7 +103,7 @@ async fn a_0_1_component_serves_calls_and_live_calls_migrate_both_ways() {
 
     // Live calls on 0.1.0, then the newest version pushed under them; then
     // live calls on it, and a rollback to 0.1.0 under them.
-    for (round, swap_to_contract) in [(0, "0.2.0"), (1, "0.1.0")] {
+    for (round, swap_to_contract) in [(0, "0.3.0"), (1, "0.1.0")] {
         let calls: Vec<_> = (0..4)
             .map(|i| {
                 let opts = two_turn_call(&s.base, round * 10 + i);

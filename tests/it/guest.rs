@@ -84,6 +84,9 @@ async fn greets_once_in_whole_frames_with_a_mark() {
         call_sid: "CAtest".into(),
         custom_parameters: vec![],
         config: call_config(500, 80, false),
+        direction: hotline::sandbox::wit::Direction::Inbound,
+        from: "+15550100001".into(),
+        to: "+15550100002".into(),
     }))
     .await;
     d.ack_marks().await;
@@ -258,8 +261,8 @@ async fn with_providers_an_utterance_becomes_transcribe_think_speak_play() {
     let Some(Effect::Think(turns)) = fx.iter().find(|e| matches!(e, Effect::Think(_))) else {
         panic!("think after the final transcript: {fx:?}")
     };
-    assert_eq!(turns.first().map(|t| t.role), Some(Role::System));
-    assert_eq!(turns.last().map(|t| (t.role, t.text.as_str())), Some((Role::User, "what time is it")));
+    assert_eq!(turns.turns.first().map(|t| t.role), Some(Role::System));
+    assert_eq!(turns.turns.last().map(|t| (t.role, t.text.as_str())), Some((Role::User, "what time is it")));
 
     let mut spoken = Vec::new();
     for delta in ["It is ", "noon. Anything", " else?"] {
@@ -371,7 +374,8 @@ async fn barge_in_cancels_the_work_and_keeps_only_what_was_heard() {
     d.audio(&silence(600)).await;
     let fx = d.send(Event::Transcript(Transcript { text: "wait".into(), is_final: true })).await;
     let Some(Effect::Think(turns)) = fx.iter().find(|e| matches!(e, Effect::Think(_))) else { panic!("{fx:?}") };
-    let assistant: Vec<&str> = turns.iter().filter(|t| t.role == Role::Assistant).map(|t| t.text.as_str()).collect();
+    let assistant: Vec<&str> =
+        turns.turns.iter().filter(|t| t.role == Role::Assistant).map(|t| t.text.as_str()).collect();
     assert_eq!(assistant, ["Hello! This is hotline. How can I help?", "Once upon a time."]);
 }
 

@@ -116,9 +116,9 @@ async fn thinking_on_the_ai_path() {
     let Some(Effect::Think(turns)) = fx.iter().find(|e| matches!(e, Effect::Think(_))) else {
         panic!("a final transcript while thinking asks the LLM: {fx:?}");
     };
-    let roles: Vec<Role> = turns.iter().map(|t| t.role).collect();
+    let roles: Vec<Role> = turns.turns.iter().map(|t| t.role).collect();
     assert_eq!(roles, [Role::System, Role::Assistant, Role::User], "the heard greeting is in the history");
-    assert_eq!(turns[2].text, "what time is it");
+    assert_eq!(turns.turns[2].text, "what time is it");
     let fx = r.send(Event::ReplyText(ReplyText { delta: "It is noon. ".into(), done: true })).await;
     assert!(fx.iter().any(|e| matches!(e, Effect::Speak(t) if t == "It is noon.")), "{fx:?}");
     let fx = r.send(Event::SpeechAudio(SpeechAudio { samples: tone(300, 300.0), sample_rate: 8000, done: true })).await;

@@ -79,6 +79,9 @@ impl Driver {
             call_sid: "CAtest".into(),
             custom_parameters: vec![("call_sid".into(), "CAtest".into())],
             config,
+            direction: hotline::sandbox::wit::Direction::Inbound,
+            from: "+15550100001".into(),
+            to: "+15550100002".into(),
         }))
         .await;
         d

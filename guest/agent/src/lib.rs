@@ -1,6 +1,6 @@
 //! The default hotline call logic.
 //!
-//! Two exports (see `wit/v0.2.0/call.wit`): `incoming-call`, which turns the voice
+//! Two exports (see `wit/v0.3.0/call.wit`): `incoming-call`, which turns the voice
 //! webhook into TwiML, and the `session` resource, one per live call, which
 //! is a pure state machine: an event in, a list of effects out. Nothing here
 //! performs I/O or reads a clock; the host does both.
@@ -8,20 +8,12 @@
 //! This crate is a library so that other guests (the test probe, your own)
 //! can reuse and wrap it; `hotline-guest-default` exports it as a component.
 
-/// The contract this crate builds against: the newest `hotline:call`, or
-/// with the `contract-0-1` feature the released 0.1.0 (only for the test
-/// component that proves the host still serves 0.1.0 guests).
+/// The contract this crate builds against: the newest `hotline:call`.
+/// (Components built against older versions are kept as built, in
+/// `tests/data/guests/`, to prove the host still serves them.)
 pub mod bindings {
-    #[cfg(not(feature = "contract-0-1"))]
     wit_bindgen::generate!({
-        path: "../../wit/v0.2.0",
-        world: "agent",
-        pub_export_macro: true,
-        default_bindings_module: "hotline_agent::bindings",
-    });
-    #[cfg(feature = "contract-0-1")]
-    wit_bindgen::generate!({
-        path: "../../wit/v0.1.0",
+        path: "../../wit/v0.3.0",
         world: "agent",
         pub_export_macro: true,
         default_bindings_module: "hotline_agent::bindings",

@@ -183,6 +183,8 @@ enum Role {
     System,
     User,
     Assistant,
+    /// Never written yet: this agent offers no tools.
+    Tool,
 }
 
 /// A copy of [`ResamplerState`].
@@ -332,7 +334,7 @@ impl From<&CallTurn> for Turn {
 
 impl From<Turn> for CallTurn {
     fn from(t: Turn) -> Self {
-        CallTurn { role: t.role.into(), text: t.text }
+        CallTurn { role: t.role.into(), text: t.text, tool_calls: Vec::new(), tool_call_id: None }
     }
 }
 
@@ -361,7 +363,7 @@ macro_rules! same_variants {
 
 same_variants!(State, machine::State, Listening, Thinking, Speaking, Ended);
 same_variants!(Awaiting, machine::Awaiting, Nothing, Transcript, Reply);
-same_variants!(Role, CallRole, System, User, Assistant);
+same_variants!(Role, CallRole, System, User, Assistant, Tool);
 
 mod base64_bytes {
     use base64::Engine as _;

@@ -3,17 +3,19 @@
 //! the rest of the host reaches the contract's types, always those of the
 //! newest version.
 //!
-//! Older versions live in modules of their own (`v0_1.rs`) with their
-//! conversions to and from the newest; `sandbox/guest.rs` picks the
+//! Older versions live in modules of their own (`v0_2.rs`, `v0_1.rs`), each
+//! with its conversions to and from the version after it (so a new version
+//! needs one new adapter, and the older ones chain through it); `sandbox/guest.rs` picks the
 //! version a component was built against and converts at the boundary.
 //! `wit/README.md` has the rule: a released version never changes.
 
 pub(super) mod v0_1;
+pub(super) mod v0_2;
 
-/// `hotline:call@0.2.0`, the newest contract.
+/// `hotline:call@0.3.0`, the newest contract.
 pub(super) mod bindings {
     wasmtime::component::bindgen!({
-        path: "wit/v0.2.0",
+        path: "wit/v0.3.0",
         world: "agent",
         additional_derives: [PartialEq],
         imports: { default: async },
@@ -22,8 +24,9 @@ pub(super) mod bindings {
 }
 
 pub use bindings::hotline::call::types::{
-    CallMode, Config, Effect, Event, LogEntry, Media, ProviderError, ProviderKind, Providers, ReplyText, Restart, Role,
-    SpeechAudio, Started, Timer, Transcript, Turn, TwimlError, Utterance, Webhook,
+    AnsweredBy, CallMode, Config, DialStatus, Direction, Effect, Event, FetchError, Fetched, HttpRequest, HttpResponse,
+    LogEntry, Media, ProviderError, ProviderKind, Providers, ReplyText, Restart, Role, SpeechAudio, Started, Thought,
+    Timer, Tool, ToolCall, Transcript, Transfer, TransferFailed, Turn, TwimlError, Utterance, Webhook,
 };
 
 impl Event {
@@ -40,6 +43,10 @@ impl Event {
             Event::SpeechAudio(_) => "speech-audio",
             Event::ProviderError(_) => "provider-error",
             Event::Restarted(_) => "restarted",
+            Event::AnsweredBy(_) => "answered-by",
+            Event::ToolCalls(_) => "tool-calls",
+            Event::Fetched(_) => "fetched",
+            Event::TransferFailed(_) => "transfer-failed",
             Event::Stopped => "stopped",
         }
     }

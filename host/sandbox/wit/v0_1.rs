@@ -1,7 +1,8 @@
 //! `hotline:call@0.1.0`, released: its bindings and its conversions to and
-//! from the newest contract. Components built against it keep running: the
-//! host hands them its newest events converted down, and takes their
-//! effects converted up (every 0.1.0 effect exists in the newest contract).
+//! from 0.2.0, the version after it (`v0_2.rs` takes them on to the
+//! newest). Components built against it keep running: the host hands them
+//! its events converted down, and takes their effects converted up (every
+//! 0.1.0 effect exists in 0.2.0).
 
 pub(in crate::sandbox) mod bindings {
     wasmtime::component::bindgen!({
@@ -14,12 +15,12 @@ pub(in crate::sandbox) mod bindings {
 
 use bindings::hotline::call::types as old;
 
-use super as new;
+use super::v0_2::bindings::hotline::call::types as new;
 
 /// What a 0.1.0 session was told after a restart before `restarted` existed.
 const RESTARTED: &str = "call logic restarted; work in flight was dropped";
 
-/// The newest event as 0.1.0 sees it; `None` when 0.1.0 has no way to
+/// The 0.2.0 event as 0.1.0 sees it; `None` when 0.1.0 has no way to
 /// say it. `restarted` becomes the LLM provider error that 0.1.0 hosts sent
 /// when a restart dropped provider work (so a session waiting for a result
 /// stops waiting), and nothing otherwise.

@@ -175,8 +175,11 @@ impl Machine {
             Event::ReplyText(r) => self.on_reply_text(r, &mut fx),
             Event::SpeechAudio(a) => self.on_speech_audio(a, &mut fx),
             Event::ProviderError(e) => self.on_provider_error(e, &mut fx),
-            #[cfg(not(feature = "contract-0-1"))]
             Event::Restarted(r) => self.on_restarted(r, &mut fx),
+            // Not asked for yet by this agent: noted, nothing else.
+            Event::AnsweredBy(_) | Event::ToolCalls(_) | Event::Fetched(_) | Event::TransferFailed(_) => {
+                fx.push(log("event_ignored", &[]))
+            }
             Event::Stopped => {
                 fx.push(log(
                     "call_end",

@@ -4,7 +4,7 @@
 use hotline_audio::{FRAME_BYTES, ulaw};
 
 use super::{Machine, State, log};
-use crate::bindings::hotline::call::types::{Effect, Role, Turn};
+use crate::bindings::hotline::call::types::{Effect, Role};
 
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Playback {
@@ -74,7 +74,7 @@ impl Machine {
         let heard: Vec<&str> =
             segments.iter().filter(|s| s.heard && !s.text.is_empty()).map(|s| s.text.as_str()).collect();
         if self.settings.ai && !heard.is_empty() {
-            self.ai.conversation.push(Turn { role: Role::Assistant, text: heard.join(" ") });
+            self.ai.conversation.push(super::reply::turn(Role::Assistant, heard.join(" ")));
         }
         // Recorded once: a segment's text is not counted again.
         segments.iter_mut().for_each(|s| s.text.clear());

@@ -9,10 +9,9 @@ use hotline_audio::{SAMPLE_RATE, ulaw};
 
 use super::playback::{play_with_mark, prompt};
 use super::{Machine, Segment, State, log};
-#[cfg(not(feature = "contract-0-1"))]
-use crate::bindings::hotline::call::types::Restart;
 use crate::bindings::hotline::call::types::{
-    Effect, ProviderError, ProviderKind, ReplyText, Role, SpeechAudio, Timer, Transcript, Turn, Utterance,
+    Effect, ProviderError, ProviderKind, ReplyText, Restart, Role, SpeechAudio, Thought, Timer, Transcript, Turn,
+    Utterance,
 };
 
 /// Timer id of the fallback filler (ids are per call and the guest's own).
@@ -79,11 +78,11 @@ impl Machine {
             self.set_state(State::Listening, fx);
             return;
         }
-        self.ai.conversation.push(Turn { role: Role::User, text });
+        self.ai.conversation.push(turn(Role::User, text));
         self.ai.awaiting = Awaiting::Reply;
-        let mut turns = vec![Turn { role: Role::System, text: self.settings.system_prompt.clone() }];
+        let mut turns = vec![turn(Role::System, self.settings.system_prompt.clone())];
         turns.extend(self.ai.conversation.iter().cloned());
-        fx.push(Effect::Think(turns));
+        fx.push(Effect::Think(Thought { turns, tools: Vec::new() }));
     }
 
     pub(super) fn on_reply_text(&mut self, r: ReplyText, fx: &mut Vec<Effect>) {
@@ -219,7 +218,6 @@ impl Machine {
     /// The host re-created this session from a snapshot after a failure.
     /// If it dropped the call's provider work, results this turn waits for
     /// may never come: give the turn up as after a provider error.
-    #[cfg(not(feature = "contract-0-1"))]
     pub(super) fn on_restarted(&mut self, r: Restart, fx: &mut Vec<Effect>) {
         fx.push(log("restarted", &[("reason", r.reason), ("work_dropped", r.work_dropped.to_string())]));
         if r.work_dropped {
@@ -250,4 +248,9 @@ fn sentence_end(text: &str) -> Option<usize> {
     (0..bytes.len().saturating_sub(1))
         .find(|&i| matches!(bytes[i], b'.' | b'!' | b'?') && bytes[i + 1].is_ascii_whitespace())
         .map(|i| i + 1)
+}
+
+/// A turn of plain text.
+pub(super) fn turn(role: Role, text: String) -> Turn {
+    Turn { role, text, tool_calls: Vec::new(), tool_call_id: None }
 }
