@@ -336,6 +336,7 @@ mod tests {
         ("HOTLINE_STREAM_IDLE_SECS", 2, 300),
         ("HOTLINE_RECORD_QUEUE", 1, 1_000_000),
         ("HOTLINE_RETENTION_DAYS", 0, 36_500),
+        ("HOTLINE_TRANSFER_TIMEOUT_SECS", 5, 600),
     ];
     /// The providers' (`providers/settings.rs`).
     const PROVIDER_RANGES: &[(&str, u64, u64)] = &[
