@@ -14,6 +14,7 @@ use crate::metrics::Metrics;
 use crate::providers::Providers;
 use crate::sandbox::Sandbox;
 use crate::store::Records;
+use crate::switchboard::Switchboard;
 use crate::twilio::rest::Rest;
 use crate::versions::{Registry, RollbackPolicy};
 
@@ -45,6 +46,9 @@ pub struct App {
     /// Twilio's REST API (`TWILIO_ACCOUNT_SID`): ends, redirects and
     /// places calls; `None` without an account.
     pub twilio: Option<Rest>,
+    /// Answering-machine verdicts on their way to live calls, and transfers
+    /// between a stream's end and the caller's return.
+    pub switchboard: Arc<Switchboard>,
 }
 
 impl App {
@@ -64,6 +68,7 @@ impl App {
             metrics: Metrics::default(),
             live: Live::default(),
             twilio,
+            switchboard: Arc::default(),
             config,
         })
     }

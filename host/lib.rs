@@ -17,6 +17,7 @@ pub mod sandbox;
 pub mod scenario;
 pub mod sim;
 pub mod store;
+pub mod switchboard;
 pub mod telemetry;
 pub mod twilio;
 pub mod versions;

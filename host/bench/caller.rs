@@ -114,6 +114,8 @@ async fn stream(
         subprotocol: true,
         auth_token: None,
         public_url: None,
+        webhook: stream::WEBHOOK,
+        extra: &[],
     };
     let Stream { mut ws, stream_sid, subprotocol_echoed, .. } = match stream::open(client, &dial).await {
         Ok(stream) => stream,

@@ -13,6 +13,9 @@ pub struct DialArgs {
     /// The caller ID to show (one of the account's numbers). [default: the server's HOTLINE_DIAL_FROM]
     #[arg(long)]
     pub from: Option<String>,
+    /// Answering-machine detection: true or false. [default: on when the server has HOTLINE_VOICEMAIL_MESSAGE]
+    #[arg(long)]
+    pub detect_machine: Option<bool>,
     /// Base URL of the server.
     #[arg(long, default_value = "http://127.0.0.1:8080")]
     pub url: String,
@@ -26,6 +29,9 @@ pub async fn run(args: DialArgs) -> anyhow::Result<ExitCode> {
     let mut body = serde_json::json!({ "to": args.to });
     if let Some(from) = &args.from {
         body["from"] = from.as_str().into();
+    }
+    if let Some(detect) = args.detect_machine {
+        body["detect_machine"] = detect.into();
     }
     let response = reqwest::Client::new()
         .post(&url)

@@ -16,6 +16,7 @@ mod admin;
 mod api;
 pub mod auth;
 mod base_url;
+mod control;
 mod dashboard;
 mod dial;
 mod error;

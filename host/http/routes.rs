@@ -47,7 +47,9 @@ pub async fn route(app: Arc<App>, req: Request<Incoming>) -> Result<Response<Bod
         (&Method::GET, "/metrics") => metrics(&app, &req),
         (&Method::POST, "/webhook/incoming_call") => webhook(incoming_call(&app, req)).await,
         (&Method::POST, "/webhook/stream_status") => webhook(webhook_logged(&app, req, "stream_status")).await,
-        (&Method::POST, "/webhook/stream_ended") => webhook(stream_ended(&app, req)).await,
+        (&Method::POST, "/webhook/stream_ended") => webhook(super::control::stream_ended(&app, req)).await,
+        (&Method::POST, "/webhook/dial_ended") => webhook(super::control::dial_ended(&app, req)).await,
+        (&Method::POST, "/webhook/amd") => webhook(super::control::amd(&app, req)).await,
         (&Method::POST, "/webhook/call_status") => webhook(webhook_logged(&app, req, "call_status")).await,
         (&Method::GET, "/ws/twilio-media") => upgrade(app, req).await,
         (_, path) if path.starts_with("/admin/") => super::admin::handle(&app, req).await,
@@ -66,7 +68,7 @@ async fn webhook(handler: impl Future<Output = Result<Response<Body>, AppError>>
     async { Ok(handler.await.unwrap_or_else(AppError::into_response)) }.instrument(span).await
 }
 
-fn param<'a>(params: &'a [(String, String)], key: &str) -> &'a str {
+pub(super) fn param<'a>(params: &'a [(String, String)], key: &str) -> &'a str {
     params.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str()).unwrap_or("")
 }
 
@@ -121,7 +123,10 @@ fn metrics(app: &App, req: &Request<Incoming>) -> Result<Response<Body>, AppErro
 
 /// A webhook's form, once its signature has been checked (when signatures
 /// are on): every webhook handler reads its form through this.
-async fn signed_form(app: &App, req: Request<Incoming>) -> Result<(Vec<(String, String)>, HeaderMap), AppError> {
+pub(super) async fn signed_form(
+    app: &App,
+    req: Request<Incoming>,
+) -> Result<(Vec<(String, String)>, HeaderMap), AppError> {
     let (headers, uri) = (req.headers().clone(), req.uri().clone());
     let params = read_form(req, app.config.max_body_bytes, app.config.security.body_timeout).await?;
     Span::current().record("call_sid", param(&params, "CallSid"));
@@ -131,19 +136,34 @@ async fn signed_form(app: &App, req: Request<Incoming>) -> Result<(Vec<(String, 
 
 async fn incoming_call(app: &App, req: Request<Incoming>) -> Result<Response<Body>, AppError> {
     let (params, headers) = signed_form(app, req).await?;
-    let call_sid = param(&params, "CallSid").to_string();
     if app.is_draining() {
         return Err(AppError::Draining);
     }
+    let call_sid = param(&params, "CallSid").to_string();
+    let twiml = stream_twiml(app, params, &headers, &[]).await?;
+    info!(event = "incoming_call", call_sid, mode = app.config.mode.name());
+    Ok(xml(StatusCode::OK, twiml))
+}
+
+/// The active guest's TwiML for a call (a webhook's `params`), with the
+/// stream's `<Parameter>`s the host adds: the stream token, the direction,
+/// the numbers, and `extra` (a returning transfer's).
+pub(super) async fn stream_twiml(
+    app: &App,
+    params: Vec<(String, String)>,
+    headers: &HeaderMap,
+    extra: &[(&str, &str)],
+) -> Result<String, AppError> {
+    let call_sid = param(&params, "CallSid").to_string();
     let version = app.versions.active_within(GUEST_LOAD_WAIT).await.ok_or(AppError::NoGuest)?;
-    let base_url = app.auth.public_base(&headers).map_err(AppError::BadRequest)?;
+    let base_url = app.auth.public_base(headers).map_err(AppError::BadRequest)?;
     let webhook = wit::Webhook { params, base_url, mode: app.config.mode.into() };
     match version.guest.incoming_call(&webhook).await? {
         Ok(twiml) => {
             // The stream must prove it follows this answer (`stream_token.rs`).
             let token = app.auth.stream_tokens.issue(&call_sid, SystemTime::now());
             let mut parameters = vec![(stream_token::PARAMETER, token)];
-            // Placed by us (`POST /api/calls`) or dialled in: for the record and the live list.
+            // Placed by us (`POST /api/calls`) or dialled in: for the guest, the record and the live list.
             let direction = record::direction_of(param(&webhook.params, "Direction"));
             parameters.push((record::DIRECTION_PARAMETER, direction.into()));
             // The numbers travel with the stream: the guest hears them in
@@ -155,10 +175,9 @@ async fn incoming_call(app: &App, req: Request<Incoming>) -> Result<Response<Bod
                     parameters.push((name, number.to_string()));
                 }
             }
+            parameters.extend(extra.iter().map(|(k, v)| (*k, v.to_string())));
             let parameters: Vec<(&str, &str)> = parameters.iter().map(|(k, v)| (*k, v.as_str())).collect();
-            let twiml = stream_token::add_parameters(&twiml, &parameters).map_err(AppError::Twiml)?;
-            info!(event = "incoming_call", call_sid, mode = app.config.mode.name());
-            Ok(xml(StatusCode::OK, twiml))
+            stream_token::add_parameters(&twiml, &parameters).map_err(AppError::Twiml)
         }
         Err(wit::TwimlError::BadRequest(reason)) => Err(AppError::BadRequest(reason)),
         Err(wit::TwimlError::Internal(reason)) => Err(AppError::Twiml(reason)),
@@ -177,22 +196,6 @@ async fn webhook_logged(app: &App, req: Request<Incoming>, event: &'static str) 
     );
     Ok(empty(StatusCode::NO_CONTENT))
 }
-
-/// The stream ended (`<Connect action>`), or a `<Record>` did: the call
-/// hangs up. Answering nothing would leave the next step to chance (a
-/// trailing verb, or silence on an open line).
-async fn stream_ended(app: &App, req: Request<Incoming>) -> Result<Response<Body>, AppError> {
-    let (params, _) = signed_form(app, req).await?;
-    info!(
-        event = "stream_ended",
-        call_sid = param(&params, "CallSid"),
-        call_status = param(&params, "CallStatus"),
-        next = "hangup",
-    );
-    Ok(xml(StatusCode::OK, HANGUP))
-}
-
-const HANGUP: &str = r#"<?xml version="1.0" encoding="UTF-8"?><Response><Hangup/></Response>"#;
 
 async fn upgrade(app: Arc<App>, mut req: Request<Incoming>) -> Result<Response<Body>, AppError> {
     app.auth.check_upgrade(req.headers(), req.uri())?;

@@ -74,12 +74,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
                 self.work.report(wit::Event::Fetched(wit::Fetched { id: request.id, response: Err(error) }));
                 Flow::Continue
             }
-            Effect::Transfer(transfer) => {
-                warn!(event = "transfer_failed", target = transfer.target, reason = "transfers are not enabled");
-                let failed = wit::TransferFailed { target: transfer.target, status: wit::DialStatus::Failed };
-                self.work.report(wit::Event::TransferFailed(failed));
-                Flow::Continue
-            }
+            Effect::Transfer(transfer) => self.begin_transfer(transfer).await,
             Effect::Log(entry) => {
                 if let Some(record) = &mut self.record {
                     record.guest_log(self.media_ms, &entry);

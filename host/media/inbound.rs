@@ -11,7 +11,7 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tracing::{Span, error, info, warn};
 
 use super::record::{self, Field, Recorder};
-use super::{Call, Flow};
+use super::{Call, Flow, transfer};
 use crate::sandbox::wit::{self, Event};
 use crate::twilio::messages::{Frame, Inbound};
 use crate::twilio::stream_token;
@@ -129,13 +129,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
                 // What the webhook put beside the token: for the guest, and masked for the record.
                 let from = start.custom_parameters.remove(record::FROM_PARAMETER);
                 let to = start.custom_parameters.remove(record::TO_PARAMETER);
-                let masked = |n: &Option<String>| match n {
-                    Some(n) if self.app.records.mask_numbers() => Some(record::mask_number(n)),
-                    other => other.clone(),
-                };
-                let (shown_from, shown_to) = (masked(&from), masked(&to));
+                let shown = |n: &Option<String>| n.as_deref().map(|n| self.app.records.shown(n));
+                let (shown_from, shown_to) = (shown(&from), shown(&to));
                 let direction = start.custom_parameters.remove(record::DIRECTION_PARAMETER);
                 let direction = record::direction_of(direction.as_deref().unwrap_or(""));
+                // A caller back from a transfer nobody answered (`http/control.rs`).
+                let returning = start.custom_parameters.remove(record::TRANSFER_PARAMETER);
                 let format = start.media_format.as_ref();
                 info!(
                     event = "ws_start",
@@ -160,7 +159,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
                 self.live_start(&start.call_sid, direction, shown_from, shown_to);
                 self.tape_start(&start.call_sid);
                 self.note("ws_start", &[]);
-                self.dispatch(Event::Started(wit::Started {
+                // Only calls we placed get answering-machine verdicts.
+                if direction == "outbound" {
+                    self.signals = Some(Box::new(self.app.switchboard.register(&start.call_sid)));
+                }
+                let started = wit::Started {
                     stream_sid,
                     call_sid: start.call_sid,
                     custom_parameters: start.custom_parameters.into_iter().collect(),
@@ -168,8 +171,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
                     direction: direction.into(),
                     from: from.unwrap_or_default(),
                     to: to.unwrap_or_default(),
-                }))
-                .await
+                };
+                match returning {
+                    Some(status) => Box::pin(self.returned(started, &status)).await,
+                    None => self.dispatch(Event::Started(started)).await,
+                }
             }
             Inbound::Media { media, .. } => self.on_media(media.timestamp, &media.payload).await,
             Inbound::Dtmf { dtmf, .. } => {
@@ -195,6 +201,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
                 self.stats.marks_acked += 1;
                 info!(event = "mark_ack", name = mark.name);
                 self.note("mark_ack", &[("name", Field::Str(&mark.name))]);
+                if mark.name == transfer::TRANSFER_MARK && self.transfer.is_some() {
+                    return self.hand_over().await;
+                }
                 self.live_mark_played();
                 self.dispatch(Event::MarkPlayed(mark.name)).await
             }

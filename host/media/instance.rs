@@ -80,6 +80,28 @@ impl Instance {
         Ok(())
     }
 
+    /// Continues a call from `snapshot` (a caller back from a transfer) in a
+    /// fresh instance of the active version, replacing any session.
+    pub async fn resume(&mut self, app: &App, snapshot: Vec<u8>) -> Result<(), GuestError> {
+        if let Some(active) = app.versions.active() {
+            self.version = active;
+            self.generation = app.versions.generation();
+        }
+        self.session = None;
+        self.move_to(self.version.clone(), snapshot).await
+    }
+
+    /// The session's state now, if it can say it.
+    pub async fn snapshot(&mut self) -> Option<Vec<u8>> {
+        match self.session.as_mut()?.snapshot().await {
+            Ok(snapshot) => Some(snapshot),
+            Err(e) => {
+                warn!(event = "snapshot_failed", error = %e);
+                None
+            }
+        }
+    }
+
     /// One event in, its effects out. A failure drops the session (the
     /// caller decides whether to [`recover`](Self::recover)).
     pub async fn handle(&mut self, event: &wit::Event) -> Option<Result<Vec<wit::Effect>, GuestError>> {

@@ -11,6 +11,7 @@
 //! - `effects.rs`: the guest's effects performed, and its timers.
 //! - `apology.rs`: what a call does once its guest is beyond help.
 //! - `control.rs`: the phone call's end when the agent hangs up (REST).
+//! - `transfer.rs`: the guest's `transfer`, and the caller's return.
 //! - `work.rs` + `turn_log.rs`: the call's provider requests and their timing.
 //! - `live.rs`: the call's entry in the dashboard's live list.
 //! - `tape.rs`: the call's audio for its recording, when calls are recorded.
@@ -25,6 +26,7 @@ mod instance;
 mod live;
 pub mod record;
 mod tape;
+mod transfer;
 mod turn_log;
 mod work;
 
@@ -44,11 +46,20 @@ use tracing::{Instrument, field, info, info_span, warn};
 use crate::app::App;
 use crate::sandbox::wit::{self, Event};
 use crate::store::record::Outcome;
+use crate::switchboard::{Registration, Signal};
 use crate::versions::Version;
 use effects::{Timers, written};
 use instance::Instance;
 use record::{Field, Recorder};
 use work::Work;
+
+/// The next signal for a call on the switchboard; pending for the others.
+async fn next_signal(registration: &mut Option<Box<Registration>>) -> Option<Signal> {
+    match registration {
+        Some(r) => r.signals.recv().await,
+        None => std::future::pending().await,
+    }
+}
 
 /// How long a close handshake may take before the socket is dropped.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(3);
@@ -69,6 +80,8 @@ enum Input {
     Timer(u32),
     /// A provider produced something for the guest.
     Provider(Event),
+    /// A webhook had something for this call (`switchboard.rs`).
+    Signal(Signal),
     Ping,
     Shutdown,
     /// The apology after a failed guest has had its time.
@@ -149,6 +162,8 @@ where
         live: None,
         tape: None,
         media_ms: 0,
+        transfer: None,
+        signals: None,
     };
     call.run(subprotocol).instrument(span)
 }
@@ -183,6 +198,10 @@ struct Call<S> {
     /// Media time at the end of the newest media frame: when host events
     /// happened, for the record.
     media_ms: u64,
+    /// A transfer waiting for what was played before it to be heard.
+    transfer: Option<Box<wit::Transfer>>,
+    /// An outbound call's place on the switchboard (answering-machine verdicts).
+    signals: Option<Box<Registration>>,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
@@ -219,6 +238,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
                 msg = self.ws.next() => Input::Frame(msg),
                 id = self.timers.next() => Input::Timer(id),
                 event = self.work.next() => Input::Provider(event),
+                Some(signal) = next_signal(&mut self.signals) => Input::Signal(signal),
                 _ = ping.tick() => Input::Ping,
                 _ = &mut watchdog => Input::Watchdog,
             };
@@ -268,6 +288,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
                         self.live_state(crate::live::State::Listening);
                     }
                     self.dispatch(event).await
+                }
+                Input::Signal(Signal::AnsweredBy(verdict)) => {
+                    self.note("answered_by", &[("answered_by", Field::Str(crate::sandbox::answered_by_name(verdict)))]);
+                    self.dispatch(Event::AnsweredBy(verdict)).await
                 }
                 Input::Ping => written(self.ws.send(Message::Ping(Default::default()))).await,
                 Input::Shutdown => {

@@ -20,6 +20,9 @@ use crate::store::record::{CallRecord, Outcome, TurnRecord, unix_ms};
 pub const FROM_PARAMETER: &str = "hotline_from";
 pub const TO_PARAMETER: &str = "hotline_to";
 pub const DIRECTION_PARAMETER: &str = "hotline_direction";
+/// On the stream that brings a caller back after a transfer nobody
+/// answered: the dial's status (`http/control.rs` → `media/transfer.rs`).
+pub const TRANSFER_PARAMETER: &str = "hotline_transfer";
 
 /// `inbound` or `outbound`, from the webhook's `Direction` (`inbound`,
 /// `outbound-api`, `outbound-dial`).
@@ -252,6 +255,7 @@ pub fn outcome_of_close(code: u16, reason: &str) -> Outcome {
     match (code, reason) {
         (1000, "call ended by agent") => Outcome::AgentHungUp,
         (1000, "server shutting down") => Outcome::Drained,
+        (1000, super::transfer::TRANSFERRED) => Outcome::Transferred,
         (1000, _) => Outcome::CallerHungUp,
         (1011, _) => Outcome::GuestFailure,
         (1013, _) => Outcome::Refused,

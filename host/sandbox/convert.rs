@@ -73,3 +73,41 @@ impl From<wit::Utterance> for Pcm {
         Pcm { samples: u.samples, rate: u.sample_rate }
     }
 }
+
+/// Twilio's `DialCallStatus` values (the `<Dial action>` webhook) and the
+/// contract's.
+const DIAL_STATUS: [(&str, wit::DialStatus); 6] = [
+    ("completed", wit::DialStatus::Completed),
+    ("answered", wit::DialStatus::Answered),
+    ("busy", wit::DialStatus::Busy),
+    ("no-answer", wit::DialStatus::NoAnswer),
+    ("failed", wit::DialStatus::Failed),
+    ("canceled", wit::DialStatus::Canceled),
+];
+
+/// Twilio's `AnsweredBy` values (asynchronous answering-machine detection)
+/// and the contract's.
+const ANSWERED_BY: [(&str, wit::AnsweredBy); 7] = [
+    ("human", wit::AnsweredBy::Human),
+    ("machine_start", wit::AnsweredBy::MachineStart),
+    ("machine_end_beep", wit::AnsweredBy::MachineEndBeep),
+    ("machine_end_silence", wit::AnsweredBy::MachineEndSilence),
+    ("machine_end_other", wit::AnsweredBy::MachineEndOther),
+    ("fax", wit::AnsweredBy::Fax),
+    ("unknown", wit::AnsweredBy::Unknown),
+];
+
+/// `None` for a value Twilio does not send.
+pub fn dial_status(twilio: &str) -> Option<wit::DialStatus> {
+    DIAL_STATUS.iter().find(|(name, _)| *name == twilio).map(|(_, s)| *s)
+}
+
+/// `None` for a value Twilio does not send.
+pub fn answered_by(twilio: &str) -> Option<wit::AnsweredBy> {
+    ANSWERED_BY.iter().find(|(name, _)| *name == twilio).map(|(_, a)| *a)
+}
+
+/// The verdict as Twilio spells it.
+pub fn answered_by_name(verdict: wit::AnsweredBy) -> &'static str {
+    ANSWERED_BY.iter().find(|(_, a)| *a == verdict).map_or("unknown", |(name, _)| name)
+}

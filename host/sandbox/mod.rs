@@ -16,6 +16,7 @@ mod engine;
 mod guest;
 pub mod wit;
 
+pub use convert::{answered_by, answered_by_name, dial_status};
 pub use engine::{Sandbox, SandboxConfig};
 pub use guest::{Guest, GuestError, Session, digest_of};
 

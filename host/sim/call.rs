@@ -53,6 +53,10 @@ pub struct CallOptions {
     /// The public base URL Twilio would request (the server's `PUBLIC_BASE_URL`);
     /// the webhook's signature covers it. `server` when unset.
     pub public_url: Option<String>,
+    /// The webhook that answers with the stream (`stream::WEBHOOK` unless a
+    /// test follows a call elsewhere) and its extra form parameters.
+    pub webhook: String,
+    pub webhook_params: Vec<(String, String)>,
 }
 
 impl Default for CallOptions {
@@ -72,6 +76,8 @@ impl Default for CallOptions {
             eou_silence_ms: crate::config::EOU_MS_DEFAULT,
             auth_token: None,
             public_url: None,
+            webhook: stream::WEBHOOK.into(),
+            webhook_params: Vec::new(),
         }
     }
 }
@@ -152,6 +158,8 @@ pub async fn place_call(opts: &CallOptions) -> anyhow::Result<CallReport> {
         subprotocol: opts.subprotocol,
         auth_token: opts.auth_token.as_ref(),
         public_url: opts.public_url.as_deref(),
+        webhook: &opts.webhook,
+        extra: &opts.webhook_params,
     };
     let Stream { mut ws, twiml, stream_sid, subprotocol_echoed } = stream::open(&client, &dial).await?;
     report.twiml = twiml;

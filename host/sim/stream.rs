@@ -20,7 +20,8 @@ use crate::twilio::signature::{self, Verifier};
 
 pub type Socket = WebSocketStream<TcpStream>;
 
-const WEBHOOK: &str = "/webhook/incoming_call";
+/// The voice webhook: where a call's stream normally comes from.
+pub const WEBHOOK: &str = "/webhook/incoming_call";
 const ACCOUNT_SID: &str = "ACsimulated00000000000000000000000";
 
 /// Who calls, and how.
@@ -38,6 +39,11 @@ pub struct Dial<'a> {
     pub auth_token: Option<&'a Secret>,
     /// The public base URL the webhook's signature covers; `server` when unset.
     pub public_url: Option<&'a str>,
+    /// The webhook whose TwiML has the stream: [`WEBHOOK`], or another that
+    /// answers with one (`/webhook/dial_ended` after a transfer nobody answered)...
+    pub webhook: &'a str,
+    /// ...and the form parameters it gets beyond a voice webhook's.
+    pub extra: &'a [(String, String)],
 }
 
 /// A started stream.
@@ -53,7 +59,7 @@ pub struct Stream {
 /// The server did not take the call (an answer, not a broken connection).
 #[derive(Debug, thiserror::Error)]
 pub enum Refused {
-    #[error("incoming_call answered {status}: {body}")]
+    #[error("the webhook answered {status}: {body}")]
     Webhook { status: reqwest::StatusCode, body: String },
     #[error("TwiML has no <Stream>: {0}")]
     NoStream(String),
@@ -75,13 +81,16 @@ pub async fn open(client: &reqwest::Client, dial: &Dial<'_>) -> anyhow::Result<S
         ("Direction", dial.direction),
     ]
     .map(|(k, v)| (k.to_string(), v.to_string()))
-    .to_vec();
-    let mut request = client.post(format!("{server}{WEBHOOK}")).form(&form);
+    .into_iter()
+    .chain(dial.extra.iter().cloned())
+    .collect();
+    let webhook = dial.webhook;
+    let mut request = client.post(format!("{server}{webhook}")).form(&form);
     if let Some(token) = dial.auth_token {
         let public = dial.public_url.unwrap_or(server).trim_end_matches('/');
-        request = request.header(signature::HEADER, Verifier::sign(token, &format!("{public}{WEBHOOK}"), &form));
+        request = request.header(signature::HEADER, Verifier::sign(token, &format!("{public}{webhook}"), &form));
     }
-    let response = request.send().await.context("POST /webhook/incoming_call")?;
+    let response = request.send().await.with_context(|| format!("POST {webhook}"))?;
     let status = response.status();
     let twiml = response.text().await?;
     if !status.is_success() {

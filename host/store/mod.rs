@@ -191,6 +191,12 @@ impl Records {
         self.mask_numbers
     }
 
+    /// A phone number as records, logs and the live list show it: masked
+    /// unless `HOTLINE_MASK_NUMBERS=false`.
+    pub fn shown(&self, number: &str) -> String {
+        if self.mask_numbers { crate::media::record::mask_number(number) } else { number.to_string() }
+    }
+
     /// The recordings' writer, when calls are recorded.
     pub fn recordings(&self) -> Option<&Recordings> {
         self.recordings.as_ref()

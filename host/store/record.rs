@@ -15,6 +15,8 @@ pub enum Outcome {
     CallerHungUp,
     /// The guest's `hangup` effect.
     AgentHungUp,
+    /// The guest's `transfer`: the caller was handed to `<Dial>`.
+    Transferred,
     /// The server closed it at the end of its drain.
     Drained,
     /// The guest failed beyond recovery: the host's apology, close 1011.
@@ -28,9 +30,10 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    pub const ALL: [Outcome; 7] = [
+    pub const ALL: [Outcome; 8] = [
         Outcome::CallerHungUp,
         Outcome::AgentHungUp,
+        Outcome::Transferred,
         Outcome::Drained,
         Outcome::GuestFailure,
         Outcome::Refused,
@@ -42,6 +45,7 @@ impl Outcome {
         match self {
             Outcome::CallerHungUp => "caller_hung_up",
             Outcome::AgentHungUp => "agent_hung_up",
+            Outcome::Transferred => "transferred",
             Outcome::Drained => "drained",
             Outcome::GuestFailure => "guest_failure",
             Outcome::Refused => "refused",

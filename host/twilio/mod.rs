@@ -1,11 +1,13 @@
 //! Twilio's side of the wire: Media Streams messages, webhook forms and
-//! signatures, the stream token, and the REST API for call control.
+//! signatures, the stream token, the REST API for call control, and the
+//! TwiML the host writes itself.
 
 pub mod form;
 pub mod messages;
 pub mod rest;
 pub mod signature;
 pub mod stream_token;
+pub mod twiml;
 
 /// The WebSocket subprotocol Media Streams offers and expects echoed (a
 /// missing echo is Twilio error 31920).

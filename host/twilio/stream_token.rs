@@ -16,6 +16,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as BASE64URL;
 use ring::hmac;
 use ring::rand::{SecureRandom, SystemRandom};
 
+use super::twiml::escape;
 use crate::providers::Secret;
 
 /// The `<Parameter>` name the token travels under.
@@ -165,22 +166,6 @@ pub fn add_parameters(twiml: &str, parameters: &[(&str, &str)]) -> Result<String
         }
     }
     Ok(out)
-}
-
-/// Text for a double-quoted XML attribute (control characters dropped).
-fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            c if (c as u32) < 0x20 => {}
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 #[cfg(test)]

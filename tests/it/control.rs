@@ -157,7 +157,16 @@ async fn an_outbound_call_is_placed_by_rest_and_runs_as_an_inbound_one_does() {
     );
     assert_eq!(field("Url"), format!("{}/webhook/incoming_call", s.base));
     assert_eq!(field("StatusCallback"), format!("{}/webhook/call_status", s.base));
+    assert_eq!(field("MachineDetection"), "", "no voicemail message to leave: no detection unless asked");
     assert_eq!(twilio.violations(), Vec::<String>::new());
+
+    // Detection asked for: asynchronous, its verdict to our webhook.
+    let (status, _) = dial(&s.base, serde_json::json!({ "to": "+15551234568", "detect_machine": true })).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let created = &twilio.calls()[1];
+    let field = |k: &str| created.form.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()).unwrap_or_default();
+    assert_eq!((field("MachineDetection").as_str(), field("AsyncAmd").as_str()), ("DetectMessageEnd", "true"));
+    assert_eq!(field("AsyncAmdStatusCallback"), format!("{}/webhook/amd", s.base));
 
     // Twilio, once the callee answers: the webhook, then the stream.
     let answered = CallOptions {

@@ -25,4 +25,5 @@ mod store;
 mod support;
 mod swap;
 mod tidy;
+mod transfer;
 mod ui;

@@ -40,6 +40,7 @@ export function ms(value: number | null): string {
 export const outcomeLabel: Record<Outcome, string> = {
   caller_hung_up: "caller hung up",
   agent_hung_up: "agent hung up",
+  transferred: "transferred",
   drained: "drained",
   guest_failure: "guest failure",
   refused: "refused",
@@ -50,6 +51,7 @@ export const outcomeLabel: Record<Outcome, string> = {
 export const outcomeColor: Record<Outcome, string> = {
   caller_hung_up: "bg-emerald-100 text-emerald-800",
   agent_hung_up: "bg-sky-100 text-sky-800",
+  transferred: "bg-violet-100 text-violet-800",
   drained: "bg-slate-200 text-slate-700",
   guest_failure: "bg-red-100 text-red-800",
   refused: "bg-amber-100 text-amber-800",

@@ -4,6 +4,7 @@
 export type Outcome =
   | "caller_hung_up"
   | "agent_hung_up"
+  | "transferred"
   | "drained"
   | "guest_failure"
   | "refused"
@@ -13,6 +14,7 @@ export type Outcome =
 export const OUTCOMES: Outcome[] = [
   "caller_hung_up",
   "agent_hung_up",
+  "transferred",
   "drained",
   "guest_failure",
   "refused",

@@ -1,0 +1,167 @@
+//! Transfers and answering-machine verdicts, over real sockets with the
+//! probe guest (`5` transfers to +15550100003, `4` to something that is not
+//! a target; `transfer-failed` and `answered-by` come back as marks): the
+//! agent's last words play out before the stream ends, `stream_ended`
+//! dials, `dial_ended` hangs up after an answer, and a caller nobody
+//! answered comes back to the session where it left off (or hears the
+//! fallback message); a verdict reaches its live outbound call, even one
+//! that arrives before the stream.
+
+use hotline::config::TransferFallback;
+use hotline::sim::{CallOptions, CallReport, Moment, place_call};
+use reqwest::StatusCode;
+
+use crate::support::*;
+
+async fn probe_server(fallback: TransferFallback) -> TestServer {
+    start_server(|c| {
+        c.guest_path = Some(PROBE_GUEST.into());
+        c.control.transfer_fallback = fallback;
+    })
+    .await
+}
+
+fn call(base: &str, sid: &str, dtmf: Vec<(u64, char)>) -> CallOptions {
+    CallOptions {
+        server: base.into(),
+        audio: silence(3000),
+        speed: 2.0,
+        dtmf,
+        call_sid: sid.into(),
+        idle_ms: 1500,
+        ..CallOptions::default()
+    }
+}
+
+/// A webhook as Twilio posts it; its status and body.
+async fn post(base: &str, path: &str, form: &[(&str, &str)]) -> (StatusCode, String) {
+    let response = reqwest::Client::new().post(format!("{base}{path}")).form(form).send().await.unwrap();
+    (response.status(), response.text().await.unwrap())
+}
+
+/// The TwiML's verbs, in order, with the `<Dial>`'s attributes and noun.
+fn verbs(twiml: &str) -> Vec<String> {
+    let doc = roxmltree::Document::parse(twiml).unwrap_or_else(|e| panic!("{e}: {twiml}"));
+    doc.root_element().children().filter(|n| n.is_element()).map(|n| n.tag_name().name().to_string()).collect()
+}
+
+fn received(report: &CallReport, prefix: &str) -> Vec<String> {
+    report
+        .timeline
+        .iter()
+        .filter_map(|e| match &e.moment {
+            Moment::MarkReceived(name) if name.starts_with(prefix) => Some(name.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_transfer_plays_out_dials_and_an_unanswered_caller_comes_back_where_they_left_off() {
+    let s = probe_server(TransferFallback::Agent).await;
+    let sid = "CAxfer0000000000000000000000000001";
+    // `5` while the greeting still plays: the transfer waits for it.
+    let report = place_call(&call(&s.base, sid, vec![(200, '5')])).await.unwrap();
+    assert_eq!(report.close, Some((1000, "call transferred".into())), "{:?}", report.timeline);
+    let echoed = |name: &str| report.first(|m| *m == Moment::MarkEchoed(name.into()));
+    let (greeting, transfer) = (echoed("greeting").expect("greeting heard"), echoed("hotline-transfer"));
+    assert!(transfer.is_some_and(|t| t >= greeting), "the greeting was heard before the hand-over");
+    let closed = report.first(|m| matches!(m, Moment::ServerClosed(..))).unwrap();
+    assert!(closed >= transfer.unwrap(), "the stream ends once the last words were heard");
+
+    // Twilio asks what next: the dial, back to us when it ends.
+    let (status, twiml) = post(&s.base, "/webhook/stream_ended", &[("CallSid", sid)]).await;
+    assert_eq!(status, StatusCode::OK);
+    let doc = roxmltree::Document::parse(&twiml).unwrap();
+    let dial = doc.descendants().find(|n| n.has_tag_name("Dial")).unwrap_or_else(|| panic!("{twiml}"));
+    assert_eq!(dial.attribute("timeout"), Some("20"));
+    assert_eq!(dial.attribute("callerId"), Some("+15550100001"));
+    assert_eq!(dial.attribute("action"), Some(format!("{}/webhook/dial_ended", s.base).as_str()));
+    let number = dial.first_element_child().unwrap();
+    assert_eq!((number.tag_name().name(), number.text()), ("Number", Some("+15550100003")));
+
+    // Nobody answered: the caller is back, in the session that asked (no
+    // second greeting), and it hears why.
+    let mut back = call(&s.base, sid, vec![]);
+    back.webhook = "/webhook/dial_ended".into();
+    back.webhook_params = vec![("DialCallStatus".into(), "no-answer".into())];
+    let report = place_call(&back).await.unwrap();
+    assert_eq!(received(&report, "greeting"), Vec::<String>::new(), "restored, not started again");
+    let failed = received(&report, "transfer-failed");
+    assert!(failed.len() == 1 && failed[0].contains("NoAnswer"), "{failed:?}");
+    assert_eq!(report.close, Some((1000, "stream stopped".into())));
+
+    // Answered transfers end the call; the transfer is forgotten.
+    let (_, twiml) = post(&s.base, "/webhook/stream_ended", &[("CallSid", sid)]).await;
+    assert_eq!(verbs(&twiml), ["Hangup"], "no transfer pending any more");
+    let form = [("CallSid", sid), ("DialCallStatus", "completed"), ("DialCallDuration", "42")];
+    let (status, twiml) = post(&s.base, "/webhook/dial_ended", &form).await;
+    assert_eq!((status, verbs(&twiml)), (StatusCode::OK, vec!["Hangup".to_string()]));
+}
+
+#[tokio::test]
+async fn a_caller_the_server_knows_nothing_of_comes_back_to_a_fresh_session() {
+    // Another instance served the first stream, or it expired: a new session
+    // hears `started` (so it greets) and then why the caller is back.
+    let s = probe_server(TransferFallback::Agent).await;
+    let mut back = call(&s.base, "CAxfer0000000000000000000000000002", vec![]);
+    back.webhook = "/webhook/dial_ended".into();
+    back.webhook_params = vec![("DialCallStatus".into(), "busy".into())];
+    let report = place_call(&back).await.unwrap();
+    assert_eq!(received(&report, "greeting"), ["greeting"]);
+    let failed = received(&report, "transfer-failed");
+    assert!(failed.len() == 1 && failed[0].contains("Busy"), "{failed:?}");
+
+    let (status, body) =
+        post(&s.base, "/webhook/dial_ended", &[("CallSid", "CA1"), ("DialCallStatus", "ringing")]).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "not a status Twilio sends: {body}");
+}
+
+#[tokio::test]
+async fn with_the_message_fallback_an_unanswered_caller_hears_it_and_the_call_ends() {
+    let s = probe_server(TransferFallback::Message).await;
+    let (status, twiml) =
+        post(&s.base, "/webhook/dial_ended", &[("CallSid", "CA3"), ("DialCallStatus", "no-answer")]).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(verbs(&twiml), ["Say", "Hangup"], "{twiml}");
+    assert!(twiml.contains("nobody is available"), "{twiml}");
+}
+
+#[tokio::test]
+async fn a_transfer_that_cannot_be_dialled_is_refused_and_the_call_goes_on() {
+    let s = probe_server(TransferFallback::Agent).await;
+    let sid = "CAxfer0000000000000000000000000004";
+    let report = place_call(&call(&s.base, sid, vec![(200, '4')])).await.unwrap();
+    let failed = received(&report, "transfer-failed");
+    assert!(failed.len() == 1 && failed[0].contains("Failed"), "{failed:?}");
+    assert_eq!(report.close, Some((1000, "stream stopped".into())), "the call went on to its end");
+    let (_, twiml) = post(&s.base, "/webhook/stream_ended", &[("CallSid", sid)]).await;
+    assert_eq!(verbs(&twiml), ["Hangup"]);
+}
+
+#[tokio::test]
+async fn answering_machine_verdicts_reach_their_outbound_call_even_before_it_starts() {
+    let s = probe_server(TransferFallback::Agent).await;
+    let (early, late) = ("CAamd00000000000000000000000000001", "CAamd00000000000000000000000000002");
+    // Before the stream: kept for it.
+    let (status, _) = post(&s.base, "/webhook/amd", &[("CallSid", early), ("AnsweredBy", "machine_start")]).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let outbound = |sid: &str| CallOptions { direction: "outbound-api", speed: 1.0, ..call(&s.base, sid, vec![]) };
+    let report = place_call(&outbound(early)).await.unwrap();
+    let verdicts = received(&report, "answered-by");
+    assert!(verdicts.len() == 1 && verdicts[0].contains("MachineStart"), "{verdicts:?}");
+
+    // During the call.
+    let opts = outbound(late);
+    let running = tokio::spawn(async move { place_call(&opts).await });
+    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+    let form = [("CallSid", late), ("AnsweredBy", "machine_end_beep"), ("MachineDetectionDuration", "2100")];
+    let (status, _) = post(&s.base, "/webhook/amd", &form).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let report = running.await.unwrap().unwrap();
+    let verdicts = received(&report, "answered-by");
+    assert!(verdicts.len() == 1 && verdicts[0].contains("MachineEndBeep"), "{verdicts:?}");
+
+    let (status, _) = post(&s.base, "/webhook/amd", &[("CallSid", late), ("AnsweredBy", "robot")]).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}
