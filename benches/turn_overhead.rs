@@ -9,6 +9,13 @@
 //! CALLS=1 call; with CALLS=N, N real-time calls run at once, started over
 //! one turn's length, and share the turns; STAGGER=0 starts them together).
 //! It reads `first_audio_ms` from the server's own `turn` log events.
+//!
+//! TOOLS=1 (with CALLS=1): each turn's first LLM answer is a tool call the
+//! default guest does not know, so it answers with an error result and
+//! thinks again; also printed: one tool round trip's overhead, from the end
+//! of the LLM stream carrying the call to the next chat request reaching
+//! the stand-in (the host's parsing, the `tool-calls` and `reply-text`
+//! events through the guest, the new `think` and its HTTP request).
 
 #[path = "../tests/it/mocks/mod.rs"]
 #[allow(dead_code)]
@@ -59,6 +66,32 @@ impl<S: tracing::Subscriber> Layer<S> for TurnTimes {
     }
 }
 
+/// Each pair of chat requests is a round trip: the end of the first's
+/// stream to the arrival of the second.
+fn tool_round_trips(mock: &mocks::openai::OpenAiMock) {
+    let path = "/v1/chat/completions";
+    let (requests, ended) = (mock.log().requests(path), mock.log().completed(path));
+    let mut t: Vec<f64> = (1..requests.len().min(ended.len() + 1))
+        .step_by(2)
+        .map(|i| requests[i].at.saturating_duration_since(ended[i - 1]).as_secs_f64() * 1000.0)
+        .collect();
+    report("tool calls → next LLM request (host, instant mocks)", &mut t);
+}
+
+fn report(what: &str, t: &mut [f64]) {
+    t.sort_by(f64::total_cmp);
+    assert!(!t.is_empty(), "nothing measured: {what}");
+    let pct = |p: f64| t[((t.len() as f64 * p).ceil() as usize).clamp(1, t.len()) - 1];
+    println!(
+        "{what}: n={} p50={:.2} ms p90={:.2} ms p99={:.2} ms max={:.2} ms",
+        t.len(),
+        pct(0.50),
+        pct(0.90),
+        pct(0.99),
+        t[t.len() - 1]
+    );
+}
+
 fn main() {
     let var = |k: &str, default: usize| std::env::var(k).ok().and_then(|v| v.parse().ok()).unwrap_or(default);
     let (turns, calls) = (var("TURNS", 100), var("CALLS", 1).max(1));
@@ -68,7 +101,14 @@ fn main() {
     rt.block_on(async {
         hotline::providers::install_tls();
         let mock = mocks::openai::OpenAiMock::start().await;
-        mock.behave(|b| b.default_reply = "Okay.".into());
+        let tools = var("TOOLS", 0) == 1;
+        mock.behave(|b| {
+            b.default_reply = "Okay.".into();
+            if tools {
+                let call = mocks::openai::MockToolCall::new("call_1", "lookup", r#"{"order":"A-1234"}"#);
+                b.tool_calls = (0..turns).flat_map(|_| [vec![call.clone()], Vec::new()]).collect();
+            }
+        });
         let env: HashMap<String, String> = mock.env().into_iter().map(|(k, v)| (k.to_string(), v)).collect();
         let mut config = Config::from_lookup(|k| env.get(k).cloned()).unwrap();
         config.listen = "127.0.0.1:0".parse().unwrap();
@@ -103,17 +143,10 @@ fn main() {
         for call in placed {
             call.await.unwrap().unwrap();
         }
+        if tools {
+            tool_round_trips(&mock);
+        }
     });
     let mut t = times.lock().unwrap().clone();
-    t.sort_by(f64::total_cmp);
-    assert!(!t.is_empty(), "no turn was spoken");
-    let pct = |p: f64| t[((t.len() as f64 * p).ceil() as usize).clamp(1, t.len()) - 1];
-    println!(
-        "EoU → first reply frame (host, instant mocks, {calls} concurrent call(s)): n={} p50={:.2} ms p90={:.2} ms p99={:.2} ms max={:.2} ms",
-        t.len(),
-        pct(0.50),
-        pct(0.90),
-        pct(0.99),
-        t[t.len() - 1]
-    );
+    report(&format!("EoU → first reply frame (host, instant mocks, {calls} concurrent call(s))"), &mut t);
 }

@@ -6,8 +6,8 @@
 //! A scenario is a JSON Lines file: one step per line, `#` starts a comment.
 //! Steps feed events in (`start`, `silence`, `tone`, `wav`, `mark_played`,
 //! `ack_marks`, `dtmf`, `timer`, `stop`, `twiml` for the webhook, and what
-//! the host's providers would answer: `transcript`, `reply`, `speech`,
-//! `provider_error`), and
+//! the host's providers would answer: `transcript`, `reply`, `tool_calls`,
+//! `speech`, `provider_error`), and
 //! `expect` checks the effects seen since the previous `expect`. Media time
 //! advances 20 ms per frame; every effect is stamped with it.
 //! docs/guests.md describes every field.
@@ -50,6 +50,9 @@ enum Step {
     Transcript(String),
     /// A piece of the LLM's reply, as it would stream after `think`.
     Reply(ReplyStep),
+    /// The tools the LLM called in its reply (delivered before the `reply`
+    /// step that is `done`, as the host delivers them).
+    ToolCalls(Vec<ToolCallStep>),
     /// Synthesized speech (a tone) for the oldest pending `speak`.
     Speech(SpeechStep),
     /// A provider failed: `"stt"`, `"llm"` or `"tts"`.
@@ -63,6 +66,20 @@ struct ReplyStep {
     text: String,
     #[serde(default)]
     done: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ToolCallStep {
+    id: String,
+    name: String,
+    /// The arguments object as JSON text; `{}` when left out.
+    #[serde(default = "no_arguments")]
+    arguments: String,
+}
+
+fn no_arguments() -> String {
+    "{}".into()
 }
 
 #[derive(Debug, Deserialize)]
@@ -91,6 +108,9 @@ struct ScenarioConfig {
     /// All three providers, or none.
     #[serde(default)]
     providers: bool,
+    /// `HOTLINE_TRANSFER_TO`.
+    #[serde(default)]
+    transfer_to: Option<String>,
 }
 
 impl ScenarioConfig {
@@ -100,6 +120,7 @@ impl ScenarioConfig {
         let config = Config::from_lookup(|var| match var {
             "HOTLINE_EOU_MS" => self.eou_ms.map(|ms| ms.to_string()),
             "HOTLINE_BARGE_IN_MS" => self.barge_in_ms.map(|ms| ms.to_string()),
+            "HOTLINE_TRANSFER_TO" => self.transfer_to.clone(),
             _ => None,
         })?;
         let on = self.providers;
@@ -165,6 +186,12 @@ struct Expect {
     speaks: Option<Vec<String>>,
     /// A `cancel` effect (or none).
     cancel: Option<bool>,
+    /// The names of the tools offered with the last `think`, exactly.
+    think_tools: Option<Vec<String>>,
+    /// The `tool` turns of the last `think` as `[id, result]`, exactly.
+    think_tool_results: Option<Vec<(String, String)>>,
+    /// A `transfer` effect to this target (or none, with `""`).
+    transfer: Option<String>,
 }
 
 #[derive(Debug)]
@@ -298,6 +325,13 @@ impl Runner<'_> {
             }
             Step::Transcript(text) => self.send(Event::Transcript(wit::Transcript { text, is_final: true })).await?,
             Step::Reply(r) => self.send(Event::ReplyText(wit::ReplyText { delta: r.text, done: r.done })).await?,
+            Step::ToolCalls(calls) => {
+                let calls = calls
+                    .into_iter()
+                    .map(|c| wit::ToolCall { id: c.id, name: c.name, arguments: c.arguments })
+                    .collect();
+                self.send(Event::ToolCalls(calls)).await?
+            }
             Step::Speech(sp) => {
                 let samples = hotline_audio::tone(sp.ms, 220.0, sp.rate, 6000.0);
                 self.send(Event::SpeechAudio(wit::SpeechAudio { samples, sample_rate: sp.rate, done: sp.done })).await?
@@ -404,6 +438,37 @@ impl Runner<'_> {
                 Some(got) if got == want => {}
                 Some(got) => failures.push(format!("assistant turns {got:?}, expected {want:?}")),
                 None => failures.push("no think".into()),
+            }
+        }
+        if let Some(want) = e.think_tools {
+            match last_think {
+                Some(t) => {
+                    let got: Vec<String> = t.tools.iter().map(|t| t.name.clone()).collect();
+                    if got != want {
+                        failures.push(format!("tools offered {got:?}, expected {want:?}"));
+                    }
+                }
+                None => failures.push("no think".into()),
+            }
+        }
+        if let Some(want) = e.think_tool_results {
+            let got: Option<Vec<(String, String)>> = last_think.map(|t| {
+                let tool_turns = t.turns.iter().filter(|t| t.role == wit::Role::Tool);
+                tool_turns.map(|t| (t.tool_call_id.clone().unwrap_or_default(), t.text.clone())).collect()
+            });
+            match got {
+                Some(got) if got == want => {}
+                Some(got) => failures.push(format!("tool results {got:?}, expected {want:?}")),
+                None => failures.push("no think".into()),
+            }
+        }
+        if let Some(want) = e.transfer {
+            let got: Vec<&str> = all()
+                .filter_map(|(_, f)| if let Effect::Transfer(t) = f { Some(t.target.as_str()) } else { None })
+                .collect();
+            let ok = if want.is_empty() { got.is_empty() } else { got == [want.as_str()] };
+            if !ok {
+                failures.push(format!("transfers to {got:?}, expected {want:?}"));
             }
         }
         if let Some(want) = e.speaks {

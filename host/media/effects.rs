@@ -52,7 +52,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
             }
             Effect::Think(thought) => {
                 self.live_state(State::Thinking);
-                self.work.think(thought.turns);
+                self.work.think(thought);
                 Flow::Continue
             }
             Effect::Speak(text) => {

@@ -24,7 +24,7 @@ use tracing::{Instrument, Span, debug, info, warn};
 
 use super::turn_log::{Outcome, TurnTimes, TurnTiming, ms_since};
 use crate::providers::retry::{retry_once, retry_wanted};
-use crate::providers::{self, Message, Pcm, ProviderKind, Providers};
+use crate::providers::{self, Message, Pcm, ProviderKind, Providers, Tool, ToolCall};
 use crate::sandbox::wit::{self, Event};
 
 type Report = (u64, Event);
@@ -100,20 +100,28 @@ impl Work {
         });
     }
 
-    pub fn think(&mut self, turns: Vec<wit::Turn>) {
+    pub fn think(&mut self, thought: wit::Thought) {
         if let Some(t) = &mut self.timing {
             t.think_at = Some(Instant::now());
         }
         let Some(llm) = self.providers.llm.clone() else { return self.missing(ProviderKind::Llm) };
-        let messages: Vec<Message> = turns.into_iter().map(Message::from).collect();
+        let messages: Vec<Message> = thought.turns.into_iter().map(Message::from).collect();
+        let tools: Vec<Tool> = thought.tools.into_iter().map(Tool::from).collect();
         let (providers, report) = (self.providers.clone(), self.reporter());
         self.spawn(async move {
             let mut delta = |d: &str| report(Event::ReplyText(wit::ReplyText { delta: d.to_string(), done: false }));
-            let result = llm.reply(&messages, &mut delta).await;
-            report(match finish(&providers, ProviderKind::Llm, result) {
-                Ok(()) => Event::ReplyText(wit::ReplyText { delta: String::new(), done: true }),
-                Err(e) => Event::ProviderError(e),
-            });
+            let result = llm.reply(&messages, &tools, &mut delta).await;
+            match finish(&providers, ProviderKind::Llm, result) {
+                Ok(calls) => {
+                    // The contract's order: the calls, then the reply's end.
+                    if !calls.is_empty() {
+                        log_tool_calls(&calls);
+                        report(Event::ToolCalls(calls.into_iter().map(wit::ToolCall::from).collect()));
+                    }
+                    report(Event::ReplyText(wit::ReplyText { delta: String::new(), done: true }));
+                }
+                Err(e) => report(Event::ProviderError(e)),
+            }
         });
     }
 
@@ -261,6 +269,16 @@ async fn speech_worker(
             }
             Err(e) => return report(Event::ProviderError(e)),
         }
+    }
+}
+
+/// Names and count only: the arguments may hold what the caller said
+/// (names, numbers), so they are logged at debug level at most.
+fn log_tool_calls(calls: &[ToolCall]) {
+    let names: Vec<&str> = calls.iter().map(|c| c.name.as_str()).collect();
+    info!(event = "llm_tool_calls", count = calls.len(), names = %names.join(","));
+    for call in calls {
+        debug!(event = "llm_tool_call_arguments", id = %call.id, name = %call.name, arguments = %call.arguments);
     }
 }
 

@@ -21,6 +21,10 @@ pub enum ProviderError {
     Protocol(String),
     #[error("authentication failed: {0}")]
     Auth(String),
+    /// What the call logic asked for cannot be sent (a tool's schema that
+    /// is not a JSON object): refused before any request, like a 400.
+    #[error("bad request: {0}")]
+    Request(String),
 }
 
 /// What kind of failure, as `/metrics` labels it.
@@ -70,7 +74,7 @@ impl ProviderError {
             ProviderError::Status { status: 429, .. } => ErrorClass::RateLimited,
             ProviderError::Status { status: 401 | 403, .. } | ProviderError::Auth(_) => ErrorClass::Auth,
             ProviderError::Status { status, .. } if *status >= 500 => ErrorClass::Http5xx,
-            ProviderError::Status { .. } => ErrorClass::Http4xx,
+            ProviderError::Status { .. } | ProviderError::Request(_) => ErrorClass::Http4xx,
             ProviderError::Stream(_) => ErrorClass::Stream,
             ProviderError::Protocol(_) => ErrorClass::Protocol,
         }
@@ -82,7 +86,10 @@ impl ProviderError {
         match self {
             ProviderError::Connect(_) | ProviderError::Timeout(_) => true,
             ProviderError::Status { status, .. } => *status == 429 || *status >= 500,
-            ProviderError::Stream(_) | ProviderError::Protocol(_) | ProviderError::Auth(_) => false,
+            ProviderError::Stream(_)
+            | ProviderError::Protocol(_)
+            | ProviderError::Auth(_)
+            | ProviderError::Request(_) => false,
         }
     }
 

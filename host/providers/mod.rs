@@ -59,6 +59,28 @@ impl Role {
 pub struct Message {
     pub role: Role,
     pub content: String,
+    /// An assistant message's tool calls (its content may then be empty).
+    pub tool_calls: Vec<ToolCall>,
+    /// A tool message: the call it answers.
+    pub tool_call_id: Option<String>,
+}
+
+/// A tool the LLM may call.
+#[derive(Debug, Clone)]
+pub struct Tool {
+    pub name: String,
+    pub description: String,
+    /// JSON Schema of the arguments object, as the call logic wrote it.
+    pub parameters: String,
+}
+
+/// A tool call the LLM made, assembled from its streamed pieces.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ToolCall {
+    pub id: String,
+    pub name: String,
+    /// A JSON object as the LLM wrote it: unchecked.
+    pub arguments: String,
 }
 
 pub trait SpeechToText: Send + Sync {
@@ -67,12 +89,15 @@ pub trait SpeechToText: Send + Sync {
 }
 
 pub trait Llm: Send + Sync {
-    /// Streams the reply: `delta` is called with each piece as it arrives.
+    /// Streams the reply: `delta` is called with each piece of text as it
+    /// arrives; the tool calls the model made (of `tools`) come back whole
+    /// once the stream ends.
     fn reply<'a>(
         &'a self,
         messages: &'a [Message],
+        tools: &'a [Tool],
         delta: &'a mut (dyn FnMut(&str) + Send),
-    ) -> BoxFuture<'a, Result<()>>;
+    ) -> BoxFuture<'a, Result<Vec<ToolCall>>>;
 }
 
 pub trait TextToSpeech: Send + Sync {

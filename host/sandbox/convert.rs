@@ -4,7 +4,7 @@
 
 use super::wit;
 use crate::config::{CallMode, Config};
-use crate::providers::{self, Choice, Message, Pcm, ProviderKind, ProviderSettings};
+use crate::providers::{self, Choice, Message, Pcm, ProviderKind, ProviderSettings, Tool, ToolCall};
 
 impl From<CallMode> for wit::CallMode {
     fn from(mode: CallMode) -> Self {
@@ -64,7 +64,26 @@ impl From<wit::Turn> for Message {
             wit::Role::Assistant => providers::Role::Assistant,
             wit::Role::Tool => providers::Role::Tool,
         };
-        Message { role, content: turn.text }
+        let tool_calls = turn.tool_calls.into_iter().map(ToolCall::from).collect();
+        Message { role, content: turn.text, tool_calls, tool_call_id: turn.tool_call_id }
+    }
+}
+
+impl From<wit::Tool> for Tool {
+    fn from(t: wit::Tool) -> Self {
+        Tool { name: t.name, description: t.description, parameters: t.parameters }
+    }
+}
+
+impl From<wit::ToolCall> for ToolCall {
+    fn from(c: wit::ToolCall) -> Self {
+        ToolCall { id: c.id, name: c.name, arguments: c.arguments }
+    }
+}
+
+impl From<ToolCall> for wit::ToolCall {
+    fn from(c: ToolCall) -> Self {
+        wit::ToolCall { id: c.id, name: c.name, arguments: c.arguments }
     }
 }
 

@@ -3,7 +3,8 @@
 
 use hotline::sandbox::GuestError;
 use hotline::sandbox::wit::{
-    CallMode, Effect, Event, ProviderError, ProviderKind, ReplyText, Role, SpeechAudio, Transcript, TwimlError, Webhook,
+    self, CallMode, Effect, Event, ProviderError, ProviderKind, ReplyText, Role, SpeechAudio, Thought, ToolCall,
+    Transcript, Transfer, TwimlError, Webhook,
 };
 use hotline_audio::FRAME_BYTES;
 
@@ -388,6 +389,180 @@ async fn speech_while_thinking_cancels_without_a_clear() {
     assert_eq!(d.logs("think_abandoned").len(), 1);
     assert!(d.effects.iter().any(|(_, e)| *e == Effect::Cancel));
     assert!(!d.effects.iter().any(|(_, e)| *e == Effect::Clear), "nothing was playing");
+}
+
+// ---- tools ----------------------------------------------------------------------
+
+/// An AI call whose caller asked something, with the `think` it made
+/// (the effects so far cleared).
+async fn thinking_call(transfer_to: Option<&str>) -> (Driver, Thought) {
+    let config = wit::Config { transfer_to: transfer_to.map(str::to_string), ..call_config(500, 80, true) };
+    let mut d = Driver::start(default_guest(), config).await;
+    d.send(speech(8000, true)).await;
+    d.ack_marks().await;
+    d.audio(&concat(&[silence(300), tone(500, 300.0), silence(600)])).await;
+    d.send(Event::Transcript(Transcript { text: "bye now".into(), is_final: true })).await;
+    let think = last_think(&d);
+    d.clear_effects();
+    (d, think)
+}
+
+fn call(id: &str, name: &str) -> ToolCall {
+    ToolCall { id: id.into(), name: name.into(), arguments: "{}".into() }
+}
+
+async fn reply_done(d: &mut Driver) -> Vec<Effect> {
+    d.send(Event::ReplyText(ReplyText { delta: String::new(), done: true })).await
+}
+
+fn last_think(d: &Driver) -> Thought {
+    d.effects
+        .iter()
+        .rev()
+        .find_map(|(_, e)| if let Effect::Think(t) = e { Some(t.clone()) } else { None })
+        .expect("a think")
+}
+
+fn tool_names(t: &Thought) -> Vec<String> {
+    t.tools.iter().map(|t| t.name.clone()).collect()
+}
+
+#[tokio::test]
+async fn end_call_is_offered_and_transfer_to_human_only_with_a_target() {
+    let (_, think) = thinking_call(None).await;
+    assert_eq!(tool_names(&think), ["end_call"]);
+    let schema: serde_json::Value = serde_json::from_str(&think.tools[0].parameters).unwrap();
+    assert_eq!(schema["type"], "object");
+    let (_, think) = thinking_call(Some("+15550100099")).await;
+    assert_eq!(tool_names(&think), ["end_call", "transfer_to_human"]);
+}
+
+#[tokio::test]
+async fn end_call_says_goodbye_and_hangs_up_once_it_is_heard() {
+    let (mut d, _) = thinking_call(None).await;
+    d.send(Event::ToolCalls(vec![call("c1", "end_call")])).await;
+    let fx = reply_done(&mut d).await;
+    assert!(fx.contains(&Effect::Speak("Goodbye.".into())), "{fx:?}");
+    assert!(!fx.contains(&Effect::Hangup), "not before the goodbye is heard");
+    d.send(speech(4000, true)).await;
+    assert_eq!(d.marks(), ["t1-s0"]);
+    // The caller talking over the goodbye does not stop it.
+    d.clear_effects();
+    d.audio(&tone(300, 300.0)).await;
+    assert!(!d.effects.iter().any(|(_, e)| *e == Effect::Clear || *e == Effect::Hangup), "{:?}", d.effects);
+    let fx = d.send(Event::MarkPlayed("t1-s0".into())).await;
+    assert!(fx.contains(&Effect::Hangup), "hang-up once the goodbye is heard: {fx:?}");
+}
+
+#[tokio::test]
+async fn end_call_with_words_of_its_own_says_only_those() {
+    let (mut d, _) = thinking_call(None).await;
+    d.send(Event::ReplyText(ReplyText { delta: "Thanks for calling, bye!".into(), done: false })).await;
+    d.send(Event::ToolCalls(vec![call("c1", "end_call")])).await;
+    reply_done(&mut d).await;
+    let speaks: Vec<&Effect> = d.effects.iter().map(|(_, e)| e).filter(|e| matches!(e, Effect::Speak(_))).collect();
+    assert_eq!(speaks, [&Effect::Speak("Thanks for calling, bye!".into())]);
+    let fx = d.send(speech(4000, true)).await;
+    assert!(!fx.contains(&Effect::Hangup));
+    let fx = d.send(Event::MarkPlayed("t1-s0".into())).await;
+    assert!(fx.contains(&Effect::Hangup), "{fx:?}");
+}
+
+#[tokio::test]
+async fn transfer_to_human_says_one_moment_then_transfers() {
+    let (mut d, _) = thinking_call(Some("sip:desk@example.com")).await;
+    d.send(Event::ToolCalls(vec![call("c1", "transfer_to_human")])).await;
+    let fx = reply_done(&mut d).await;
+    assert!(fx.contains(&Effect::Speak("One moment, I'm connecting you.".into())), "{fx:?}");
+    assert!(!fx.iter().any(|e| matches!(e, Effect::Transfer(_))));
+    d.send(speech(4000, true)).await;
+    let fx = d.send(Event::MarkPlayed("t1-s0".into())).await;
+    let transfer = Transfer { target: "sip:desk@example.com".into(), caller_id: None };
+    assert!(fx.contains(&Effect::Transfer(transfer)), "{fx:?}");
+}
+
+#[tokio::test]
+async fn transfer_to_human_without_a_target_is_an_unknown_tool() {
+    let (mut d, _) = thinking_call(None).await;
+    d.send(Event::ToolCalls(vec![call("c1", "transfer_to_human")])).await;
+    reply_done(&mut d).await;
+    assert!(!d.effects.iter().any(|(_, e)| matches!(e, Effect::Speak(_) | Effect::Transfer(_))));
+    assert_eq!(d.logs("tool_unknown").len(), 1);
+}
+
+#[tokio::test]
+async fn an_unknown_tool_gets_an_error_result_and_the_llm_goes_on() {
+    let (mut d, _) = thinking_call(None).await;
+    d.send(Event::ReplyText(ReplyText { delta: "Let me see. ".into(), done: false })).await;
+    d.send(Event::ToolCalls(vec![call("c1", "weather"), call("c2", "stock")])).await;
+    reply_done(&mut d).await;
+    let think = last_think(&d);
+    let n = think.turns.len();
+    let tail = &think.turns[n - 3..];
+    assert_eq!(tail[0].role, Role::Assistant);
+    assert_eq!(tail[0].tool_calls, [call("c1", "weather"), call("c2", "stock")]);
+    for (turn, id) in tail[1..].iter().zip(["c1", "c2"]) {
+        assert_eq!((turn.role, turn.tool_call_id.as_deref()), (Role::Tool, Some(id)));
+        assert_eq!(turn.text, r#"{"error":"unknown tool"}"#);
+    }
+    // The sentence said before the calls is still playing: the reply goes
+    // on with the next answer, and its heard text joins the history.
+    d.send(speech(4000, true)).await;
+    d.send(Event::MarkPlayed("t1-s0".into())).await;
+    assert!(d.logs("reply_done").is_empty(), "the reply is not over yet");
+    d.send(Event::ReplyText(ReplyText { delta: "Sorry, I cannot.".into(), done: true })).await;
+    d.send(speech(4000, true)).await;
+    d.send(Event::MarkPlayed("t1-s1".into())).await;
+    assert_eq!(d.logs("reply_done").len(), 1);
+    d.audio(&concat(&[tone(500, 300.0), silence(600)])).await;
+    d.send(Event::Transcript(Transcript { text: "ok".into(), is_final: true })).await;
+    let assistant: Vec<String> = last_think(&d)
+        .turns
+        .iter()
+        .filter(|t| t.role == Role::Assistant && t.tool_calls.is_empty())
+        .map(|t| t.text.clone())
+        .collect();
+    assert_eq!(assistant.last().map(String::as_str), Some("Let me see. Sorry, I cannot."));
+}
+
+#[tokio::test]
+async fn tool_round_trips_are_capped_per_caller_turn() {
+    let (mut d, _) = thinking_call(None).await;
+    for round in 0..4 {
+        d.clear_effects();
+        d.send(Event::ToolCalls(vec![call(&format!("c{round}"), "weather")])).await;
+        reply_done(&mut d).await;
+        assert_eq!(d.at(|e| matches!(e, Effect::Think(_))).len(), 1, "round {round} asks again");
+    }
+    d.clear_effects();
+    d.send(Event::ToolCalls(vec![call("c9", "weather")])).await;
+    let fx = reply_done(&mut d).await;
+    assert!(!fx.iter().any(|e| matches!(e, Effect::Think(_))), "{fx:?}");
+    assert_eq!(d.logs("tool_rounds_exceeded").len(), 1);
+    assert!(fx.contains(&Effect::Mark("t1-apology".into())), "the caller hears the apology: {fx:?}");
+}
+
+#[tokio::test]
+async fn a_pending_end_and_tool_turns_survive_a_snapshot() {
+    let (mut d, _) = thinking_call(None).await;
+    let plain: serde_json::Value = serde_json::from_slice(&d.session.snapshot().await.unwrap()).unwrap();
+    assert_eq!(plain["schema"], 4, "nothing schema 4 cannot say: an older guest can take the call");
+    d.send(Event::ToolCalls(vec![call("c1", "weather")])).await;
+    reply_done(&mut d).await;
+    d.send(Event::ToolCalls(vec![call("c2", "end_call")])).await;
+    reply_done(&mut d).await;
+    d.send(speech(4000, true)).await;
+    let bytes = d.session.snapshot().await.unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(json["schema"], 5);
+    let mut r =
+        Driver { session: default_guest().restore(&bytes).await.unwrap(), frames: d.frames, effects: Vec::new() };
+    let fx = r.send(Event::MarkPlayed("t1-s0".into())).await;
+    assert!(fx.contains(&Effect::Hangup), "the restored call still ends after its goodbye: {fx:?}");
+    let again = r.session.snapshot().await.unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&again).unwrap();
+    let turns = json["ai"]["conversation"].as_array().unwrap();
+    assert!(turns.iter().any(|t| t["tool_call_id"] == "c1"), "{json}");
 }
 
 // ---- a trapping guest -----------------------------------------------------------

@@ -12,7 +12,7 @@ use hotline::sim::{CallOptions, CallReport, Moment, place_call};
 use hotline_audio::ulaw;
 
 use crate::mocks::google::GoogleMock;
-use crate::mocks::openai::{OpenAiMock, VOICE};
+use crate::mocks::openai::{MockToolCall, OpenAiMock, VOICE};
 use crate::support::*;
 
 static FILLER: &[u8] = include_bytes!("../../guest/agent/assets/filler.ulaw");
@@ -397,4 +397,71 @@ async fn https_providers_are_verified_against_the_system_roots_plus_a_private_ca
     assert_eq!(mock.state.uploads.lock().unwrap().len(), 1);
     assert_eq!(mock.log().violations(), Vec::<String>::new());
     let _ = std::fs::remove_file(ca_file);
+}
+
+// ---- tools ------------------------------------------------------------------
+
+#[tokio::test]
+async fn the_llm_ends_the_call_with_end_call_after_the_goodbye_is_heard() {
+    let mock = OpenAiMock::start().await;
+    mock.behave(|b| b.tool_calls = [vec![MockToolCall::new("call_1", "end_call", "{}")]].into());
+    let s = server_with(&mock.env()).await;
+    let (report, _) = call(&s, concat(&[silence(1500), question(), silence(6000)])).await;
+    assert_eq!(mock.log().violations(), Vec::<String>::new());
+
+    let bodies = mock.state.chat_bodies.lock().unwrap().clone();
+    assert_eq!(bodies.len(), 1, "the call ends: no second request");
+    let tools: Vec<&str> =
+        bodies[0]["tools"].as_array().unwrap().iter().map(|t| t["function"]["name"].as_str().unwrap()).collect();
+    assert_eq!(tools, ["end_call"], "transfer_to_human only with HOTLINE_TRANSFER_TO");
+    assert_eq!(mock.state.speech.lock().unwrap().clone(), [GREETING, "Goodbye."]);
+    let heard = report.first(|m| *m == Moment::MarkEchoed("t1-s0".into())).expect("the goodbye's mark came back");
+    assert_eq!(report.close, Some((1000, "call ended by agent".into())), "the agent hung up: {:?}", report.timeline);
+    assert!(heard > 0.0);
+}
+
+#[tokio::test]
+async fn parallel_tool_calls_split_over_deltas_are_assembled_and_answered() {
+    let mock = OpenAiMock::start().await;
+    mock.behave(|b| {
+        b.tool_calls = [vec![
+            MockToolCall::new("call_a", "weather", r#"{"city":"Paris","unit":"celsius"}"#),
+            MockToolCall::new("call_b", "stock", r#"{"symbol":"ACME"}"#),
+        ]]
+        .into();
+        b.replies = ["".into(), "I cannot look that up.".into()].into();
+    });
+    let s = server_with(&mock.env()).await;
+    let (report, _) = call(&s, concat(&[silence(1500), question(), silence(4000)])).await;
+    assert_eq!(mock.log().violations(), Vec::<String>::new(), "every request is one OpenAI accepts");
+
+    let bodies = mock.state.chat_bodies.lock().unwrap().clone();
+    assert_eq!(bodies.len(), 2, "the tool results go back to the LLM");
+    let messages = bodies[1]["messages"].as_array().unwrap();
+    let n = messages.len();
+    let assistant = &messages[n - 3];
+    assert_eq!(assistant["role"], "assistant");
+    assert!(assistant["content"].is_null(), "an assistant that only called tools: {assistant}");
+    let calls = assistant["tool_calls"].as_array().unwrap();
+    let got: Vec<(&str, &str, &str)> = calls
+        .iter()
+        .map(|c| {
+            (
+                c["id"].as_str().unwrap(),
+                c["function"]["name"].as_str().unwrap(),
+                c["function"]["arguments"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [("call_a", "weather", r#"{"city":"Paris","unit":"celsius"}"#), ("call_b", "stock", r#"{"symbol":"ACME"}"#)]
+    );
+    for (m, id) in messages[n - 2..].iter().zip(["call_a", "call_b"]) {
+        assert_eq!((m["role"].as_str(), m["tool_call_id"].as_str()), (Some("tool"), Some(id)));
+        assert_eq!(m["content"], r#"{"error":"unknown tool"}"#);
+    }
+    assert_eq!(bodies[1]["tools"], bodies[0]["tools"], "the same tools each round");
+    assert!(mock.state.speech.lock().unwrap().contains(&"I cannot look that up.".to_string()));
+    assert_eq!(report.close, Some((1000, "stream stopped".into())));
 }

@@ -11,7 +11,7 @@
 
 use std::path::PathBuf;
 
-use hotline::sandbox::wit::{Effect, Event, ReplyText, Role, SpeechAudio, Transcript};
+use hotline::sandbox::wit::{self, Effect, Event, ReplyText, Role, SpeechAudio, ToolCall, Transcript, Transfer};
 
 use crate::support::*;
 
@@ -143,4 +143,36 @@ async fn after_a_barge_in() {
     r.audio(&silence(700)).await;
     assert_eq!(r.logs("eou").len(), 1);
     assert_eq!(r.marks(), ["t1-s0"], "the interrupting utterance is answered");
+}
+
+/// Schema 5: AI path with a transfer target, one tool round answered (an
+/// unknown tool), then `transfer_to_human`: its "One moment" is playing and
+/// the transfer waits for its mark.
+#[tokio::test]
+async fn a_transfer_pending_after_a_tool_round() {
+    let config = wit::Config { transfer_to: Some("+15550100099".into()), ..call_config(500, 80, true) };
+    let mut d = Driver::start(default_guest(), config).await;
+    d.send(Event::SpeechAudio(SpeechAudio { samples: tone(500, 300.0), sample_rate: 8000, done: true })).await;
+    d.ack_marks().await;
+    d.audio(&concat(&[silence(300), tone(500, 300.0), silence(600)])).await;
+    d.send(Event::Transcript(Transcript { text: "a person please".into(), is_final: true })).await;
+    let call = |id: &str, name: &str| ToolCall { id: id.into(), name: name.into(), arguments: "{}".into() };
+    let done = || Event::ReplyText(ReplyText { delta: String::new(), done: true });
+    d.send(Event::ToolCalls(vec![call("c1", "weather")])).await;
+    d.send(done()).await;
+    d.send(Event::ToolCalls(vec![call("c2", "transfer_to_human")])).await;
+    d.send(done()).await;
+    d.send(Event::SpeechAudio(SpeechAudio { samples: tone(300, 300.0), sample_rate: 8000, done: true })).await;
+    assert!(!d.effects.iter().any(|(_, e)| matches!(e, Effect::Transfer(_))), "setup: the transfer waits");
+    let snapshot = golden("transfer-pending", &mut d).await;
+    let json: serde_json::Value = serde_json::from_slice(&snapshot).unwrap();
+    assert_eq!(json["schema"], 5);
+
+    let mut r = resume(&snapshot, d.frames).await;
+    let fx = r.send(Event::MarkPlayed("t1-s0".into())).await;
+    let transfer = Transfer { target: "+15550100099".into(), caller_id: None };
+    assert!(fx.contains(&Effect::Transfer(transfer)), "the restored call transfers once it is heard: {fx:?}");
+    let again: serde_json::Value = serde_json::from_slice(&r.session.snapshot().await.unwrap()).unwrap();
+    let turns = again["ai"]["conversation"].as_array().unwrap();
+    assert!(turns.iter().any(|t| t["role"] == "tool" && t["tool_call_id"] == "c1"), "{again}");
 }

@@ -31,7 +31,7 @@ use bindings::exports::hotline::call::{calls, incoming};
 use bindings::hotline::call::types::{Effect, Event, TwimlError, Webhook};
 
 pub use bindings::export;
-pub use machine::Machine;
+pub use machine::{END_CALL, Ending, MAX_TOOL_ROUNDS, Machine, TRANSFER_TO_HUMAN};
 pub use snapshot::SNAPSHOT_SCHEMA;
 
 /// The default agent: every event goes to the [`Machine`].

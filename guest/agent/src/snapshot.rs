@@ -9,6 +9,11 @@
 //! converting into the current machine ([`v3`]), so calls still held by an
 //! older guest can move to this one.
 //!
+//! Schema 5 is schema 4 plus fields that are left out when empty (tool
+//! turns, the tools, a pending ending, the transfer target): a call that
+//! has none of them is written as schema 4, so an older guest can still
+//! take it over (a rollback under live calls).
+//!
 //! JSON, with audio bytes as base64 strings: up to 15 s of audio, 3.5x
 //! smaller than a JSON array of numbers and much faster to write and read.
 
@@ -22,11 +27,15 @@ use std::borrow::Cow;
 
 use serde::{Deserialize, Serialize};
 
-use crate::bindings::hotline::call::types::{Role as CallRole, Turn as CallTurn};
+use crate::bindings::hotline::call::types::{
+    Role as CallRole, Tool as CallTool, ToolCall as CallToolCall, Turn as CallTurn,
+};
 use crate::machine::{self, Machine};
 
 /// Bumped whenever the snapshot's shape changes.
-pub const SNAPSHOT_SCHEMA: u32 = 4;
+pub const SNAPSHOT_SCHEMA: u32 = 5;
+/// What schema 5 extends: written when nothing needs 5.
+const SCHEMA_4: u32 = 4;
 
 pub(crate) fn write(machine: &Machine) -> Vec<u8> {
     let snapshot = Snapshot::from(machine);
@@ -45,10 +54,11 @@ pub(crate) fn read(bytes: &[u8]) -> Result<Machine, String> {
     }
     let header: Header = serde_json::from_slice(bytes).map_err(|e| format!("not a snapshot: {e}"))?;
     let snapshot = match header.schema {
-        SNAPSHOT_SCHEMA => serde_json::from_slice::<Snapshot>(bytes),
+        // Schema 4 is schema 5 without the fields 5 added.
+        SNAPSHOT_SCHEMA | SCHEMA_4 => serde_json::from_slice::<Snapshot>(bytes),
         v3::SCHEMA => serde_json::from_slice::<v3::Snapshot>(bytes).map(Snapshot::from),
         other => {
-            let known = format!("{} or {SNAPSHOT_SCHEMA}", v3::SCHEMA);
+            let known = format!("{}, {SCHEMA_4} or {SNAPSHOT_SCHEMA}", v3::SCHEMA);
             return Err(format!("snapshot schema {other} is not one this guest reads ({known})"));
         }
     };
@@ -56,8 +66,9 @@ pub(crate) fn read(bytes: &[u8]) -> Result<Machine, String> {
     snapshot.into_machine().map_err(|e| format!("bad snapshot: {e}"))
 }
 
-/// The current format, schema 4. Written from a borrowed machine: the
-/// utterance (up to seconds of audio) is not copied to be encoded.
+/// The current format, schema 5 (4 when its additions are all empty).
+/// Written from a borrowed machine: the utterance (up to seconds of audio)
+/// is not copied to be encoded.
 #[derive(Serialize, Deserialize)]
 struct Snapshot<'a> {
     schema: u32,
@@ -70,6 +81,61 @@ struct Snapshot<'a> {
     caller: Caller<'a>,
     playback: Playback,
     ai: Ai,
+    /// Since schema 5.
+    #[serde(default, skip_serializing_if = "Tools::is_empty")]
+    tools: Tools,
+}
+
+/// Since schema 5: the tools offered, the round in progress, the ending.
+#[derive(Serialize, Deserialize, Default)]
+struct Tools {
+    /// Tools a wrapper offered (the built-ins follow from the settings).
+    offered: Vec<Tool>,
+    /// This round's calls, each with its result once it has one.
+    calls: Vec<OpenCall>,
+    /// The reply that made `calls` has ended.
+    reply_done: bool,
+    /// Round trips in this caller turn.
+    rounds: u32,
+    /// Ends the call once what plays is heard.
+    ending: Option<Ending>,
+}
+
+impl Tools {
+    fn is_empty(&self) -> bool {
+        self.offered.is_empty()
+            && self.calls.is_empty()
+            && !self.reply_done
+            && self.rounds == 0
+            && self.ending.is_none()
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct Tool {
+    name: String,
+    description: String,
+    parameters: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct ToolCall {
+    id: String,
+    name: String,
+    arguments: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct OpenCall {
+    call: ToolCall,
+    result: Option<String>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Ending {
+    Hangup,
+    Transfer { target: String, caller_id: Option<String> },
 }
 
 #[derive(Serialize, Deserialize)]
@@ -91,6 +157,9 @@ struct Settings {
     /// Providers are configured: the AI agent, not the echo agent.
     ai: bool,
     system_prompt: String,
+    /// Since schema 5.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    transfer_to: Option<String>,
 }
 
 /// The caller's audio. The endpointer's configuration follows from the
@@ -175,6 +244,19 @@ enum Awaiting {
 struct Turn {
     role: Role,
     text: String,
+    /// Since schema 5: an assistant turn's calls.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    tool_calls: Vec<ToolCall>,
+    /// Since schema 5: the call a `tool` turn answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    tool_call_id: Option<String>,
+}
+
+impl Turn {
+    /// Schema 4 can say this turn.
+    fn plain(&self) -> bool {
+        self.tool_calls.is_empty() && self.tool_call_id.is_none() && !matches!(self.role, Role::Tool)
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -183,7 +265,7 @@ enum Role {
     System,
     User,
     Assistant,
-    /// Never written yet: this agent offers no tools.
+    /// Since schema 5 (schema 4 had the name, never written).
     Tool,
 }
 
@@ -199,7 +281,7 @@ struct Resampler {
 impl<'a> From<&'a Machine> for Snapshot<'a> {
     fn from(m: &'a Machine) -> Self {
         let endpointer = m.caller.endpointer.state();
-        Snapshot {
+        let mut snapshot = Snapshot {
             schema: SNAPSHOT_SCHEMA,
             state: m.state.into(),
             started: m.started,
@@ -211,6 +293,7 @@ impl<'a> From<&'a Machine> for Snapshot<'a> {
                 fallback_ms: m.settings.fallback_ms,
                 ai: m.settings.ai,
                 system_prompt: m.settings.system_prompt.clone(),
+                transfer_to: m.settings.transfer_to.clone(),
             },
             caller: Caller {
                 utterance: Cow::Borrowed(&m.caller.utterance),
@@ -246,7 +329,75 @@ impl<'a> From<&'a Machine> for Snapshot<'a> {
                 }),
                 framer_carry: m.ai.framer.carry().to_vec(),
             },
+            tools: Tools::from(&m.tools),
+        };
+        let needs_5 = !snapshot.tools.is_empty()
+            || snapshot.settings.transfer_to.is_some()
+            || !snapshot.ai.conversation.iter().all(Turn::plain);
+        if !needs_5 {
+            snapshot.schema = SCHEMA_4;
         }
+        snapshot
+    }
+}
+
+impl From<&machine::Tools> for Tools {
+    fn from(t: &machine::Tools) -> Self {
+        Tools {
+            offered: t.offered.iter().map(Tool::from).collect(),
+            calls: t
+                .calls
+                .iter()
+                .map(|(call, result)| OpenCall { call: ToolCall::from(call), result: result.clone() })
+                .collect(),
+            reply_done: t.reply_done,
+            rounds: t.rounds,
+            ending: t.ending.as_ref().map(|e| match e {
+                machine::Ending::Hangup => Ending::Hangup,
+                machine::Ending::Transfer { target, caller_id } => {
+                    Ending::Transfer { target: target.clone(), caller_id: caller_id.clone() }
+                }
+            }),
+        }
+    }
+}
+
+impl From<Tools> for machine::Tools {
+    fn from(t: Tools) -> Self {
+        machine::Tools {
+            offered: t.offered.into_iter().map(CallTool::from).collect(),
+            calls: t.calls.into_iter().map(|c| (CallToolCall::from(c.call), c.result)).collect(),
+            reply_done: t.reply_done,
+            rounds: t.rounds,
+            ending: t.ending.map(|e| match e {
+                Ending::Hangup => machine::Ending::Hangup,
+                Ending::Transfer { target, caller_id } => machine::Ending::Transfer { target, caller_id },
+            }),
+        }
+    }
+}
+
+impl From<&CallTool> for Tool {
+    fn from(t: &CallTool) -> Self {
+        Tool { name: t.name.clone(), description: t.description.clone(), parameters: t.parameters.clone() }
+    }
+}
+
+impl From<Tool> for CallTool {
+    fn from(t: Tool) -> Self {
+        CallTool { name: t.name, description: t.description, parameters: t.parameters }
+    }
+}
+
+impl From<&CallToolCall> for ToolCall {
+    fn from(c: &CallToolCall) -> Self {
+        ToolCall { id: c.id.clone(), name: c.name.clone(), arguments: c.arguments.clone() }
+    }
+}
+
+impl From<ToolCall> for CallToolCall {
+    fn from(c: ToolCall) -> Self {
+        CallToolCall { id: c.id, name: c.name, arguments: c.arguments }
     }
 }
 
@@ -266,7 +417,7 @@ impl Snapshot<'_> {
 
     /// Refuses audio state the machine could not continue from.
     fn into_machine(self) -> Result<Machine, String> {
-        let Snapshot { schema: _, state, started, media_ms, settings, caller, playback, ai } = self;
+        let Snapshot { schema: _, state, started, media_ms, settings, caller, playback, ai, tools } = self;
         let settings = machine::Settings {
             eou_silence_ms: settings.eou_silence_ms,
             barge_in_ms: settings.barge_in_ms,
@@ -274,6 +425,7 @@ impl Snapshot<'_> {
             fallback_ms: settings.fallback_ms,
             ai: settings.ai,
             system_prompt: settings.system_prompt,
+            transfer_to: settings.transfer_to,
         };
         let Endpointer { in_utterance, speech_ms, silence_ms, vad } = caller.endpointer;
         let vad = VadState { block_min: vad.block_min, block_frames: vad.block_frames, blocks: vad.blocks };
@@ -310,6 +462,7 @@ impl Snapshot<'_> {
                 resampler,
                 framer: Framer::from_carry(ai.framer_carry)?,
             },
+            tools: tools.into(),
         })
     }
 }
@@ -328,13 +481,23 @@ impl From<Segment> for machine::Segment {
 
 impl From<&CallTurn> for Turn {
     fn from(t: &CallTurn) -> Self {
-        Turn { role: t.role.into(), text: t.text.clone() }
+        Turn {
+            role: t.role.into(),
+            text: t.text.clone(),
+            tool_calls: t.tool_calls.iter().map(ToolCall::from).collect(),
+            tool_call_id: t.tool_call_id.clone(),
+        }
     }
 }
 
 impl From<Turn> for CallTurn {
     fn from(t: Turn) -> Self {
-        CallTurn { role: t.role.into(), text: t.text, tool_calls: Vec::new(), tool_call_id: None }
+        CallTurn {
+            role: t.role.into(),
+            text: t.text,
+            tool_calls: t.tool_calls.into_iter().map(CallToolCall::from).collect(),
+            tool_call_id: t.tool_call_id,
+        }
     }
 }
 

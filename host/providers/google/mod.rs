@@ -19,7 +19,9 @@ use serde_json::{Value, json};
 
 use super::openai::{chat_body, chat_stream, to_rate};
 use super::settings::{Credentials, GoogleSettings};
-use super::{Llm, Message, Pcm, ProviderError, ProviderSettings, Result, SpeechToText, TextToSpeech, http, wav};
+use super::{
+    Llm, Message, Pcm, ProviderError, ProviderSettings, Result, SpeechToText, TextToSpeech, Tool, ToolCall, http, wav,
+};
 use auth::{ServiceAccount, TokenSource};
 
 /// The rate of the phone line, which both APIs take and give directly.
@@ -133,8 +135,9 @@ impl Llm for Google {
     fn reply<'a>(
         &'a self,
         messages: &'a [Message],
+        tools: &'a [Tool],
         delta: &'a mut (dyn FnMut(&str) + Send),
-    ) -> BoxFuture<'a, Result<()>> {
+    ) -> BoxFuture<'a, Result<Vec<ToolCall>>> {
         async move {
             let Some(url) = &self.chat_url else {
                 return Err(ProviderError::Auth(
@@ -143,7 +146,7 @@ impl Llm for Google {
             };
             // A 401 comes with the response head, before any delta: the
             // token retry in `post_json` covers the stream too.
-            let response = self.post_json(url, &chat_body(&self.settings.llm_model, messages)).await?;
+            let response = self.post_json(url, &chat_body(&self.settings.llm_model, messages, tools)?).await?;
             chat_stream(response, self.timeout, delta).await
         }
         .boxed()

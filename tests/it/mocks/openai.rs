@@ -27,6 +27,9 @@ pub struct Behavior {
     pub default_transcript: String,
     /// Replies to successive chat requests (split into words as deltas).
     pub replies: VecDeque<String>,
+    /// Tool calls streamed after the text of successive chat requests
+    /// (none once empty), as OpenAI streams them.
+    pub tool_calls: VecDeque<Vec<MockToolCall>>,
     pub default_reply: String,
     pub llm_first_delay: Duration,
     pub llm_token_delay: Duration,
@@ -50,6 +53,7 @@ impl Default for Behavior {
             transcripts: VecDeque::new(),
             default_transcript: "what is the weather like".into(),
             replies: VecDeque::new(),
+            tool_calls: VecDeque::new(),
             default_reply: "It is sunny today. Have a nice day.".into(),
             llm_first_delay: Duration::ZERO,
             llm_token_delay: Duration::ZERO,
@@ -60,6 +64,21 @@ impl Default for Behavior {
             tts_ms_per_char: 20,
             tts_chunk_pause: Duration::ZERO,
         }
+    }
+}
+
+/// A tool call the stand-in makes: id and name in its first delta, the
+/// arguments over several more.
+#[derive(Debug, Clone)]
+pub struct MockToolCall {
+    pub id: String,
+    pub name: String,
+    pub arguments: String,
+}
+
+impl MockToolCall {
+    pub fn new(id: &str, name: &str, arguments: &str) -> MockToolCall {
+        MockToolCall { id: id.into(), name: name.into(), arguments: arguments.into() }
     }
 }
 
@@ -78,6 +97,8 @@ pub struct State {
     pub uploads: Mutex<Vec<Upload>>,
     /// The `messages` of each chat request.
     pub chats: Mutex<Vec<Vec<(String, String)>>>,
+    /// Each chat request's whole body (its `tools`, its tool messages).
+    pub chat_bodies: Mutex<Vec<Value>>,
     /// The `input` of each speech request.
     pub speech: Mutex<Vec<String>>,
 }
@@ -133,7 +154,12 @@ async fn handle(state: Arc<State>, r: Recorded) -> Response<Body> {
     }
     match r.path.as_str() {
         "/v1/audio/transcriptions" => transcription(&state, &r).await,
-        "/v1/chat/completions" => chat(&state.log, &state.behavior, &state.chats, &r, LLM_MODEL),
+        "/v1/chat/completions" => {
+            if let Ok(body) = serde_json::from_slice(&r.body) {
+                state.chat_bodies.lock().unwrap().push(body);
+            }
+            chat(&state.log, &state.behavior, &state.chats, &r, LLM_MODEL)
+        }
         "/v1/audio/speech" => speech(&state, &r),
         other => state.log.refuse(StatusCode::NOT_FOUND, format!("no route {other}")),
     }
@@ -217,12 +243,14 @@ pub fn chat(
         .iter()
         .map(|m| (m["role"].as_str().unwrap_or("?").to_string(), m["content"].as_str().unwrap_or("").to_string()))
         .collect();
-    if messages.first().map(|m| m.0.as_str()) != Some("system") || messages.iter().any(|m| m.1.is_empty()) {
-        return log.refuse(StatusCode::BAD_REQUEST, format!("chat messages malformed: {messages:?}"));
+    if let Err(why) = check_messages(&body) {
+        return log.refuse(StatusCode::BAD_REQUEST, format!("chat messages malformed: {why}: {body}"));
     }
     chats.lock().unwrap().push(messages);
     let b = &mut behavior.lock().unwrap();
-    let reply = b.replies.pop_front().unwrap_or_else(|| b.default_reply.clone());
+    let calls = b.tool_calls.pop_front().unwrap_or_default();
+    let reply =
+        b.replies.pop_front().unwrap_or_else(|| if calls.is_empty() { b.default_reply.clone() } else { String::new() });
     let mut pieces = vec![Piece::Pause(b.llm_first_delay)];
     let words: Vec<String> = reply.split_inclusive(' ').map(str::to_string).collect();
     for (i, word) in words.iter().enumerate() {
@@ -234,10 +262,82 @@ pub fn chat(
         pieces.push(Piece::Data(Bytes::from(format!("data: {chunk}\n\n"))));
         pieces.push(Piece::Pause(b.llm_token_delay));
     }
+    for chunk in tool_call_chunks(&calls) {
+        pieces.push(Piece::Data(Bytes::from(format!("data: {chunk}\n\n"))));
+    }
+    let finish = if calls.is_empty() { "stop" } else { "tool_calls" };
     let last =
-        json!({ "object": "chat.completion.chunk", "choices": [{ "index": 0, "delta": {}, "finish_reason": "stop" }] });
+        json!({ "object": "chat.completion.chunk", "choices": [{ "index": 0, "delta": {}, "finish_reason": finish }] });
     pieces.push(Piece::Data(Bytes::from(format!("data: {last}\n\ndata: [DONE]\n\n"))));
     streamed(log.clone(), r.path.clone(), "text/event-stream", pieces)
+}
+
+/// The rules OpenAI enforces on a conversation with tools: a system
+/// message first; text in every message but an assistant's that calls
+/// tools; each `tool` message answering a call of the assistant message
+/// before it; every call answered before the next non-tool message; and
+/// tools declared as functions with an object schema.
+fn check_messages(body: &Value) -> Result<(), String> {
+    let messages = body["messages"].as_array().ok_or("no messages")?;
+    if messages.first().and_then(|m| m["role"].as_str()) != Some("system") {
+        return Err("the first message is not the system prompt".into());
+    }
+    let mut open: Vec<String> = Vec::new();
+    for m in messages {
+        let role = m["role"].as_str().unwrap_or("?");
+        let text = m["content"].as_str().unwrap_or("");
+        if role == "tool" {
+            let id = m["tool_call_id"].as_str().ok_or("a tool message without tool_call_id")?;
+            let pos = open.iter().position(|o| o == id).ok_or(format!("tool result for {id}, not an open call"))?;
+            open.remove(pos);
+            continue;
+        }
+        if !open.is_empty() {
+            return Err(format!("calls {open:?} unanswered before a {role} message"));
+        }
+        match m["tool_calls"].as_array() {
+            Some(calls) if role == "assistant" => {
+                for c in calls {
+                    if c["type"] != "function" || !c["function"]["name"].is_string() {
+                        return Err(format!("bad tool call {c}"));
+                    }
+                    open.push(c["id"].as_str().ok_or("a tool call without id")?.to_string());
+                }
+            }
+            _ if text.is_empty() => return Err(format!("an empty {role} message")),
+            _ => {}
+        }
+    }
+    if !open.is_empty() {
+        return Err(format!("calls {open:?} unanswered"));
+    }
+    for tool in body["tools"].as_array().into_iter().flatten() {
+        if tool["type"] != "function" || !tool["function"]["parameters"].is_object() {
+            return Err(format!("bad tool {tool}"));
+        }
+    }
+    Ok(())
+}
+
+/// The calls as OpenAI streams them: per call, a first delta with its
+/// index, id, type and name (arguments empty), then its arguments in
+/// pieces of a few characters, calls one after another.
+fn tool_call_chunks(calls: &[MockToolCall]) -> Vec<Value> {
+    let delta = |tool_call: Value| {
+        json!({ "object": "chat.completion.chunk",
+                "choices": [{ "index": 0, "delta": { "tool_calls": [tool_call] }, "finish_reason": null }] })
+    };
+    let mut chunks = Vec::new();
+    for (index, call) in calls.iter().enumerate() {
+        chunks.push(delta(json!({ "index": index, "id": call.id, "type": "function",
+                                  "function": { "name": call.name, "arguments": "" } })));
+        let chars: Vec<char> = call.arguments.chars().collect();
+        for piece in chars.chunks(3) {
+            let piece: String = piece.iter().collect();
+            chunks.push(delta(json!({ "index": index, "function": { "arguments": piece } })));
+        }
+    }
+    chunks
 }
 
 fn speech(state: &State, r: &Recorded) -> Response<Body> {

@@ -66,7 +66,7 @@ impl Machine {
         }
         if self.caller.endpointer.in_utterance() {
             let barging = self.caller.endpointer.speech_ms() >= self.settings.barge_in_ms;
-            if self.state == State::Speaking && barging {
+            if self.state == State::Speaking && barging && !self.ending() {
                 self.barge_in(fx);
             } else if self.state == State::Thinking && barging {
                 // The caller goes on talking: the pending reply is stale.

@@ -19,12 +19,15 @@
 mod listening;
 mod playback;
 mod reply;
+mod tools;
 
 use hotline_audio::endpoint::{EndpointConfig, Endpointer};
 
 pub(crate) use listening::Caller;
 pub(crate) use playback::{Playback, Segment};
 pub(crate) use reply::{Ai, Awaiting};
+pub(crate) use tools::Tools;
+pub use tools::{END_CALL, Ending, MAX_TOOL_ROUNDS, TRANSFER_TO_HUMAN};
 
 use crate::bindings::hotline::call::types::{Config, Effect, Event, LogEntry, Started};
 
@@ -66,6 +69,8 @@ pub(crate) struct Settings {
     pub(crate) fallback_ms: u32,
     pub(crate) ai: bool,
     pub(crate) system_prompt: String,
+    /// Where `transfer_to_human` hands the caller; none: not offered.
+    pub(crate) transfer_to: Option<String>,
 }
 
 impl From<&Config> for Settings {
@@ -77,6 +82,7 @@ impl From<&Config> for Settings {
             fallback_ms: c.fallback_ms,
             ai: c.providers.stt && c.providers.llm && c.providers.tts,
             system_prompt: text_or(&c.system_prompt, SYSTEM_PROMPT),
+            transfer_to: c.transfer_to.as_deref().map(str::trim).filter(|t| !t.is_empty()).map(str::to_string),
         }
     }
 }
@@ -95,6 +101,7 @@ impl Default for Settings {
             fallback_ms: 0,
             ai: false,
             system_prompt: SYSTEM_PROMPT.to_string(),
+            transfer_to: None,
         }
     }
 }
@@ -121,6 +128,7 @@ pub struct Machine {
     pub(crate) caller: Caller,
     pub(crate) playback: Playback,
     pub(crate) ai: Ai,
+    pub(crate) tools: Tools,
 }
 
 impl Default for Machine {
@@ -134,6 +142,7 @@ impl Default for Machine {
             media_ms: 0,
             playback: Playback::default(),
             ai: Ai::default(),
+            tools: Tools::default(),
         }
     }
 }
@@ -176,10 +185,9 @@ impl Machine {
             Event::SpeechAudio(a) => self.on_speech_audio(a, &mut fx),
             Event::ProviderError(e) => self.on_provider_error(e, &mut fx),
             Event::Restarted(r) => self.on_restarted(r, &mut fx),
+            Event::ToolCalls(calls) => self.on_tool_calls(calls, &mut fx),
             // Not asked for yet by this agent: noted, nothing else.
-            Event::AnsweredBy(_) | Event::ToolCalls(_) | Event::Fetched(_) | Event::TransferFailed(_) => {
-                fx.push(log("event_ignored", &[]))
-            }
+            Event::AnsweredBy(_) | Event::Fetched(_) | Event::TransferFailed(_) => fx.push(log("event_ignored", &[])),
             Event::Stopped => {
                 fx.push(log(
                     "call_end",

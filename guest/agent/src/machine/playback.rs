@@ -64,6 +64,7 @@ impl Machine {
             self.record_heard_reply();
             self.playback.segments.clear();
             self.set_state(State::Listening, fx);
+            self.end_if_heard(fx);
         }
     }
 

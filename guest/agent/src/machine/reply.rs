@@ -79,10 +79,16 @@ impl Machine {
             return;
         }
         self.ai.conversation.push(turn(Role::User, text));
+        self.tools.rounds = 0;
+        self.think(fx);
+    }
+
+    /// Asks the LLM to answer the conversation so far, with the tools.
+    pub(super) fn think(&mut self, fx: &mut Vec<Effect>) {
         self.ai.awaiting = Awaiting::Reply;
         let mut turns = vec![turn(Role::System, self.settings.system_prompt.clone())];
         turns.extend(self.ai.conversation.iter().cloned());
-        fx.push(Effect::Think(Thought { turns, tools: Vec::new() }));
+        fx.push(Effect::Think(Thought { turns, tools: self.tools_offered() }));
     }
 
     pub(super) fn on_reply_text(&mut self, r: ReplyText, fx: &mut Vec<Effect>) {
@@ -104,6 +110,9 @@ impl Machine {
             }
             self.ai.awaiting = Awaiting::Nothing;
             self.playback.reply_complete = true;
+            if self.on_reply_done_with_tools(fx) {
+                return;
+            }
             if self.ai.speaking.is_empty() && self.playback.segments.is_empty() {
                 self.stop_filler(fx);
                 self.set_state(State::Listening, fx);
@@ -199,6 +208,7 @@ impl Machine {
         ai.unspoken.clear();
         ai.resampler = None;
         ai.framer = Framer::new();
+        self.drop_tool_round();
         fx.push(Effect::CancelTimer(FALLBACK_TIMER));
         if in_flight {
             fx.push(Effect::Cancel);
@@ -227,7 +237,7 @@ impl Machine {
 
     /// A turn that cannot be finished: drop the rest of its work, let what
     /// is already queued play, then apologize and listen again.
-    fn abandon_turn(&mut self, fx: &mut Vec<Effect>) {
+    pub(super) fn abandon_turn(&mut self, fx: &mut Vec<Effect>) {
         if self.state == State::Listening || self.state == State::Ended {
             return; // nothing of this turn is left to save
         }

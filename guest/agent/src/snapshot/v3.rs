@@ -167,6 +167,7 @@ impl From<Snapshot> for super::Snapshot<'static> {
                 fallback_ms: settings.fallback_ms,
                 ai: settings.ai,
                 system_prompt: settings.system_prompt,
+                transfer_to: None,
             },
             caller: super::Caller {
                 utterance: utterance.into(),
@@ -193,6 +194,8 @@ impl From<Snapshot> for super::Snapshot<'static> {
                             RoleTag::Assistant => super::Role::Assistant,
                         },
                         text,
+                        tool_calls: Vec::new(),
+                        tool_call_id: None,
                     })
                     .collect(),
                 unspoken,
@@ -208,6 +211,7 @@ impl From<Snapshot> for super::Snapshot<'static> {
                 }),
                 framer_carry: framer.pending,
             },
+            tools: super::Tools::default(),
         }
     }
 }
