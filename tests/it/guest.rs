@@ -594,3 +594,72 @@ async fn a_memory_bomb_hits_the_cap() {
     let err = d.session.handle(&Event::Dtmf('6')).await.unwrap_err();
     assert!(matches!(err, GuestError::Trap { .. }), "{err}");
 }
+
+// ---- the phone call itself: answering machines, a transfer nobody took -----
+
+fn voicemail_config(ai: bool, message: Option<&str>) -> wit::Config {
+    wit::Config { voicemail_message: message.map(str::to_string), ..call_config(500, 80, ai) }
+}
+
+#[tokio::test]
+async fn an_answering_machine_hears_the_voicemail_after_the_beep_then_the_hang_up() {
+    let mut d =
+        Driver::start(default_guest(), voicemail_config(true, Some("Hi, this is hotline. Call us back."))).await;
+    d.send(speech(8000, true)).await; // the greeting, playing to a machine
+    let fx = d.send(Event::AnsweredBy(wit::AnsweredBy::MachineStart)).await;
+    assert!(fx.contains(&Effect::Clear), "no talking over the machine's greeting: {fx:?}");
+    assert!(!fx.contains(&Effect::Hangup));
+    d.ack_marks().await; // Twilio echoes the marks a clear dropped
+    let fx = d.send(Event::AnsweredBy(wit::AnsweredBy::MachineEndBeep)).await;
+    assert!(fx.contains(&Effect::Speak("Hi, this is hotline. Call us back.".into())), "{fx:?}");
+    assert!(!fx.contains(&Effect::Hangup), "not before the message is heard");
+    d.send(speech(4000, true)).await;
+    let mark = d.marks().last().cloned().expect("the message is played with a mark");
+    let fx = d.send(Event::MarkPlayed(mark)).await;
+    assert!(fx.contains(&Effect::Hangup), "{fx:?}");
+    assert_eq!(d.logs("voicemail").len(), 1);
+}
+
+#[tokio::test]
+async fn without_a_message_or_a_voice_a_machine_or_a_fax_is_hung_up_on_and_people_are_not() {
+    for (config, verdict) in [
+        (voicemail_config(true, None), wit::AnsweredBy::MachineEndSilence),
+        (voicemail_config(false, Some("unspoken: no text-to-speech")), wit::AnsweredBy::MachineEndBeep),
+        (voicemail_config(true, Some("not for a fax")), wit::AnsweredBy::Fax),
+    ] {
+        let mut d = Driver::start(default_guest(), config).await;
+        d.ack_marks().await;
+        let fx = d.send(Event::AnsweredBy(verdict)).await;
+        assert!(fx.contains(&Effect::Hangup), "{verdict:?}: {fx:?}");
+        assert!(!fx.iter().any(|e| matches!(e, Effect::Speak(_))), "{fx:?}");
+    }
+    let mut d = Driver::start(default_guest(), voicemail_config(true, Some("x"))).await;
+    d.ack_marks().await;
+    for verdict in [wit::AnsweredBy::Human, wit::AnsweredBy::Unknown] {
+        let fx = d.send(Event::AnsweredBy(verdict)).await;
+        assert!(!fx.iter().any(|e| matches!(e, Effect::Hangup | Effect::Clear | Effect::Speak(_))), "{fx:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_caller_back_from_a_transfer_nobody_took_is_told_so_and_the_call_goes_on() {
+    let (mut d, _) = thinking_call(Some("+15550100099")).await;
+    let failed = wit::TransferFailed { target: "+15550100099".into(), status: wit::DialStatus::NoAnswer };
+    let fx = d.send(Event::TransferFailed(failed.clone())).await;
+    let said = nobody_answered();
+    assert!(fx.contains(&Effect::Speak(said)), "{fx:?}");
+    assert!(!fx.contains(&Effect::Hangup));
+    assert_eq!(field(&d.logs("transfer_failed")[0].1, "status"), "no-answer");
+
+    // The echo agent has no voice to say it with: noted, nothing else.
+    let mut d = Driver::start(default_guest(), call_config(500, 80, false)).await;
+    d.ack_marks().await;
+    let fx = d.send(Event::TransferFailed(failed)).await;
+    assert!(!fx.iter().any(|e| matches!(e, Effect::Speak(_) | Effect::Play(_) | Effect::Hangup)), "{fx:?}");
+}
+
+/// The default guest's words for a caller back from a transfer (its
+/// `machine/control.rs`).
+fn nobody_answered() -> String {
+    "I'm sorry, nobody could take your call right now. Is there anything else I can help you with?".into()
+}

@@ -160,6 +160,9 @@ struct Settings {
     /// Since schema 5.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     transfer_to: Option<String>,
+    /// Since schema 5.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    voicemail_message: Option<String>,
 }
 
 /// The caller's audio. The endpointer's configuration follows from the
@@ -294,6 +297,7 @@ impl<'a> From<&'a Machine> for Snapshot<'a> {
                 ai: m.settings.ai,
                 system_prompt: m.settings.system_prompt.clone(),
                 transfer_to: m.settings.transfer_to.clone(),
+                voicemail_message: m.settings.voicemail_message.clone(),
             },
             caller: Caller {
                 utterance: Cow::Borrowed(&m.caller.utterance),
@@ -333,6 +337,7 @@ impl<'a> From<&'a Machine> for Snapshot<'a> {
         };
         let needs_5 = !snapshot.tools.is_empty()
             || snapshot.settings.transfer_to.is_some()
+            || snapshot.settings.voicemail_message.is_some()
             || !snapshot.ai.conversation.iter().all(Turn::plain);
         if !needs_5 {
             snapshot.schema = SCHEMA_4;
@@ -426,6 +431,7 @@ impl Snapshot<'_> {
             ai: settings.ai,
             system_prompt: settings.system_prompt,
             transfer_to: settings.transfer_to,
+            voicemail_message: settings.voicemail_message,
         };
         let Endpointer { in_utterance, speech_ms, silence_ms, vad } = caller.endpointer;
         let vad = VadState { block_min: vad.block_min, block_frames: vad.block_frames, blocks: vad.blocks };

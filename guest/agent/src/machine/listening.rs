@@ -132,9 +132,8 @@ impl Machine {
     fn barge_in(&mut self, fx: &mut Vec<Effect>) {
         let segments = &self.playback.segments;
         let heard: Vec<&str> = segments.iter().filter(|s| s.heard).map(|s| s.mark.as_str()).collect();
-        let unheard: Vec<String> = segments.iter().filter(|s| !s.heard).map(|s| s.mark.clone()).collect();
-        fx.push(Effect::Clear);
-        fx.push(log(
+        let unheard: Vec<&str> = segments.iter().filter(|s| !s.heard).map(|s| s.mark.as_str()).collect();
+        let entry = log(
             "barge_in",
             &[
                 ("at_ms", self.media_ms.to_string()),
@@ -142,7 +141,24 @@ impl Machine {
                 ("heard", heard.join(",")),
                 ("unheard", unheard.join(",")),
             ],
-        ));
+        );
+        fx.push(Effect::Clear);
+        fx.push(entry);
+        self.drop_unheard(fx);
+    }
+
+    /// Stops the agent mid-sentence (an answering machine's verdict): as a
+    /// barge-in does, without one.
+    pub(super) fn silence(&mut self, fx: &mut Vec<Effect>) {
+        fx.push(Effect::Clear);
+        self.drop_unheard(fx);
+    }
+
+    /// After a `clear`: the reply keeps what was heard, the marks of the rest
+    /// will come back dropped, and the turn's work is abandoned.
+    fn drop_unheard(&mut self, fx: &mut Vec<Effect>) {
+        let unheard = self.playback.segments.iter().filter(|s| !s.heard).map(|s| s.mark.clone());
+        let unheard: Vec<String> = unheard.collect();
         self.record_heard_reply();
         self.playback.dropped_marks.extend(unheard);
         self.playback.segments.clear();

@@ -16,6 +16,7 @@
 //! and the providers' turn (`reply`). A snapshot is not these structs:
 //! `crate::snapshot` is the format, and converts.
 
+mod control;
 mod listening;
 mod playback;
 mod reply;
@@ -71,6 +72,8 @@ pub(crate) struct Settings {
     pub(crate) system_prompt: String,
     /// Where `transfer_to_human` hands the caller; none: not offered.
     pub(crate) transfer_to: Option<String>,
+    /// Left on an answering machine after its beep; none: hang up.
+    pub(crate) voicemail_message: Option<String>,
 }
 
 impl From<&Config> for Settings {
@@ -83,6 +86,12 @@ impl From<&Config> for Settings {
             ai: c.providers.stt && c.providers.llm && c.providers.tts,
             system_prompt: text_or(&c.system_prompt, SYSTEM_PROMPT),
             transfer_to: c.transfer_to.as_deref().map(str::trim).filter(|t| !t.is_empty()).map(str::to_string),
+            voicemail_message: c
+                .voicemail_message
+                .as_deref()
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .map(str::to_string),
         }
     }
 }
@@ -102,6 +111,7 @@ impl Default for Settings {
             ai: false,
             system_prompt: SYSTEM_PROMPT.to_string(),
             transfer_to: None,
+            voicemail_message: None,
         }
     }
 }
@@ -186,8 +196,10 @@ impl Machine {
             Event::ProviderError(e) => self.on_provider_error(e, &mut fx),
             Event::Restarted(r) => self.on_restarted(r, &mut fx),
             Event::ToolCalls(calls) => self.on_tool_calls(calls, &mut fx),
-            // Not asked for yet by this agent: noted, nothing else.
-            Event::AnsweredBy(_) | Event::Fetched(_) | Event::TransferFailed(_) => fx.push(log("event_ignored", &[])),
+            Event::AnsweredBy(verdict) => self.on_answered_by(verdict, &mut fx),
+            Event::TransferFailed(failed) => self.on_transfer_failed(failed, &mut fx),
+            // Never asked for by this agent (a wrapper's own fetches): noted, nothing else.
+            Event::Fetched(_) => fx.push(log("event_ignored", &[])),
             Event::Stopped => {
                 fx.push(log(
                     "call_end",

@@ -168,6 +168,7 @@ impl From<Snapshot> for super::Snapshot<'static> {
                 ai: settings.ai,
                 system_prompt: settings.system_prompt,
                 transfer_to: None,
+                voicemail_message: None,
             },
             caller: super::Caller {
                 utterance: utterance.into(),
