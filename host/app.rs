@@ -7,6 +7,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::{Config, WEBHOOK_INSTANCES};
+use crate::fetch::Fetcher;
 use crate::http::auth::Auth;
 use crate::http::limits::{AuthFailures, Connections};
 use crate::live::Live;
@@ -45,11 +46,14 @@ pub struct App {
     /// Twilio's REST API (`TWILIO_ACCOUNT_SID`): ends, redirects and
     /// places calls; `None` without an account.
     pub twilio: Option<Rest>,
+    /// The guests' `fetch`: its policy and its client.
+    pub fetch: Fetcher,
 }
 
 impl App {
     pub fn new(config: Config, sandbox: Sandbox, providers: Providers, records: Records) -> Arc<Self> {
         let twilio = config.twilio.clone().map(|settings| Rest::new(providers.client.clone(), settings));
+        let fetch = Fetcher::new(providers.fetch_client.clone(), config.fetch.clone());
         Arc::new(App {
             auth: Auth::new(&config),
             connections: connection_limits(&config),
@@ -64,6 +68,7 @@ impl App {
             metrics: Metrics::default(),
             live: Live::default(),
             twilio,
+            fetch,
             config,
         })
     }

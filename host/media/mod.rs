@@ -12,6 +12,7 @@
 //! - `apology.rs`: what a call does once its guest is beyond help.
 //! - `control.rs`: the phone call's end when the agent hangs up (REST).
 //! - `work.rs` + `turn_log.rs`: the call's provider requests and their timing.
+//! - `fetch.rs`: the guest's HTTP requests (`fetch`), run with the provider work.
 //! - `live.rs`: the call's entry in the dashboard's live list.
 //! - `tape.rs`: the call's audio for its recording, when calls are recorded.
 //! - `record.rs`: the call's record for the store, built per event (never
@@ -20,6 +21,7 @@
 mod apology;
 mod control;
 mod effects;
+mod fetch;
 mod inbound;
 mod instance;
 mod live;
