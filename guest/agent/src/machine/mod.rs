@@ -159,6 +159,17 @@ impl Machine {
         self.state
     }
 
+    /// Says `text` as the agent's next reply, through text-to-speech (so
+    /// only with providers): for call logic on top of this machine that
+    /// answers something itself, such as the result of a lookup.
+    pub fn say(&mut self, text: &str) -> Vec<Effect> {
+        let mut fx = Vec::new();
+        self.begin_reply(&mut fx);
+        self.speak(text.to_string(), &mut fx);
+        self.playback.reply_complete = true;
+        fx
+    }
+
     pub fn handle(&mut self, event: Event) -> Vec<Effect> {
         let mut fx = Vec::new();
         if self.state == State::Ended {
