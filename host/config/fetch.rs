@@ -17,8 +17,8 @@ use crate::providers::Secret;
 pub struct FetchArgs {
     /// Origins call logic may fetch from, comma-separated: https://api.example.com, https://*.example.com,
     /// https://api.example.com:8443 (http:// only for loopback hosts). Empty: every fetch is refused.
-    #[arg(long, env = "HOTLINE_GUEST_ALLOWED_HOSTS", default_value = "")]
-    pub guest_allowed_hosts: String,
+    #[arg(long, env = "HOTLINE_GUEST_ALLOWED_HOSTS")]
+    pub guest_allowed_hosts: Option<String>,
     /// Time one fetch may take, body included, in ms (100-60000); past it the guest gets `timeout`.
     #[arg(long, env = "HOTLINE_GUEST_FETCH_TIMEOUT_MS", default_value_t = 5000)]
     #[arg(value_parser = clap::value_parser!(u64).range(100..=60_000))]
@@ -60,6 +60,8 @@ impl FetchArgs {
     pub fn settings(&self) -> anyhow::Result<GuestFetch> {
         let allowed = self
             .guest_allowed_hosts
+            .as_deref()
+            .unwrap_or_default()
             .split(',')
             .map(str::trim)
             .filter(|o| !o.is_empty())
