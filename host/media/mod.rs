@@ -66,6 +66,9 @@ enum Flow {
     Gone,
 }
 
+// One at a time, on the stack of the call loop: boxing the large event would
+// allocate for every provider result instead.
+#[allow(clippy::large_enum_variant)]
 enum Input {
     Frame(Option<Result<Message, WsError>>),
     Timer(u32),

@@ -50,7 +50,8 @@ impl Orders {
         match event {
             Event::Started(mut started) => {
                 let variables = &started.config.variables;
-                self.api = variables.iter().find(|(k, _)| k == API_VARIABLE).map(|(_, v)| v.trim_end_matches('/').into());
+                self.api =
+                    variables.iter().find(|(k, _)| k == API_VARIABLE).map(|(_, v)| v.trim_end_matches('/').into());
                 started.config.greeting.get_or_insert_with(|| GREETING.into());
                 machine.handle(Event::Started(started))
             }
