@@ -16,6 +16,7 @@ const TARGET: &str = "wasm32-wasip2";
 const COMPONENTS: &[(&str, &str)] = &[
     ("hotline_guest_default", "HOTLINE_GUEST_DEFAULT_WASM"),
     ("hotline_guest_dtmf", "HOTLINE_GUEST_DTMF_WASM"),
+    ("hotline_guest_orders", "HOTLINE_GUEST_ORDERS_WASM"),
     ("hotline_guest_probe", "HOTLINE_GUEST_PROBE_WASM"),
     ("hotline_guest_v2", "HOTLINE_GUEST_V2_WASM"),
     ("hotline_guest_broken", "HOTLINE_GUEST_BROKEN_WASM"),

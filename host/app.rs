@@ -7,6 +7,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::{Config, WEBHOOK_INSTANCES};
+use crate::fetch::Fetcher;
 use crate::http::auth::Auth;
 use crate::http::limits::{AuthFailures, Connections};
 use crate::live::Live;
@@ -49,11 +50,14 @@ pub struct App {
     /// Answering-machine verdicts on their way to live calls, and transfers
     /// between a stream's end and the caller's return.
     pub switchboard: Arc<Switchboard>,
+    /// The guests' `fetch`: its policy and its client.
+    pub fetch: Fetcher,
 }
 
 impl App {
     pub fn new(config: Config, sandbox: Sandbox, providers: Providers, records: Records) -> Arc<Self> {
         let twilio = config.twilio.clone().map(|settings| Rest::new(providers.client.clone(), settings));
+        let fetch = Fetcher::new(providers.fetch_client.clone(), config.fetch.clone());
         Arc::new(App {
             auth: Auth::new(&config),
             connections: connection_limits(&config),
@@ -69,6 +73,7 @@ impl App {
             live: Live::default(),
             twilio,
             switchboard: Arc::default(),
+            fetch,
             config,
         })
     }

@@ -22,6 +22,7 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::{Registry, Unit};
 
 use crate::app::App;
+use crate::fetch::Outcome as FetchOutcome;
 use crate::media::{TurnOutcome, TurnTimes};
 use crate::store::RecordCounts;
 use crate::store::record::Outcome;
@@ -51,6 +52,7 @@ pub struct Metrics {
     tts_first_byte: Timing,
     guest_event: Timing,
     bad_frames: Counter,
+    fetches: Family<Labels, Counter>,
 }
 
 impl Default for Metrics {
@@ -84,7 +86,23 @@ impl Default for Metrics {
         let guest_event = timing(&mut registry, "guest_event", guest_help, GUEST_BOUNDS);
         let bad_frames = Counter::default();
         registry.register("ws_bad_frames", "WebSocket frames refused as malformed or out of place", bad_frames.clone());
-        Metrics { registry, calls, turns, first_audio, stt, llm_first_token, tts_first_byte, guest_event, bad_frames }
+        let fetches = Family::<Labels, Counter>::default();
+        for outcome in FetchOutcome::ALL {
+            let _ = fetches.get_or_create(&[("outcome", outcome.name())]);
+        }
+        registry.register("guest_fetches", "Guests' fetch requests, by how they ended", fetches.clone());
+        Metrics {
+            registry,
+            calls,
+            turns,
+            first_audio,
+            stt,
+            llm_first_token,
+            tts_first_byte,
+            guest_event,
+            bad_frames,
+            fetches,
+        }
     }
 }
 
@@ -115,6 +133,10 @@ impl Metrics {
 
     pub fn bad_frame(&self) {
         self.bad_frames.inc();
+    }
+
+    pub fn guest_fetch(&self, outcome: FetchOutcome) {
+        self.fetches.get_or_create(&[("outcome", outcome.name())]).inc();
     }
 }
 

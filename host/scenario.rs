@@ -7,7 +7,7 @@
 //! Steps feed events in (`start`, `silence`, `tone`, `wav`, `mark_played`,
 //! `ack_marks`, `dtmf`, `timer`, `stop`, `twiml` for the webhook, and what
 //! the host's providers would answer: `transcript`, `reply`, `tool_calls`,
-//! `speech`, `provider_error`), and
+//! `speech`, `provider_error`; the host's answer to a `fetch`: `fetched`), and
 //! `expect` checks the effects seen since the previous `expect`. Media time
 //! advances 20 ms per frame; every effect is stamped with it.
 //! docs/guests.md describes every field.
@@ -57,6 +57,8 @@ enum Step {
     Speech(SpeechStep),
     /// A provider failed: `"stt"`, `"llm"` or `"tts"`.
     ProviderError(String),
+    /// The host's answer to the newest `fetch` effect.
+    Fetched(FetchedStep),
     Expect(Expect),
 }
 
@@ -92,6 +94,58 @@ struct SpeechStep {
     done: bool,
 }
 
+/// A response (`status`, `headers`, `body`: a string as it is, other JSON
+/// serialized), or, with `error`, none: `refused`, `timeout`, `too_large`
+/// or `failed`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FetchedStep {
+    #[serde(default = "default_status")]
+    status: u16,
+    #[serde(default)]
+    headers: std::collections::BTreeMap<String, String>,
+    #[serde(default)]
+    body: Option<serde_json::Value>,
+    #[serde(default)]
+    error: Option<String>,
+}
+
+fn default_status() -> u16 {
+    200
+}
+
+impl FetchedStep {
+    fn response(self) -> anyhow::Result<Result<wit::HttpResponse, wit::FetchError>> {
+        let reason = || "scenario: fetch failed".to_string();
+        Ok(Err(match self.error.as_deref() {
+            None => {
+                let body = match self.body {
+                    None => Vec::new(),
+                    Some(serde_json::Value::String(text)) => text.into_bytes(),
+                    Some(json) => json.to_string().into_bytes(),
+                };
+                let headers = self.headers.into_iter().map(|(k, v)| (k.to_ascii_lowercase(), v)).collect();
+                return Ok(Ok(wit::HttpResponse { status: self.status, headers, body }));
+            }
+            Some("refused") => wit::FetchError::Refused(reason()),
+            Some("timeout") => wit::FetchError::Timeout,
+            Some("too_large") => wit::FetchError::TooLarge,
+            Some("failed") => wit::FetchError::Failed(reason()),
+            Some(other) => anyhow::bail!("fetched error must be refused, timeout, too_large or failed, not {other:?}"),
+        }))
+    }
+}
+
+/// What the newest `fetch` in the window must ask for; unset fields are not checked.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FetchExpect {
+    method: Option<String>,
+    url: Option<String>,
+    /// Header name → secret name, exactly.
+    secret_headers: Option<std::collections::BTreeMap<String, String>>,
+}
+
 fn default_speech_rate() -> u32 {
     24_000
 }
@@ -111,6 +165,9 @@ struct ScenarioConfig {
     /// `HOTLINE_TRANSFER_TO`.
     #[serde(default)]
     transfer_to: Option<String>,
+    /// `HOTLINE_GUEST_VARIABLES`: the call logic's plain variables.
+    #[serde(default)]
+    variables: Option<std::collections::BTreeMap<String, String>>,
 }
 
 impl ScenarioConfig {
@@ -121,6 +178,7 @@ impl ScenarioConfig {
             "HOTLINE_EOU_MS" => self.eou_ms.map(|ms| ms.to_string()),
             "HOTLINE_BARGE_IN_MS" => self.barge_in_ms.map(|ms| ms.to_string()),
             "HOTLINE_TRANSFER_TO" => self.transfer_to.clone(),
+            "HOTLINE_GUEST_VARIABLES" => self.variables.as_ref().and_then(|v| serde_json::to_string(v).ok()),
             _ => None,
         })?;
         let on = self.providers;
@@ -192,6 +250,8 @@ struct Expect {
     think_tool_results: Option<Vec<(String, String)>>,
     /// A `transfer` effect to this target (or none, with `""`).
     transfer: Option<String>,
+    /// A `fetch` effect asking for this (the newest one, if several).
+    fetch: Option<FetchExpect>,
 }
 
 #[derive(Debug)]
@@ -217,6 +277,8 @@ struct Runner<'g> {
     marks_sent: Vec<String>,
     twiml: Option<String>,
     speech_onset: Option<u64>,
+    /// The id of the newest `fetch`, which a `fetched` step answers.
+    last_fetch: Option<u32>,
 }
 
 /// Runs one scenario file against `guest`.
@@ -238,6 +300,7 @@ pub async fn run(guest: &Guest, name: &str, text: &str, dir: PathBuf) -> Scenari
         marks_sent: Vec::new(),
         twiml: None,
         speech_onset: None,
+        last_fetch: None,
     };
     let mut failures = Vec::new();
     for (index, line) in text.lines().enumerate() {
@@ -346,6 +409,10 @@ impl Runner<'_> {
                 let message = "scenario: provider failed".into();
                 self.send(Event::ProviderError(wit::ProviderError { kind, message })).await?
             }
+            Step::Fetched(f) => {
+                let id = self.last_fetch.take().context("no fetch to answer: the guest has not asked for one")?;
+                self.send(Event::Fetched(wit::Fetched { id, response: f.response()? })).await?
+            }
             Step::Expect(e) => return Ok(self.check(e)),
         }
         Ok(Vec::new())
@@ -355,8 +422,10 @@ impl Runner<'_> {
         let session = self.session.as_mut().context("no call yet: add a {\"start\": {}} step first")?;
         let effects = session.handle(&event).await.with_context(|| format!("guest call failed on {}", event.name()))?;
         for effect in &effects {
-            if let Effect::Mark(name) = effect {
-                self.marks_sent.push(name.clone());
+            match effect {
+                Effect::Mark(name) => self.marks_sent.push(name.clone()),
+                Effect::Fetch(request) => self.last_fetch = Some(request.id),
+                _ => {}
             }
         }
         self.window.push((self.media_ms, effects));
@@ -478,6 +547,30 @@ impl Runner<'_> {
                 failures.push(format!("speaks {got:?}, expected {want:?}"));
             }
         }
+        if let Some(want) = e.fetch {
+            let last = all().filter_map(|(_, f)| if let Effect::Fetch(r) = f { Some(r) } else { None }).next_back();
+            match last {
+                Some(request) => failures.extend(fetch_mismatches(&want, request)),
+                None => failures.push("no fetch".into()),
+            }
+        }
         failures
     }
+}
+
+fn fetch_mismatches(want: &FetchExpect, got: &wit::HttpRequest) -> Vec<String> {
+    let mut failures = Vec::new();
+    if want.method.as_ref().is_some_and(|m| *m != got.method) {
+        failures.push(format!("fetch method {:?}, expected {:?}", got.method, want.method.as_deref().unwrap_or("")));
+    }
+    if want.url.as_ref().is_some_and(|u| *u != got.url) {
+        failures.push(format!("fetch URL {:?}, expected {:?}", got.url, want.url.as_deref().unwrap_or("")));
+    }
+    if let Some(secrets) = &want.secret_headers {
+        let got: std::collections::BTreeMap<String, String> = got.secret_headers.iter().cloned().collect();
+        if got != *secrets {
+            failures.push(format!("fetch secret headers {got:?}, expected {secrets:?}"));
+        }
+    }
+    failures
 }

@@ -101,6 +101,8 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub control: super::control::ControlArgs,
     #[command(flatten)]
+    pub fetch: super::fetch::FetchArgs,
+    #[command(flatten)]
     pub providers: ProviderArgs,
 }
 

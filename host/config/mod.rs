@@ -8,6 +8,7 @@
 mod control;
 mod defs;
 mod env;
+mod fetch;
 mod security;
 mod store;
 mod twilio;
@@ -24,6 +25,7 @@ pub use control::{Control, ControlArgs, TransferFallback, is_transfer_target};
 pub(crate) use defs::clamped;
 pub use defs::{EOU_MS_DEFAULT, SandboxArgs, ServeArgs};
 pub use env::parse_with_env;
+pub use fetch::{FetchArgs, GuestFetch, MAX_REQUEST_BYTES, Origin};
 pub use security::{Security, SecurityArgs};
 pub use store::{Backend, StoreArgs, StoreSettings};
 pub use twilio::{TwilioArgs, TwilioRest, is_phone_target};
@@ -114,6 +116,8 @@ pub struct Config {
     pub twilio: Option<TwilioRest>,
     /// Transfers and answering machines.
     pub control: Control,
+    /// What call logic may fetch, and the secrets and variables it names.
+    pub fetch: GuestFetch,
 }
 
 /// Every setting's default, from the definitions (parsed with no
@@ -173,6 +177,7 @@ impl Config {
             rollback_window: Duration::from_secs(args.rollback_window_secs),
             twilio: args.twilio.settings(args.security.twilio_auth_token.as_deref())?,
             control: args.control.settings()?,
+            fetch: args.fetch.settings()?,
             security: args.security.security()?,
             store: args.store.settings(get),
         })
@@ -337,6 +342,9 @@ mod tests {
         ("HOTLINE_RECORD_QUEUE", 1, 1_000_000),
         ("HOTLINE_RETENTION_DAYS", 0, 36_500),
         ("HOTLINE_TRANSFER_TIMEOUT_SECS", 5, 600),
+        ("HOTLINE_GUEST_FETCH_TIMEOUT_MS", 100, 60_000),
+        ("HOTLINE_GUEST_FETCH_MAX_BYTES", 1024, 64 << 20),
+        ("HOTLINE_GUEST_FETCH_MAX_IN_FLIGHT", 1, 64),
     ];
     /// The providers' (`providers/settings.rs`).
     const PROVIDER_RANGES: &[(&str, u64, u64)] = &[

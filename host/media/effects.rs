@@ -1,5 +1,5 @@
 //! The guest's effects performed: audio, marks and clears as Twilio frames,
-//! timers, provider work, hang-up and guest logs.
+//! timers, provider work, fetches (`fetch.rs`), hang-up and guest logs.
 
 use std::time::Duration;
 
@@ -16,7 +16,7 @@ use tracing::{debug, info, warn};
 use super::record::Field;
 use super::{Call, Flow};
 use crate::live::State;
-use crate::sandbox::wit::{self, Effect, LogEntry};
+use crate::sandbox::wit::{Effect, LogEntry};
 use crate::twilio::messages::{Mark, OutMedia, Outbound};
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
@@ -69,9 +69,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
                 Flow::Close(CloseCode::Normal, "call ended by agent")
             }
             Effect::Fetch(request) => {
-                // Not yet performed: refused as a host without an allowlist refuses.
-                let error = wit::FetchError::Refused("fetch is not enabled on this host".into());
-                self.work.report(wit::Event::Fetched(wit::Fetched { id: request.id, response: Err(error) }));
+                self.fetch(request);
                 Flow::Continue
             }
             Effect::Transfer(transfer) => self.begin_transfer(transfer).await,

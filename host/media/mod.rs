@@ -13,6 +13,7 @@
 //! - `control.rs`: the phone call's end when the agent hangs up (REST).
 //! - `transfer.rs`: the guest's `transfer`, and the caller's return.
 //! - `work.rs` + `turn_log.rs`: the call's provider requests and their timing.
+//! - `fetch.rs`: the guest's HTTP requests (`fetch`), run with the provider work.
 //! - `live.rs`: the call's entry in the dashboard's live list.
 //! - `tape.rs`: the call's audio for its recording, when calls are recorded.
 //! - `record.rs`: the call's record for the store, built per event (never
@@ -21,6 +22,7 @@
 mod apology;
 mod control;
 mod effects;
+mod fetch;
 mod inbound;
 mod instance;
 mod live;
@@ -75,6 +77,9 @@ enum Flow {
     Gone,
 }
 
+// One at a time, on the stack of the call loop: boxing the large event would
+// allocate for every provider result instead.
+#[allow(clippy::large_enum_variant)]
 enum Input {
     Frame(Option<Result<Message, WsError>>),
     Timer(u32),

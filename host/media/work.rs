@@ -12,6 +12,11 @@
 //! epoch: the guest expects `speech-audio` for its oldest pending `speak`.
 //!
 //! Each turn ends in one `turn` log line with its timings (`turn_log.rs`).
+//!
+//! The guest's fetches (`media/fetch.rs`) run here too, as *lasting* tasks:
+//! they belong to the call logic, not to a turn, so `cancel` leaves them
+//! alone and their results are delivered whatever the epoch. Only the end
+//! of the call aborts them.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -29,6 +34,9 @@ use crate::sandbox::wit::{self, Event};
 
 type Report = (u64, Event);
 
+/// The epoch of a lasting task's result: delivered in every epoch.
+const LASTING: u64 = u64::MAX;
+
 pub struct Work {
     providers: Arc<Providers>,
     /// Made on the first request: an echo call never has one (a tokio
@@ -36,6 +44,8 @@ pub struct Work {
     channel: Option<(UnboundedSender<Report>, UnboundedReceiver<Report>)>,
     epoch: u64,
     tasks: Vec<AbortHandle>,
+    /// Tasks `cancel` leaves alone (the guest's fetches).
+    lasting: Vec<AbortHandle>,
     /// Texts for this epoch's speech worker.
     speech: Option<UnboundedSender<String>>,
     timing: Option<TurnTiming>,
@@ -56,6 +66,7 @@ impl Work {
             channel: None,
             epoch: 0,
             tasks: Vec::new(),
+            lasting: Vec::new(),
             speech: None,
             timing: None,
             turns: 0,
@@ -76,7 +87,7 @@ impl Work {
             // We hold a sender, so the channel never closes.
             let Some((_, rx)) = self.channel.as_mut() else { return std::future::pending().await };
             let Some((epoch, event)) = rx.recv().await else { return std::future::pending().await };
-            if epoch == self.epoch {
+            if epoch == self.epoch || epoch == LASTING {
                 self.observe(&event);
                 return event;
             }
@@ -223,6 +234,23 @@ impl Work {
         &self.channel.get_or_insert_with(unbounded_channel).0
     }
 
+    /// Runs `task` until it is done or the call ends (never cancelled
+    /// with the turn); the event it ends with goes to the guest.
+    pub fn spawn_lasting(&mut self, task: impl Future<Output = Event> + Send + 'static) {
+        let tx = self.sender().clone();
+        let task = async move {
+            let _ = tx.send((LASTING, task.await));
+        };
+        self.lasting.retain(|t| !t.is_finished());
+        self.lasting.push(tokio::spawn(task.instrument(Span::current())).abort_handle());
+    }
+
+    /// Lasting tasks not done yet.
+    pub fn lasting_in_flight(&mut self) -> usize {
+        self.lasting.retain(|t| !t.is_finished());
+        self.lasting.len()
+    }
+
     fn spawn(&mut self, task: impl Future<Output = ()> + Send + 'static) {
         self.tasks.retain(|t| !t.is_finished());
         self.tasks.push(tokio::spawn(task.instrument(Span::current())).abort_handle());
@@ -232,7 +260,7 @@ impl Work {
 impl Drop for Work {
     fn drop(&mut self) {
         // The call is over: nobody wants these results.
-        for task in &self.tasks {
+        for task in self.tasks.iter().chain(&self.lasting) {
             task.abort();
         }
     }

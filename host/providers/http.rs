@@ -14,6 +14,18 @@ pub fn install_tls() {
 }
 
 pub fn client(settings: &ProviderSettings) -> anyhow::Result<Client> {
+    Ok(builder(settings)?.timeout(settings.request_timeout).build()?)
+}
+
+/// The client for the guests' `fetch`: the providers' TLS settings (their
+/// CA file too), but redirects are not followed (the guest sees the 3xx and
+/// decides: a redirect could leave the allowed origins) and the time limit
+/// is the fetch's own, applied per request.
+pub fn fetch_client(settings: &ProviderSettings) -> anyhow::Result<Client> {
+    Ok(builder(settings)?.redirect(reqwest::redirect::Policy::none()).build()?)
+}
+
+fn builder(settings: &ProviderSettings) -> anyhow::Result<reqwest::ClientBuilder> {
     install_tls();
     let mut builder = Client::builder();
     if let Some(path) = &settings.ca_file {
@@ -22,13 +34,10 @@ pub fn client(settings: &ProviderSettings) -> anyhow::Result<Client> {
             .with_context(|| format!("HOTLINE_PROVIDER_CA_FILE={}: not PEM certificates", path.display()))?;
         builder = builder.tls_certs_merge(certs);
     }
-    let client = builder
+    Ok(builder
         .connect_timeout(settings.connect_timeout)
-        .timeout(settings.request_timeout)
         .tcp_nodelay(true)
-        .user_agent(concat!("hotline/", env!("CARGO_PKG_VERSION")))
-        .build()?;
-    Ok(client)
+        .user_agent(concat!("hotline/", env!("CARGO_PKG_VERSION"))))
 }
 
 /// Sends `request`; a non-2xx answer becomes [`ProviderError::Status`]

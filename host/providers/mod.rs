@@ -114,6 +114,8 @@ pub struct Providers {
     pub settings: ProviderSettings,
     /// The one HTTP client (pool, TLS): Twilio's REST API uses it too.
     pub client: reqwest::Client,
+    /// The guests' `fetch` client: the same TLS, no redirects (`http::fetch_client`).
+    pub fetch_client: reqwest::Client,
 }
 
 impl Providers {
@@ -121,6 +123,7 @@ impl Providers {
     /// (and fails on bad ones) but makes no network call.
     pub fn new(settings: ProviderSettings) -> anyhow::Result<Providers> {
         let client = http::client(&settings)?;
+        let fetch_client = http::fetch_client(&settings)?;
         let openai =
             settings.openai.as_ref().map(|o| Arc::new(openai::OpenAi::new(client.clone(), o.clone(), &settings)));
         let google = match &settings.google {
@@ -146,7 +149,7 @@ impl Providers {
             Choice::None => None,
         };
         let health = Health::new([settings.stt, settings.llm, settings.tts]);
-        Ok(Providers { stt, llm, tts, health, settings, client })
+        Ok(Providers { stt, llm, tts, health, settings, client, fetch_client })
     }
 
     /// All three are present: the guest can run the AI path.

@@ -35,6 +35,7 @@ impl From<&Config> for wit::Config {
             system_prompt: c.providers.system_prompt.clone(),
             transfer_to: c.control.transfer_to.clone(),
             voicemail_message: c.control.voicemail_message.clone(),
+            variables: c.fetch.variables.clone(),
         }
     }
 }

@@ -61,4 +61,18 @@ fn start_up_failures_name_the_variable_to_fix() {
     let (status, stderr) = run(&[("PUBLIC_BASE_URL", "x.example")]);
     assert!(!status.success());
     assert!(stderr.contains(r#"PUBLIC_BASE_URL="x.example": must start with https:// or http://"#), "{stderr}");
+
+    // The guests' fetch settings: each malformed one named, no secret quoted.
+    for (var, value, says) in [
+        ("HOTLINE_GUEST_ALLOWED_HOSTS", "http://api.example.com", "http:// is only for loopback hosts"),
+        ("HOTLINE_GUEST_ALLOWED_HOSTS", "https://api.example.com/v1", "no path"),
+        ("HOTLINE_GUEST_SECRETS", r#"{"token": 42}"#, "JSON object of names to string values"),
+        ("HOTLINE_GUEST_SECRETS", "{\"token\": \"Bearer s3cr3t\\r\\nX: y\"}", "not a valid HTTP header value"),
+        ("HOTLINE_GUEST_VARIABLES", "orders_api=https://x", "JSON object"),
+    ] {
+        let (status, stderr) = run(&[(var, value)]);
+        assert!(!status.success());
+        assert!(stderr.contains(var) && stderr.contains(says), "{var}={value}: {stderr}");
+        assert!(!stderr.contains("s3cr3t"), "a secret in the error: {stderr}");
+    }
 }

@@ -8,6 +8,7 @@ mod calls;
 mod config;
 mod contract;
 mod control;
+mod fetch;
 mod guest;
 mod http;
 mod limits;

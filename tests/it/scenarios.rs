@@ -34,6 +34,39 @@ async fn the_dtmf_example_passes_its_scenarios() {
 }
 
 #[tokio::test]
+async fn the_orders_example_passes_its_scenarios() {
+    let bytes = std::fs::read(env!("HOTLINE_GUEST_ORDERS_WASM")).unwrap();
+    let orders = sandbox().load(&bytes).expect("the example loads");
+    for path in files("orders") {
+        let report = run_file(&orders, &path).await.unwrap();
+        assert!(report.passed(), "{}: {:#?}", report.name, report.failures);
+    }
+}
+
+/// A `fetched` step needs a `fetch` to answer; a `fetch` expectation says
+/// what differs.
+#[tokio::test]
+async fn fetch_steps_answer_a_fetch_and_check_the_request() {
+    let bytes = std::fs::read(env!("HOTLINE_GUEST_ORDERS_WASM")).unwrap();
+    let orders = sandbox().load(&bytes).expect("the example loads");
+    let text = r##"
+{"config": {"providers": true, "variables": {"orders_api": "https://orders.example.com"}}}
+{"start": {}}
+{"dtmf": "4"}
+{"dtmf": "#"}
+{"expect": {"fetch": {"method": "POST", "url": "https://orders.example.com/orders/5", "secret_headers": {}}}}
+{"fetched": {}}
+{"fetched": {}}
+"##;
+    let report = run(&orders, "inline", text, PathBuf::new()).await;
+    let failures = report.failures.join("\n");
+    assert!(failures.contains(r#"line 6: fetch method "GET", expected "POST""#), "{failures}");
+    assert!(failures.contains(r#"expected "https://orders.example.com/orders/5""#), "{failures}");
+    assert!(failures.contains(r#"fetch secret headers {"authorization": "orders_token"}, expected {}"#), "{failures}");
+    assert!(failures.contains("line 8: no fetch to answer"), "{failures}");
+}
+
+#[tokio::test]
 async fn wrong_expectations_and_bad_steps_fail_with_the_line() {
     let text = r#"
 # greets, but not with two replies

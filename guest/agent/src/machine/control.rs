@@ -42,11 +42,7 @@ impl Machine {
         if !self.settings.ai || self.state == State::Ended || self.ending() {
             return;
         }
-        if self.state != State::Speaking {
-            self.begin_reply(fx);
-        }
-        self.speak(NOBODY_ANSWERED.into(), fx);
-        self.playback.reply_complete = true;
+        self.say_next(NOBODY_ANSWERED.into(), fx);
     }
 
     fn stop_talking(&mut self, fx: &mut Vec<Effect>) {

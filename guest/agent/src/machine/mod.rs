@@ -178,6 +178,24 @@ impl Machine {
         self.state
     }
 
+    /// Says `text` as the agent's next reply, through text-to-speech (so
+    /// only with providers): for call logic on top of this machine that
+    /// answers something itself, such as the result of a lookup.
+    pub fn say(&mut self, text: &str) -> Vec<Effect> {
+        let mut fx = Vec::new();
+        self.say_next(text.to_string(), &mut fx);
+        fx
+    }
+
+    /// Speaks `text` after whatever the agent is saying (or as a new reply).
+    pub(super) fn say_next(&mut self, text: String, fx: &mut Vec<Effect>) {
+        if self.state != State::Speaking {
+            self.begin_reply(fx);
+        }
+        self.speak(text, fx);
+        self.playback.reply_complete = true;
+    }
+
     pub fn handle(&mut self, event: Event) -> Vec<Effect> {
         let mut fx = Vec::new();
         if self.state == State::Ended {

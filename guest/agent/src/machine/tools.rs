@@ -87,11 +87,7 @@ impl Machine {
         }
         let speech = speech.map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
         if let Some(text) = speech.filter(|_| self.settings.ai) {
-            if self.state != State::Speaking {
-                self.begin_reply(fx);
-            }
-            self.speak(text, fx);
-            self.playback.reply_complete = true;
+            self.say_next(text, fx);
         }
         let kind = match &then {
             Ending::Hangup => "hangup",

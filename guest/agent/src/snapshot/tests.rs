@@ -4,7 +4,7 @@ use hotline_audio::{FRAME_BYTES, tone, ulaw};
 use serde_json::{Value, json};
 
 use crate::Machine;
-use crate::bindings::hotline::call::types::{Config, Event, Media, Providers, Started};
+use crate::bindings::hotline::call::types::{Config, Direction, Event, Media, Providers, Started};
 
 /// Schema-3 snapshots taken mid-call by the last guest that wrote schema 3.
 fn goldens() -> Vec<(String, Vec<u8>)> {
@@ -39,7 +39,13 @@ fn started(ai: bool) -> Event {
             providers: Providers { stt: ai, llm: ai, tts: ai },
             greeting: None,
             system_prompt: None,
+            transfer_to: None,
+            voicemail_message: None,
+            variables: Vec::new(),
         },
+        direction: Direction::Inbound,
+        from: "+15550100001".into(),
+        to: "+15550100002".into(),
     })
 }
 
