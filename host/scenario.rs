@@ -59,7 +59,7 @@ enum Step {
     ProviderError(String),
     /// The host's answer to the newest `fetch` effect.
     Fetched(FetchedStep),
-    Expect(Expect),
+    Expect(Box<Expect>),
 }
 
 #[derive(Debug, Deserialize)]
@@ -413,7 +413,7 @@ impl Runner<'_> {
                 let id = self.last_fetch.take().context("no fetch to answer: the guest has not asked for one")?;
                 self.send(Event::Fetched(wit::Fetched { id, response: f.response()? })).await?
             }
-            Step::Expect(e) => return Ok(self.check(e)),
+            Step::Expect(e) => return Ok(self.check(*e)),
         }
         Ok(Vec::new())
     }

@@ -197,15 +197,7 @@ fn orders_env(api: &str, openai: &OpenAiMock) -> Vec<(&'static str, String)> {
 
 fn keyed(base: &str, sid: &str, keys: &str) -> CallOptions {
     let dtmf = keys.chars().enumerate().map(|(i, key)| (300 + 100 * i as u64, key)).collect();
-    CallOptions {
-        server: base.into(),
-        audio: silence(3000),
-        speed: 2.0,
-        dtmf,
-        call_sid: sid.into(),
-        idle_ms: 1500,
-        ..CallOptions::default()
-    }
+    keypad_call(base, sid, dtmf)
 }
 
 /// The texts the speech stand-in was asked for, once one contains `text`.

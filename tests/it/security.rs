@@ -110,11 +110,18 @@ async fn webhooks_need_a_valid_signature_over_their_public_url() {
     }
 
     // The other webhooks are signed too.
-    for path in ["/webhook/stream_status", "/webhook/stream_ended"] {
+    for (path, more) in [
+        ("/webhook/stream_status", None),
+        ("/webhook/stream_ended", None),
+        ("/webhook/call_status", Some(("CallStatus", "completed"))),
+        ("/webhook/dial_ended", Some(("DialCallStatus", "completed"))),
+        ("/webhook/amd", Some(("AnsweredBy", "human"))),
+    ] {
+        let form: Vec<(&str, &str)> = CALL.iter().copied().chain(more).collect();
         let url = format!("{}{path}", s.base);
-        assert_eq!(post(&url, &CALL, None, &[]).await.status(), StatusCode::FORBIDDEN, "{path}");
-        let sig = twilio_signature(AUTH_TOKEN, &format!("https://agent.example{path}"), &CALL);
-        assert!(post(&url, &CALL, Some(sig), &[]).await.status().is_success(), "{path}");
+        assert_eq!(post(&url, &form, None, &[]).await.status(), StatusCode::FORBIDDEN, "{path}");
+        let sig = twilio_signature(AUTH_TOKEN, &format!("https://agent.example{path}"), &form);
+        assert!(post(&url, &form, Some(sig), &[]).await.status().is_success(), "{path}");
     }
 
     let ready: serde_json::Value = reqwest::get(format!("{}/readyz", s.base)).await.unwrap().json().await.unwrap();

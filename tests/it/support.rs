@@ -137,6 +137,20 @@ pub fn field<'a>(entry: &'a LogEntry, key: &str) -> &'a str {
     entry.fields.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str()).unwrap_or("")
 }
 
+/// A simulated call of 3 s of silence at twice real time, pressing `dtmf`
+/// (media time, key): for guests driven by the keypad.
+pub fn keypad_call(base: &str, sid: &str, dtmf: Vec<(u64, char)>) -> hotline::sim::CallOptions {
+    hotline::sim::CallOptions {
+        server: base.into(),
+        audio: silence(3000),
+        speed: 2.0,
+        dtmf,
+        call_sid: sid.into(),
+        idle_ms: 1500,
+        ..hotline::sim::CallOptions::default()
+    }
+}
+
 // ---- servers -----------------------------------------------------------------
 
 pub struct TestServer {

@@ -22,15 +22,7 @@ async fn probe_server(fallback: TransferFallback) -> TestServer {
 }
 
 fn call(base: &str, sid: &str, dtmf: Vec<(u64, char)>) -> CallOptions {
-    CallOptions {
-        server: base.into(),
-        audio: silence(3000),
-        speed: 2.0,
-        dtmf,
-        call_sid: sid.into(),
-        idle_ms: 1500,
-        ..CallOptions::default()
-    }
+    keypad_call(base, sid, dtmf)
 }
 
 /// A webhook as Twilio posts it; its status and body.
