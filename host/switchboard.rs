@@ -117,12 +117,12 @@ impl Switchboard {
         lock(&self.transfers).get(call_sid).filter(|t| t.phase == Phase::Dialing).cloned()
     }
 
-    /// The dial ended. Answered: the transfer is over and forgotten. Not
-    /// answered: the caller may come back (`returning`), or not.
+    /// The dial ended with `status`. If the caller comes back (nobody
+    /// answered, and the fallback is the agent) the transfer waits for its
+    /// stream (`returning`); otherwise it is over and forgotten.
     pub fn dial_ended(&self, call_sid: &str, status: wit::DialStatus, caller_returns: bool) -> Option<Transfer> {
         let mut transfers = lock(&self.transfers);
-        let answered = matches!(status, wit::DialStatus::Completed | wit::DialStatus::Answered);
-        if answered || !caller_returns {
+        if !caller_returns {
             return transfers.remove(call_sid);
         }
         let transfer = transfers.get_mut(call_sid)?;
@@ -137,8 +137,9 @@ impl Switchboard {
         transfers.remove(call_sid).map(|t| (t, status))
     }
 
-    /// Transfers waiting (dialing or returning), for `/metrics`-style checks and tests.
-    pub fn transfers_pending(&self) -> usize {
+    /// Transfers waiting (dialing or returning).
+    #[cfg(test)]
+    fn transfers_pending(&self) -> usize {
         lock(&self.transfers).len()
     }
 }
@@ -199,7 +200,7 @@ mod tests {
         assert_eq!(board.transfers_pending(), 0);
 
         board.transfer_begins("CA2", "+15550100003".into(), None, None, Duration::from_secs(20));
-        board.dial_ended("CA2", wit::DialStatus::Completed, true);
+        board.dial_ended("CA2", wit::DialStatus::Completed, false);
         assert_eq!(board.transfers_pending(), 0, "answered: forgotten");
     }
 }

@@ -215,10 +215,13 @@ impl Work {
         (self.reporter())(Event::ProviderError(error));
     }
 
-    /// Hands the guest an event through the call loop, as a result would
-    /// come back (never from inside the guest's own dispatch).
+    /// Hands the guest the host's own answer to one of its effects (a
+    /// refused fetch or transfer) through the call loop, as a result would
+    /// come back (never from inside the guest's own dispatch). Lasting: it
+    /// answers the call logic, not a turn, so a `cancel` in the same
+    /// dispatch does not drop it (each `fetch` gets exactly one `fetched`).
     pub fn report(&mut self, event: Event) {
-        (self.reporter())(event);
+        let _ = self.sender().send((LASTING, event));
     }
 
     /// Sends an event tagged with the current epoch.
