@@ -25,8 +25,15 @@ use crate::twilio::stream_token;
 
 /// Largest WebSocket message accepted; Twilio's are a few hundred bytes.
 pub const MAX_WS_MESSAGE: usize = 64 * 1024;
-/// Read and write buffer of a call's WebSocket (tungstenite's default is 128 KiB).
-const WS_BUFFER: usize = 4 * 1024;
+/// Read buffer of a call's WebSocket (tungstenite's default is 128 KiB).
+/// A media message is ~330 bytes; a bigger one (`start`) grows the buffer
+/// to its length. The codec zero-fills up to this much before every read,
+/// and a live call keeps it: 1 KiB still takes three frames a read when
+/// the server is behind.
+const WS_READ_BUFFER: usize = 1024;
+/// Bytes written frames may gather before they go to the socket (a reply's
+/// frames are written together; `flush` sends the rest).
+const WS_WRITE_BUFFER: usize = 4 * 1024;
 /// What a call's socket may hold unsent when the peer stops reading: a
 /// long reply's frames at once (15 s of audio is ~250 KiB of JSON), and no
 /// more. Past it the write fails and the call ends; unbounded, a peer that
@@ -227,8 +234,8 @@ async fn upgrade(app: Arc<App>, mut req: Request<Incoming>) -> Result<Response<B
         // and keeps it per connection). Larger messages still fit: the
         // buffer grows to the message, up to the size limit.
         let config = WebSocketConfig::default()
-            .read_buffer_size(WS_BUFFER)
-            .write_buffer_size(WS_BUFFER)
+            .read_buffer_size(WS_READ_BUFFER)
+            .write_buffer_size(WS_WRITE_BUFFER)
             .max_write_buffer_size(MAX_WS_WRITE_BUFFER)
             .max_message_size(Some(MAX_WS_MESSAGE))
             .max_frame_size(Some(MAX_WS_MESSAGE));
