@@ -74,6 +74,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
         // The end of this frame (8 samples a millisecond), as the guest counts.
         self.media_ms = timestamp_ms + (payload.len() / 8) as u64;
         self.tape_caller(timestamp_ms, &payload);
+        self.work.media(&payload);
         self.dispatch(Event::Media(wit::Media { payload, timestamp_ms })).await
     }
 

@@ -25,6 +25,7 @@ mod effects;
 mod fetch;
 mod inbound;
 mod instance;
+mod listen;
 mod live;
 pub mod record;
 mod tape;

@@ -114,7 +114,8 @@ impl Recorder {
     pub fn provider_event(&mut self, event: &Event) {
         let Some(t) = self.record.turns.last_mut() else { return };
         match event {
-            Event::Transcript(tr) => t.transcript = Some(clean(&tr.text)),
+            // Partials (streaming speech-to-text) are on their way to it.
+            Event::Transcript(tr) if tr.is_final => t.transcript = Some(clean(&tr.text)),
             Event::ReplyText(r) if !r.delta.is_empty() => {
                 let reply = t.reply.get_or_insert_with(String::new);
                 if reply.len() < MAX_TEXT {

@@ -27,6 +27,7 @@ use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 use tokio::task::AbortHandle;
 use tracing::{Instrument, Span, debug, info, warn};
 
+use super::listen::Listener;
 use super::turn_log::{Outcome, TurnTimes, TurnTiming, ms_since};
 use crate::providers::retry::{retry_once, retry_wanted};
 use crate::providers::{self, Message, Pcm, ProviderKind, Providers, Tool, ToolCall};
@@ -46,6 +47,9 @@ pub struct Work {
     tasks: Vec<AbortHandle>,
     /// Tasks `cancel` leaves alone (the guest's fetches).
     lasting: Vec<AbortHandle>,
+    /// Streaming speech-to-text, started by the call's first frame when
+    /// the provider streams (`listen.rs`).
+    listener: Option<Arc<Listener>>,
     /// Texts for this epoch's speech worker.
     speech: Option<UnboundedSender<String>>,
     timing: Option<TurnTiming>,
@@ -67,6 +71,7 @@ impl Work {
             epoch: 0,
             tasks: Vec::new(),
             lasting: Vec::new(),
+            listener: None,
             speech: None,
             timing: None,
             turns: 0,
@@ -94,10 +99,44 @@ impl Work {
         }
     }
 
+    /// A frame of the caller's μ-law: to the streaming speech-to-text, if
+    /// there is one and the call logic can use it (all three providers).
+    pub fn media(&mut self, ulaw: &[u8]) {
+        if let Some(listener) = self.listener() {
+            listener.audio(ulaw);
+        }
+    }
+
+    fn listener(&mut self) -> Option<&Arc<Listener>> {
+        if self.listener.is_none() {
+            let stt = self.providers.listen.clone().filter(|_| self.providers.complete())?;
+            let tx = self.sender().clone();
+            // Partials belong to no turn: delivered whatever the epoch.
+            let partial = move |event| {
+                let _ = tx.send((LASTING, event));
+            };
+            self.listener = Some(Arc::new(Listener::start(stt, partial)));
+        }
+        self.listener.as_ref()
+    }
+
     pub fn transcribe(&mut self, utterance: wit::Utterance) {
         self.end_turn(Outcome::NoAudio);
         self.turns += 1;
         self.timing = Some(TurnTiming::new(self.turns));
+        if let Some(listener) = self.listener().cloned() {
+            // The words are (mostly) in already: one flush brings the rest.
+            let rate = utterance.sample_rate.max(1) as u64;
+            let utterance_ms = utterance.samples.len() as u64 * 1000 / rate;
+            let (providers, report) = (self.providers.clone(), self.reporter());
+            return self.spawn(async move {
+                let result = listener.finalize(utterance_ms).await;
+                report(match finish(&providers, ProviderKind::Stt, result) {
+                    Ok(text) => Event::Transcript(wit::Transcript { text, is_final: true }),
+                    Err(e) => Event::ProviderError(e),
+                });
+            });
+        }
         let Some(stt) = self.providers.stt.clone() else { return self.missing(ProviderKind::Stt) };
         let pcm = Pcm::from(utterance);
         let retry_delay = self.providers.settings.retry_delay;
@@ -186,7 +225,7 @@ impl Work {
         }
         let Some(t) = &mut self.timing else { return };
         match event {
-            Event::Transcript(tr) => {
+            Event::Transcript(tr) if tr.is_final => {
                 t.stt_ms = Some(t.since_eou());
                 debug!(event = "stt_text", turn = t.turn, text = %tr.text);
             }

@@ -8,6 +8,7 @@
 //! callback as they stream in. Dropping a provider future aborts its
 //! request (the connection closes): that is how barge-in cancels.
 
+mod deepgram;
 mod error;
 mod google;
 mod health;
@@ -16,6 +17,7 @@ pub use http::install_tls;
 mod openai;
 pub mod retry;
 pub mod settings;
+pub mod streaming;
 mod wav;
 
 use std::sync::Arc;
@@ -25,6 +27,7 @@ use futures_util::future::BoxFuture;
 pub use error::{ErrorClass, ProviderError};
 pub use health::{Health, ProviderKind};
 pub use settings::{Choice, ProviderSettings, Secret};
+pub use streaming::{Heard, StreamingStt};
 
 pub type Result<T> = std::result::Result<T, ProviderError>;
 
@@ -107,7 +110,10 @@ pub trait TextToSpeech: Send + Sync {
 
 /// The providers this process has, and how they are doing.
 pub struct Providers {
+    /// Speech-to-text one utterance at a time...
     pub stt: Option<Arc<dyn SpeechToText>>,
+    /// ...or streaming, the call's audio as it arrives (`media/listen.rs`).
+    pub listen: Option<Arc<dyn StreamingStt>>,
     pub llm: Option<Arc<dyn Llm>>,
     pub tts: Option<Arc<dyn TextToSpeech>>,
     pub health: Health,
@@ -136,24 +142,28 @@ impl Providers {
         let stt: Option<Arc<dyn SpeechToText>> = match settings.stt {
             Choice::OpenAi => openai.clone().map(|o| o as _),
             Choice::Google => google.clone().map(|g| g as _),
-            Choice::None => None,
+            Choice::Deepgram | Choice::None => None,
+        };
+        let listen: Option<Arc<dyn StreamingStt>> = match (settings.stt, &settings.deepgram) {
+            (Choice::Deepgram, Some(d)) => Some(Arc::new(deepgram::Deepgram::new(d.clone(), &settings))),
+            _ => None,
         };
         let llm: Option<Arc<dyn Llm>> = match settings.llm {
             Choice::OpenAi => openai.clone().map(|o| o as _),
             Choice::Google => google.clone().map(|g| g as _),
-            Choice::None => None,
+            Choice::Deepgram | Choice::None => None,
         };
         let tts: Option<Arc<dyn TextToSpeech>> = match settings.tts {
             Choice::OpenAi => openai.map(|o| o as _),
             Choice::Google => google.map(|g| g as _),
-            Choice::None => None,
+            Choice::Deepgram | Choice::None => None,
         };
         let health = Health::new([settings.stt, settings.llm, settings.tts]);
-        Ok(Providers { stt, llm, tts, health, settings, client, fetch_client })
+        Ok(Providers { stt, listen, llm, tts, health, settings, client, fetch_client })
     }
 
     /// All three are present: the guest can run the AI path.
     pub fn complete(&self) -> bool {
-        self.stt.is_some() && self.llm.is_some() && self.tts.is_some()
+        (self.stt.is_some() || self.listen.is_some()) && self.llm.is_some() && self.tts.is_some()
     }
 }

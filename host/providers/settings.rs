@@ -44,6 +44,8 @@ pub enum Choice {
     #[value(name = "openai")]
     OpenAi,
     Google,
+    /// Speech-to-text only: streaming (`providers/deepgram.rs`).
+    Deepgram,
 }
 
 impl Choice {
@@ -52,8 +54,17 @@ impl Choice {
             Choice::None => "none",
             Choice::OpenAi => "openai",
             Choice::Google => "google",
+            Choice::Deepgram => "deepgram",
         }
     }
+}
+
+#[derive(Debug, Clone)]
+pub struct DeepgramSettings {
+    /// The live endpoint, `wss://…/v1/listen` (`ws://` for a local stand-in).
+    pub url: String,
+    pub api_key: Secret,
+    pub model: String,
 }
 
 #[derive(Debug, Clone)]
@@ -97,6 +108,7 @@ pub struct ProviderSettings {
     pub tts: Choice,
     pub openai: Option<OpenAiSettings>,
     pub google: Option<GoogleSettings>,
+    pub deepgram: Option<DeepgramSettings>,
     /// BCP-47, e.g. `en-US`.
     pub language: String,
     pub system_prompt: Option<String>,
@@ -115,7 +127,8 @@ pub struct ProviderSettings {
 #[derive(Debug, clap::Args)]
 #[command(next_help_heading = "Providers")]
 pub struct ProviderArgs {
-    /// Speech-to-text: openai, google or none [default: from the keys present].
+    /// Speech-to-text: openai, google, deepgram (streaming) or none [default: from the OpenAI or Google keys
+    /// present].
     #[arg(long, env = "HOTLINE_STT", value_enum)]
     pub stt: Option<Choice>,
     /// The LLM: openai, google or none [default: from the keys present].
@@ -172,6 +185,15 @@ pub struct ProviderArgs {
     /// HOTLINE_GOOGLE_LOCATION].
     #[arg(long, env = "HOTLINE_GOOGLE_LLM_URL", value_parser = http_url)]
     pub google_llm_url: Option<String>,
+    /// Deepgram key, for HOTLINE_STT=deepgram.
+    #[arg(long, env = "DEEPGRAM_API_KEY", hide_env_values = true, value_parser = secret)]
+    pub deepgram_api_key: Option<Secret>,
+    /// Deepgram's live transcription endpoint (for proxies and tests).
+    #[arg(long, env = "HOTLINE_DEEPGRAM_URL", default_value = "wss://api.deepgram.com/v1/listen", value_parser = ws_url)]
+    pub deepgram_url: String,
+    /// Deepgram model.
+    #[arg(long, env = "HOTLINE_DEEPGRAM_MODEL", default_value = "nova-3")]
+    pub deepgram_model: String,
     /// BCP-47 language of the call (OpenAI gets its first part).
     #[arg(long, env = "HOTLINE_LANGUAGE", default_value = "en-US")]
     pub language: String,
@@ -228,6 +250,11 @@ impl ProviderArgs {
             llm_model: self.google_llm_model,
             voice: self.google_voice,
         });
+        let deepgram = self.deepgram_api_key.map(|api_key| DeepgramSettings {
+            url: self.deepgram_url,
+            api_key,
+            model: self.deepgram_model,
+        });
         // OpenAI first when both are configured: it is the only one with all three.
         let default = match (&openai, &google) {
             (Some(_), _) => Choice::OpenAi,
@@ -242,6 +269,12 @@ impl ProviderArgs {
             if c == Choice::Google && google.is_none() {
                 bail!("{var}=google needs GOOGLE_CLOUD_SERVICE_ACCOUNT_JSON or GOOGLE_APPLICATION_CREDENTIALS");
             }
+            if c == Choice::Deepgram && var != "HOTLINE_STT" {
+                bail!("{var}=deepgram: Deepgram serves speech-to-text only (HOTLINE_STT=deepgram)");
+            }
+            if c == Choice::Deepgram && deepgram.is_none() {
+                bail!("{var}=deepgram needs DEEPGRAM_API_KEY");
+            }
         }
         Ok(ProviderSettings {
             stt,
@@ -249,6 +282,7 @@ impl ProviderArgs {
             tts,
             openai,
             google,
+            deepgram,
             language: self.language,
             system_prompt: self.system_prompt,
             greeting: self.greeting,
@@ -258,6 +292,16 @@ impl ProviderArgs {
             ca_file: self.provider_ca_file,
         })
     }
+}
+
+/// Without its trailing slash; ws(s) only.
+fn ws_url(value: &str) -> Result<String, String> {
+    let url = value.trim_end_matches('/');
+    let parsed = reqwest::Url::parse(url).map_err(|e| format!("not a URL: {e}"))?;
+    if !matches!(parsed.scheme(), "ws" | "wss") {
+        return Err("must be a ws:// or wss:// URL".into());
+    }
+    Ok(url.to_string())
 }
 
 fn secret(value: &str) -> Result<Secret, std::convert::Infallible> {

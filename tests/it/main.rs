@@ -23,6 +23,7 @@ mod security;
 mod shutdown;
 mod snapshots;
 mod store;
+mod streaming;
 mod support;
 mod swap;
 mod tidy;

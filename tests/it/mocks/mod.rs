@@ -6,6 +6,7 @@
 //! or break a stream. They record every request, and every streamed
 //! response the client walked away from.
 
+pub mod deepgram;
 pub mod google;
 pub mod openai;
 pub mod twilio;

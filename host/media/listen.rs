@@ -1,0 +1,328 @@
+//! A call's streaming speech-to-text (`HOTLINE_STT=deepgram`): every
+//! inbound frame goes to the provider as it arrives, so when the guest
+//! asks to `transcribe` an utterance the words are mostly known already
+//! and one flush (`finalize`) brings the rest.
+//!
+//! One task per call owns the provider's socket. It keeps the audio that
+//! no final result covers yet: when the socket drops mid-call, it
+//! reconnects and sends that audio again, so nothing the caller said is
+//! lost. Partial results go to the guest as `transcript(text, false)`.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
+use tokio::sync::oneshot;
+use tokio::task::AbortHandle;
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::Message;
+use tracing::{Instrument, Span, debug, info, warn};
+
+use crate::providers::streaming::Socket;
+use crate::providers::{Heard, ProviderError, StreamingStt};
+use crate::sandbox::wit::{self, Event};
+
+/// μ-law bytes per millisecond at 8 kHz.
+const BYTES_PER_MS: u64 = 8;
+/// How long a `finalize` waits for the provider's flushed result before
+/// it answers with what it has (finals, then the latest partial).
+const FINALIZE_WAIT: Duration = Duration::from_millis(1500);
+/// Audio kept for a resend: past it the oldest goes (a provider that never
+/// finalizes anything must not grow the call without bound).
+const MAX_UNFINAL_BYTES: usize = 30 * 1000 * BYTES_PER_MS as usize;
+/// Finals that end this long before an utterance began still count as
+/// its words (the guest's pre-roll, the provider's timing).
+const UTTERANCE_SLACK_MS: u64 = 500;
+/// Reconnect attempts in a row, and the pause before each.
+const RECONNECT_DELAYS: [Duration; 3] = [Duration::ZERO, Duration::from_millis(250), Duration::from_secs(1)];
+/// A provider that heard no audio this long gets a keep-alive.
+const KEEP_ALIVE_AFTER: Duration = Duration::from_secs(5);
+
+type Answer = oneshot::Sender<Result<String, ProviderError>>;
+
+enum Request {
+    Audio(Vec<u8>),
+    /// Everything heard of the last `utterance_ms`, final.
+    Finalize { utterance_ms: u64, answer: Answer },
+}
+
+/// The call's side: drop it and the stream closes.
+pub struct Listener {
+    requests: UnboundedSender<Request>,
+    task: AbortHandle,
+}
+
+impl Listener {
+    /// Starts listening; partial results are handed to `partial`.
+    pub fn start(stt: Arc<dyn StreamingStt>, partial: impl Fn(Event) + Send + Sync + 'static) -> Listener {
+        let (requests, rx) = unbounded_channel();
+        let task = tokio::spawn(listen(stt, rx, partial).instrument(Span::current())).abort_handle();
+        Listener { requests, task }
+    }
+
+    pub fn audio(&self, ulaw: &[u8]) {
+        let _ = self.requests.send(Request::Audio(ulaw.to_vec()));
+    }
+
+    /// The words of the utterance that ended now, `utterance_ms` long.
+    pub async fn finalize(&self, utterance_ms: u64) -> Result<String, ProviderError> {
+        let (answer, rx) = oneshot::channel();
+        let gone = || ProviderError::Stream("the speech-to-text stream ended".into());
+        self.requests.send(Request::Finalize { utterance_ms, answer }).map_err(|_| gone())?;
+        rx.await.map_err(|_| gone())?
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        // The task ends by itself once the channel closes (it says goodbye
+        // to the provider); this bounds it if the provider does not answer.
+        let task = self.task.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            task.abort();
+        });
+    }
+}
+
+/// A final result, where it ends in the call's audio.
+struct Final {
+    text: String,
+    end_byte: u64,
+}
+
+struct State {
+    stt: Arc<dyn StreamingStt>,
+    socket: Option<Socket>,
+    /// Audio since the listener started, in bytes.
+    total: u64,
+    /// Where the current connection's audio starts in the call's audio.
+    base: u64,
+    /// The audio no final covers yet, ending at `total`.
+    unfinal: VecDeque<u8>,
+    finals: Vec<Final>,
+    partial: String,
+    partials: u32,
+    /// The `finalize` being answered, and when it was asked.
+    waiting: Option<(Answer, Instant)>,
+    last_sent: Instant,
+    /// No reconnect before this (after a run of failed ones).
+    down_until: Option<Instant>,
+}
+
+async fn listen(stt: Arc<dyn StreamingStt>, mut requests: UnboundedReceiver<Request>, partial: impl Fn(Event)) {
+    let mut s = State {
+        stt,
+        socket: None,
+        total: 0,
+        base: 0,
+        unfinal: VecDeque::new(),
+        finals: Vec::new(),
+        partial: String::new(),
+        partials: 0,
+        waiting: None,
+        last_sent: Instant::now(),
+        down_until: None,
+    };
+    s.reconnect().await;
+    loop {
+        let deadline = s.waiting.as_ref().map(|(_, asked)| *asked + FINALIZE_WAIT);
+        let heard = async {
+            match s.socket.as_mut() {
+                Some(socket) => socket.next().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            request = requests.recv() => match request {
+                Some(Request::Audio(ulaw)) => s.audio(ulaw).await,
+                Some(Request::Finalize { utterance_ms, answer }) => s.finalize(utterance_ms, answer).await,
+                None => break,
+            },
+            message = heard => s.on_message(message, &partial).await,
+            _ = sleep_until(deadline) => {
+                warn!(event = "stt_finalize_timeout", provider = s.stt.name(), after_ms = FINALIZE_WAIT.as_millis() as u64);
+                s.answer(true);
+            }
+            _ = tokio::time::sleep_until(s.last_sent + KEEP_ALIVE_AFTER) => s.keep_alive().await,
+        }
+    }
+    if let Some(mut socket) = s.socket.take() {
+        let _ = socket.close(None).await;
+    }
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+impl State {
+    async fn audio(&mut self, ulaw: Vec<u8>) {
+        self.total += ulaw.len() as u64;
+        self.unfinal.extend(&ulaw);
+        if self.unfinal.len() > MAX_UNFINAL_BYTES {
+            let excess = self.unfinal.len() - MAX_UNFINAL_BYTES;
+            self.unfinal.drain(..excess);
+        }
+        if self.socket.is_none() {
+            self.reconnect().await;
+            return; // a new connection sends all of `unfinal`, this frame too
+        }
+        let message = self.stt.audio(&ulaw);
+        self.send(message).await;
+    }
+
+    async fn finalize(&mut self, utterance_ms: u64, answer: Answer) {
+        let since = self.total.saturating_sub((utterance_ms + UTTERANCE_SLACK_MS) * BYTES_PER_MS);
+        // Finals of earlier speech (noise, words the guest ignored) are not this utterance's.
+        self.finals.retain(|f| f.end_byte > since);
+        self.waiting = Some((answer, Instant::now()));
+        if self.socket.is_none() {
+            // Connecting sends the flush once the audio is resent.
+            return self.reconnect().await;
+        }
+        let message = self.stt.finalize();
+        self.send(message).await;
+    }
+
+    /// Answers the `finalize` waiting, with the finals and, when the flush
+    /// never came, the latest partial.
+    fn answer(&mut self, timed_out: bool) {
+        let Some((answer, asked)) = self.waiting.take() else { return };
+        let mut words: Vec<String> = self.finals.drain(..).map(|f| f.text).filter(|t| !t.is_empty()).collect();
+        if timed_out && !self.partial.is_empty() {
+            words.push(std::mem::take(&mut self.partial));
+        }
+        let text = words.join(" ");
+        let waited_ms = asked.elapsed().as_millis() as u64;
+        info!(event = "stt_final", provider = self.stt.name(), partials = self.partials, finalize_ms = waited_ms, chars = text.len());
+        debug!(event = "stt_final_text", text = %text);
+        self.partials = 0;
+        if self.socket.is_none() && text.is_empty() {
+            let _ = answer.send(Err(ProviderError::Connect("the speech-to-text stream is down".into())));
+        } else {
+            let _ = answer.send(Ok(text));
+        }
+    }
+
+    async fn on_message(
+        &mut self,
+        message: Option<Result<Message, tokio_tungstenite::tungstenite::Error>>,
+        partial: &impl Fn(Event),
+    ) {
+        let text = match message {
+            Some(Ok(Message::Text(text))) => text,
+            Some(Ok(Message::Close(frame))) => return self.lost(&format!("closed by the provider: {frame:?}")).await,
+            Some(Ok(_)) => return,
+            Some(Err(e)) => return self.lost(&e.to_string()).await,
+            None => return self.lost("connection ended").await,
+        };
+        match self.stt.heard(text.as_str()) {
+            Ok(Heard::Partial(words)) => {
+                if words.is_empty() || words == self.partial {
+                    return;
+                }
+                self.partials += 1;
+                debug!(event = "stt_partial", provider = self.stt.name(), text = %words);
+                self.partial.clone_from(&words);
+                partial(Event::Transcript(wit::Transcript { text: words, is_final: false }));
+            }
+            Ok(Heard::Final { text, end_ms, flushed }) => {
+                let end_byte = self.base + end_ms * BYTES_PER_MS;
+                let covered = end_byte.saturating_sub(self.total - self.unfinal.len() as u64);
+                self.unfinal.drain(..(covered as usize).min(self.unfinal.len()));
+                self.partial.clear();
+                self.finals.push(Final { text, end_byte });
+                if flushed {
+                    self.answer(false);
+                }
+            }
+            Ok(Heard::Nothing) => {}
+            Err(e) => warn!(event = "stt_bad_message", provider = self.stt.name(), error = %e),
+        }
+    }
+
+    async fn send(&mut self, message: Message) {
+        let Some(socket) = self.socket.as_mut() else { return };
+        self.last_sent = Instant::now();
+        if let Err(e) = socket.send(message).await {
+            self.lost(&e.to_string()).await;
+        }
+    }
+
+    async fn keep_alive(&mut self) {
+        self.last_sent = Instant::now();
+        if let Some(message) = self.stt.keep_alive() {
+            self.send(message).await;
+        }
+    }
+
+    /// The socket broke: connect again and send what is not final yet.
+    async fn lost(&mut self, why: &str) {
+        warn!(event = "stt_stream_lost", provider = self.stt.name(), reason = why, unfinal_ms = self.unfinal.len() as u64 / BYTES_PER_MS);
+        self.socket = None;
+        self.reconnect().await;
+    }
+
+    async fn reconnect(&mut self) {
+        if self.down_until.is_some_and(|until| Instant::now() < until) {
+            return;
+        }
+        for (attempt, delay) in RECONNECT_DELAYS.iter().enumerate() {
+            tokio::time::sleep(*delay).await;
+            match self.stt.connect().await {
+                Ok(socket) => {
+                    self.socket = Some(socket);
+                    self.down_until = None;
+                    self.base = self.total - self.unfinal.len() as u64;
+                    info!(event = "stt_stream_open", provider = self.stt.name(), attempt, resent_ms = self.unfinal.len() as u64 / BYTES_PER_MS);
+                    return self.resend().await;
+                }
+                Err(e) => warn!(event = "stt_stream_failed", provider = self.stt.name(), attempt, error = %e),
+            }
+        }
+        self.down_until = Some(Instant::now() + Duration::from_secs(5));
+        // Nobody can flush now: answer with what was heard.
+        self.answer(true);
+    }
+
+    /// Sends the audio no final covers yet (the start of a connection), and
+    /// the flush a `finalize` was waiting for.
+    async fn resend(&mut self) {
+        let frames: Vec<Message> = {
+            let (a, b) = self.unfinal.as_slices();
+            [a, b].iter().flat_map(|part| part.chunks(1600)).map(|chunk| self.stt.audio(chunk)).collect()
+        };
+        let Some(socket) = self.socket.as_mut() else { return };
+        let mut result = Ok(());
+        for frame in frames {
+            result = socket.feed(frame).await;
+            if result.is_err() {
+                break;
+            }
+        }
+        if result.is_ok() {
+            result = socket.flush().await;
+        }
+        self.last_sent = Instant::now();
+        if let Err(e) = result {
+            warn!(event = "stt_stream_lost", provider = self.stt.name(), reason = %e, unfinal_ms = self.unfinal.len() as u64 / BYTES_PER_MS);
+            self.socket = None;
+            return;
+        }
+        if self.waiting.is_some() {
+            let message = self.stt.finalize();
+            self.send_boxed(message).await;
+        }
+    }
+
+    /// `send` from inside a reconnect (which `send` itself may start).
+    fn send_boxed(&mut self, message: Message) -> futures_util::future::BoxFuture<'_, ()> {
+        Box::pin(self.send(message))
+    }
+}

@@ -1,0 +1,103 @@
+//! Streaming speech-to-text: a provider that takes a call's μ-law audio as
+//! it arrives, over a WebSocket, and answers with partial and final
+//! transcripts while the caller is still talking. A vendor says how to
+//! connect and how its messages look ([`StreamingStt`]); the call's
+//! listener (`media/listen.rs`) owns the socket, the reconnects and the
+//! audio not yet transcribed.
+
+use std::sync::Arc;
+
+use futures_util::future::BoxFuture;
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
+
+use super::{ProviderError, ProviderSettings, Result};
+
+pub type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// What one message from the provider says.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Heard {
+    /// The words so far of the audio not yet final (replaces the last one).
+    Partial(String),
+    /// Final words, up to `end_ms` of the stream's audio. `flushed`: the
+    /// answer to a [`StreamingStt::finalize`], so everything sent before it
+    /// is now final.
+    Final { text: String, end_ms: u64, flushed: bool },
+    /// Nothing the listener needs (metadata, speech started, keep-alives).
+    Nothing,
+}
+
+pub trait StreamingStt: Send + Sync {
+    /// The vendor's name in logs.
+    fn name(&self) -> &'static str;
+    /// Opens one stream (its URL, its authentication, the first messages
+    /// a session needs).
+    fn connect(&self) -> BoxFuture<'_, Result<Socket>>;
+    /// The message that carries one frame of μ-law, 8 kHz.
+    fn audio(&self, ulaw: &[u8]) -> Message;
+    /// The message that asks for everything sent so far, final.
+    fn finalize(&self) -> Message;
+    /// A message that keeps an idle stream open, if the vendor needs one.
+    fn keep_alive(&self) -> Option<Message>;
+    /// Reads one text message of the provider.
+    fn heard(&self, text: &str) -> Result<Heard>;
+}
+
+/// Opens a WebSocket to a provider: `wss://` through rustls with the
+/// platform's roots plus `HOTLINE_PROVIDER_CA_FILE` (as the HTTP client
+/// trusts), `ws://` for loopback stand-ins; within the connect timeout.
+pub async fn open(settings: &ProviderSettings, request: http::Request<()>) -> Result<Socket> {
+    let connector = Connector::Rustls(tls_config(settings)?);
+    let config = WebSocketConfig::default().max_message_size(Some(1 << 20)).max_frame_size(Some(1 << 20));
+    let connecting = tokio_tungstenite::connect_async_tls_with_config(request, Some(config), true, Some(connector));
+    match tokio::time::timeout(settings.connect_timeout, connecting).await {
+        Err(_) => Err(ProviderError::Timeout(settings.connect_timeout)),
+        Ok(Ok((socket, _))) => Ok(socket),
+        Ok(Err(tokio_tungstenite::tungstenite::Error::Http(response))) => {
+            let body = response.body().as_deref().map(String::from_utf8_lossy).unwrap_or_default();
+            Err(ProviderError::status(response.status(), &body))
+        }
+        Ok(Err(e)) => Err(ProviderError::Connect(e.to_string())),
+    }
+}
+
+/// A request for `url` with these headers; a bad URL is the settings' fault.
+pub fn request(url: &str, headers: &[(&str, &str)]) -> Result<http::Request<()>> {
+    let mut request = url.into_client_request().map_err(|e| ProviderError::Request(format!("{url}: {e}")))?;
+    for (name, value) in headers {
+        let value = http::HeaderValue::from_str(value).map_err(|e| ProviderError::Request(e.to_string()))?;
+        let name = http::HeaderName::from_bytes(name.as_bytes()).map_err(|e| ProviderError::Request(e.to_string()))?;
+        request.headers_mut().insert(name, value);
+    }
+    Ok(request)
+}
+
+fn tls_config(settings: &ProviderSettings) -> Result<Arc<rustls::ClientConfig>> {
+    use rustls_pki_types::pem::PemObject as _;
+    super::install_tls();
+    let provider = rustls::crypto::CryptoProvider::get_default()
+        .cloned()
+        .ok_or_else(|| ProviderError::Connect("no TLS crypto provider".into()))?;
+    let extra = match &settings.ca_file {
+        Some(path) => {
+            let pem = std::fs::read(path).map_err(|e| ProviderError::Connect(format!("{}: {e}", path.display())))?;
+            rustls_pki_types::CertificateDer::pem_slice_iter(&pem)
+                .collect::<std::result::Result<Vec<_>, _>>()
+                .map_err(|e| ProviderError::Connect(format!("{}: {e}", path.display())))?
+        }
+        None => Vec::new(),
+    };
+    let verifier = rustls_platform_verifier::Verifier::new_with_extra_roots(extra, provider.clone())
+        .map_err(|e| ProviderError::Connect(format!("TLS roots: {e}")))?;
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| ProviderError::Connect(format!("TLS: {e}")))?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(verifier))
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}

@@ -1,0 +1,233 @@
+//! Deepgram's live transcription (`/v1/listen`) over a real WebSocket: it
+//! checks the handshake as Deepgram does (a `Token` key, μ-law at 8 kHz,
+//! interim results), takes binary audio, answers with interim `Results`
+//! while it hears voice and with a final one (`from_finalize`) on each
+//! `Finalize`, and can be told to answer slowly or drop the socket.
+//!
+//! It cannot recognize speech: each utterance's words come from
+//! `Behavior::transcripts`, revealed word by word as voiced audio arrives.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use hotline_audio::ulaw;
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
+
+use super::Log;
+
+pub const KEY: &str = "test-deepgram-key";
+/// Interim results come every this much voiced audio.
+const INTERIM_EVERY_BYTES: usize = 4000;
+
+pub struct Behavior {
+    /// The words of each utterance, in order; then `default_transcript`.
+    pub transcripts: VecDeque<String>,
+    pub default_transcript: String,
+    /// Before the answer to a `Finalize`.
+    pub finalize_delay: Duration,
+    /// The next connection breaks (no close frame) once it has this many bytes of audio.
+    pub drop_after_bytes: Option<usize>,
+}
+
+impl Default for Behavior {
+    fn default() -> Self {
+        Behavior {
+            transcripts: VecDeque::new(),
+            default_transcript: "what is the weather like today".into(),
+            finalize_delay: Duration::from_millis(20),
+            drop_after_bytes: None,
+        }
+    }
+}
+
+/// One WebSocket connection as the stand-in saw it.
+#[derive(Debug, Clone, Default)]
+pub struct Connection {
+    pub audio_bytes: usize,
+    pub finalizes: usize,
+    pub keep_alives: usize,
+    /// The client said `CloseStream` or sent a close frame.
+    pub closed_cleanly: bool,
+}
+
+#[derive(Default)]
+pub struct State {
+    pub log: Log,
+    pub behavior: Mutex<Behavior>,
+    pub connections: Mutex<Vec<Connection>>,
+}
+
+pub struct DeepgramMock {
+    pub url: String,
+    pub state: Arc<State>,
+}
+
+impl DeepgramMock {
+    pub async fn start() -> DeepgramMock {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("ws://{}/v1/listen", listener.local_addr().unwrap());
+        let state = Arc::new(State::default());
+        let st = state.clone();
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                tokio::spawn(serve(st.clone(), tcp));
+            }
+        });
+        DeepgramMock { url, state }
+    }
+
+    pub fn behave(&self, f: impl FnOnce(&mut Behavior)) {
+        f(&mut self.state.behavior.lock().unwrap());
+    }
+
+    pub fn connections(&self) -> Vec<Connection> {
+        self.state.connections.lock().unwrap().clone()
+    }
+
+    /// With an LLM and a TTS from elsewhere (`env` of the OpenAI stand-in).
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        vec![("HOTLINE_STT", "deepgram".into()), ("DEEPGRAM_API_KEY", KEY.into()), ("HOTLINE_DEEPGRAM_URL", self.url.clone())]
+    }
+}
+
+/// What the handshake must carry, as Deepgram checks it.
+fn check(request: &Request) -> Result<(), String> {
+    let auth = request.headers().get("authorization").and_then(|v| v.to_str().ok());
+    if auth != Some(&format!("Token {KEY}")) {
+        return Err(format!("authorization {auth:?}"));
+    }
+    if request.uri().path() != "/v1/listen" {
+        return Err(format!("path {}", request.uri().path()));
+    }
+    let query = request.uri().query().unwrap_or("");
+    for needed in ["encoding=mulaw", "sample_rate=8000", "channels=1", "interim_results=true"] {
+        if !query.split('&').any(|p| p == needed) {
+            return Err(format!("query {query:?} lacks {needed}"));
+        }
+    }
+    Ok(())
+}
+
+async fn serve(state: Arc<State>, tcp: tokio::net::TcpStream) {
+    let st = state.clone();
+    // The handshake callback's signature is tungstenite's.
+    #[allow(clippy::result_large_err)]
+    let callback = move |request: &Request, response: Response| -> Result<Response, ErrorResponse> {
+        match check(request) {
+            Ok(()) => Ok(response),
+            Err(why) => {
+                st.log.violations.lock().unwrap().push(format!("deepgram handshake: {why}"));
+                let mut refusal = ErrorResponse::new(Some("Unauthorized".into()));
+                *refusal.status_mut() = http::StatusCode::UNAUTHORIZED;
+                Err(refusal)
+            }
+        }
+    };
+    let Ok(mut ws) = tokio_tungstenite::accept_hdr_async(tcp, callback).await else { return };
+    let index = {
+        let mut connections = state.connections.lock().unwrap();
+        connections.push(Connection::default());
+        connections.len() - 1
+    };
+    let drop_after = state.behavior.lock().unwrap().drop_after_bytes.take();
+    let mut heard = Hearing::default();
+    while let Some(Ok(message)) = ws.next().await {
+        let update = |f: &dyn Fn(&mut Connection)| f(&mut state.connections.lock().unwrap()[index]);
+        match message {
+            Message::Binary(audio) => {
+                update(&|c| c.audio_bytes += audio.len());
+                let total = state.connections.lock().unwrap()[index].audio_bytes;
+                if drop_after.is_some_and(|limit| total >= limit) {
+                    return; // dropped: no close frame, the TCP connection just ends
+                }
+                if let Some(partial) = heard.audio(&audio, &state) {
+                    let _ = ws.send(Message::text(partial.to_string())).await;
+                }
+            }
+            Message::Text(text) => {
+                let kind = serde_json::from_str::<Value>(text.as_str()).ok().and_then(|v| v["type"].as_str().map(String::from));
+                match kind.as_deref() {
+                    Some("Finalize") => {
+                        update(&|c| c.finalizes += 1);
+                        let delay = state.behavior.lock().unwrap().finalize_delay;
+                        tokio::time::sleep(delay).await;
+                        let _ = ws.send(Message::text(heard.finalize().to_string())).await;
+                    }
+                    Some("KeepAlive") => update(&|c| c.keep_alives += 1),
+                    Some("CloseStream") => {
+                        update(&|c| c.closed_cleanly = true);
+                        let _ = ws.send(Message::text(json!({"type": "Metadata", "duration": 0.0}).to_string())).await;
+                        let _ = ws.close(None).await;
+                        return;
+                    }
+                    _ => state.log.violations.lock().unwrap().push(format!("deepgram: unknown message {text}")),
+                }
+            }
+            Message::Close(_) => {
+                update(&|c| c.closed_cleanly = true);
+                return;
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The stand-in's "recognition": voiced audio reveals the utterance's words.
+#[derive(Default)]
+struct Hearing {
+    /// Audio bytes of this connection, and where the last final ended.
+    bytes: usize,
+    final_end: usize,
+    voiced: usize,
+    words: Option<Vec<String>>,
+}
+
+impl Hearing {
+    fn audio(&mut self, ulaw_bytes: &[u8], state: &State) -> Option<Value> {
+        self.bytes += ulaw_bytes.len();
+        let loud = ulaw_bytes.iter().map(|&b| (ulaw::decode(b) as i32).abs()).max().unwrap_or(0) > 1000;
+        if !loud {
+            return None;
+        }
+        self.voiced += ulaw_bytes.len();
+        let words = self.words.get_or_insert_with(|| {
+            let mut b = state.behavior.lock().unwrap();
+            let text = b.transcripts.pop_front().unwrap_or_else(|| b.default_transcript.clone());
+            text.split_whitespace().map(String::from).collect()
+        });
+        if self.voiced % INTERIM_EVERY_BYTES >= ulaw_bytes.len() {
+            return None;
+        }
+        let shown = words[..(self.voiced / INTERIM_EVERY_BYTES).min(words.len())].join(" ");
+        Some(self.results(shown, false))
+    }
+
+    fn finalize(&mut self) -> Value {
+        let text = self.words.take().map(|w| w.join(" ")).unwrap_or_default();
+        self.voiced = 0;
+        let results = self.results(text, true);
+        self.final_end = self.bytes;
+        results
+    }
+
+    fn results(&self, transcript: String, is_final: bool) -> Value {
+        let start = self.final_end as f64 / 8000.0;
+        let duration = (self.bytes - self.final_end) as f64 / 8000.0;
+        json!({
+            "type": "Results",
+            "channel_index": [0, 1],
+            "duration": duration,
+            "start": start,
+            "is_final": is_final,
+            "speech_final": is_final,
+            "from_finalize": is_final,
+            "channel": { "alternatives": [{ "transcript": transcript, "confidence": 0.98, "words": [] }] },
+            "metadata": { "request_id": "mock", "model_info": { "name": "nova-3" } }
+        })
+    }
+}
