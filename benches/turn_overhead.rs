@@ -10,6 +10,13 @@
 //! one turn's length, and share the turns; STAGGER=0 starts them together).
 //! It reads `first_audio_ms` from the server's own `turn` log events.
 //!
+//! STT=deepgram: speech-to-text streams to the Deepgram stand-in (the
+//! utterance's words come with the flush at its end) instead of one batch
+//! request. REALISTIC=1: the stand-ins take a provider's usual time
+//! (batch STT 300 ms, Deepgram's flush 100 ms, LLM first token 350 ms, TTS
+//! first byte 200 ms); the voice-to-voice latency is then the EoU silence
+//! plus what is printed.
+//!
 //! TOOLS=1 (with CALLS=1): each turn's first LLM answer is a tool call the
 //! default guest does not know, so it answers with an error result and
 //! thinks again; also printed: one tool round trip's overhead, from the end
@@ -109,23 +116,40 @@ fn main() {
                 b.tool_calls = (0..turns).flat_map(|_| [vec![call.clone()], Vec::new()]).collect();
             }
         });
-        let env: HashMap<String, String> = mock.env().into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+        let realistic = var("REALISTIC", 0) == 1;
+        if realistic {
+            mock.behave(|b| {
+                b.stt_delays = std::iter::repeat_n(std::time::Duration::from_millis(300), turns).collect();
+                b.llm_first_delay = std::time::Duration::from_millis(350);
+                b.tts_first_delay = std::time::Duration::from_millis(200);
+            });
+        }
+        let mut env: HashMap<String, String> = mock.env().into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+        let streaming = std::env::var("STT").is_ok_and(|v| v == "deepgram");
+        let deepgram = mocks::deepgram::DeepgramMock::start().await;
+        if streaming {
+            let flush = if realistic { 100 } else { 0 };
+            deepgram.behave(|b| b.finalize_delay = std::time::Duration::from_millis(flush));
+            env.extend(deepgram.env().into_iter().map(|(k, v)| (k.to_string(), v)));
+        }
         let mut config = Config::from_lookup(|k| env.get(k).cloned()).unwrap();
         config.listen = "127.0.0.1:0".parse().unwrap();
         let mut server = Server::start(config).await.unwrap();
         server.guest_loaded().await.unwrap();
         // Each call: one short utterance after another; each reply (100 ms)
         // ends before the next utterance begins.
+        // (Realistic providers take ~1 s: the next utterance waits for the reply.)
         let tone = hotline_audio::tone(400, 382.0, 8000, 8000.0);
+        let gap_ms = if realistic { 3000 } else { 900 };
         let mut audio = vec![0i16; 8000];
         for _ in 0..turns.div_ceil(calls) {
             audio.extend(&tone);
-            audio.extend(std::iter::repeat_n(0, 8 * 900));
+            audio.extend(std::iter::repeat_n(0, 8 * gap_ms));
         }
         let opts = CallOptions {
             server: format!("http://{}", server.local_addr()),
             audio,
-            speed: if calls == 1 { 4.0 } else { 1.0 },
+            speed: if calls == 1 && !realistic { 4.0 } else { 1.0 },
             ..CallOptions::default()
         };
         let placed: Vec<_> = (0..calls)
@@ -148,5 +172,7 @@ fn main() {
         }
     });
     let mut t = times.lock().unwrap().clone();
-    report(&format!("EoU → first reply frame (host, instant mocks, {calls} concurrent call(s))"), &mut t);
+    let stt = if std::env::var("STT").is_ok_and(|v| v == "deepgram") { "streaming STT" } else { "batch STT" };
+    let mocks = if var("REALISTIC", 0) == 1 { "realistic" } else { "instant" };
+    report(&format!("EoU → first reply frame ({stt}, {mocks} mocks, {calls} concurrent call(s))"), &mut t);
 }

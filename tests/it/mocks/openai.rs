@@ -45,6 +45,8 @@ pub struct Behavior {
     pub tts_ms_per_char: u32,
     /// Pause between 100 ms chunks of audio (100 ms = real time).
     pub tts_chunk_pause: Duration,
+    /// Pause before the first chunk of audio (the time to first byte).
+    pub tts_first_delay: Duration,
 }
 
 impl Default for Behavior {
@@ -63,6 +65,7 @@ impl Default for Behavior {
             tts_fail_containing: None,
             tts_ms_per_char: 20,
             tts_chunk_pause: Duration::ZERO,
+            tts_first_delay: Duration::ZERO,
         }
     }
 }
@@ -358,7 +361,7 @@ fn speech(state: &State, r: &Recorded) -> Response<Body> {
     let bytes: Vec<u8> = tone(ms, 440.0, TTS_RATE, 9000.0).iter().flat_map(|s| s.to_le_bytes()).collect();
     // 100 ms chunks plus one byte: every other chunk ends inside a sample,
     // as network chunks do.
-    let mut pieces = Vec::new();
+    let mut pieces = vec![Piece::Pause(b.tts_first_delay)];
     for chunk in bytes.chunks(TTS_RATE as usize / 10 * 2 + 1) {
         pieces.push(Piece::Data(Bytes::copy_from_slice(chunk)));
         pieces.push(Piece::Pause(b.tts_chunk_pause));
