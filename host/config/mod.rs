@@ -351,6 +351,7 @@ mod tests {
         ("HOTLINE_PROVIDER_CONNECT_TIMEOUT_MS", 100, 60_000),
         ("HOTLINE_PROVIDER_TIMEOUT_MS", 500, 600_000),
         ("HOTLINE_PROVIDER_RETRY_MS", 0, 10_000),
+        ("HOTLINE_TTS_CACHE_KB", 0, 1_048_576),
     ];
 
     #[test]

@@ -54,6 +54,7 @@ impl Server {
         info!(event = "providers", stt = p.stt.name(), llm = p.llm.name(), tts = p.tts.name());
         let records = Records::open(&config.store).await.context("opening the call records' database")?;
         let app = App::new(config, sandbox, providers, records);
+        app.providers.warm();
         info!(event = "listening", addr = %local_addr);
         let guest_load = Some(tokio::spawn(load_guest(app.clone())));
         let drain = CancellationToken::new();

@@ -319,8 +319,24 @@ async fn speech_worker(
         // The rate of the last chunk: the closing `done` chunk repeats it,
         // so the guest's resampler flushes instead of starting over.
         let rate = AtomicU32::new(0);
+        let cache = &providers.speech_cache;
+        if let Some(chunks) = cache.get(&text) {
+            debug!(event = "tts_cache_hit", chars = text.len());
+            for pcm in chunks.iter() {
+                rate.store(pcm.rate, Ordering::Relaxed);
+                let samples = pcm.samples.clone();
+                report(Event::SpeechAudio(wit::SpeechAudio { samples, sample_rate: pcm.rate, done: false }));
+            }
+            let sample_rate = rate.load(Ordering::Relaxed).max(1);
+            report(Event::SpeechAudio(wit::SpeechAudio { samples: Vec::new(), sample_rate, done: true }));
+            continue;
+        }
+        let mut kept = cache.wants(&text).then(Vec::new);
         let mut audio = |pcm: Pcm| {
             rate.store(pcm.rate, Ordering::Relaxed);
+            if let Some(kept) = &mut kept {
+                kept.push(pcm.clone());
+            }
             report(Event::SpeechAudio(wit::SpeechAudio { samples: pcm.samples, sample_rate: pcm.rate, done: false }));
         };
         let mut result = tts.speak(&text, &mut audio).await;
@@ -328,6 +344,9 @@ async fn speech_worker(
         if retry_wanted(ProviderKind::Tts, &result, rate.load(Ordering::Relaxed) == 0) {
             tokio::time::sleep(providers.settings.retry_delay).await;
             result = tts.speak(&text, &mut audio).await;
+        }
+        if let (Ok(()), Some(kept)) = (&result, kept) {
+            cache.put(&text, kept);
         }
         match finish(&providers, ProviderKind::Tts, result) {
             Ok(()) => {

@@ -17,6 +17,7 @@ pub use http::install_tls;
 mod openai;
 pub mod retry;
 pub mod settings;
+mod speech_cache;
 pub mod streaming;
 mod wav;
 
@@ -27,6 +28,7 @@ use futures_util::future::BoxFuture;
 pub use error::{ErrorClass, ProviderError};
 pub use health::{Health, ProviderKind};
 pub use settings::{Choice, ProviderSettings, Secret};
+pub use speech_cache::SpeechCache;
 pub use streaming::{Heard, StreamingStt};
 
 pub type Result<T> = std::result::Result<T, ProviderError>;
@@ -117,6 +119,8 @@ pub struct Providers {
     pub llm: Option<Arc<dyn Llm>>,
     pub tts: Option<Arc<dyn TextToSpeech>>,
     pub health: Health,
+    /// Speech of short texts already synthesized (greetings, fillers).
+    pub speech_cache: SpeechCache,
     pub settings: ProviderSettings,
     /// The one HTTP client (pool, TLS): Twilio's REST API uses it too.
     pub client: reqwest::Client,
@@ -159,7 +163,30 @@ impl Providers {
             Choice::Deepgram | Choice::None => None,
         };
         let health = Health::new([settings.stt, settings.llm, settings.tts]);
-        Ok(Providers { stt, listen, llm, tts, health, settings, client, fetch_client })
+        let speech_cache = SpeechCache::new(settings.tts_cache_bytes);
+        Ok(Providers { stt, listen, llm, tts, health, speech_cache, settings, client, fetch_client })
+    }
+
+    /// Synthesizes the configured greeting (`HOTLINE_GREETING`) into the
+    /// speech cache, so that the first call's greeting plays at once too.
+    pub fn warm(self: &Arc<Self>) {
+        let (Some(tts), Some(greeting)) = (self.tts.clone(), self.settings.greeting.clone()) else { return };
+        if !self.complete() || !self.speech_cache.wants(&greeting) {
+            return;
+        }
+        let providers = self.clone();
+        tokio::spawn(async move {
+            let began = std::time::Instant::now();
+            let mut chunks = Vec::new();
+            match tts.speak(&greeting, &mut |pcm| chunks.push(pcm)).await {
+                Ok(()) => {
+                    providers.speech_cache.put(&greeting, chunks);
+                    let ms = began.elapsed().as_millis() as u64;
+                    tracing::info!(event = "tts_cache_warmed", ms);
+                }
+                Err(e) => tracing::warn!(event = "tts_cache_warm_failed", error = %e),
+            }
+        });
     }
 
     /// All three are present: the guest can run the AI path.

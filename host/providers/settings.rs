@@ -121,6 +121,8 @@ pub struct ProviderSettings {
     /// Extra root certificates (PEM) trusted besides the system's, for a
     /// private CA or a TLS-inspecting proxy.
     pub ca_file: Option<PathBuf>,
+    /// Speech kept by its text (`speech_cache.rs`); 0 keeps none.
+    pub tts_cache_bytes: usize,
 }
 
 /// The providers' settings, a section of `config::ServeArgs`.
@@ -218,6 +220,10 @@ pub struct ProviderArgs {
     #[arg(long, env = "HOTLINE_PROVIDER_RETRY_MS", default_value_t = 250)]
     #[arg(value_parser = clap::value_parser!(u64).range(0..=10_000))]
     pub provider_retry_ms: u64,
+    /// Speech of short texts (greetings, fillers) kept for the next call, in KiB; 0 disables.
+    #[arg(long, env = "HOTLINE_TTS_CACHE_KB", default_value_t = 4096)]
+    #[arg(value_parser = clap::value_parser!(u64).range(0..=1_048_576))]
+    pub tts_cache_kb: u64,
     /// PEM root certificates to trust besides the system's (private CA, TLS-inspecting proxy).
     #[arg(long, env = "HOTLINE_PROVIDER_CA_FILE")]
     pub provider_ca_file: Option<PathBuf>,
@@ -290,6 +296,7 @@ impl ProviderArgs {
             request_timeout: Duration::from_millis(self.provider_timeout_ms),
             retry_delay: Duration::from_millis(self.provider_retry_ms),
             ca_file: self.provider_ca_file,
+            tts_cache_bytes: self.tts_cache_kb as usize * 1024,
         })
     }
 }

@@ -465,3 +465,41 @@ async fn parallel_tool_calls_split_over_deltas_are_assembled_and_answered() {
     assert!(mock.state.speech.lock().unwrap().contains(&"I cannot look that up.".to_string()));
     assert_eq!(report.close, Some((1000, "stream stopped".into())));
 }
+
+#[tokio::test]
+async fn a_greeting_is_synthesized_once_and_the_next_call_plays_it_from_the_cache() {
+    let mock = OpenAiMock::start().await;
+    let s = server_with(&mock.env()).await;
+    let (first, _) = call(&s, silence(2000)).await;
+    let (second, _) = call(&s, silence(2000)).await;
+
+    assert_eq!(mock.log().violations(), Vec::<String>::new());
+    let speech = mock.state.speech.lock().unwrap().clone();
+    assert_eq!(speech, [GREETING], "one speech request for two calls' greetings");
+    let heard = |r: &CallReport| r.agent.iter().position(|&b| b != ulaw::SILENCE).map(|at| r.agent[at..].to_vec());
+    let (a, b) = (heard(&first).expect("first greeting"), heard(&second).expect("second greeting"));
+    let n = a.len().min(b.len()).min(8000);
+    assert!(n >= 4000, "half a second of greeting at least, got {n} bytes");
+    assert_eq!(a[..n], b[..n], "the same greeting, played from the cache");
+
+    // Off: every call asks again.
+    let mock = OpenAiMock::start().await;
+    let mut env = mock.env();
+    env.push(("HOTLINE_TTS_CACHE_KB", "0".into()));
+    let s = server_with(&env).await;
+    call(&s, silence(1500)).await;
+    call(&s, silence(1500)).await;
+    assert_eq!(mock.state.speech.lock().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn the_configured_greeting_is_synthesized_when_the_server_starts() {
+    let mock = OpenAiMock::start().await;
+    let mut env = mock.env();
+    env.push(("HOTLINE_GREETING", "Thanks for calling Acme.".into()));
+    let s = server_with(&env).await;
+    eventually("the greeting's speech request at start", || mock.state.speech.lock().unwrap().len() == 1).await;
+    let (report, _) = call(&s, silence(1500)).await;
+    assert_eq!(mock.state.speech.lock().unwrap().clone(), ["Thanks for calling Acme."], "no second request");
+    assert!(report.agent.iter().any(|&b| b != ulaw::SILENCE), "the greeting played");
+}
