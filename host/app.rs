@@ -48,7 +48,8 @@ pub struct App {
     /// places calls; `None` without an account.
     pub twilio: Option<Rest>,
     /// Answering-machine verdicts on their way to live calls, and transfers
-    /// between a stream's end and the caller's return.
+    /// between a stream's end and the caller's return (with the call's
+    /// record, submitted when the phone call is over).
     pub switchboard: Arc<Switchboard>,
     /// The guests' `fetch`: its policy and its client.
     pub fetch: Fetcher,
@@ -58,6 +59,7 @@ impl App {
     pub fn new(config: Config, sandbox: Sandbox, providers: Providers, records: Records) -> Arc<Self> {
         let twilio = config.twilio.clone().map(|settings| Rest::new(providers.client.clone(), settings));
         let fetch = Fetcher::new(providers.fetch_client.clone(), config.fetch.clone());
+        let switchboard = Arc::new(Switchboard::new(records.submitter()));
         Arc::new(App {
             auth: Auth::new(&config),
             connections: connection_limits(&config),
@@ -72,7 +74,7 @@ impl App {
             metrics: Metrics::default(),
             live: Live::default(),
             twilio,
-            switchboard: Arc::default(),
+            switchboard,
             fetch,
             config,
         })

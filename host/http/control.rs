@@ -16,7 +16,7 @@ use crate::app::App;
 use crate::config::TransferFallback;
 use crate::media::record::TRANSFER_PARAMETER;
 use crate::sandbox::{answered_by, dial_status, wit};
-use crate::switchboard::Signal;
+use crate::switchboard::{DialEnd, Signal};
 use crate::twilio::twiml;
 
 /// The stream ended: `<Dial>` when the call logic asked for a transfer,
@@ -25,7 +25,7 @@ use crate::twilio::twiml;
 pub async fn stream_ended(app: &App, req: Request<Incoming>) -> Result<Response<Body>, AppError> {
     let (params, headers) = signed_form(app, req).await?;
     let (call_sid, call_status) = (param(&params, "CallSid"), param(&params, "CallStatus"));
-    if let Some(transfer) = app.switchboard.dialing(call_sid) {
+    if let Some(transfer) = app.switchboard.dial(call_sid) {
         let base = app.auth.public_base(&headers).map_err(AppError::BadRequest)?;
         let action = format!("{base}/webhook/dial_ended");
         let timeout = app.config.control.transfer_timeout;
@@ -45,38 +45,47 @@ pub async fn stream_ended(app: &App, req: Request<Incoming>) -> Result<Response<
 
 /// A transfer's `<Dial>` ended. Answered: the call is over when the person
 /// hangs up. Not answered: the fallback (`HOTLINE_TRANSFER_FALLBACK`), the
-/// call logic again on a new stream or a message and a hang-up.
+/// call logic again on a new stream or a message and a hang-up. Either
+/// way the switchboard learns how it ended, for the call's record: kept
+/// for the returning stream, or submitted now that the call is over.
 pub async fn dial_ended(app: &App, req: Request<Incoming>) -> Result<Response<Body>, AppError> {
     let (params, headers) = signed_form(app, req).await?;
     let call_sid = param(&params, "CallSid").to_string();
     let text = param(&params, "DialCallStatus").to_string();
     let status = dial_status(&text)
         .ok_or_else(|| AppError::BadRequest(format!("DialCallStatus {text:?} is not one Twilio sends")))?;
+    let secs = param(&params, "DialCallDuration").to_string();
     let answered = matches!(status, wit::DialStatus::Completed | wit::DialStatus::Answered);
     let control = &app.config.control;
     // A drain sends no caller back to a server that is about to stop.
     let to_agent = !answered && control.transfer_fallback == TransferFallback::Agent && !app.is_draining();
-    let transfer = app.switchboard.dial_ended(&call_sid, status, to_agent);
-    let target = transfer.as_ref().map(|t| app.records.shown(&t.target));
-    if answered {
-        let secs = param(&params, "DialCallDuration");
-        info!(event = "transfer_answered", call_sid, target, status = text, secs);
-        return Ok(xml(StatusCode::OK, twiml::HANGUP.to_string()));
-    }
-    let next = if to_agent { "agent" } else { "message" };
-    warn!(event = "transfer_unanswered", call_sid, target, status = text, next);
-    let message = twiml::say_then_hangup(&control.transfer_fallback_message);
-    if !to_agent {
-        return Ok(xml(StatusCode::OK, message));
-    }
-    // Back to the call logic, as a webhook would bring a caller, with the dial's outcome.
-    match stream_twiml(app, params, &headers, &[(TRANSFER_PARAMETER, &text)]).await {
-        Ok(stream) => Ok(xml(StatusCode::OK, stream)),
-        Err(e) => {
-            warn!(event = "transfer_return_failed", call_sid, error = %e);
-            Ok(xml(StatusCode::OK, message))
+    let message = || twiml::say_then_hangup(&control.transfer_fallback_message);
+    // What the caller gets next is settled before the switchboard hears of
+    // it: the record says what happened, a stream that could not be
+    // offered included.
+    let (next, twiml) = if answered {
+        ("hangup", twiml::HANGUP.to_string())
+    } else if !to_agent {
+        ("message", message())
+    } else {
+        // Back to the call logic, as a webhook would bring a caller, with the dial's outcome.
+        match stream_twiml(app, params, &headers, &[(TRANSFER_PARAMETER, &text)]).await {
+            Ok(stream) => ("agent", stream),
+            Err(e) => {
+                warn!(event = "transfer_return_failed", call_sid, error = %e);
+                ("message", message())
+            }
         }
+    };
+    let end = DialEnd::now(&text, secs.parse().ok(), next);
+    let transfer = app.switchboard.dial_ended(&call_sid, status, end, next == "agent");
+    let target = transfer.as_deref().map(|t| app.records.shown(t));
+    if answered {
+        info!(event = "transfer_answered", call_sid, target, status = text, secs);
+    } else {
+        warn!(event = "transfer_unanswered", call_sid, target, status = text, next);
     }
+    Ok(xml(StatusCode::OK, twiml))
 }
 
 /// Answering-machine detection's verdict (`AsyncAmdStatusCallback`), for

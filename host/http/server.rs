@@ -4,8 +4,9 @@
 //! from the first milliseconds while `/readyz` says 503 until the guest is
 //! in. A drain keeps the listener open (readiness must be able to say 503
 //! and late webhooks get a polite refusal) until the live calls end or the
-//! budget runs out; then every WebSocket gets a close frame, and the call
-//! records' writer flushes what it holds.
+//! budget runs out; then every WebSocket gets a close frame, the records
+//! of transferred calls still held on the switchboard are handed over,
+//! and the call records' writer flushes what it holds.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -112,6 +113,8 @@ async fn run(app: Arc<App>, listener: TcpListener, drain: CancellationToken) {
     let connections = TaskTracker::new();
     let stop_accepting = CancellationToken::new();
     let acceptor = tokio::spawn(accept_loop(app.clone(), listener, connections.clone(), stop_accepting.clone()));
+    // Transfers whose webhooks never came hand their records over in time.
+    let sweeper = tokio::spawn(app.switchboard.clone().sweep());
 
     drain.cancelled().await;
     app.draining.store(true, std::sync::atomic::Ordering::SeqCst);
@@ -127,7 +130,11 @@ async fn run(app: Arc<App>, listener: TcpListener, drain: CancellationToken) {
     if tokio::time::timeout(CLOSE_GRACE, app.calls.wait()).await.is_err() {
         warn!(event = "calls_not_closed", live_calls = app.calls.len());
     }
-    // Every call has handed over its record: the writer writes what it holds.
+    // Every call has handed over its record; a transferred call's may still
+    // wait on the switchboard for its dial or its caller: it goes now, and
+    // the writer writes what it holds.
+    sweeper.abort();
+    app.switchboard.close();
     app.records.flush().await;
     // Ends the accept loop and asks every keep-alive connection to close
     // after its current request.

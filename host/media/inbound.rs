@@ -134,8 +134,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
                 let (shown_from, shown_to) = (shown(&from), shown(&to));
                 let direction = start.custom_parameters.remove(record::DIRECTION_PARAMETER);
                 let direction = record::direction_of(direction.as_deref().unwrap_or(""));
-                // A caller back from a transfer nobody answered (`http/control.rs`).
+                // A caller back from a transfer nobody answered (`http/control.rs`):
+                // the switchboard may hold the call's snapshot and its record so far.
                 let returning = start.custom_parameters.remove(record::TRANSFER_PARAMETER);
+                let mut back = returning.as_ref().and_then(|_| self.app.switchboard.returning(&start.call_sid));
                 let format = start.media_format.as_ref();
                 info!(
                     event = "ws_start",
@@ -147,8 +149,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
                 let started = self.guest.start(&self.app).await;
                 if self.app.records.enabled() {
                     let digest = self.guest.digest();
-                    let numbers = (shown_from.clone(), shown_to.clone());
-                    let record = Recorder::start(&start.call_sid, &stream_sid, direction, numbers, digest);
+                    let record = match back.as_mut().and_then(|b| b.record.take()) {
+                        // One phone call, one record: this stream continues the first's.
+                        Some(held) => Recorder::resume(held, digest),
+                        None => {
+                            let numbers = (shown_from.clone(), shown_to.clone());
+                            Recorder::start(&start.call_sid, &stream_sid, direction, numbers, digest)
+                        }
+                    };
                     self.record = Some(Box::new(record));
                 }
                 if let Err(e) = started {
@@ -174,7 +182,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
                     to: to.unwrap_or_default(),
                 };
                 match returning {
-                    Some(status) => Box::pin(self.returned(started, &status)).await,
+                    Some(status) => Box::pin(self.returned(started, &status, back)).await,
                     None => self.dispatch(Event::Started(started)).await,
                 }
             }

@@ -415,7 +415,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
         }
     }
 
-    /// The call is over: it is counted, and its record goes to the store.
+    /// The stream is over: it is counted, and its record goes to the store,
+    /// or, when it ended for a transfer, to the switchboard, where it waits
+    /// for the rest of the phone call (the dial's end, the caller's return).
     fn hand_over_record(&mut self, end: &Flow) {
         self.take_turns();
         let outcome = match end {
@@ -445,8 +447,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
         );
         let frames = (self.stats.frames_in, self.stats.frames_out);
         let mut record = record.finish(outcome, code, frames);
-        record.recording = recording;
-        self.app.records.submit(record);
+        // A stream that continues the record may have no recording of its own.
+        record.recording = recording.or(record.recording.take());
+        if outcome == Outcome::Transferred {
+            self.app.switchboard.hold(&self.call_sid, record);
+        } else {
+            self.app.records.submit(record);
+        }
     }
 
     async fn finish(&mut self, end: Flow) {

@@ -4,6 +4,17 @@
 //! never a media frame. Everything it keeps is bounded: a call that talks
 //! for hours keeps its first `MAX_TIMELINE` timeline entries and counts
 //! the rest, its first `MAX_TURNS` turns, and texts cut at `MAX_TEXT`.
+//!
+//! One phone call, one record, whatever its streams: a stream that ends
+//! for a transfer leaves its finished record on the switchboard, where
+//! the dial's end is added to it (`reopen`), and a caller who comes back
+//! continues it on the new stream (`resume`). The timeline has one clock:
+//! the first stream's media time (ms since it started, as Twilio counts).
+//! What comes after that stream (a webhook, a later stream's start) is
+//! placed by the wall clock since the record's `started_at`, and never
+//! before the newest entry already there (a simulated stream may run
+//! faster than real time); a later stream's events are at its start plus
+//! their own media time.
 
 use std::time::SystemTime;
 
@@ -39,6 +50,11 @@ pub struct Recorder {
     record: CallRecord,
     /// Timeline entries written into `record.timeline`.
     entries: usize,
+    /// Where this stream's media time 0 is on the record's clock: `None`
+    /// on the call's first stream (the clock is its media time).
+    offset_ms: Option<u64>,
+    /// The newest entry's time: what comes later is never placed before it.
+    last_ms: u64,
     /// The code of the close frame the peer sent, if it sent one.
     pub peer_close_code: Option<u16>,
 }
@@ -62,7 +78,49 @@ impl Recorder {
             guests: vec![guest.to_string()],
             ..CallRecord::default()
         };
-        Recorder { record, entries: 0, peer_close_code: None }
+        Recorder { record, entries: 0, offset_ms: None, last_ms: 0, peer_close_code: None }
+    }
+
+    /// A record finished by an earlier part of the call, opened again to
+    /// add what happened since (the dial's end): its counts go on, and
+    /// `close` gives it back with its end as it was.
+    pub fn reopen(mut record: CallRecord) -> Recorder {
+        let (entries, last_ms) = timeline_extent(&record.timeline);
+        if record.timeline.ends_with(']') {
+            record.timeline.pop();
+        }
+        Recorder { record, entries, offset_ms: None, last_ms, peer_close_code: None }
+    }
+
+    /// A later stream of the call (a caller back from a transfer) continues
+    /// its record: turns, timeline, frames and guest versions go on, and
+    /// `finish` sets the call's end from this stream's. The record keeps
+    /// the first stream's SID (this one's is in its timeline).
+    pub fn resume(record: CallRecord, guest: &str) -> Recorder {
+        let mut recorder = Recorder::reopen(record);
+        recorder.offset_ms = Some(recorder.wall_ms(unix_ms(SystemTime::now())));
+        recorder.guest_version(guest);
+        recorder
+    }
+
+    /// A Unix time on the record's clock: the time since the call started,
+    /// never before the newest entry.
+    fn wall_ms(&self, unix_ms: i64) -> u64 {
+        let since_start = u64::try_from(unix_ms.saturating_sub(self.record.started_at)).unwrap_or(0);
+        since_start.max(self.last_ms)
+    }
+
+    /// A time this stream gives (its media time, or a guest's own `at_ms`)
+    /// on the record's clock.
+    fn stream_ms(&self, media_ms: u64, own: Option<u64>) -> u64 {
+        match self.offset_ms {
+            None => own.unwrap_or(media_ms),
+            // A session restored from the first stream's snapshot counts its
+            // media time on from where that stream left off; this stream's
+            // own is the one that is sure, so a guest's time may say earlier
+            // than it, never later.
+            Some(offset) => offset + own.map_or(media_ms, |own| own.min(media_ms)),
+        }
     }
 
     /// The call now runs on this guest version (a migration, or a recovery).
@@ -72,8 +130,16 @@ impl Recorder {
         }
     }
 
-    /// A host event of the timeline.
-    pub fn host(&mut self, at_ms: u64, event: &str, fields: &[(&str, Field)]) {
+    /// A host event of the timeline, at this stream's media time.
+    pub fn host(&mut self, media_ms: u64, event: &str, fields: &[(&str, Field)]) {
+        let at_ms = self.stream_ms(media_ms, None);
+        self.push(at_ms, "host", event, HostFields(fields));
+    }
+
+    /// A host event that happened away from any stream (a webhook), at
+    /// `unix_ms` (wall clock).
+    pub fn host_at(&mut self, unix_ms: i64, event: &str, fields: &[(&str, Field)]) {
+        let at_ms = self.wall_ms(unix_ms);
         self.push(at_ms, "host", event, HostFields(fields));
     }
 
@@ -81,7 +147,7 @@ impl Recorder {
     /// gives one), and what it says about the turns.
     pub fn guest_log(&mut self, media_ms: u64, entry: &LogEntry) {
         let field = |key: &str| entry.fields.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str());
-        let at_ms = field("at_ms").and_then(|v| v.parse().ok()).unwrap_or(media_ms);
+        let at_ms = self.stream_ms(media_ms, field("at_ms").and_then(|v| v.parse().ok()));
         let turn: Option<i64> = field("turn").and_then(|v| v.parse().ok());
         match entry.event.as_str() {
             "eou" => {
@@ -153,16 +219,23 @@ impl Recorder {
         t.first_audio_ms = times.first_audio_ms;
     }
 
-    /// The finished record.
+    /// The finished record: the call ends with this stream (whose frames
+    /// add to those of the streams before it).
     pub fn finish(mut self, outcome: Outcome, close_code: Option<u16>, frames: (u64, u64)) -> CallRecord {
         let r = &mut self.record;
         r.ended_at = unix_ms(SystemTime::now()).max(r.started_at);
         r.duration_ms = r.ended_at - r.started_at;
         r.outcome = Some(outcome);
         r.close_code = close_code;
-        (r.frames_in, r.frames_out) = (frames.0 as i64, frames.1 as i64);
-        if !r.timeline.is_empty() {
-            r.timeline.push(']');
+        r.frames_in += frames.0 as i64;
+        r.frames_out += frames.1 as i64;
+        self.close()
+    }
+
+    /// The record with its timeline closed again, its end as it was.
+    pub fn close(mut self) -> CallRecord {
+        if !self.record.timeline.is_empty() {
+            self.record.timeline.push(']');
         }
         self.record
     }
@@ -186,7 +259,19 @@ impl Recorder {
         timeline.push(if timeline.is_empty() { '[' } else { ',' });
         timeline.push_str(&json);
         self.entries += 1;
+        self.last_ms = self.last_ms.max(at_ms);
     }
+}
+
+/// How many entries a finished timeline holds, and the newest one's time
+/// (read back once per reopening: a transfer's, never a frame's).
+fn timeline_extent(timeline: &str) -> (usize, u64) {
+    #[derive(serde::Deserialize)]
+    struct At {
+        at_ms: u64,
+    }
+    let entries: Vec<At> = serde_json::from_str(timeline).unwrap_or_default();
+    (entries.len(), entries.iter().map(|e| e.at_ms).max().unwrap_or(0))
 }
 
 #[derive(serde::Serialize)]
@@ -217,6 +302,7 @@ pub enum Field<'a> {
     Str(&'a str),
     Char(char),
     Int(Option<i64>),
+    Bool(bool),
 }
 
 impl Serialize for Field<'_> {
@@ -225,6 +311,7 @@ impl Serialize for Field<'_> {
             Field::Str(text) => s.serialize_str(cut(text)),
             Field::Char(c) => s.serialize_char(*c),
             Field::Int(n) => n.serialize(s),
+            Field::Bool(b) => s.serialize_bool(*b),
         }
     }
 }
@@ -353,6 +440,59 @@ mod tests {
             let reason = sources[at..].split('"').nth(1).unwrap();
             assert!(closes.iter().any(|(_, r, _)| *r == reason), "close reason {reason:?} has no outcome here");
         }
+    }
+
+    #[test]
+    fn a_later_stream_continues_the_record_on_one_clock() {
+        let mut first = Recorder::start("CA1", "MZ1", "inbound", (None, None), "d1");
+        first.guest_log(900, &log("eou", &[("turn", "1"), ("at_ms", "900")]));
+        first.host(2000, "transfer_started", &[]);
+        let mut record = first.finish(Outcome::Transferred, Some(1000), (100, 40));
+        // The first stream started 10 s ago; the dial ended 6 s in.
+        record.started_at -= 10_000;
+        let mut dial = Recorder::reopen(record);
+        dial.host_at(dial.record.started_at + 6000, "transfer_dial_ended", &[("status", Field::Str("no-answer"))]);
+        let record = dial.close();
+        assert_eq!(record.outcome, Some(Outcome::Transferred), "reopening leaves the end as it was");
+
+        let mut back = Recorder::resume(record, "d2");
+        back.host(500, "ws_start", &[]);
+        // A session restored from the snapshot counts on from its first
+        // stream (2000 + 700): this stream's media time bounds it.
+        back.guest_log(700, &log("eou", &[("turn", "2"), ("at_ms", "2700")]));
+        back.guest_log(800, &log("speech_start", &[("at_ms", "650")]));
+        let record = back.finish(Outcome::CallerHungUp, Some(1000), (50, 10));
+        assert_eq!((record.call_sid.as_str(), record.stream_sid.as_str()), ("CA1", "MZ1"));
+        assert_eq!((record.outcome, record.frames_in, record.frames_out), (Some(Outcome::CallerHungUp), 150, 50));
+        assert!(record.duration_ms >= 10_000, "from the first stream's start: {}", record.duration_ms);
+        assert_eq!(record.guests, ["d1", "d2"]);
+        let timeline: Vec<Value> = serde_json::from_str(&record.timeline).unwrap();
+        let at: Vec<_> =
+            timeline.iter().map(|e| (e["at_ms"].as_u64().unwrap(), e["event"].as_str().unwrap())).collect();
+        let names: Vec<_> = at.iter().map(|(_, e)| *e).collect();
+        assert_eq!(names, ["eou", "transfer_started", "transfer_dial_ended", "ws_start", "eou", "speech_start"]);
+        assert_eq!(&at[..3], [(900, "eou"), (2000, "transfer_started"), (6000, "transfer_dial_ended")]);
+        // The second stream starts at the wall clock's 10 s (a little more).
+        let offset = at[3].0 - 500;
+        assert!((10_000..11_000).contains(&offset), "{at:?}");
+        assert_eq!((at[4].0, at[5].0), (offset + 700, offset + 650));
+        let eous: Vec<_> = record.turns.iter().map(|t| (t.turn, t.eou_at_ms)).collect();
+        assert_eq!(eous, [(1, Some(900)), (2, Some((offset + 700) as i64))]);
+    }
+
+    #[test]
+    fn a_reopened_timeline_keeps_its_bound() {
+        let mut r = Recorder::start("CA1", "MZ1", "inbound", (None, None), "d1");
+        for i in 0..MAX_TIMELINE - 1 {
+            r.host(i as u64, "mark_ack", &[]);
+        }
+        let mut r = Recorder::resume(r.finish(Outcome::Transferred, Some(1000), (0, 0)), "d1");
+        r.host(0, "ws_start", &[]);
+        r.host(1, "mark_ack", &[]);
+        let record = r.finish(Outcome::CallerHungUp, Some(1000), (0, 0));
+        let timeline: Vec<Value> = serde_json::from_str(&record.timeline).unwrap();
+        assert_eq!((timeline.len(), record.timeline_dropped), (MAX_TIMELINE, 1));
+        assert_eq!(timeline.last().unwrap()["event"], "ws_start");
     }
 
     #[test]

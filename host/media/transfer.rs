@@ -5,7 +5,9 @@
 //! Twilio asks `/webhook/stream_ended` what next and gets `<Dial>`
 //! (`http/control.rs`). When nobody answers and the fallback is the agent,
 //! the caller comes back on a new stream whose session continues from that
-//! snapshot and hears `transfer-failed`.
+//! snapshot and hears `transfer-failed`. The call's record goes the same
+//! way: the first stream's waits on the switchboard (`media/mod.rs`), and
+//! the returning stream continues it (`inbound.rs`).
 
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -15,6 +17,7 @@ use super::record::Field;
 use super::{Call, Flow};
 use crate::config::{is_phone_target, is_transfer_target};
 use crate::sandbox::wit;
+use crate::switchboard::Returning;
 
 /// The host's own mark: the transfer goes ahead when Twilio echoes it. The
 /// guest never sees it.
@@ -58,34 +61,41 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
         let keep = control.transfer_timeout;
         let target = transfer.target;
         info!(event = "transfer_started", target = self.app.records.shown(&target), snapshot = snapshot.is_some());
+        self.note("transfer_started", &[("snapshot", Field::Bool(snapshot.is_some()))]);
         self.app.switchboard.transfer_begins(&self.call_sid, target, transfer.caller_id, snapshot, keep);
         Flow::Close(CloseCode::Normal, TRANSFERRED)
     }
 
     /// The first events of a stream that brings a caller back after a
-    /// transfer nobody answered: the session restored from the transfer's
-    /// snapshot hears `transfer-failed`; without one (expired, or kept by
-    /// another instance) a fresh session hears `started`, then `transfer-failed`.
-    pub(super) async fn returned(&mut self, started: wit::Started, status: &str) -> Flow {
+    /// transfer nobody answered (`back`, taken from the switchboard at its
+    /// start): the session restored from the transfer's snapshot hears
+    /// `transfer-failed`; without one (expired, or kept by another
+    /// instance) a fresh session hears `started`, then `transfer-failed`.
+    pub(super) async fn returned(&mut self, started: wit::Started, status: &str, back: Option<Returning>) -> Flow {
         let status = crate::sandbox::dial_status(status).unwrap_or(wit::DialStatus::Failed);
-        let (target, snapshot) = match self.app.switchboard.returning(&started.call_sid) {
-            Some((transfer, _)) => (transfer.target, transfer.snapshot),
-            None => (String::new(), None),
-        };
+        let (target, snapshot) = back.map_or((String::new(), None), |b| (b.target, b.snapshot));
         let failed = wit::Event::TransferFailed(wit::TransferFailed { target, status });
         if let Some(snapshot) = snapshot {
             match self.guest.resume(&self.app, snapshot).await {
                 Ok(()) => {
-                    info!(event = "transfer_returned", resumed = true);
+                    self.note_return(true);
                     return self.dispatch(failed).await;
                 }
                 Err(e) => warn!(event = "transfer_resume_failed", error = %e),
             }
         }
-        info!(event = "transfer_returned", resumed = false);
+        self.note_return(false);
         match self.dispatch(wit::Event::Started(started)).await {
             Flow::Continue => self.dispatch(failed).await,
             other => other,
         }
+    }
+
+    /// The caller is back; `resumed` says whether the session was restored.
+    /// The record keeps the first stream's SID: this stream's is here.
+    fn note_return(&mut self, resumed: bool) {
+        info!(event = "transfer_returned", resumed);
+        let stream_sid = self.stream_sid.clone();
+        self.note("transfer_returned", &[("stream_sid", Field::Str(&stream_sid)), ("resumed", Field::Bool(resumed))]);
     }
 }

@@ -10,7 +10,9 @@
 //!
 //! A call hands its finished record to [`Records::submit`], which never
 //! waits: the queue is bounded, and a full one drops the record (counted,
-//! and logged at most once a second).
+//! and logged at most once a second). Records held elsewhere for a while
+//! (a transferred call's, on the switchboard) go the same way through a
+//! [`Submitter`].
 
 pub mod db;
 pub mod read;
@@ -77,12 +79,47 @@ impl Stats {
     }
 }
 
+/// The way into the writer's queue, for whoever hands records over: the
+/// calls (through `Records`) and the switchboard, which holds a
+/// transferred call's record until the phone call's end is known. Without
+/// a database it drops what it is given.
+#[derive(Clone, Default)]
+pub struct Submitter {
+    queue: Option<Sender<CallRecord>>,
+    stats: Arc<Stats>,
+}
+
+impl Submitter {
+    pub fn enabled(&self) -> bool {
+        self.queue.is_some()
+    }
+
+    /// Hands a finished call's record to the writer; never waits. A full
+    /// queue (the database slow or away) drops it.
+    pub fn submit(&self, record: CallRecord) {
+        let Some(queue) = &self.queue else { return };
+        match queue.try_send(record) {
+            Ok(()) => {}
+            Err(TrySendError::Full(record) | TrySendError::Closed(record)) => {
+                let dropped = self.stats.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+                crate::warn_throttled!(event = "record_dropped", call_sid = record.call_sid, dropped);
+            }
+        }
+    }
+
+    /// A submitter into a queue of `n` that a test reads.
+    #[cfg(test)]
+    pub fn channel(n: usize) -> (Submitter, mpsc::Receiver<CallRecord>) {
+        let (tx, rx) = mpsc::channel(n);
+        (Submitter { queue: Some(tx), stats: Arc::default() }, rx)
+    }
+}
+
 /// The store as the rest of the host sees it; without a database every
 /// method is a no-op and `enabled` is false.
 pub struct Records {
-    queue: Option<Sender<CallRecord>>,
+    sink: Submitter,
     db: Option<Db>,
-    stats: Arc<Stats>,
     mask_numbers: bool,
     finish: CancellationToken,
     writer: std::sync::Mutex<Option<JoinHandle<()>>>,
@@ -96,9 +133,8 @@ const FLUSH_BUDGET: Duration = Duration::from_secs(5);
 impl Records {
     pub fn off() -> Records {
         Records {
-            queue: None,
+            sink: Submitter::default(),
             db: None,
-            stats: Arc::default(),
             mask_numbers: true,
             finish: CancellationToken::new(),
             writer: std::sync::Mutex::new(None),
@@ -174,9 +210,8 @@ impl Records {
         };
         Ok(Records {
             recordings,
-            queue: Some(tx),
+            sink: Submitter { queue: Some(tx), stats },
             db: Some(db),
-            stats,
             mask_numbers: settings.mask_numbers,
             finish,
             writer: std::sync::Mutex::new(Some(writer)),
@@ -184,7 +219,12 @@ impl Records {
     }
 
     pub fn enabled(&self) -> bool {
-        self.queue.is_some()
+        self.sink.enabled()
+    }
+
+    /// A handle that submits records into the same queue.
+    pub fn submitter(&self) -> Submitter {
+        self.sink.clone()
     }
 
     pub fn mask_numbers(&self) -> bool {
@@ -210,19 +250,12 @@ impl Records {
     /// Hands a finished call's record to the writer; never waits. A full
     /// queue (the database slow or away) drops it.
     pub fn submit(&self, record: CallRecord) {
-        let Some(queue) = &self.queue else { return };
-        match queue.try_send(record) {
-            Ok(()) => {}
-            Err(TrySendError::Full(record) | TrySendError::Closed(record)) => {
-                let dropped = self.stats.dropped.fetch_add(1, Ordering::Relaxed) + 1;
-                crate::warn_throttled!(event = "record_dropped", call_sid = record.call_sid, dropped);
-            }
-        }
+        self.sink.submit(record);
     }
 
     /// `"ok"`, `"degraded"` or `"off"`.
     pub fn status(&self) -> &'static str {
-        match (&self.queue, self.stats.health()) {
+        match (&self.sink.queue, self.sink.stats.health()) {
             (None, _) => "off",
             (Some(_), Health::Ok) => "ok",
             (Some(_), Health::Degraded) => "degraded",
@@ -231,12 +264,12 @@ impl Records {
 
     /// The queue and its counters; `None` with records off.
     pub fn counts(&self) -> Option<RecordCounts> {
-        let queue = self.queue.as_ref()?;
+        let queue = self.sink.queue.as_ref()?;
         Some(RecordCounts {
             queued: queue.max_capacity() - queue.capacity(),
             queue_max: queue.max_capacity(),
-            written: self.stats.written.load(Ordering::Relaxed),
-            dropped: self.stats.dropped.load(Ordering::Relaxed),
+            written: self.sink.stats.written.load(Ordering::Relaxed),
+            dropped: self.sink.stats.dropped.load(Ordering::Relaxed),
             recording_chunks_dropped: self.recordings.as_ref().map(|r| r.dropped_chunks.load(Ordering::Relaxed)),
         })
     }

@@ -16,7 +16,9 @@ const INSERT_TURN: &str = "INSERT INTO turns (call_sid, turn, eou_at_ms, transcr
      ON CONFLICT (call_sid, turn) DO NOTHING";
 
 /// Writes `records` in one transaction: all of them or none. A call SID
-/// already recorded (a second stream of one call) keeps its first record;
+/// already recorded keeps its first record (a caller back from a transfer
+/// continues the call's record, `media/record.rs`, unless this instance
+/// no longer held it: then its stream's record of its own is dropped);
 /// a turn number seen twice (a guest restored from an older snapshot
 /// counts again) keeps its first turn: a batch never fails on its content.
 pub async fn write_batch(db: &Db, records: &[CallRecord]) -> Result<(), sqlx::Error> {
