@@ -17,6 +17,10 @@
 //! first byte 200 ms); the voice-to-voice latency is then the EoU silence
 //! plus what is printed.
 //!
+//! Also printed: stream start → first greeting frame, per call
+//! (GREETING=text sets HOTLINE_GREETING; TTS_CACHE_KB=0 turns the speech
+//! cache off).
+//!
 //! TOOLS=1 (with CALLS=1): each turn's first LLM answer is a tool call the
 //! default guest does not know, so it answers with an error result and
 //! thinks again; also printed: one tool round trip's overhead, from the end
@@ -111,6 +115,8 @@ fn main() {
         let tools = var("TOOLS", 0) == 1;
         mock.behave(|b| {
             b.default_reply = "Okay.".into();
+            // A different reply every turn: none of them comes from the speech cache.
+            b.replies = (0..turns).map(|i| format!("Okay, {i}.")).collect();
             if tools {
                 let call = mocks::openai::MockToolCall::new("call_1", "lookup", r#"{"order":"A-1234"}"#);
                 b.tool_calls = (0..turns).flat_map(|_| [vec![call.clone()], Vec::new()]).collect();
@@ -125,6 +131,12 @@ fn main() {
             });
         }
         let mut env: HashMap<String, String> = mock.env().into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+        // GREETING=text: HOTLINE_GREETING (synthesized at start); TTS_CACHE_KB=0: no speech cache.
+        for (var, setting) in [("GREETING", "HOTLINE_GREETING"), ("TTS_CACHE_KB", "HOTLINE_TTS_CACHE_KB")] {
+            if let Ok(value) = std::env::var(var) {
+                env.insert(setting.into(), value);
+            }
+        }
         let streaming = std::env::var("STT").is_ok_and(|v| v == "deepgram");
         let deepgram = mocks::deepgram::DeepgramMock::start().await;
         if streaming {
@@ -164,9 +176,15 @@ fn main() {
                 })
             })
             .collect();
+        let mut greetings = Vec::new();
         for call in placed {
-            call.await.unwrap().unwrap();
+            let report = call.await.unwrap().unwrap();
+            let start = report.first(|m| *m == hotline::sim::Moment::StreamStart).unwrap_or(0.0);
+            if let Some(greeting) = report.first(|m| *m == hotline::sim::Moment::ReplyStart) {
+                greetings.push(greeting - start);
+            }
         }
+        report("stream start → first greeting frame", &mut greetings);
         if tools {
             tool_round_trips(&mock);
         }
