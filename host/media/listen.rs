@@ -45,7 +45,10 @@ type Answer = oneshot::Sender<Result<String, ProviderError>>;
 enum Request {
     Audio(Vec<u8>),
     /// Everything heard of the last `utterance_ms`, final.
-    Finalize { utterance_ms: u64, answer: Answer },
+    Finalize {
+        utterance_ms: u64,
+        answer: Answer,
+    },
 }
 
 /// The call's side: drop it and the stream closes.
@@ -200,7 +203,13 @@ impl State {
         }
         let text = words.join(" ");
         let waited_ms = asked.elapsed().as_millis() as u64;
-        info!(event = "stt_final", provider = self.stt.name(), partials = self.partials, finalize_ms = waited_ms, chars = text.len());
+        info!(
+            event = "stt_final",
+            provider = self.stt.name(),
+            partials = self.partials,
+            finalize_ms = waited_ms,
+            chars = text.len()
+        );
         debug!(event = "stt_final_text", text = %text);
         self.partials = 0;
         if self.socket.is_none() && text.is_empty() {
@@ -264,7 +273,12 @@ impl State {
 
     /// The socket broke: connect again and send what is not final yet.
     async fn lost(&mut self, why: &str) {
-        warn!(event = "stt_stream_lost", provider = self.stt.name(), reason = why, unfinal_ms = self.unfinal.len() as u64 / BYTES_PER_MS);
+        warn!(
+            event = "stt_stream_lost",
+            provider = self.stt.name(),
+            reason = why,
+            unfinal_ms = self.unfinal.len() as u64 / BYTES_PER_MS
+        );
         self.socket = None;
         self.reconnect().await;
     }
@@ -280,7 +294,12 @@ impl State {
                     self.socket = Some(socket);
                     self.down_until = None;
                     self.base = self.total - self.unfinal.len() as u64;
-                    info!(event = "stt_stream_open", provider = self.stt.name(), attempt, resent_ms = self.unfinal.len() as u64 / BYTES_PER_MS);
+                    info!(
+                        event = "stt_stream_open",
+                        provider = self.stt.name(),
+                        attempt,
+                        resent_ms = self.unfinal.len() as u64 / BYTES_PER_MS
+                    );
                     return self.resend().await;
                 }
                 Err(e) => warn!(event = "stt_stream_failed", provider = self.stt.name(), attempt, error = %e),

@@ -22,7 +22,7 @@ use serde::ser::{Serialize, SerializeMap, Serializer};
 
 use super::turn_log::TurnTimes;
 use crate::sandbox::wit::{Event, LogEntry, ProviderKind};
-use crate::store::record::{CallRecord, Outcome, TurnRecord, unix_ms};
+use crate::store::record::{CallRecord, Outcome, RecordingRef, TurnRecord, unix_ms};
 
 /// The `<Parameter>`s the webhook adds to the stream: the numbers and the
 /// direction, taken out of the `start`'s parameters and handed to the guest
@@ -101,6 +101,11 @@ impl Recorder {
         recorder.offset_ms = Some(recorder.wall_ms(unix_ms(SystemTime::now())));
         recorder.guest_version(guest);
         recorder
+    }
+
+    /// The recording a resumed record already has (the first stream's).
+    pub fn recording(&self) -> Option<&RecordingRef> {
+        self.record.recording.as_ref()
     }
 
     /// A Unix time on the record's clock: the time since the call started,

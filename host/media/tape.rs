@@ -86,7 +86,14 @@ impl Tape {
 impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
     /// The call started: its recording begins, if recordings are on.
     pub(super) fn tape_start(&mut self, call_sid: &str) {
-        if let Some(recording) = self.app.records.recordings().and_then(|r| r.open(call_sid)) {
+        let Some(recordings) = self.app.records.recordings() else { return };
+        // A record resumed after a transfer keeps its one recording.
+        let earlier = self.record.as_deref().and_then(|r| r.recording());
+        let recording = match earlier {
+            Some(earlier) => recordings.resume(earlier),
+            None => recordings.open(call_sid),
+        };
+        if let Some(recording) = recording {
             self.tape = Some(Box::new((Tape::default(), recording)));
         }
     }

@@ -301,26 +301,25 @@ impl ProviderArgs {
     }
 }
 
-/// Without its trailing slash; ws(s) only.
-fn ws_url(value: &str) -> Result<String, String> {
-    let url = value.trim_end_matches('/');
-    let parsed = reqwest::Url::parse(url).map_err(|e| format!("not a URL: {e}"))?;
-    if !matches!(parsed.scheme(), "ws" | "wss") {
-        return Err("must be a ws:// or wss:// URL".into());
-    }
-    Ok(url.to_string())
-}
-
 fn secret(value: &str) -> Result<Secret, std::convert::Infallible> {
     Ok(Secret::new(value))
 }
 
 /// Without its trailing slash; http(s) only.
 fn http_url(value: &str) -> Result<String, String> {
+    url_of(value, ["http", "https"])
+}
+
+/// Without its trailing slash; ws(s) only (streaming providers).
+fn ws_url(value: &str) -> Result<String, String> {
+    url_of(value, ["ws", "wss"])
+}
+
+fn url_of(value: &str, [plain, secure]: [&str; 2]) -> Result<String, String> {
     let url = value.trim_end_matches('/');
     let parsed = reqwest::Url::parse(url).map_err(|e| format!("not a URL: {e}"))?;
-    if !matches!(parsed.scheme(), "http" | "https") {
-        return Err("must be an http:// or https:// URL".into());
+    if ![plain, secure].contains(&parsed.scheme()) {
+        return Err(format!("must start with {plain}:// or {secure}://"));
     }
     Ok(url.to_string())
 }

@@ -25,7 +25,7 @@ use hotline_audio::{SAMPLE_RATE, ulaw};
 use tracing::{info, warn};
 
 use super::db::create_private_dir;
-use super::record::unix_ms;
+use super::record::{RecordingRef, unix_ms};
 
 /// Bytes of μ-law the queue holds at most (about 35 minutes of stereo
 /// audio across all calls): past it chunks are dropped.
@@ -107,6 +107,15 @@ impl Recordings {
         let path = self.dir.join(&name);
         let _ = self.jobs.send(Job::Create(path.clone()));
         Some(Recording { name, path, samples: 0, broken: AtomicBool::new(false) })
+    }
+
+    /// The recording `earlier` goes on: a caller back from a transfer
+    /// nobody answered is heard after the first stream's audio, in the
+    /// same file (none if the name is not one this store made).
+    pub fn resume(&self, earlier: &RecordingRef) -> Option<Recording> {
+        let path = self.path(&earlier.name)?;
+        let samples = (earlier.bytes as u64).saturating_sub(WAV_HEADER) / 4;
+        Some(Recording { name: earlier.name.clone(), path, samples, broken: AtomicBool::new(false) })
     }
 
     /// Queues interleaved μ-law for the end of `recording`; never waits.

@@ -33,7 +33,7 @@ async fn recording_server(fallback: TransferFallback, dir: &TempDir) -> TestServ
         c.guest_path = Some(PROBE_GUEST.into());
         c.control.transfer_fallback = fallback;
         c.admin_token = Some(TOKEN.into());
-        c.store = StoreSettings { backend: Backend::Sqlite(data), ..StoreSettings::off() };
+        c.store = StoreSettings { backend: Backend::Sqlite(data), record_audio: true, ..StoreSettings::off() };
     })
     .await
 }
@@ -186,6 +186,22 @@ async fn an_unanswered_transfer_and_the_callers_return_leave_one_record() {
     let at: Vec<i64> = entries.iter().map(|(at, _, _)| *at).collect();
     assert!(at.windows(2).all(|w| w[0] <= w[1] + 100), "one clock, going forward: {at:?}");
     assert!(at[dial] >= at[transferred] && at[returned] >= at[dial], "{at:?}");
+    // One recording: the second stream's audio follows the first's in the same file.
+    let heard_ms = (first.caller.len() + second.caller.len()) as i64 / 8;
+    let recorded = record["recording"]["duration_ms"].as_i64().expect("a recording");
+    assert!((recorded - heard_ms).abs() <= 200, "recorded {recorded} ms of {heard_ms} ms: {record}");
+    let url = format!("{}{}", s.base, record["recording"]["url"].as_str().unwrap());
+    // The writer thread may still be appending the last chunk.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let wav = reqwest::Client::new().get(&url).bearer_auth(TOKEN).send().await.unwrap().bytes().await.unwrap();
+        let on_disk = hound::WavReader::new(std::io::Cursor::new(wav)).map_or(0, |r| r.duration() as i64 / 8);
+        if (on_disk - heard_ms).abs() <= 200 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the file holds {on_disk} ms of {heard_ms} ms");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 }
 
 #[tokio::test]

@@ -91,7 +91,11 @@ impl DeepgramMock {
 
     /// With an LLM and a TTS from elsewhere (`env` of the OpenAI stand-in).
     pub fn env(&self) -> Vec<(&'static str, String)> {
-        vec![("HOTLINE_STT", "deepgram".into()), ("DEEPGRAM_API_KEY", KEY.into()), ("HOTLINE_DEEPGRAM_URL", self.url.clone())]
+        vec![
+            ("HOTLINE_STT", "deepgram".into()),
+            ("DEEPGRAM_API_KEY", KEY.into()),
+            ("HOTLINE_DEEPGRAM_URL", self.url.clone()),
+        ]
     }
 }
 
@@ -150,7 +154,9 @@ async fn serve(state: Arc<State>, tcp: tokio::net::TcpStream) {
                 }
             }
             Message::Text(text) => {
-                let kind = serde_json::from_str::<Value>(text.as_str()).ok().and_then(|v| v["type"].as_str().map(String::from));
+                let kind = serde_json::from_str::<Value>(text.as_str())
+                    .ok()
+                    .and_then(|v| v["type"].as_str().map(String::from));
                 match kind.as_deref() {
                     Some("Finalize") => {
                         update(&|c| c.finalizes += 1);
