@@ -14,7 +14,11 @@ use crate::snapshot::tests::{json, run, started};
 /// A fixture's samples (8 kHz μ-law on disk).
 fn fixture(name: &str) -> Vec<i16> {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../audio/testdata").join(format!("{name}.ulaw"));
-    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())).iter().map(|&b| ulaw::decode(b)).collect()
+    std::fs::read(&path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .iter()
+        .map(|&b| ulaw::decode(b))
+        .collect()
 }
 
 /// `speech` (at sample `at`) over white line noise at about -50 dBFS, `ms`
@@ -43,7 +47,10 @@ fn logs<'a>(fx: &'a [Effect], event: &str) -> Vec<&'a LogEntry> {
 }
 
 fn played(fx: &[Effect]) -> Vec<u8> {
-    fx.iter().filter_map(|e| if let Effect::Play(a) = e { Some(a.as_slice()) } else { None }).collect::<Vec<_>>().concat()
+    fx.iter()
+        .filter_map(|e| if let Effect::Play(a) = e { Some(a.as_slice()) } else { None })
+        .collect::<Vec<_>>()
+        .concat()
 }
 
 /// The machine's audio kept between utterances, from its snapshot.
