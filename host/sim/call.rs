@@ -128,8 +128,11 @@ pub struct CallReport {
 }
 
 impl CallReport {
+    /// Kept in time order: the caller's speech start can be found late
+    /// (the detector looking back over the start of the call).
     pub fn record(&mut self, at_ms: f64, moment: Moment) {
-        self.timeline.push(TimelineEntry { at_ms, moment });
+        let at = self.timeline.partition_point(|e| e.at_ms <= at_ms);
+        self.timeline.insert(at, TimelineEntry { at_ms, moment });
     }
 
     pub fn at(&self, pred: impl Fn(&Moment) -> bool) -> Vec<f64> {
@@ -175,6 +178,8 @@ pub async fn place_call(opts: &CallOptions) -> anyhow::Result<CallReport> {
     caller_frames.reverse();
     let audio_frames = caller_frames.len() as u64;
     let mut endpointer = Endpointer::new(EndpointConfig { eou_silence_ms: opts.eou_silence_ms, ..Default::default() });
+    // Where the caller's audio after their last utterance begins.
+    let mut heard = 0;
     let mut playout: VecDeque<Queued> = VecDeque::new();
     let mut playing = false;
     let mut last_agent_ms: u64 = 0;
@@ -194,9 +199,17 @@ pub async fn place_call(opts: &CallOptions) -> anyhow::Result<CallReport> {
                 // Caller: one frame of audio, then silence.
                 let frame = caller_frames.pop().unwrap_or_else(|| vec![ulaw::SILENCE; FRAME_BYTES]);
                 let pcm: Vec<i16> = frame.iter().map(|&c| ulaw::decode(c)).collect();
-                match endpointer.push(&pcm) {
-                    Some(Boundary::SpeechStart) => report.record(now_ms as f64, Moment::CallerSpeechStart),
-                    Some(Boundary::EndOfUtterance { .. }) => report.record((now_ms + FRAME_MS as u64) as f64, Moment::CallerEou),
+                // The guest's detector, fed as the guest feeds it: with the
+                // caller's audio since their last utterance ended.
+                match endpointer.push_after(&report.caller[heard..], &pcm) {
+                    Some(Boundary::SpeechStart { lookback_ms }) => {
+                        let at = now_ms.saturating_sub(lookback_ms as u64);
+                        report.record(at as f64, Moment::CallerSpeechStart);
+                    }
+                    Some(Boundary::EndOfUtterance { .. }) => {
+                        report.record((now_ms + FRAME_MS as u64) as f64, Moment::CallerEou);
+                        heard = report.caller.len() + frame.len();
+                    }
                     _ => {}
                 }
                 let msg = json!({

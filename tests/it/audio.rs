@@ -448,7 +448,7 @@ fn eou_fires_after_exactly_the_configured_silence() {
     for _ in 0..5 {
         assert_eq!(ep.push(&QUIET), None);
     }
-    assert_eq!(ep.push(&LOUD), Some(Boundary::SpeechStart));
+    assert_eq!(ep.push(&LOUD), Some(Boundary::SpeechStart { lookback_ms: 0 }));
     for _ in 0..9 {
         assert_eq!(ep.push(&LOUD), None);
     }
@@ -463,7 +463,7 @@ fn eou_fires_after_exactly_the_configured_silence() {
 fn a_click_is_noise() {
     let mut ep = Endpointer::new(EndpointConfig::default());
     ep.push(&QUIET);
-    assert_eq!(ep.push(&LOUD), Some(Boundary::SpeechStart));
+    assert_eq!(ep.push(&LOUD), Some(Boundary::SpeechStart { lookback_ms: 0 }));
     let ends: Vec<_> = (0..25).filter_map(|_| ep.push(&QUIET)).collect();
     assert_eq!(ends, vec![Boundary::Noise]);
 }

@@ -193,3 +193,56 @@ async fn call_scenarios() {
     }
     assert!(failures.is_empty(), "scenario failures:\n{}", failures.join("\n"));
 }
+
+/// A caller who speaks the moment the call connects ("Yes.", over quiet
+/// line noise; then the load generator's 1 s tone, which is steady until
+/// it stops) is heard and answered, through the real binary: the greeting
+/// is cleared and the echo is their first utterance, from its first frame.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_words_of_a_call_are_answered_by_the_real_binary() {
+    let fixture = |name: &str| -> Vec<i16> {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("guest/audio/testdata").join(name);
+        std::fs::read(path).unwrap().iter().map(|&b| hotline_audio::ulaw::decode(b)).collect()
+    };
+    let noise = fixture("noise-white.ulaw");
+    let line = |ms: usize| -> Vec<i32> { (0..ms * 8).map(|i| noise[i % noise.len()] as i32 / 30).collect() };
+    let mut yes = line(2500);
+    for (s, v) in yes.iter_mut().zip(fixture("speech-yes.ulaw")) {
+        *s += v as i32;
+    }
+    let mut burst = line(2500);
+    for (s, v) in burst.iter_mut().zip(tone(1000, 440.0)) {
+        *s += v as i32;
+    }
+    let child = crate::shutdown::spawn_hotline(&[]).await;
+    let calls: Vec<_> = [yes, burst]
+        .into_iter()
+        .enumerate()
+        .map(|(i, audio)| {
+            let opts = CallOptions {
+                server: child.base.clone(),
+                audio: audio.into_iter().map(|s| s.clamp(-32768, 32767) as i16).collect(),
+                speed: 2.0,
+                call_sid: format!("CAfirstword{i:023}"),
+                idle_ms: 1200,
+                ..CallOptions::default()
+            };
+            tokio::spawn(async move { place_call(&opts).await })
+        })
+        .collect();
+    for (name, call) in ["a word", "a steady sound"].into_iter().zip(calls) {
+        let report = call.await.unwrap().unwrap_or_else(|e| panic!("{name}: call failed: {e:#}"));
+        let onset = report.first(|m| *m == Moment::CallerSpeechStart).unwrap_or_else(|| panic!("{name}: not heard"));
+        assert!(onset <= 200.0, "{name}: speech from {onset} ms, spoken from 0");
+        assert!(report.first(|m| *m == Moment::Clear).is_some(), "{name}: the greeting was not cleared");
+        let eou = *report.at(|m| *m == Moment::CallerEou).first().unwrap_or_else(|| panic!("{name}: no EoU"));
+        let replies = hotline::sim::reply_latencies(&report);
+        assert_eq!(replies.len(), 1, "{name}: one utterance, one reply: {:?}", report.timeline);
+        let start = report.at(|m| *m == Moment::ReplyStart).into_iter().find(|&t| t >= eou - 20.0).unwrap();
+        let end = report.at(|m| *m == Moment::ReplyEnd).into_iter().find(|&t| t > start).expect("reply ended");
+        let echo = &report.agent[(start * 8.0) as usize..(end * 8.0) as usize];
+        assert!(echo.len() >= 2400, "{name}: a {}-byte echo", echo.len());
+        assert_eq!(&echo[..1600], &report.caller[..1600], "{name}: the echo begins with the call's first frames");
+        assert_eq!(report.close, Some((1000, "stream stopped".into())), "{name}");
+    }
+}

@@ -169,7 +169,10 @@ struct Settings {
 /// settings and is not stored.
 #[derive(Serialize, Deserialize)]
 struct Caller<'a> {
-    /// μ-law of the utterance in progress; between utterances, the pre-roll.
+    /// μ-law of the utterance in progress; between utterances, the pre-roll
+    /// (200 to 400 ms), or in a call's first 2 s all the audio since it
+    /// started (or since its last utterance): what the voice detector may
+    /// look back over. An older guest that restores it trims it.
     #[serde(with = "base64_bytes")]
     utterance: Cow<'a, [u8]>,
     utterance_start_ms: u64,
@@ -553,4 +556,4 @@ mod base64_bytes {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -22,8 +22,11 @@ impl Default for EndpointConfig {
 /// What one frame changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Boundary {
-    /// First voiced frame of a possible utterance.
-    SpeechStart,
+    /// First voiced frame of a possible utterance. `lookback_ms` is how
+    /// long before this frame the speech began: 0, unless the detector
+    /// found it late, looking back over the start of the call
+    /// ([`Endpointer::push_after`]); then this frame may be a quiet one.
+    SpeechStart { lookback_ms: u32 },
     /// The utterance ended after `speech_ms` of voiced audio.
     EndOfUtterance { speech_ms: u32 },
     /// Too little speech to count; forget it.
@@ -74,23 +77,44 @@ impl Endpointer {
         })
     }
 
-    /// Feeds one frame (any length; normally 160 samples).
+    /// Feeds one frame (any length; normally 160 samples), without the
+    /// look-back: speech from the very start of a call may go unheard.
     pub fn push(&mut self, pcm: &[i16]) -> Option<Boundary> {
+        self.push_after(&[], pcm)
+    }
+
+    /// Feeds one frame (any length; normally 160 samples). `earlier` is the
+    /// caller's μ-law audio before it, since the last utterance ended (or
+    /// the call started), newest last; only its last
+    /// [`Self::lookback_bytes`] are read. While the noise floor is still
+    /// learning (the first 2 s), a frame that lowers it has the detector
+    /// look back over that audio: speech it finds there starts an
+    /// utterance now, as long ago as it began.
+    pub fn push_after(&mut self, earlier: &[u8], pcm: &[i16]) -> Option<Boundary> {
         let ms = samples_to_ms(pcm.len());
+        // Frames before this one the look-back may reach (while learning).
+        let since_start = self.vad.frames_since_start();
+        let floor = self.vad.noise_floor();
         let voiced = self.vad.is_speech(pcm);
         if voiced {
             self.silence_ms = 0;
             self.speech_ms += ms;
             if !self.in_utterance {
                 self.in_utterance = true;
-                return Some(Boundary::SpeechStart);
+                return Some(Boundary::SpeechStart { lookback_ms: 0 });
             }
             return None;
         }
+        let look_back = since_start.filter(|_| self.vad.noise_floor() < floor);
         if !self.in_utterance {
-            return None;
+            return look_back.and_then(|frames| self.look_back(earlier, frames, ms));
         }
         self.silence_ms += ms;
+        if let Some(frames) = look_back {
+            // Under the lower floor more of the utterance may be speech (a
+            // word from the first frame: the floor learned its quietest part).
+            self.recount(earlier, frames, ms);
+        }
         if self.silence_ms < self.config.eou_silence_ms {
             return None;
         }
@@ -101,6 +125,37 @@ impl Endpointer {
         } else {
             Boundary::Noise
         })
+    }
+
+    /// How much of the caller's audio before the next frame
+    /// [`Self::push_after`] may read: all of it since the call started
+    /// while the floor is learning, none after.
+    pub fn lookback_bytes(&self) -> usize {
+        self.vad.frames_since_start().map_or(0, |frames| frames as usize * crate::FRAME_BYTES)
+    }
+
+    /// Speech found in `earlier` starts an utterance if there is enough of
+    /// it to be one (less is a click, not worth a barge-in).
+    fn look_back(&mut self, earlier: &[u8], frames: u32, ms: u32) -> Option<Boundary> {
+        let found = self.vad.look_back(earlier, frames)?;
+        let frame_ms = crate::FRAME_MS;
+        if found.voiced * frame_ms < self.config.min_speech_ms {
+            return None;
+        }
+        self.in_utterance = true;
+        self.speech_ms = found.voiced * frame_ms;
+        self.silence_ms = found.last_ago * frame_ms - frame_ms + ms;
+        Some(Boundary::SpeechStart { lookback_ms: found.first_ago * frame_ms })
+    }
+
+    /// The utterance in progress measured again against the floor as it
+    /// is now: never less speech than was counted, nor more silence.
+    fn recount(&mut self, earlier: &[u8], frames: u32, ms: u32) {
+        if let Some(found) = self.vad.look_back(earlier, frames) {
+            let frame_ms = crate::FRAME_MS;
+            self.speech_ms = self.speech_ms.max(found.voiced * frame_ms);
+            self.silence_ms = self.silence_ms.min(found.last_ago * frame_ms - frame_ms + ms);
+        }
     }
 
     /// Forces the current utterance to end now (e.g. it ran too long).

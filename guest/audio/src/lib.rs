@@ -25,3 +25,6 @@ pub fn samples_to_ms(samples: usize) -> u32 {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod vad_cases;

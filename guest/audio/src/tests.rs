@@ -1,7 +1,7 @@
 //! The continuing state each streaming type exposes for snapshots: taken
 //! mid-stream and restored, it carries on exactly as the original.
 
-use crate::endpoint::{EndpointConfig, Endpointer};
+use crate::endpoint::{Boundary, EndpointConfig, Endpointer};
 use crate::frame::Framer;
 use crate::resample::Resampler;
 use crate::vad::VadState;
@@ -61,6 +61,48 @@ fn an_endpointer_restored_mid_utterance_continues_exactly() {
         assert_eq!(resumed.push(frame), whole.push(frame));
     }
     assert_eq!(resumed, whole);
+}
+
+#[test]
+fn an_endpointer_restored_while_it_may_look_back_continues_exactly() {
+    // A word from the first frame (200 ms, over a quiet line), then the
+    // line: the detector finds the word only once the floor falls below it.
+    let mut pcm: Vec<i16> = tone(200, 300.0, 8000, 3000.0);
+    pcm.extend(crate::vad_cases::fixture("noise-white").iter().take(8000).map(|&s| s / 30));
+    let frames: Vec<&[i16]> = pcm.chunks(FRAME_BYTES).collect();
+    let ulaw: Vec<u8> = pcm.iter().map(|&s| crate::ulaw::encode(s)).collect();
+    let earlier = |i: usize| &ulaw[..i * FRAME_BYTES];
+    let config = EndpointConfig::default();
+    let mut whole = Endpointer::new(config);
+    for (i, frame) in frames[..5].iter().enumerate() {
+        assert_eq!(whole.push_after(earlier(i), frame), None, "the word is its own floor so far");
+    }
+    assert_eq!(whole.lookback_bytes(), 5 * FRAME_BYTES);
+    let mut resumed = Endpointer::from_state(config, whole.state()).unwrap();
+    assert_eq!(resumed, whole);
+    let mut boundaries = Vec::new();
+    for (i, frame) in frames.iter().enumerate().skip(5) {
+        let b = whole.push_after(earlier(i), frame);
+        assert_eq!(resumed.push_after(earlier(i), frame), b);
+        boundaries.extend(b);
+    }
+    assert_eq!(boundaries, [Boundary::SpeechStart { lookback_ms: 200 }, Boundary::EndOfUtterance { speech_ms: 200 }]);
+    // Without the audio before it, the same frames never hear the word.
+    let mut blind = Endpointer::new(config);
+    assert!(frames.iter().all(|frame| blind.push(frame).is_none()));
+}
+
+#[test]
+fn the_look_back_reaches_the_start_of_the_call_and_ends_after_2_s() {
+    let mut ep = Endpointer::new(EndpointConfig::default());
+    for i in 0..99 {
+        assert_eq!(ep.lookback_bytes(), i * FRAME_BYTES);
+        ep.push(&[0; FRAME_BYTES]);
+    }
+    // The floor's window is full: it has what it needs from here on.
+    assert_eq!(ep.lookback_bytes(), 99 * FRAME_BYTES);
+    ep.push(&[0; FRAME_BYTES]);
+    assert_eq!(ep.lookback_bytes(), 0);
 }
 
 #[test]

@@ -4,6 +4,15 @@
 //! so a fixed threshold either misses quiet callers or hears the line hum.
 //! The floor follows the quietest recent energy quickly and rises only
 //! slowly, so steady noise becomes "silence" while speech stands out.
+//!
+//! At the start of a call the floor knows nothing yet: a caller who talks
+//! from the first frame is, for a while, their own floor. Speech pauses
+//! within a few hundred milliseconds and steady noise never does, so the
+//! detector decides those first frames when the floor first falls below
+//! them: [`Vad::look_back`] measures the audio kept since the call started
+//! against the floor it has now. Nothing else about the floor changes.
+
+use crate::ulaw;
 
 /// RMS below which nothing counts as speech, whatever the floor (≈ -46 dBFS).
 const MIN_SPEECH_RMS: f32 = 160.0;
@@ -78,6 +87,49 @@ impl Vad {
     pub fn noise_floor(&self) -> f32 {
         self.blocks.iter().copied().fold(self.block_min, f32::min).clamp(FLOOR_MIN, FLOOR_MAX)
     }
+
+    /// Frames since the call's first, while the floor's window still
+    /// reaches back to it (fewer than [`BLOCKS`] blocks finished: the first
+    /// 2 s); `None` once the floor has a whole window of history.
+    pub fn frames_since_start(&self) -> Option<u32> {
+        let finished = self.blocks.iter().filter(|&&b| b != f32::MAX).count();
+        (finished < BLOCKS).then(|| finished as u32 * BLOCK_FRAMES + self.block_frames)
+    }
+
+    /// The frames of `earlier` (μ-law, whole 20 ms frames counted from its
+    /// end, newest last; at most `frames` of them: those since the call
+    /// started, [`Self::frames_since_start`] before the current frame) that
+    /// stand out of the floor as it is now: speech the floor could not tell
+    /// while it had only that speech to learn from.
+    pub fn look_back(&self, earlier: &[u8], frames: u32) -> Option<LookBack> {
+        let threshold = (self.noise_floor() * SNR_RATIO).max(MIN_SPEECH_RMS);
+        let mut found: Option<LookBack> = None;
+        let mut pcm = [0i16; FRAME_SAMPLES];
+        for (ago, frame) in earlier.rchunks_exact(FRAME_SAMPLES).take(frames as usize).enumerate() {
+            for (s, &b) in pcm.iter_mut().zip(frame) {
+                *s = ulaw::decode(b);
+            }
+            if rms(&pcm) >= threshold {
+                let ago = ago as u32 + 1;
+                let f = found.get_or_insert(LookBack { voiced: 0, first_ago: ago, last_ago: ago });
+                f.voiced += 1;
+                f.first_ago = ago;
+            }
+        }
+        found
+    }
+}
+
+const FRAME_SAMPLES: usize = crate::FRAME_BYTES;
+
+/// Speech found by looking back: `voiced` frames, the oldest `first_ago`
+/// frames before the current one and the newest `last_ago` (1 = the frame
+/// just before it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LookBack {
+    pub voiced: u32,
+    pub first_ago: u32,
+    pub last_ago: u32,
 }
 
 pub fn rms(pcm: &[i16]) -> f32 {

@@ -20,7 +20,9 @@ const ECHO_TAIL_MS: u32 = 100;
 pub(crate) struct Caller {
     pub(crate) endpointer: Endpointer,
     /// μ-law of the utterance in progress; between utterances, the pre-roll
-    /// (up to twice its length: trimmed to it when speech starts).
+    /// (up to twice its length: trimmed to it when speech starts), or, while
+    /// the detector may look back (a call's first 2 s), everything since the
+    /// call started or its last utterance ended.
     pub(crate) utterance: Vec<u8>,
     pub(crate) utterance_start_ms: u64,
     /// One decoded frame; kept only to reuse its allocation.
@@ -42,18 +44,25 @@ impl Machine {
         caller.pcm.clear();
         ulaw::decode_into(payload, &mut caller.pcm);
         self.media_ms += samples_to_ms(payload.len()) as u64;
-        let boundary = caller.endpointer.push(&caller.pcm);
+        let boundary = caller.endpointer.push_after(&caller.utterance, &caller.pcm);
         caller.utterance.extend_from_slice(payload);
         match boundary {
-            Some(Boundary::SpeechStart) => {
-                // The utterance begins with the pre-roll before this frame.
-                let keep = PREROLL_BYTES + payload.len();
+            Some(Boundary::SpeechStart { lookback_ms }) => {
+                // The utterance begins with the pre-roll before its first
+                // voiced frame: this one, or one the detector looked back to.
+                let lookback = lookback_ms as usize * SAMPLE_RATE as usize / 1000;
+                let keep = PREROLL_BYTES + lookback + payload.len();
                 if caller.utterance.len() > keep {
                     let excess = caller.utterance.len() - keep;
                     caller.utterance.drain(..excess);
                 }
                 caller.utterance_start_ms = self.media_ms.saturating_sub(samples_to_ms(caller.utterance.len()) as u64);
-                fx.push(log("speech_start", &[("at_ms", self.media_ms.to_string())]));
+                let mut fields = vec![("at_ms", self.media_ms.to_string())];
+                if lookback_ms > 0 {
+                    // Found late: the floor was still learning when it began.
+                    fields.push(("lookback_ms", lookback_ms.to_string()));
+                }
+                fx.push(log("speech_start", &fields));
             }
             Some(Boundary::EndOfUtterance { speech_ms }) => {
                 self.on_end_of_utterance(speech_ms, fx);
@@ -81,10 +90,15 @@ impl Machine {
                 fx.push(log("utterance_cut", &[("at_ms", self.media_ms.to_string())]));
                 self.on_end_of_utterance(speech_ms, fx);
             }
-        } else if self.caller.utterance.len() >= 2 * PREROLL_BYTES {
+        } else {
+            // Between utterances: the pre-roll, or (while the detector may
+            // still look back) everything since the last utterance.
             // Trimmed once every ten frames, not shifted by one every frame.
-            let excess = self.caller.utterance.len() - PREROLL_BYTES;
-            self.caller.utterance.drain(..excess);
+            let keep = PREROLL_BYTES.max(self.caller.endpointer.lookback_bytes());
+            if self.caller.utterance.len() >= keep + PREROLL_BYTES {
+                let excess = self.caller.utterance.len() - keep;
+                self.caller.utterance.drain(..excess);
+            }
         }
     }
 

@@ -22,6 +22,9 @@ mod playback;
 mod reply;
 mod tools;
 
+#[cfg(test)]
+mod tests;
+
 use hotline_audio::endpoint::{EndpointConfig, Endpointer};
 
 pub(crate) use listening::Caller;

@@ -22,11 +22,11 @@ fn goldens() -> Vec<(String, Vec<u8>)> {
     found
 }
 
-fn json(bytes: &[u8]) -> Value {
+pub(crate) fn json(bytes: &[u8]) -> Value {
     serde_json::from_slice(bytes).unwrap()
 }
 
-fn started(ai: bool) -> Event {
+pub(crate) fn started(ai: bool) -> Event {
     Event::Started(Started {
         stream_sid: "MZtest".into(),
         call_sid: "CAtest".into(),
@@ -50,7 +50,7 @@ fn started(ai: bool) -> Event {
 }
 
 /// `pcm` (8 kHz) as Twilio sends it: μ-law, 20 ms a message.
-fn media(pcm: &[i16]) -> Vec<Event> {
+pub(crate) fn media(pcm: &[i16]) -> Vec<Event> {
     pcm.chunks(FRAME_BYTES)
         .map(|frame| {
             let mut payload = Vec::new();
@@ -64,7 +64,7 @@ fn speech(ms: u32) -> Vec<Event> {
     media(&tone(ms, 300.0, 8000, 8000.0))
 }
 
-fn silence(ms: u32) -> Vec<Event> {
+pub(crate) fn silence(ms: u32) -> Vec<Event> {
     media(&vec![0; ms as usize * 8])
 }
 
@@ -73,7 +73,7 @@ fn mark(name: &str) -> Vec<Event> {
 }
 
 /// Everything `machine` does with `events`, comparable.
-fn run(machine: &mut Machine, events: Vec<Event>) -> Vec<String> {
+pub(crate) fn run(machine: &mut Machine, events: Vec<Event>) -> Vec<String> {
     events.into_iter().map(|e| format!("{:?}", machine.handle(e))).collect()
 }
 
