@@ -35,20 +35,10 @@ pub struct Pattern {
 
 impl Pattern {
     pub fn new() -> Arc<Pattern> {
-        let mut seed = 0x2545_f491_u32;
-        let mut noise = move |amplitude: i32| {
-            seed ^= seed << 13;
-            seed ^= seed >> 17;
-            seed ^= seed << 5;
-            (seed % (2 * amplitude as u32 + 1)) as i32 - amplitude
-        };
-        let tone = hotline_audio::tone(1000, 440.0, 8000, 8000.0);
-        let pcm: Vec<i16> = (0..CYCLE_FRAMES * FRAME_BYTES)
-            .map(|i| match tone.get(i) {
-                Some(&t) if i < SPEECH_FRAMES * FRAME_BYTES => (t as i32 + noise(500)) as i16,
-                _ => noise(30) as i16,
-            })
-            .collect();
+        // One cycle: SPEECH_FRAMES of tone in noise, then a near-silent line.
+        let pcm = hotline_audio::load_caller_cycle();
+        debug_assert_eq!(pcm.len(), CYCLE_FRAMES * FRAME_BYTES);
+        debug_assert_eq!(SPEECH_FRAMES * FRAME_BYTES, 8000);
         let frames = pcm
             .chunks(FRAME_BYTES)
             .map(|f| BASE64.encode(f.iter().map(|&s| ulaw::encode(s)).collect::<Vec<u8>>()))

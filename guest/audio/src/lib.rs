@@ -10,7 +10,7 @@ mod tone;
 pub mod ulaw;
 pub mod vad;
 
-pub use tone::tone;
+pub use tone::{load_caller_cycle, tone};
 
 /// Twilio Media Streams audio: G.711 μ-law, 8 kHz, mono.
 pub const SAMPLE_RATE: u32 = 8000;

@@ -109,20 +109,7 @@ fn looped(pcm: &[i16], len: usize) -> Vec<f64> {
 /// The load generator's caller (`host/bench/caller.rs`): 1 s of a 440 Hz
 /// tone with noise, 1 s of near-silence, repeated, from the first frame.
 pub fn load_pattern(seconds: u32) -> (Vec<i16>, usize) {
-    let mut seed = 0x2545_f491_u32;
-    let mut noise = move |amplitude: i32| {
-        seed ^= seed << 13;
-        seed ^= seed >> 17;
-        seed ^= seed << 5;
-        (seed % (2 * amplitude as u32 + 1)) as i32 - amplitude
-    };
-    let tone = tone(1000, 440.0, 8000, 8000.0);
-    let cycle: Vec<i16> = (0..16_000)
-        .map(|i| match tone.get(i) {
-            Some(&t) => (t as i32 + noise(500)) as i16,
-            None => noise(30) as i16,
-        })
-        .collect();
+    let cycle = crate::load_caller_cycle();
     let pcm: Vec<i16> = cycle.iter().copied().cycle().take(seconds as usize * 8000).collect();
     (pcm.iter().map(|&s| ulaw::decode(ulaw::encode(s))).collect(), seconds as usize / 2)
 }

@@ -85,16 +85,10 @@ fn a_steady_sound_from_the_first_frame_that_stops_is_answered() {
     // frame, then a quiet line. Only its end shows it was not the floor.
     let mut m = Machine::default();
     m.handle(started(false));
-    let mut seed = 0x2545_f491_u32;
-    let mut noise = move |amplitude: i32| {
-        seed ^= seed << 13;
-        seed ^= seed >> 17;
-        seed ^= seed << 5;
-        (seed % (2 * amplitude as u32 + 1)) as i32 - amplitude
-    };
-    let tone = hotline_audio::tone(1000, 440.0, 8000, 8000.0);
-    let mut pcm: Vec<i16> = tone.iter().map(|&t| (t as i32 + noise(500)) as i16).collect();
-    pcm.extend((0..12_000).map(|_| noise(30) as i16));
+    // The tone in noise, then a second and a half of near-silent line.
+    let cycle = hotline_audio::load_caller_cycle();
+    let mut pcm = cycle.clone();
+    pcm.extend(&cycle[8000..12_000]);
     let audio: Vec<u8> = pcm.iter().map(|&s| ulaw::encode(s)).collect();
     let fx = handle_all(&mut m, frames(&audio));
     let start = logs(&fx, "speech_start");
