@@ -83,10 +83,16 @@ impl Drop for Listener {
         // The task ends by itself once the channel closes (it says goodbye
         // to the provider); this bounds it if the provider does not answer.
         let task = self.task.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_secs(2)).await;
-            task.abort();
-        });
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(async move {
+                    tokio::time::sleep(Duration::from_secs(2)).await;
+                    task.abort();
+                });
+            }
+            // The runtime is going away: so is the task.
+            Err(_) => task.abort(),
+        }
     }
 }
 
