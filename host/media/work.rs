@@ -110,11 +110,8 @@ impl Work {
     fn listener(&mut self) -> Option<&Arc<Listener>> {
         if self.listener.is_none() {
             let stt = self.providers.listen.clone().filter(|_| self.providers.complete())?;
-            let tx = self.sender().clone();
             // Partials belong to no turn: delivered whatever the epoch.
-            let partial = move |event| {
-                let _ = tx.send((LASTING, event));
-            };
+            let partial = self.lasting_reporter();
             self.listener = Some(Arc::new(Listener::start(stt, partial)));
         }
         self.listener.as_ref()
@@ -260,7 +257,15 @@ impl Work {
     /// answers the call logic, not a turn, so a `cancel` in the same
     /// dispatch does not drop it (each `fetch` gets exactly one `fetched`).
     pub fn report(&mut self, event: Event) {
-        let _ = self.sender().send((LASTING, event));
+        (self.lasting_reporter())(event);
+    }
+
+    /// Sends events delivered whatever the epoch.
+    fn lasting_reporter(&mut self) -> impl Fn(Event) + Send + Sync + 'static {
+        let tx = self.sender().clone();
+        move |event| {
+            let _ = tx.send((LASTING, event));
+        }
     }
 
     /// Sends an event tagged with the current epoch.
@@ -279,10 +284,8 @@ impl Work {
     /// Runs `task` until it is done or the call ends (never cancelled
     /// with the turn); the event it ends with goes to the guest.
     pub fn spawn_lasting(&mut self, task: impl Future<Output = Event> + Send + 'static) {
-        let tx = self.sender().clone();
-        let task = async move {
-            let _ = tx.send((LASTING, task.await));
-        };
+        let report = self.lasting_reporter();
+        let task = async move { report(task.await) };
         self.lasting.retain(|t| !t.is_finished());
         self.lasting.push(tokio::spawn(task.instrument(Span::current())).abort_handle());
     }
@@ -327,8 +330,7 @@ async fn speech_worker(
                 let samples = pcm.samples.clone();
                 report(Event::SpeechAudio(wit::SpeechAudio { samples, sample_rate: pcm.rate, done: false }));
             }
-            let sample_rate = rate.load(Ordering::Relaxed).max(1);
-            report(Event::SpeechAudio(wit::SpeechAudio { samples: Vec::new(), sample_rate, done: true }));
+            report(speech_done(rate.load(Ordering::Relaxed)));
             continue;
         }
         let mut kept = cache.wants(&text).then(Vec::new);
@@ -349,16 +351,17 @@ async fn speech_worker(
             cache.put(&text, kept);
         }
         match finish(&providers, ProviderKind::Tts, result) {
-            Ok(()) => {
-                let sample_rate = match rate.load(Ordering::Relaxed) {
-                    0 => hotline_audio::SAMPLE_RATE,
-                    r => r,
-                };
-                report(Event::SpeechAudio(wit::SpeechAudio { samples: Vec::new(), sample_rate, done: true }));
-            }
+            Ok(()) => report(speech_done(rate.load(Ordering::Relaxed))),
             Err(e) => return report(Event::ProviderError(e)),
         }
     }
+}
+
+/// The `done` chunk that closes a `speak`, at the rate of its last chunk
+/// (0: none came, the call's own rate).
+fn speech_done(rate: u32) -> Event {
+    let sample_rate = if rate == 0 { hotline_audio::SAMPLE_RATE } else { rate };
+    Event::SpeechAudio(wit::SpeechAudio { samples: Vec::new(), sample_rate, done: true })
 }
 
 /// Names and count only: the arguments may hold what the caller said

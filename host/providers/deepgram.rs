@@ -4,6 +4,8 @@
 //! Endpointing stays the guest's: Deepgram's own (`endpointing`) only
 //! decides where its final segments fall.
 
+use std::sync::Arc;
+
 use futures_util::future::BoxFuture;
 use serde::Deserialize;
 use tokio_tungstenite::tungstenite::Message;
@@ -15,11 +17,14 @@ use super::{ProviderError, ProviderSettings, Result};
 pub struct Deepgram {
     settings: DeepgramSettings,
     providers: ProviderSettings,
+    tls: Arc<rustls::ClientConfig>,
 }
 
 impl Deepgram {
-    pub fn new(settings: DeepgramSettings, providers: &ProviderSettings) -> Deepgram {
-        Deepgram { settings, providers: providers.clone() }
+    /// Fails on a CA file it cannot read (as the HTTP client does).
+    pub fn new(settings: DeepgramSettings, providers: &ProviderSettings) -> Result<Deepgram> {
+        let tls = streaming::tls_config(providers)?;
+        Ok(Deepgram { settings, providers: providers.clone(), tls })
     }
 
     fn url(&self) -> String {
@@ -46,7 +51,7 @@ impl StreamingStt for Deepgram {
         Box::pin(async move {
             let auth = format!("Token {}", self.settings.api_key.expose());
             let request = streaming::request(&self.url(), &[("authorization", &auth)])?;
-            streaming::open(&self.providers, request).await
+            streaming::open(&self.providers, &self.tls, request).await
         })
     }
 
@@ -122,7 +127,7 @@ mod tests {
             model: "nova-3".into(),
         };
         let providers = crate::config::Config::default().providers;
-        Deepgram::new(settings, &providers)
+        Deepgram::new(settings, &providers).unwrap()
     }
 
     #[test]

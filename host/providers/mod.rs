@@ -149,7 +149,7 @@ impl Providers {
             Choice::Deepgram | Choice::None => None,
         };
         let listen: Option<Arc<dyn StreamingStt>> = match (settings.stt, &settings.deepgram) {
-            (Choice::Deepgram, Some(d)) => Some(Arc::new(deepgram::Deepgram::new(d.clone(), &settings))),
+            (Choice::Deepgram, Some(d)) => Some(Arc::new(deepgram::Deepgram::new(d.clone(), &settings)?)),
             _ => None,
         };
         let llm: Option<Arc<dyn Llm>> = match settings.llm {

@@ -47,11 +47,15 @@ pub trait StreamingStt: Send + Sync {
     fn heard(&self, text: &str) -> Result<Heard>;
 }
 
-/// Opens a WebSocket to a provider: `wss://` through rustls with the
-/// platform's roots plus `HOTLINE_PROVIDER_CA_FILE` (as the HTTP client
-/// trusts), `ws://` for loopback stand-ins; within the connect timeout.
-pub async fn open(settings: &ProviderSettings, request: http::Request<()>) -> Result<Socket> {
-    let connector = Connector::Rustls(tls_config(settings)?);
+/// Opens a WebSocket to a provider: `wss://` through `tls` (see
+/// [`tls_config`]), `ws://` for loopback stand-ins; within the connect
+/// timeout.
+pub async fn open(
+    settings: &ProviderSettings,
+    tls: &Arc<rustls::ClientConfig>,
+    request: http::Request<()>,
+) -> Result<Socket> {
+    let connector = Connector::Rustls(tls.clone());
     let config = WebSocketConfig::default().max_message_size(Some(1 << 20)).max_frame_size(Some(1 << 20));
     let connecting = tokio_tungstenite::connect_async_tls_with_config(request, Some(config), true, Some(connector));
     match tokio::time::timeout(settings.connect_timeout, connecting).await {
@@ -76,7 +80,10 @@ pub fn request(url: &str, headers: &[(&str, &str)]) -> Result<http::Request<()>>
     Ok(request)
 }
 
-fn tls_config(settings: &ProviderSettings) -> Result<Arc<rustls::ClientConfig>> {
+/// rustls with the platform's roots plus `HOTLINE_PROVIDER_CA_FILE`, as
+/// the HTTP client trusts. Built once per provider (it reads the system's
+/// roots and the CA file), not per call.
+pub fn tls_config(settings: &ProviderSettings) -> Result<Arc<rustls::ClientConfig>> {
     use rustls_pki_types::pem::PemObject as _;
     super::install_tls();
     let provider = rustls::crypto::CryptoProvider::get_default()
