@@ -39,8 +39,8 @@ RUN apt-get update \
 # A fixed, non-root uid: the compile cache is trusted only in a directory
 # this user owns and nobody else can write (mode 0700), so the Kubernetes
 # manifests run as this same uid.
-RUN groupadd --system --gid 10001 hotline \
-    && useradd --system --uid 10001 --gid 10001 --home-dir /var/lib/hotline --shell /usr/sbin/nologin hotline \
+RUN groupadd --gid 10001 hotline \
+    && useradd --uid 10001 --gid 10001 --no-create-home --home-dir /var/lib/hotline --shell /usr/sbin/nologin hotline \
     && install -d -m 0700 -o hotline -g hotline /var/lib/hotline /var/cache/hotline
 COPY --from=build /out/hotline /usr/local/bin/hotline
 
@@ -57,7 +57,7 @@ USER 10001:10001
 # (HOTLINE_GUEST_MEMORY_MB, ...) differ from this build's misses the entry
 # (it is keyed by them) and compiles at start (~0.5 s), as without it.
 RUN set -eu; \
-    HOTLINE_BIND=127.0.0.1 PORT=18080 HOTLINE_DATA_DIR=off hotline serve & pid=$!; \
+    HOTLINE_BIND=127.0.0.1 PORT=18479 HOTLINE_DATA_DIR=off hotline serve & pid=$!; \
     i=0; until ls /var/cache/hotline/*.cwasm >/dev/null 2>&1; do \
       i=$((i + 1)); [ "$i" -le 600 ] || { echo "no compiled guest after 60 s" >&2; exit 1; }; \
       sleep 0.1; \
