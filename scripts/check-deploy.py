@@ -55,6 +55,8 @@ AFTER_DRAIN_SECS = 10
 K8S_VERSIONS = ["1.29.0", None]
 
 results = []
+# The variables `hotline serve --help` lists (set in main).
+KNOWN = set()
 
 
 def check(name, ok, detail=""):
@@ -104,13 +106,13 @@ def get(port, path, timeout=2.0):
 class Server:
     """`hotline serve` with a recipe's settings, on loopback."""
 
-    def __init__(self, binary, env, tmp):
+    def __init__(self, binary, env, tmp, known):
         self.port = free_port()
         data = Path(tmp) / "data"
         cache = Path(tmp) / "cache"
-        full = {k: v for k, v in os.environ.items() if not k.startswith("HOTLINE_")}
-        for k in ("PORT", "DATABASE_URL", "TWILIO_AUTH_TOKEN", "TWILIO_AUTH_TOKEN_SECONDARY"):
-            full.pop(k, None)
+        # Only the recipe's settings: none of hotline's variables (a key, a
+        # database) from the environment this runs in.
+        full = {k: v for k, v in os.environ.items() if k not in known and not k.startswith("HOTLINE_")}
         full.update(env)
         full.update(
             PORT=str(self.port),
@@ -150,10 +152,11 @@ class Server:
 
 
 def run_recipe(binary, name, env, paths, extra=None):
+    known = KNOWN
     """Starts the server with `env`; each of `paths` must answer 200."""
     with tempfile.TemporaryDirectory(prefix="hotline-deploy-") as tmp:
         os.chmod(tmp, 0o700)
-        server = Server(binary, env, tmp)
+        server = Server(binary, env, tmp, known)
         try:
             up = server.ready()
             if not check(f"{name}: hotline serve starts with the recipe's settings and /readyz says 200", up,
@@ -520,6 +523,7 @@ def main():
         print(f"no hotline binary at {binary}: build it (cargo build --release) or pass --binary", file=sys.stderr)
         return 2
     known, defaults = known_variables(binary)
+    KNOWN.update(known)
     check("hotline serve --help lists its settings", len(known) > 50, f"{len(known)} variables")
     image_env, _ = dockerfile(binary, known, defaults)
     uid = next((line.split()[1].split(":")[0] for line in (ROOT / "Dockerfile").read_text().splitlines()
