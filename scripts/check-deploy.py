@@ -501,6 +501,11 @@ def replit(binary, known, defaults):
     port = env.get("PORT") or defaults.get("PORT", "8080")
     local = [str(p.get("localPort")) for p in doc.get("ports", [])]
     check(".replit: [[ports]] localPort is the port hotline listens on", local == [port], f"{local}, PORT {port}")
+    check(".replit: no rust-stable module (Nix's rustc, without rustup, older than the pin)",
+          not any("rust" in m for m in doc.get("modules", [])), f"{doc.get('modules')}")
+    nix = (ROOT / "replit.nix").read_text() if (ROOT / "replit.nix").exists() else ""
+    check("replit.nix: rustup (for rust-toolchain.toml's toolchain and target) and a C compiler",
+          "pkgs.rustup" in nix and "pkgs.gcc" in nix)
     run_recipe(binary, ".replit", env, ["/healthz"])
 
 
