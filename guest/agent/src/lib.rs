@@ -21,6 +21,7 @@ pub mod bindings {
 }
 
 mod machine;
+mod prompts;
 mod snapshot;
 mod twiml;
 

@@ -137,8 +137,16 @@ impl Machine {
         utterance.truncate(utterance.len() - trim);
         self.begin_reply(fx);
         let turn = self.playback.turn;
-        for (i, chunk) in utterance.chunks(SEGMENT_BYTES).enumerate() {
-            self.play_segment(chunk.to_vec(), format!("t{turn}-s{i}"), String::new(), fx);
+        // Cut from the end, so the first segment is the utterance's own
+        // buffer: a copy of each segment would hold the utterance twice.
+        let mut segments = Vec::new();
+        while utterance.len() > SEGMENT_BYTES {
+            let last = (utterance.len() - 1) / SEGMENT_BYTES * SEGMENT_BYTES;
+            segments.push(utterance.split_off(last));
+        }
+        segments.push(utterance);
+        for (i, segment) in segments.into_iter().rev().enumerate() {
+            self.play_segment(segment, format!("t{turn}-s{i}"), String::new(), fx);
         }
         self.playback.reply_complete = true;
     }

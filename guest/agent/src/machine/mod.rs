@@ -38,9 +38,6 @@ use crate::bindings::hotline::call::types::{Config, Effect, Event, LogEntry, Sta
 const GREETING_MARK: &str = "greeting";
 const GREETING_TEXT: &str = "Hello! This is hotline. How can I help?";
 const SYSTEM_PROMPT: &str = "You are a friendly phone agent. Answer in one or two short spoken sentences.";
-/// μ-law 8 kHz prompt shipped inside the guest (`scripts/make-prompts.sh`):
-/// the echo agent's greeting.
-static GREETING_AUDIO: &[u8] = include_bytes!("../../assets/greeting.ulaw");
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {
@@ -256,7 +253,12 @@ impl Machine {
         if self.settings.ai {
             self.speak(text_or(&s.config.greeting, GREETING_TEXT), fx);
         } else {
-            self.play_segment(playback::prompt(GREETING_AUDIO), GREETING_MARK.to_string(), String::new(), fx);
+            self.play_segment(
+                crate::prompts::play(&crate::prompts::GREETING),
+                GREETING_MARK.to_string(),
+                String::new(),
+                fx,
+            );
         }
         self.playback.reply_complete = true;
     }

@@ -85,18 +85,11 @@ impl Machine {
 /// Plays `audio` (padded to whole frames) followed by its mark.
 pub(super) fn play_with_mark(mut audio: Vec<u8>, mark: &str, fx: &mut Vec<Effect>) {
     let whole = audio.len().div_ceil(FRAME_BYTES) * FRAME_BYTES;
+    // Exactly: `resize` alone may double the buffer.
+    audio.reserve_exact(whole - audio.len());
     audio.resize(whole, ulaw::SILENCE);
     if !audio.is_empty() {
         fx.push(Effect::Play(audio));
     }
     fx.push(Effect::Mark(mark.to_string()));
-}
-
-/// A copy of a prompt, padded to whole frames, in one allocation of its
-/// final size: growing a copy to pad it would hold two copies at once,
-/// and the guest's heap keeps its high-water mark for the whole call.
-pub(super) fn prompt(audio: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(audio.len().div_ceil(FRAME_BYTES) * FRAME_BYTES);
-    out.extend_from_slice(audio);
-    out
 }

@@ -7,19 +7,16 @@ use hotline_audio::frame::Framer;
 use hotline_audio::resample::Resampler;
 use hotline_audio::{SAMPLE_RATE, ulaw};
 
-use super::playback::{play_with_mark, prompt};
+use super::playback::play_with_mark;
 use super::{Machine, Segment, State, log};
 use crate::bindings::hotline::call::types::{
     Effect, ProviderError, ProviderKind, ReplyText, Restart, Role, SpeechAudio, Thought, Timer, Transcript, Turn,
     Utterance,
 };
+use crate::prompts;
 
 /// Timer id of the fallback filler (ids are per call and the guest's own).
 pub(super) const FALLBACK_TIMER: u32 = 1;
-/// μ-law 8 kHz prompts shipped inside the guest (`scripts/make-prompts.sh`):
-/// the filler for a slow turn ("One moment.") and the apology for a failed one.
-static FILLER_AUDIO: &[u8] = include_bytes!("../../assets/filler.ulaw");
-static APOLOGY_AUDIO: &[u8] = include_bytes!("../../assets/apology.ulaw");
 
 /// What a THINKING call waits for from the host's providers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -175,7 +172,7 @@ impl Machine {
             "fallback_fired",
             &[("turn", turn.to_string()), ("after_ms", self.settings.fallback_ms.to_string())],
         ));
-        play_with_mark(prompt(FILLER_AUDIO), &mark, fx);
+        play_with_mark(prompts::play(&prompts::FILLER), &mark, fx);
         ai.filler = Some(mark);
         ai.filler_fired = true;
     }
@@ -247,7 +244,7 @@ impl Machine {
             self.begin_reply(fx);
         }
         let mark = format!("t{}-apology", self.playback.turn);
-        self.play_segment(prompt(APOLOGY_AUDIO), mark, String::new(), fx);
+        self.play_segment(prompts::play(&prompts::APOLOGY), mark, String::new(), fx);
         self.playback.reply_complete = true;
     }
 }
