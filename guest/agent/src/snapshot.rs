@@ -544,8 +544,8 @@ mod base64_bytes {
     use base64::engine::general_purpose::STANDARD;
     use serde::{Deserialize, Deserializer, Serializer};
 
-    /// Written straight into the snapshot, 768 bytes of audio at a time through
-    /// a buffer on the stack. Encoding into a string of its own first held
+    /// Written straight into the snapshot, 768 bytes of audio at a time
+    /// through a buffer on the stack. Encoding into a string of its own first held
     /// a second, larger copy of the audio at the snapshot's busiest moment,
     /// and the guest's heap keeps its high-water mark for the whole call;
     /// `Base64Display` wrote through `fmt` a few bytes at a time, slower
