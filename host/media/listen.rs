@@ -123,6 +123,9 @@ struct State {
     partials: u32,
     /// The `finalize` being answered, and when it was asked.
     waiting: Option<(Answer, Instant)>,
+    /// How much of the end of `unfinal` that `finalize`'s utterance is (with
+    /// the slack before it).
+    utterance_bytes: u64,
     last_sent: Instant,
     /// No reconnect before this (after a run of failed ones).
     down_until: Option<Instant>,
@@ -139,6 +142,7 @@ async fn listen(stt: Arc<dyn StreamingStt>, mut requests: UnboundedReceiver<Requ
         partial: String::new(),
         partials: 0,
         waiting: None,
+        utterance_bytes: 0,
         last_sent: Instant::now(),
         down_until: None,
     };
@@ -198,12 +202,20 @@ impl State {
         // Finals of earlier speech (noise, words the guest ignored) are not this utterance's.
         self.finals.retain(|f| f.end_byte > since);
         self.waiting = Some((answer, Instant::now()));
+        self.utterance_bytes = (utterance_ms + UTTERANCE_SLACK_MS) * BYTES_PER_MS;
+        let utterance = self.utterance();
         let Some(stream) = self.stream.as_mut() else {
             // Connecting sends the flush once the audio is resent.
             return self.reconnect().await;
         };
-        let message = stream.protocol.finalize();
-        self.send(message).await;
+        let messages = stream.protocol.finalize(&utterance);
+        self.send_all(messages).await;
+    }
+
+    /// The audio of the utterance being finalized, as far as it is kept.
+    fn utterance(&self) -> Vec<u8> {
+        let len = (self.utterance_bytes as usize).min(self.unfinal.len());
+        self.unfinal.range(self.unfinal.len() - len..).copied().collect()
     }
 
     /// Answers the `finalize` waiting, with the finals and, when the flush
@@ -274,6 +286,26 @@ impl State {
         let Some(stream) = self.stream.as_mut() else { return };
         self.last_sent = Instant::now();
         if let Err(e) = stream.socket.send(message).await {
+            self.lost(&e.to_string()).await;
+        }
+    }
+
+    /// Several messages, written together (a reconnect in between would
+    /// send a flush of its own).
+    async fn send_all(&mut self, messages: Vec<Message>) {
+        let Some(stream) = self.stream.as_mut() else { return };
+        self.last_sent = Instant::now();
+        let mut result = Ok(());
+        for message in messages {
+            result = stream.socket.feed(message).await;
+            if result.is_err() {
+                break;
+            }
+        }
+        if result.is_ok() {
+            result = stream.socket.flush().await;
+        }
+        if let Err(e) = result {
             self.lost(&e.to_string()).await;
         }
     }
@@ -349,14 +381,17 @@ impl State {
             self.stream = None;
             return;
         }
-        if let (Some(stream), Some(_)) = (self.stream.as_mut(), &self.waiting) {
-            let message = stream.protocol.finalize();
-            self.send_boxed(message).await;
+        if self.waiting.is_some() {
+            let utterance = self.utterance();
+            if let Some(stream) = self.stream.as_mut() {
+                let messages = stream.protocol.finalize(&utterance);
+                self.send_boxed(messages).await;
+            }
         }
     }
 
-    /// `send` from inside a reconnect (which `send` itself may start).
-    fn send_boxed(&mut self, message: Message) -> futures_util::future::BoxFuture<'_, ()> {
-        Box::pin(self.send(message))
+    /// `send_all` from inside a reconnect (which `send_all` itself may start).
+    fn send_boxed(&mut self, messages: Vec<Message>) -> futures_util::future::BoxFuture<'_, ()> {
+        Box::pin(self.send_all(messages))
     }
 }

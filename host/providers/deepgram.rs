@@ -65,8 +65,9 @@ impl Protocol for Live {
         Message::binary(ulaw.to_vec())
     }
 
-    fn finalize(&mut self) -> Message {
-        Message::text(r#"{"type":"Finalize"}"#)
+    /// Deepgram has heard all of it, and its finals say where they fall.
+    fn finalize(&mut self, _utterance: &[u8]) -> Vec<Message> {
+        vec![Message::text(r#"{"type":"Finalize"}"#)]
     }
 
     fn keep_alive(&mut self) -> Option<Message> {

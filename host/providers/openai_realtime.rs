@@ -11,10 +11,14 @@
 //! Server turn detection is off (`turn_detection: null`): the guest
 //! decides where an utterance ends, and a `finalize` is a commit. OpenAI
 //! transcribes only what is committed, so the words arrive after the
-//! utterance, not while it is spoken. Its events say nothing of where in
-//! the audio an item ends, so each connection ([`Transcription`]) counts
-//! the audio it sent and remembers it at each commit, and hands the items'
-//! words over in the order they were committed.
+//! utterance, not while it is spoken; and a commit takes the whole buffer,
+//! so a `finalize` first clears it and appends the utterance again (what
+//! the listener kept of it): an item is the utterance, not the pauses, the
+//! agent's echo or the noise the guest ignored since the last one. Its
+//! events say nothing of where in the audio an item ends, so each
+//! connection ([`Transcription`]) counts the audio it streamed and
+//! remembers it at each commit, and hands the items' words over in the
+//! order they were committed.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -36,6 +40,8 @@ use super::{ProviderError, ProviderSettings, Result};
 const BYTES_PER_MS: u64 = 8;
 /// What OpenAI answers a commit of less than 100 ms of audio with.
 const COMMIT_EMPTY: &str = "input_audio_buffer_commit_empty";
+/// An utterance appended again goes in appends of a second each.
+const APPEND_BYTES: usize = 8000;
 
 pub struct OpenAiRealtime {
     settings: OpenAiRealtimeSettings,
@@ -158,12 +164,18 @@ impl Transcription {
 impl Protocol for Transcription {
     fn audio(&mut self, ulaw: &[u8]) -> Message {
         self.sent_bytes += ulaw.len() as u64;
-        Message::text(json!({ "type": "input_audio_buffer.append", "audio": B64.encode(ulaw) }).to_string())
+        append(ulaw)
     }
 
-    fn finalize(&mut self) -> Message {
+    /// Clear, the utterance again, commit. The item still ends where the
+    /// stream was at the commit (`sent_bytes`: the utterance appended again
+    /// is no new audio).
+    fn finalize(&mut self, utterance: &[u8]) -> Vec<Message> {
         self.commits.push_back(self.sent_ms());
-        Message::text(r#"{"type":"input_audio_buffer.commit"}"#)
+        let mut messages = vec![Message::text(r#"{"type":"input_audio_buffer.clear"}"#)];
+        messages.extend(utterance.chunks(APPEND_BYTES).map(append));
+        messages.push(Message::text(r#"{"type":"input_audio_buffer.commit"}"#));
+        messages
     }
 
     /// No client event is a no-op here; a ping keeps proxies from closing
@@ -210,6 +222,10 @@ impl Protocol for Transcription {
             Incoming::Other => Heard::Nothing,
         })
     }
+}
+
+fn append(ulaw: &[u8]) -> Message {
+    Message::text(json!({ "type": "input_audio_buffer.append", "audio": B64.encode(ulaw) }).to_string())
 }
 
 /// The server events that matter here; the rest (`session.created`,
@@ -299,21 +315,45 @@ mod tests {
         assert!(input["turn_detection"].is_null() && input.as_object().unwrap().contains_key("turn_detection"));
     }
 
+    fn kinds(messages: &[Message]) -> Vec<(String, usize)> {
+        let read = |m: &Message| serde_json::from_str::<serde_json::Value>(m.to_text().unwrap()).unwrap();
+        messages
+            .iter()
+            .map(read)
+            .map(|v| {
+                let audio = v["audio"].as_str().map_or(0, |a| B64.decode(a).unwrap().len());
+                (v["type"].as_str().unwrap().to_string(), audio)
+            })
+            .collect()
+    }
+
     #[test]
-    fn audio_is_appended_as_base64_and_a_finalize_is_a_commit() {
+    fn audio_is_appended_as_base64_and_a_finalize_is_the_utterance_again_then_a_commit() {
         let mut t = Transcription::default();
-        let Message::Text(append) = t.audio(&[0xff, 0x7f, 0x00]) else { panic!("a text message") };
-        let append: serde_json::Value = serde_json::from_str(append.as_str()).unwrap();
+        let append = t.audio(&[0xff, 0x7f, 0x00]);
+        let append: serde_json::Value = serde_json::from_str(append.to_text().unwrap()).unwrap();
         assert_eq!(append, json!({"type": "input_audio_buffer.append", "audio": "/38A"}));
-        let Message::Text(commit) = t.finalize() else { panic!("a text message") };
-        assert_eq!(commit.as_str(), r#"{"type":"input_audio_buffer.commit"}"#);
+        t.audio(&[0xff; 7997]);
+        let sent = t.finalize(&[0xff; 12_000]);
+        let expected = [("input_audio_buffer.clear", 0), ("input_audio_buffer.append", 8000)]
+            .into_iter()
+            .chain([("input_audio_buffer.append", 4000), ("input_audio_buffer.commit", 0)])
+            .map(|(k, n)| (k.to_string(), n))
+            .collect::<Vec<_>>();
+        assert_eq!(kinds(&sent), expected);
+        // The commit ends where the stream was: the utterance again is no new audio.
+        assert_eq!(t.commits, [1000]);
+        assert_eq!(
+            kinds(&t.finalize(&[])),
+            [("input_audio_buffer.clear".to_string(), 0), ("input_audio_buffer.commit".to_string(), 0)]
+        );
     }
 
     #[test]
     fn deltas_accumulate_and_the_completed_item_is_final_where_its_commit_ended() {
         let mut t = Transcription::default();
         t.audio(&[0xff; 8000]); // 1 s
-        t.finalize();
+        t.finalize(&[]);
         assert_eq!(t.heard(&committed("item_1")).unwrap(), Heard::Nothing);
         t.audio(&[0xff; 800]); // audio after the commit is not the item's
         assert_eq!(t.heard(&delta("item_1", "Is it")).unwrap(), Heard::Partial("Is it".into()));
@@ -330,9 +370,9 @@ mod tests {
     fn items_are_handed_over_in_commit_order_and_only_the_last_is_flushed() {
         let mut t = Transcription::default();
         t.audio(&[0xff; 1600]);
-        t.finalize();
+        t.finalize(&[]);
         t.audio(&[0xff; 1600]);
-        t.finalize();
+        t.finalize(&[]);
         t.heard(&committed("a")).unwrap();
         t.heard(&committed("b")).unwrap();
         // The second is transcribed first: it waits for the first.
@@ -342,9 +382,9 @@ mod tests {
 
         // A first item done before the second commit is answered: not flushed.
         t.audio(&[0xff; 800]);
-        t.finalize();
+        t.finalize(&[]);
         t.heard(&committed("c")).unwrap();
-        t.finalize();
+        t.finalize(&[]);
         let first = t.heard(&completed("c", "again")).unwrap();
         assert_eq!(first, Heard::Final { text: "again".into(), end_ms: 500, flushed: false });
     }
@@ -352,7 +392,7 @@ mod tests {
     #[test]
     fn an_empty_commit_is_nothing_heard_at_once_and_other_errors_are_skipped() {
         let mut t = Transcription::default();
-        t.finalize();
+        t.finalize(&[]);
         let empty = event(json!({"type": "error", "event_id": "e", "error": {"type": "invalid_request_error",
             "code": COMMIT_EMPTY, "message": "buffer too small", "param": null, "event_id": null}}));
         assert_eq!(t.heard(&empty).unwrap(), Heard::Final { text: String::new(), end_ms: 0, flushed: true });
@@ -361,7 +401,7 @@ mod tests {
         assert_eq!(t.heard(&other).unwrap(), Heard::Nothing);
         // A failed transcription answers with no words, not with a wait.
         t.audio(&[0xff; 800]);
-        t.finalize();
+        t.finalize(&[]);
         t.heard(&committed("x")).unwrap();
         let failed = event(json!({"type": "conversation.item.input_audio_transcription.failed", "event_id": "e",
             "item_id": "x", "content_index": 0, "error": {"type": "transcription_error", "code": "audio_unintelligible",

@@ -47,8 +47,11 @@ pub trait StreamingStt: Send + Sync {
 pub trait Protocol: Send {
     /// The message that carries one frame of μ-law, 8 kHz.
     fn audio(&mut self, ulaw: &[u8]) -> Message;
-    /// The message that asks for everything sent so far, final.
-    fn finalize(&mut self) -> Message;
+    /// The messages that ask for everything sent so far, final.
+    /// `utterance`: the end of the audio sent, the utterance the guest asks
+    /// about (and a little before it), for a vendor that transcribes only
+    /// what it is told to and would otherwise get the pauses too.
+    fn finalize(&mut self, utterance: &[u8]) -> Vec<Message>;
     /// A message that keeps an idle stream open, if the vendor needs one.
     fn keep_alive(&mut self) -> Option<Message>;
     /// Reads one text message of the provider.

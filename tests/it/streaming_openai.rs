@@ -119,6 +119,12 @@ async fn each_utterance_is_its_own_item_and_audio_after_a_commit_is_the_next_one
     let connections = realtime.connections();
     assert_eq!(connections.len(), 1);
     assert_eq!(connections[0].items, ["is it going to rain", "and tomorrow"]);
+    // Each commit cleared the buffer and appended its utterance again: the
+    // second item is its 2 s of speech (with the pre-roll, the end-of-
+    // utterance silence and the slack), not all 6 s since the first commit.
+    assert_eq!(connections[0].clears, 2);
+    let second = connections[0].item_bytes[1];
+    assert!((2000 * 8..=4000 * 8).contains(&second), "the second item has {second} bytes");
     let users: Vec<String> = openai
         .state
         .chats

@@ -68,6 +68,9 @@ pub struct Connection {
     pub audio_bytes: usize,
     pub commits: usize,
     pub empty_commits: usize,
+    pub clears: usize,
+    /// The audio in the buffer at each commit that made an item.
+    pub item_bytes: Vec<usize>,
     /// The words of each item it transcribed.
     pub items: Vec<String>,
     pub closed_cleanly: bool,
@@ -253,8 +256,11 @@ async fn serve(state: Arc<State>, tcp: tokio::net::TcpStream) {
                 } else {
                     String::new()
                 };
+                update(&|c| {
+                    c.items.push(words.clone());
+                    c.item_bytes.push(buffer);
+                });
                 (buffer, voiced) = (0, false);
-                update(&|c| c.items.push(words.clone()));
                 let committed = json!({"type": "input_audio_buffer.committed",
                     "previous_item_id": previous_item, "item_id": item_id});
                 previous_item = Some(item_id.clone());
@@ -284,7 +290,9 @@ async fn serve(state: Arc<State>, tcp: tokio::net::TcpStream) {
                 }
             }
             Some("input_audio_buffer.clear") => {
+                update(&|c| c.clears += 1);
                 (buffer, voiced) = (0, false);
+                let _ = ws.send(event(json!({"type": "input_audio_buffer.cleared"}))).await;
             }
             _ => violation(format!("unknown message {text}")),
         }
