@@ -477,6 +477,47 @@ mod tests {
     }
 
     #[test]
+    fn openai_realtime_transcribes_only_and_needs_a_key() {
+        use crate::providers::Choice;
+        let key = ("OPENAI_API_KEY", "sk-test");
+        let c = cfg(&[key, ("HOTLINE_STT", "openai-realtime")]).unwrap();
+        assert_eq!(
+            (c.providers.stt, c.providers.llm, c.providers.tts),
+            (Choice::OpenAiRealtime, Choice::OpenAi, Choice::OpenAi)
+        );
+        let realtime = c.providers.openai_realtime.unwrap();
+        assert_eq!(realtime.url, "wss://api.openai.com/v1/realtime");
+        assert_eq!(realtime.model, "gpt-4o-mini-transcribe", "the batch transcription model, one setting");
+        let stand_in =
+            [key, ("HOTLINE_STT", "openai-realtime"), ("HOTLINE_OPENAI_REALTIME_URL", "ws://127.0.0.1:9/v1/realtime/")];
+        assert_eq!(cfg(&stand_in).unwrap().providers.openai_realtime.unwrap().url, "ws://127.0.0.1:9/v1/realtime");
+
+        for (settings, says) in [
+            (
+                &[key, ("HOTLINE_LLM", "openai-realtime")][..],
+                "HOTLINE_LLM=openai-realtime: streaming speech-to-text only",
+            ),
+            (
+                &[key, ("HOTLINE_TTS", "openai-realtime")][..],
+                "HOTLINE_TTS=openai-realtime: streaming speech-to-text only",
+            ),
+            (&[("HOTLINE_STT", "openai-realtime")][..], "HOTLINE_STT=openai-realtime needs OPENAI_API_KEY"),
+            // A local server's base URL is not a key: the realtime API is OpenAI's own.
+            (
+                &[("OPENAI_BASE_URL", "http://localhost:11434/v1"), ("HOTLINE_STT", "openai-realtime")][..],
+                "HOTLINE_STT=openai-realtime needs OPENAI_API_KEY",
+            ),
+            (
+                &[key, ("HOTLINE_OPENAI_REALTIME_URL", "https://api.openai.com/v1/realtime")][..],
+                "HOTLINE_OPENAI_REALTIME_URL",
+            ),
+        ] {
+            let err = format!("{:#}", cfg(settings).unwrap_err());
+            assert!(err.contains(says), "{settings:?}: {err}");
+        }
+    }
+
+    #[test]
     fn names_agree_with_the_definitions() {
         use clap::ValueEnum;
         let name = |v: &dyn Fn() -> Option<clap::builder::PossibleValue>| v().unwrap().get_name().to_string();

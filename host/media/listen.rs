@@ -1,4 +1,5 @@
-//! A call's streaming speech-to-text (`HOTLINE_STT=deepgram`): every
+//! A call's streaming speech-to-text (`HOTLINE_STT=deepgram` or
+//! `openai-realtime`): every
 //! inbound frame goes to the provider as it arrives, so when the guest
 //! asks to `transcribe` an utterance the words are mostly known already
 //! and one flush (`finalize`) brings the rest.
@@ -20,7 +21,7 @@ use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 use tracing::{Instrument, Span, debug, info, warn};
 
-use crate::providers::streaming::Socket;
+use crate::providers::streaming::{Protocol, Socket};
 use crate::providers::{Heard, ProviderError, StreamingStt};
 use crate::sandbox::wit::{self, Event};
 
@@ -102,9 +103,15 @@ struct Final {
     end_byte: u64,
 }
 
+/// One connection to the provider, and its side of the protocol.
+struct Stream {
+    socket: Socket,
+    protocol: Box<dyn Protocol>,
+}
+
 struct State {
     stt: Arc<dyn StreamingStt>,
-    socket: Option<Socket>,
+    stream: Option<Stream>,
     /// Audio since the listener started, in bytes.
     total: u64,
     /// Where the current connection's audio starts in the call's audio.
@@ -116,6 +123,9 @@ struct State {
     partials: u32,
     /// The `finalize` being answered, and when it was asked.
     waiting: Option<(Answer, Instant)>,
+    /// How much of the end of `unfinal` that `finalize`'s utterance is (with
+    /// the slack before it).
+    utterance_bytes: u64,
     last_sent: Instant,
     /// No reconnect before this (after a run of failed ones).
     down_until: Option<Instant>,
@@ -124,7 +134,7 @@ struct State {
 async fn listen(stt: Arc<dyn StreamingStt>, mut requests: UnboundedReceiver<Request>, partial: impl Fn(Event)) {
     let mut s = State {
         stt,
-        socket: None,
+        stream: None,
         total: 0,
         base: 0,
         unfinal: VecDeque::new(),
@@ -132,6 +142,7 @@ async fn listen(stt: Arc<dyn StreamingStt>, mut requests: UnboundedReceiver<Requ
         partial: String::new(),
         partials: 0,
         waiting: None,
+        utterance_bytes: 0,
         last_sent: Instant::now(),
         down_until: None,
     };
@@ -139,8 +150,8 @@ async fn listen(stt: Arc<dyn StreamingStt>, mut requests: UnboundedReceiver<Requ
     loop {
         let deadline = s.waiting.as_ref().map(|(_, asked)| *asked + FINALIZE_WAIT);
         let heard = async {
-            match s.socket.as_mut() {
-                Some(socket) => socket.next().await,
+            match s.stream.as_mut() {
+                Some(stream) => stream.socket.next().await,
                 None => std::future::pending().await,
             }
         };
@@ -158,8 +169,8 @@ async fn listen(stt: Arc<dyn StreamingStt>, mut requests: UnboundedReceiver<Requ
             _ = tokio::time::sleep_until(s.last_sent + KEEP_ALIVE_AFTER) => s.keep_alive().await,
         }
     }
-    if let Some(mut socket) = s.socket.take() {
-        let _ = socket.close(None).await;
+    if let Some(mut stream) = s.stream.take() {
+        let _ = stream.socket.close(None).await;
     }
 }
 
@@ -178,11 +189,11 @@ impl State {
             let excess = self.unfinal.len() - MAX_UNFINAL_BYTES;
             self.unfinal.drain(..excess);
         }
-        if self.socket.is_none() {
+        let Some(stream) = self.stream.as_mut() else {
             self.reconnect().await;
             return; // a new connection sends all of `unfinal`, this frame too
-        }
-        let message = self.stt.audio(&ulaw);
+        };
+        let message = stream.protocol.audio(&ulaw);
         self.send(message).await;
     }
 
@@ -191,12 +202,20 @@ impl State {
         // Finals of earlier speech (noise, words the guest ignored) are not this utterance's.
         self.finals.retain(|f| f.end_byte > since);
         self.waiting = Some((answer, Instant::now()));
-        if self.socket.is_none() {
+        self.utterance_bytes = (utterance_ms + UTTERANCE_SLACK_MS) * BYTES_PER_MS;
+        let utterance = self.utterance();
+        let Some(stream) = self.stream.as_mut() else {
             // Connecting sends the flush once the audio is resent.
             return self.reconnect().await;
-        }
-        let message = self.stt.finalize();
-        self.send(message).await;
+        };
+        let messages = stream.protocol.finalize(&utterance);
+        self.send_all(messages).await;
+    }
+
+    /// The audio of the utterance being finalized, as far as it is kept.
+    fn utterance(&self) -> Vec<u8> {
+        let len = (self.utterance_bytes as usize).min(self.unfinal.len());
+        self.unfinal.range(self.unfinal.len() - len..).copied().collect()
     }
 
     /// Answers the `finalize` waiting, with the finals and, when the flush
@@ -218,7 +237,7 @@ impl State {
         );
         debug!(event = "stt_final_text", text = %text);
         self.partials = 0;
-        if self.socket.is_none() && text.is_empty() {
+        if self.stream.is_none() && text.is_empty() {
             let _ = answer.send(Err(ProviderError::Connect("the speech-to-text stream is down".into())));
         } else {
             let _ = answer.send(Ok(text));
@@ -237,7 +256,8 @@ impl State {
             Some(Err(e)) => return self.lost(&e.to_string()).await,
             None => return self.lost("connection ended").await,
         };
-        match self.stt.heard(text.as_str()) {
+        let Some(stream) = self.stream.as_mut() else { return };
+        match stream.protocol.heard(text.as_str()) {
             Ok(Heard::Partial(words)) => {
                 if words.is_empty() || words == self.partial {
                     return;
@@ -263,16 +283,36 @@ impl State {
     }
 
     async fn send(&mut self, message: Message) {
-        let Some(socket) = self.socket.as_mut() else { return };
+        let Some(stream) = self.stream.as_mut() else { return };
         self.last_sent = Instant::now();
-        if let Err(e) = socket.send(message).await {
+        if let Err(e) = stream.socket.send(message).await {
+            self.lost(&e.to_string()).await;
+        }
+    }
+
+    /// Several messages, written together (a reconnect in between would
+    /// send a flush of its own).
+    async fn send_all(&mut self, messages: Vec<Message>) {
+        let Some(stream) = self.stream.as_mut() else { return };
+        self.last_sent = Instant::now();
+        let mut result = Ok(());
+        for message in messages {
+            result = stream.socket.feed(message).await;
+            if result.is_err() {
+                break;
+            }
+        }
+        if result.is_ok() {
+            result = stream.socket.flush().await;
+        }
+        if let Err(e) = result {
             self.lost(&e.to_string()).await;
         }
     }
 
     async fn keep_alive(&mut self) {
         self.last_sent = Instant::now();
-        if let Some(message) = self.stt.keep_alive() {
+        if let Some(message) = self.stream.as_mut().and_then(|stream| stream.protocol.keep_alive()) {
             self.send(message).await;
         }
     }
@@ -285,7 +325,7 @@ impl State {
             reason = why,
             unfinal_ms = self.unfinal.len() as u64 / BYTES_PER_MS
         );
-        self.socket = None;
+        self.stream = None;
         self.reconnect().await;
     }
 
@@ -296,8 +336,8 @@ impl State {
         for (attempt, delay) in RECONNECT_DELAYS.iter().enumerate() {
             tokio::time::sleep(*delay).await;
             match self.stt.connect().await {
-                Ok(socket) => {
-                    self.socket = Some(socket);
+                Ok((socket, protocol)) => {
+                    self.stream = Some(Stream { socket, protocol });
                     self.down_until = None;
                     self.base = self.total - self.unfinal.len() as u64;
                     info!(
@@ -319,11 +359,12 @@ impl State {
     /// Sends the audio no final covers yet (the start of a connection), and
     /// the flush a `finalize` was waiting for.
     async fn resend(&mut self) {
+        let Some(stream) = self.stream.as_mut() else { return };
         let frames: Vec<Message> = {
             let (a, b) = self.unfinal.as_slices();
-            [a, b].iter().flat_map(|part| part.chunks(1600)).map(|chunk| self.stt.audio(chunk)).collect()
+            [a, b].iter().flat_map(|part| part.chunks(1600)).map(|chunk| stream.protocol.audio(chunk)).collect()
         };
-        let Some(socket) = self.socket.as_mut() else { return };
+        let socket = &mut stream.socket;
         let mut result = Ok(());
         for frame in frames {
             result = socket.feed(frame).await;
@@ -337,17 +378,20 @@ impl State {
         self.last_sent = Instant::now();
         if let Err(e) = result {
             warn!(event = "stt_stream_lost", provider = self.stt.name(), reason = %e, unfinal_ms = self.unfinal.len() as u64 / BYTES_PER_MS);
-            self.socket = None;
+            self.stream = None;
             return;
         }
         if self.waiting.is_some() {
-            let message = self.stt.finalize();
-            self.send_boxed(message).await;
+            let utterance = self.utterance();
+            if let Some(stream) = self.stream.as_mut() {
+                let messages = stream.protocol.finalize(&utterance);
+                self.send_boxed(messages).await;
+            }
         }
     }
 
-    /// `send` from inside a reconnect (which `send` itself may start).
-    fn send_boxed(&mut self, message: Message) -> futures_util::future::BoxFuture<'_, ()> {
-        Box::pin(self.send(message))
+    /// `send_all` from inside a reconnect (which `send_all` itself may start).
+    fn send_boxed(&mut self, messages: Vec<Message>) -> futures_util::future::BoxFuture<'_, ()> {
+        Box::pin(self.send_all(messages))
     }
 }

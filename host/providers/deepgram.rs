@@ -11,7 +11,7 @@ use serde::Deserialize;
 use tokio_tungstenite::tungstenite::Message;
 
 use super::settings::DeepgramSettings;
-use super::streaming::{self, Heard, Socket, StreamingStt};
+use super::streaming::{self, Heard, Protocol, Socket, StreamingStt};
 use super::{ProviderError, ProviderSettings, Result};
 
 pub struct Deepgram {
@@ -47,27 +47,34 @@ impl StreamingStt for Deepgram {
         "deepgram"
     }
 
-    fn connect(&self) -> BoxFuture<'_, Result<Socket>> {
+    fn connect(&self) -> BoxFuture<'_, Result<(Socket, Box<dyn Protocol>)>> {
         Box::pin(async move {
             let auth = format!("Token {}", self.settings.api_key.expose());
             let request = streaming::request(&self.url(), &[("authorization", &auth)])?;
-            streaming::open(&self.providers, &self.tls, request).await
+            let socket = streaming::open(&self.providers, &self.tls, request).await?;
+            Ok((socket, Box::new(Live) as Box<dyn Protocol>))
         })
     }
+}
 
-    fn audio(&self, ulaw: &[u8]) -> Message {
+/// Deepgram's answers carry their own timing: a connection remembers nothing.
+struct Live;
+
+impl Protocol for Live {
+    fn audio(&mut self, ulaw: &[u8]) -> Message {
         Message::binary(ulaw.to_vec())
     }
 
-    fn finalize(&self) -> Message {
-        Message::text(r#"{"type":"Finalize"}"#)
+    /// Deepgram has heard all of it, and its finals say where they fall.
+    fn finalize(&mut self, _utterance: &[u8]) -> Vec<Message> {
+        vec![Message::text(r#"{"type":"Finalize"}"#)]
     }
 
-    fn keep_alive(&self) -> Option<Message> {
+    fn keep_alive(&mut self) -> Option<Message> {
         Some(Message::text(r#"{"type":"KeepAlive"}"#))
     }
 
-    fn heard(&self, text: &str) -> Result<Heard> {
+    fn heard(&mut self, text: &str) -> Result<Heard> {
         let message: Incoming =
             serde_json::from_str(text).map_err(|e| ProviderError::Protocol(format!("deepgram message: {e}")))?;
         Ok(match message {
@@ -132,7 +139,7 @@ mod tests {
 
     #[test]
     fn results_become_partials_and_finals_and_the_rest_is_skipped() {
-        let dg = deepgram();
+        let mut dg = Live;
         let interim = r#"{"type":"Results","channel_index":[0,1],"duration":1.2,"start":0.5,"is_final":false,
             "speech_final":false,"channel":{"alternatives":[{"transcript":"what time","confidence":0.9,"words":[]}]}}"#;
         assert_eq!(dg.heard(interim).unwrap(), Heard::Partial("what time".into()));

@@ -15,6 +15,7 @@ mod health;
 mod http;
 pub use http::install_tls;
 mod openai;
+mod openai_realtime;
 pub mod retry;
 pub mod settings;
 mod speech_cache;
@@ -146,21 +147,25 @@ impl Providers {
         let stt: Option<Arc<dyn SpeechToText>> = match settings.stt {
             Choice::OpenAi => openai.clone().map(|o| o as _),
             Choice::Google => google.clone().map(|g| g as _),
-            Choice::Deepgram | Choice::None => None,
+            Choice::Deepgram | Choice::OpenAiRealtime | Choice::None => None,
         };
-        let listen: Option<Arc<dyn StreamingStt>> = match (settings.stt, &settings.deepgram) {
-            (Choice::Deepgram, Some(d)) => Some(Arc::new(deepgram::Deepgram::new(d.clone(), &settings)?)),
+        let listen: Option<Arc<dyn StreamingStt>> = match (settings.stt, &settings.deepgram, &settings.openai_realtime)
+        {
+            (Choice::Deepgram, Some(d), _) => Some(Arc::new(deepgram::Deepgram::new(d.clone(), &settings)?)),
+            (Choice::OpenAiRealtime, _, Some(o)) => {
+                Some(Arc::new(openai_realtime::OpenAiRealtime::new(o.clone(), &settings)?))
+            }
             _ => None,
         };
         let llm: Option<Arc<dyn Llm>> = match settings.llm {
             Choice::OpenAi => openai.clone().map(|o| o as _),
             Choice::Google => google.clone().map(|g| g as _),
-            Choice::Deepgram | Choice::None => None,
+            Choice::Deepgram | Choice::OpenAiRealtime | Choice::None => None,
         };
         let tts: Option<Arc<dyn TextToSpeech>> = match settings.tts {
             Choice::OpenAi => openai.map(|o| o as _),
             Choice::Google => google.map(|g| g as _),
-            Choice::Deepgram | Choice::None => None,
+            Choice::Deepgram | Choice::OpenAiRealtime | Choice::None => None,
         };
         let health = Health::new([settings.stt, settings.llm, settings.tts]);
         let speech_cache = SpeechCache::new(settings.tts_cache_bytes);

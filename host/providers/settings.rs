@@ -46,6 +46,10 @@ pub enum Choice {
     Google,
     /// Speech-to-text only: streaming (`providers/deepgram.rs`).
     Deepgram,
+    /// Speech-to-text only: OpenAI's realtime transcription, streaming
+    /// (`providers/openai_realtime.rs`).
+    #[value(name = "openai-realtime")]
+    OpenAiRealtime,
 }
 
 impl Choice {
@@ -55,7 +59,13 @@ impl Choice {
             Choice::OpenAi => "openai",
             Choice::Google => "google",
             Choice::Deepgram => "deepgram",
+            Choice::OpenAiRealtime => "openai-realtime",
         }
+    }
+
+    /// Serves speech-to-text only, streaming.
+    pub fn streaming_only(self) -> bool {
+        matches!(self, Choice::Deepgram | Choice::OpenAiRealtime)
     }
 }
 
@@ -64,6 +74,16 @@ pub struct DeepgramSettings {
     /// The live endpoint, `wss://…/v1/listen` (`ws://` for a local stand-in).
     pub url: String,
     pub api_key: Secret,
+    pub model: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct OpenAiRealtimeSettings {
+    /// The realtime endpoint, `wss://…/v1/realtime` (`ws://` for a local
+    /// stand-in); `?intent=transcription` is added.
+    pub url: String,
+    pub api_key: Secret,
+    /// `HOTLINE_OPENAI_STT_MODEL`: the transcription models are the batch ones.
     pub model: String,
 }
 
@@ -109,6 +129,8 @@ pub struct ProviderSettings {
     pub openai: Option<OpenAiSettings>,
     pub google: Option<GoogleSettings>,
     pub deepgram: Option<DeepgramSettings>,
+    /// With `OPENAI_API_KEY` (a key, not just a local server).
+    pub openai_realtime: Option<OpenAiRealtimeSettings>,
     /// BCP-47, e.g. `en-US`.
     pub language: String,
     pub system_prompt: Option<String>,
@@ -129,8 +151,8 @@ pub struct ProviderSettings {
 #[derive(Debug, clap::Args)]
 #[command(next_help_heading = "Providers")]
 pub struct ProviderArgs {
-    /// Speech-to-text: openai, google, deepgram (streaming) or none [default: from the OpenAI or Google keys
-    /// present].
+    /// Speech-to-text: openai, google, deepgram or openai-realtime (streaming) or none [default: from the OpenAI
+    /// or Google keys present].
     #[arg(long, env = "HOTLINE_STT", value_enum)]
     pub stt: Option<Choice>,
     /// The LLM: openai, google or none [default: from the keys present].
@@ -145,7 +167,7 @@ pub struct ProviderArgs {
     /// Any OpenAI-compatible server, up to /v1.
     #[arg(long, env = "OPENAI_BASE_URL", default_value = "https://api.openai.com/v1", value_parser = http_url)]
     pub openai_base_url: String,
-    /// OpenAI speech-to-text model, e.g. whisper-1.
+    /// OpenAI speech-to-text model, batch or realtime, e.g. whisper-1.
     #[arg(long, env = "HOTLINE_OPENAI_STT_MODEL", default_value = "gpt-4o-mini-transcribe")]
     pub openai_stt_model: String,
     /// OpenAI chat model.
@@ -196,6 +218,11 @@ pub struct ProviderArgs {
     /// Deepgram model.
     #[arg(long, env = "HOTLINE_DEEPGRAM_MODEL", default_value = "nova-3")]
     pub deepgram_model: String,
+    /// OpenAI's realtime endpoint, for HOTLINE_STT=openai-realtime (?intent=transcription is added; for proxies
+    /// and tests).
+    #[arg(long, env = "HOTLINE_OPENAI_REALTIME_URL", default_value = "wss://api.openai.com/v1/realtime")]
+    #[arg(value_parser = ws_url)]
+    pub openai_realtime_url: String,
     /// BCP-47 language of the call (OpenAI gets its first part).
     #[arg(long, env = "HOTLINE_LANGUAGE", default_value = "en-US")]
     pub language: String,
@@ -233,6 +260,11 @@ impl ProviderArgs {
     /// What the settings configure. `openai_base_given`: OPENAI_BASE_URL
     /// was set (not defaulted), which configures OpenAI as a key does.
     pub fn settings(self, openai_base_given: bool) -> anyhow::Result<ProviderSettings> {
+        let openai_realtime = self.openai_api_key.clone().map(|api_key| OpenAiRealtimeSettings {
+            url: self.openai_realtime_url,
+            api_key,
+            model: self.openai_stt_model.clone(),
+        });
         let openai = (self.openai_api_key.is_some() || openai_base_given).then_some(OpenAiSettings {
             base_url: self.openai_base_url,
             api_key: self.openai_api_key,
@@ -275,11 +307,15 @@ impl ProviderArgs {
             if c == Choice::Google && google.is_none() {
                 bail!("{var}=google needs GOOGLE_CLOUD_SERVICE_ACCOUNT_JSON or GOOGLE_APPLICATION_CREDENTIALS");
             }
-            if c == Choice::Deepgram && var != "HOTLINE_STT" {
-                bail!("{var}=deepgram: Deepgram serves speech-to-text only (HOTLINE_STT=deepgram)");
+            if c.streaming_only() && var != "HOTLINE_STT" {
+                let name = c.name();
+                bail!("{var}={name}: streaming speech-to-text only (HOTLINE_STT={name})");
             }
             if c == Choice::Deepgram && deepgram.is_none() {
                 bail!("{var}=deepgram needs DEEPGRAM_API_KEY");
+            }
+            if c == Choice::OpenAiRealtime && openai_realtime.is_none() {
+                bail!("{var}=openai-realtime needs OPENAI_API_KEY");
             }
         }
         Ok(ProviderSettings {
@@ -289,6 +325,7 @@ impl ProviderArgs {
             openai,
             google,
             deepgram,
+            openai_realtime,
             language: self.language,
             system_prompt: self.system_prompt,
             greeting: self.greeting,

@@ -23,9 +23,9 @@ pub type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 pub enum Heard {
     /// The words so far of the audio not yet final (replaces the last one).
     Partial(String),
-    /// Final words, up to `end_ms` of the stream's audio. `flushed`: the
-    /// answer to a [`StreamingStt::finalize`], so everything sent before it
-    /// is now final.
+    /// Final words, up to `end_ms` of the connection's audio. `flushed`:
+    /// the answer to the latest [`Protocol::finalize`], so everything sent
+    /// before it is now final.
     Final { text: String, end_ms: u64, flushed: bool },
     /// Nothing the listener needs (metadata, speech started, keep-alives).
     Nothing,
@@ -35,16 +35,27 @@ pub trait StreamingStt: Send + Sync {
     /// The vendor's name in logs.
     fn name(&self) -> &'static str;
     /// Opens one stream (its URL, its authentication, the first messages
-    /// a session needs).
-    fn connect(&self) -> BoxFuture<'_, Result<Socket>>;
+    /// a session needs), with a fresh [`Protocol`] to speak it.
+    fn connect(&self) -> BoxFuture<'_, Result<(Socket, Box<dyn Protocol>)>>;
+}
+
+/// One connection's side of the vendor's protocol: the messages it sends
+/// and how it reads the answers. Its own per connection, because some
+/// vendors' answers only make sense with what the connection said before
+/// (OpenAI's realtime transcription answers a commit with an item, and
+/// the item's words without saying where its audio ends).
+pub trait Protocol: Send {
     /// The message that carries one frame of μ-law, 8 kHz.
-    fn audio(&self, ulaw: &[u8]) -> Message;
-    /// The message that asks for everything sent so far, final.
-    fn finalize(&self) -> Message;
+    fn audio(&mut self, ulaw: &[u8]) -> Message;
+    /// The messages that ask for everything sent so far, final.
+    /// `utterance`: the end of the audio sent, the utterance the guest asks
+    /// about (and a little before it), for a vendor that transcribes only
+    /// what it is told to and would otherwise get the pauses too.
+    fn finalize(&mut self, utterance: &[u8]) -> Vec<Message>;
     /// A message that keeps an idle stream open, if the vendor needs one.
-    fn keep_alive(&self) -> Option<Message>;
+    fn keep_alive(&mut self) -> Option<Message>;
     /// Reads one text message of the provider.
-    fn heard(&self, text: &str) -> Result<Heard>;
+    fn heard(&mut self, text: &str) -> Result<Heard>;
 }
 
 /// Opens a WebSocket to a provider: `wss://` through `tls` (see

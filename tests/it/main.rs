@@ -24,6 +24,7 @@ mod shutdown;
 mod snapshots;
 mod store;
 mod streaming;
+mod streaming_openai;
 mod support;
 mod swap;
 mod tidy;

@@ -18,17 +18,17 @@ async fn server(openai: &OpenAiMock, deepgram: &DeepgramMock) -> TestServer {
     start_server(move |c| c.providers = from_env.providers).await
 }
 
-async fn call(s: &TestServer, audio: Vec<i16>) -> CallReport {
+pub(crate) async fn call(s: &TestServer, audio: Vec<i16>) -> CallReport {
     let opts = CallOptions { server: s.base.clone(), audio, speed: 1.0, idle_ms: 2500, ..CallOptions::default() };
     place_call(&opts).await.expect("call completes")
 }
 
 /// Two seconds of speech: one utterance.
-fn question() -> Vec<i16> {
+pub(crate) fn question() -> Vec<i16> {
     fox()[..16_000].to_vec()
 }
 
-fn replied_after_eou(report: &CallReport) -> bool {
+pub(crate) fn replied_after_eou(report: &CallReport) -> bool {
     let eou = report.first(|m| *m == Moment::CallerEou).expect("caller EoU");
     report.at(|m| *m == Moment::ReplyStart).into_iter().any(|r| r >= eou)
 }
@@ -84,7 +84,7 @@ async fn a_stream_dropped_mid_utterance_reconnects_and_resends_what_was_not_fina
     assert!(replied_after_eou(&report));
 }
 
-async fn eventually_true(cond: impl Fn() -> bool) {
+pub(crate) async fn eventually_true(cond: impl Fn() -> bool) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     while !cond() {
         assert!(std::time::Instant::now() < deadline, "timed out");

@@ -9,6 +9,7 @@
 pub mod deepgram;
 pub mod google;
 pub mod openai;
+pub mod openai_realtime;
 pub mod twilio;
 
 use std::convert::Infallible;
