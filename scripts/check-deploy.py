@@ -260,11 +260,10 @@ def dockerfile(binary, known, defaults):
     check("Dockerfile: the stop timeout it tells covers the drain",
           bool(timeout) and int(timeout.group(1)) >= drain + AFTER_DRAIN_SECS,
           f"--stop-timeout {timeout.group(1) if timeout else None} vs HOTLINE_DRAIN_SECS {drain} + {AFTER_DRAIN_SECS}")
-    precompile = [i["value"] for i in final if i["instruction"] == "RUN" and "hotline serve" in i["value"]]
+    precompile = [i for i in final if i["instruction"] == "RUN" and "hotline guest compile" in i["value"]]
     check("Dockerfile: the built-in guest is precompiled into HOTLINE_CACHE_DIR as hotline's user",
-          len(precompile) == 1 and env.get("HOTLINE_CACHE_DIR", "") in precompile[0]
-          and any(i["instruction"] == "USER" and i["startline"] < text[: text.index("hotline serve &")].count("\n")
-                  for i in final))
+          len(precompile) == 1 and "HOTLINE_CACHE_DIR" in env
+          and any(i["instruction"] == "USER" and i["startline"] < precompile[0]["startline"] for i in final))
 
     ignore = [line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()]
     check(".dockerignore: the build context leaves out target/ and .git", "target" in ignore and ".git" in ignore)

@@ -1,12 +1,13 @@
 //! The `hotline` command line: `serve` (the default) runs the server;
 //! `call` places a simulated Twilio call against one; `dial` has one place
 //! a real outbound call; `bench` measures a
-//! server under rising numbers of calls; `guest push` and `guest test`
-//! work with call-logic components.
+//! server under rising numbers of calls; `guest push`, `guest test` and
+//! `guest compile` work with call-logic components.
 
 mod bench;
 mod call;
 mod dial;
+mod guest_compile;
 mod guest_test;
 mod push;
 
@@ -52,6 +53,8 @@ enum GuestCommand {
     Push(push::PushArgs),
     /// Run scenario files against a component, under the same sandbox as `serve`.
     Test(guest_test::TestArgs),
+    /// Compile a component (the built-in guest by default) into the compile cache, and exit.
+    Compile(guest_compile::CompileArgs),
 }
 
 /// The whole command line's definition, every setting with its variable.
@@ -82,6 +85,11 @@ pub fn run() -> anyhow::Result<ExitCode> {
         Some(Command::Dial(args)) => runtime.block_on(dial::run(args)),
         Some(Command::Guest(GuestCommand::Push(args))) => runtime.block_on(push::run(args)),
         Some(Command::Guest(GuestCommand::Test(args))) => runtime.block_on(guest_test::run(args, &get)),
+        Some(Command::Guest(GuestCommand::Compile(args))) => {
+            // The cache's refusals are logged: show them.
+            let _log = crate::telemetry::init(crate::config::LogFormat::Text);
+            runtime.block_on(guest_compile::run(args, &get))
+        }
     }
 }
 

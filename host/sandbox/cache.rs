@@ -89,6 +89,10 @@ impl Cache {
         Some(Cache { dir, engine_hash: hasher.finish(), max_bytes: config.cache_max_bytes })
     }
 
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     fn path(&self, digest: &str) -> PathBuf {
         self.dir.join(format!("{digest}-{:016x}.{EXTENSION}", self.engine_hash))
     }

@@ -113,6 +113,12 @@ impl Sandbox {
         &self.inner.config
     }
 
+    /// Where compiled components are kept: `None` when there is no cache,
+    /// or its directory was refused (logged).
+    pub fn cache_dir(&self) -> Option<&std::path::Path> {
+        self.inner.cache.as_ref().map(Cache::dir)
+    }
+
     /// Compiles (or loads from the cache) and links a component. CPU-heavy:
     /// call it off the async workers (`spawn_blocking`).
     pub fn load(&self, bytes: &[u8]) -> Result<Guest, GuestError> {

@@ -1,7 +1,8 @@
 //! The compile cache never runs a file that could have been altered: a
 //! damaged entry is recompiled and replaced (in the sandbox and in the real
 //! binary, which must keep serving), a directory other users could write is
-//! refused, a failed write leaves no temp file, and stale ones are removed.
+//! refused, a failed write leaves no temp file, and stale ones are removed;
+//! `hotline guest compile` fills it ahead of a start.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -217,4 +218,38 @@ async fn a_cache_dir_others_can_write_is_refused() {
         hotline.stop().await;
         let _ = std::fs::remove_dir_all(&dir);
     }
+}
+
+/// `hotline guest compile` fills the cache a server then starts from (an
+/// image build runs it), and fails, saying why, when it has nowhere to
+/// write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guest_compile_fills_the_cache_the_server_starts_from() {
+    let dir = scratch("compile");
+    let cache = dir.to_str().unwrap();
+    let compile = |env: &[(&str, &str)]| {
+        let mut command = hotline_command(env);
+        command.args(["guest", "compile"]).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+        command.output()
+    };
+    let first = compile(&[("HOTLINE_CACHE_DIR", cache)]).await.unwrap();
+    assert!(first.status.success(), "{first:?}");
+    let entry = entry(&dir);
+    let said = String::from_utf8_lossy(&first.stdout);
+    assert!(said.starts_with("compiled in ") && said.contains(entry.to_str().unwrap()), "{said}");
+    let again = compile(&[("HOTLINE_CACHE_DIR", cache)]).await.unwrap();
+    assert!(String::from_utf8_lossy(&again.stdout).starts_with("already compiled in "), "{again:?}");
+
+    let mut hotline = Hotline::start("compiled", &[("HOTLINE_CACHE_DIR", cache)]).await;
+    hotline.serves().await;
+    let loaded = hotline.logged("guest_loaded").expect("the guest is loaded");
+    assert_eq!(loaded["cached"], true, "{loaded}");
+    hotline.stop().await;
+
+    for refused in ["off", "/proc/hotline-no-such-dir"] {
+        let out = compile(&[("HOTLINE_CACHE_DIR", refused)]).await.unwrap();
+        assert!(!out.status.success(), "{refused}: {out:?}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("no compile cache"), "{refused}: {out:?}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }
