@@ -45,10 +45,13 @@ const MAX_WS_WRITE_BUFFER: usize = 1 << 20;
 const GUEST_LOAD_WAIT: Duration = Duration::from_secs(5);
 
 pub async fn route(app: Arc<App>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
-    let known = ["/healthz", "/readyz", "/version", "/metrics", "/ws/twilio-media"];
+    let known = ["/", "/healthz", "/readyz", "/version", "/metrics", "/ws/twilio-media"];
     let result = match (req.method(), req.uri().path()) {
         // Touches nothing shared: it must stay fast under any load.
         (&Method::GET | &Method::HEAD, "/healthz") => Ok(text(StatusCode::OK, "ok")),
+        // Platforms that check a deployment at its root (Replit, some load
+        // balancers) get a 200 too; nothing is served there.
+        (&Method::GET | &Method::HEAD, "/") => Ok(text(StatusCode::OK, "hotline: see /healthz, /readyz, /version")),
         (&Method::GET, "/readyz") => Ok(readyz(&app)),
         (&Method::GET, "/version") => Ok(version(&app)),
         (&Method::GET, "/metrics") => metrics(&app, &req),

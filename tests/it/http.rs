@@ -33,7 +33,12 @@ async fn health_readiness_version_and_unknown_routes() {
     assert_eq!(version["guest_digest"].as_str().map(str::len), Some(64), "sha256 hex: {version}");
     assert_eq!(version["guest_digest"], ready["guest"]["digest"]);
 
+    let root = get("/").await.unwrap();
+    assert_eq!(root.status(), StatusCode::OK, "a platform's check of the root passes");
+    assert!(root.text().await.unwrap().contains("/healthz"));
     assert_eq!(get("/nope").await.unwrap().status(), StatusCode::NOT_FOUND);
+    let post_root = reqwest::Client::new().post(format!("{}/", s.base)).send().await.unwrap();
+    assert_eq!(post_root.status(), StatusCode::METHOD_NOT_ALLOWED);
     let wrong_method = reqwest::Client::new().post(format!("{}/healthz", s.base)).send().await.unwrap();
     assert_eq!(wrong_method.status(), StatusCode::METHOD_NOT_ALLOWED);
     let get_webhook = get("/webhook/incoming_call").await.unwrap();
