@@ -312,13 +312,7 @@ fn data_disk(config: &Config) -> Check {
             let seen = format!("{}: {} free on {}", dir.display(), show_bytes(free), at.display());
             let fix = "free space or give the data directory a bigger volume (records and recordings grow with \
                        calls; HOTLINE_RETENTION_DAYS bounds them)";
-            if free < DATA_FAIL_BYTES {
-                Check::fail("disk_data", seen, fix)
-            } else if free < DATA_WARN_BYTES {
-                Check::warn("disk_data", seen, fix)
-            } else {
-                Check::pass("disk_data", seen)
-            }
+            at_least("disk_data", free, (DATA_FAIL_BYTES, DATA_WARN_BYTES), seen, fix)
         }
     }
 }
@@ -340,12 +334,17 @@ fn memory() -> Check {
     };
     let fix = "each call needs its guest's memory (HOTLINE_GUEST_MEMORY_MB) and buffers: give the machine or the \
                container more memory, or lower HOTLINE_MAX_CALLS";
-    if headroom < MEMORY_FAIL_BYTES {
-        Check::fail("memory", seen, fix)
-    } else if headroom < MEMORY_WARN_BYTES {
-        Check::warn("memory", seen, fix)
+    at_least("memory", headroom, (MEMORY_FAIL_BYTES, MEMORY_WARN_BYTES), seen, fix)
+}
+
+/// FAIL below the first bound, WARN below the second, else PASS.
+fn at_least(check: &'static str, value: u64, (fail, warn): (u64, u64), seen: String, fix: &str) -> Check {
+    if value < fail {
+        Check::fail(check, seen, fix)
+    } else if value < warn {
+        Check::warn(check, seen, fix)
     } else {
-        Check::pass("memory", seen)
+        Check::pass(check, seen)
     }
 }
 

@@ -101,6 +101,11 @@ impl Probe {
 
     /// `path` on the target, whatever host a TwiML URL named: the doctor
     /// checks the deployment it was pointed at.
+    /// The host without an IPv6 address's brackets.
+    pub fn bare_host(&self) -> &str {
+        self.host.trim_start_matches('[').trim_end_matches(']')
+    }
+
     pub fn url_of(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
@@ -198,7 +203,7 @@ pub async fn run(target: Target) -> Report {
 }
 
 async fn dns(p: &Probe, report: &mut Report) -> Option<Vec<SocketAddr>> {
-    let bare = p.host.trim_start_matches('[').trim_end_matches(']');
+    let bare = p.bare_host();
     if let Ok(ip) = bare.parse::<IpAddr>() {
         report.push(Check::pass("dns", format!("{ip} is an address: nothing to resolve")));
         return Some(vec![SocketAddr::new(ip, p.port)]);
@@ -272,7 +277,7 @@ async fn tls(p: &Probe, tcp: TcpStream, report: &mut Report) -> bool {
         }
         return true;
     }
-    let bare = p.host.trim_start_matches('[').trim_end_matches(']').to_string();
+    let bare = p.bare_host().to_string();
     let Ok(name) = rustls_pki_types::ServerName::try_from(bare.clone()) else {
         report.push(Check::fail(
             "tls",
@@ -607,7 +612,7 @@ async fn webhook(p: &Probe, report: &mut Report) -> Option<StreamTarget> {
         }
         Ok(Some(target)) => {
             report.push(Check::pass(CHECK, format!("{seen}: TwiML with <Connect><Stream>")));
-            let bare = p.host.trim_start_matches('[').trim_end_matches(']');
+            let bare = p.bare_host();
             let public_host = Url::parse(&p.public).ok().and_then(|u| u.host_str().map(str::to_string));
             let expected = public_host.as_deref().unwrap_or(bare).trim_start_matches('[').trim_end_matches(']');
             report.push(super::twiml::stream_url(&target.url, expected, p.plain_loopback));
@@ -640,6 +645,9 @@ async fn callbacks(p: &Probe, target: Option<&StreamTarget>, report: &mut Report
     ]);
     match p.post(&url, form).await {
         Ok((StatusCode::NO_CONTENT, _, _)) => report.push(Check::pass("stream_status", format!("204 from {url}"))),
+        Ok((status @ (StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN), _, body)) => {
+            report.push(signature_refused("stream_status", status, &url, &body))
+        }
         Ok((status, content_type, body)) => report.push(Check::fail(
             "stream_status",
             format!("{status} {content_type} from {url}: {}", excerpt(&body)),
@@ -655,6 +663,9 @@ async fn callbacks(p: &Probe, target: Option<&StreamTarget>, report: &mut Report
         Ok((StatusCode::OK, content_type, body)) if is_twiml(&body) => {
             report.push(Check::pass("stream_ended", format!("200 {content_type} from {url}: {}", excerpt(&body))));
         }
+        Ok((status @ (StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN), _, body)) => {
+            report.push(signature_refused("stream_ended", status, &url, &body))
+        }
         Ok((status, content_type, body)) => report.push(Check::fail(
             "stream_ended",
             format!("{status} {content_type} from {url}: {}", excerpt(&body)),
@@ -663,6 +674,15 @@ async fn callbacks(p: &Probe, target: Option<&StreamTarget>, report: &mut Report
         )),
         Err(e) => report.push(Check::fail("stream_ended", format!("{url}: {e}"), "see the server's log")),
     }
+}
+
+fn signature_refused(check: &'static str, status: StatusCode, url: &str, body: &str) -> Check {
+    Check::fail(
+        check,
+        format!("{status} from {url}: {}", excerpt(body)),
+        "the signature was refused: the token is not the server's TWILIO_AUTH_TOKEN, or the server's PUBLIC_BASE_URL \
+         is not the URL Twilio requests",
+    )
 }
 
 fn is_twiml(body: &str) -> bool {

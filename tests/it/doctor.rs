@@ -171,9 +171,7 @@ async fn nothing_listening_fails_at_the_port_and_stops() {
 
 #[tokio::test]
 async fn a_proxy_that_strips_the_subprotocol_is_named_with_error_31920() {
-    let s = server(&[]).await;
-    let proxy = proxy(s.server.local_addr(), Fault::StripSubprotocol).await;
-    let run = doctor(&[&format!("http://{proxy}")], &[]).await;
+    let run = through(Fault::StripSubprotocol).await;
     assert_eq!(run.status("ws_subprotocol"), "FAIL", "{}", run.text);
     assert!(run.line("ws_subprotocol").contains("31920"), "{}", run.text);
     // Everything else works, the call too (without the offer, as some edges connect).
@@ -184,9 +182,7 @@ async fn a_proxy_that_strips_the_subprotocol_is_named_with_error_31920() {
 
 #[tokio::test]
 async fn html_for_every_path_is_not_hotline() {
-    let s = server(&[]).await;
-    let proxy = proxy(s.server.local_addr(), Fault::Html).await;
-    let run = doctor(&[&format!("http://{proxy}")], &[]).await;
+    let run = through(Fault::Html).await;
     for check in ["healthz", "version", "readyz", "webhook", "ws_subprotocol", "ws_plain"] {
         assert_eq!(run.status(check), "FAIL", "{check}: {}", run.text);
     }
@@ -199,9 +195,7 @@ async fn html_for_every_path_is_not_hotline() {
 
 #[tokio::test]
 async fn a_webhook_answering_500_fails_the_webhook() {
-    let s = server(&[]).await;
-    let proxy = proxy(s.server.local_addr(), Fault::Webhook500).await;
-    let run = doctor(&[&format!("http://{proxy}")], &[]).await;
+    let run = through(Fault::Webhook500).await;
     assert_eq!(run.status("healthz"), "PASS", "{}", run.text);
     assert_eq!(run.status("webhook"), "FAIL", "{}", run.text);
     assert!(run.line("webhook").contains("500"), "{}", run.text);
@@ -211,13 +205,59 @@ async fn a_webhook_answering_500_fails_the_webhook() {
 
 #[tokio::test]
 async fn a_slow_healthz_is_a_warning() {
-    let s = server(&[]).await;
-    let proxy = proxy(s.server.local_addr(), Fault::SlowHealthz).await;
-    let run = doctor(&[&format!("http://{proxy}")], &[]).await;
+    let run = through(Fault::SlowHealthz).await;
     assert_eq!(run.status("healthz"), "WARN", "{}", run.text);
     assert!(run.line("healthz").contains("slow"), "{}", run.text);
     assert_eq!(run.unexpected(&[("tls", "SKIP"), ("healthz", "WARN")]), Vec::<&(String, String)>::new());
     assert_eq!(run.code, 0, "a warning is not a failure");
+}
+
+#[tokio::test]
+async fn https_is_checked_down_to_the_certificate_and_the_call_goes_over_wss() {
+    hotline::providers::install_tls();
+    // A TLS terminator in front of the server, with a certificate from a
+    // private CA; the server's public URL is the terminator's.
+    let (ca_pem, tls) = crate::mocks::private_ca();
+    let front = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let public = format!("https://{}", front.local_addr().unwrap());
+    let base = public.clone();
+    let s = start_server(move |c| {
+        c.deploy_id = Some("doctor-test".into());
+        c.keepalive = Duration::from_secs(1);
+        c.security.auth_tokens = vec![hotline::providers::Secret::new(AUTH_TOKEN)];
+        c.public_base_url = Some(base);
+    })
+    .await;
+    let upstream = s.server.local_addr();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = front.accept().await {
+            let tls = tls.clone();
+            tokio::spawn(async move {
+                let (Ok(mut outside), Ok(mut inside)) = (tls.accept(tcp).await, TcpStream::connect(upstream).await)
+                else {
+                    return;
+                };
+                let _ = tokio::io::copy_bidirectional(&mut outside, &mut inside).await;
+            });
+        }
+    });
+    let ca = std::env::temp_dir().join(format!("hotline-doctor-ca-{}.pem", std::process::id()));
+    std::fs::write(&ca, ca_pem).unwrap();
+
+    let run = doctor(&["--auth-token", AUTH_TOKEN, "--ca-file", ca.to_str().unwrap(), &public], &[]).await;
+    let names: Vec<&str> = run.checks.iter().map(|(c, _)| c.as_str()).collect();
+    assert_eq!(names, REMOTE, "{}", run.text);
+    assert_eq!(run.unexpected(&[]), Vec::<&(String, String)>::new(), "{}", run.text);
+    assert!(run.line("tls").contains("days left"), "{}", run.text);
+    assert!(run.line("ws_subprotocol").contains("wss://"), "{}", run.text);
+    assert_eq!(run.code, 0);
+
+    // Without the CA, the certificate's issuer is unknown: the run stops there.
+    let untrusted = doctor(&[&public], &[]).await;
+    assert_eq!(untrusted.status("tls"), "FAIL", "{}", untrusted.text);
+    assert!(untrusted.line("tls").contains("issuer"), "{}", untrusted.text);
+    assert_eq!(untrusted.checks.len(), 3, "{}", untrusted.text);
+    assert_eq!(untrusted.code, 1);
 }
 
 #[tokio::test]
@@ -265,6 +305,13 @@ async fn local_checks_find_the_listener_on_port_or_nothing() {
 }
 
 // ---- a proxy stand-in --------------------------------------------------------
+
+/// The doctor against a healthy server behind a proxy with `fault`.
+async fn through(fault: Fault) -> Run {
+    let s = server(&[]).await;
+    let proxy = proxy(s.server.local_addr(), fault).await;
+    doctor(&[&format!("http://{proxy}")], &[]).await
+}
 
 #[derive(Clone, Copy)]
 enum Fault {
