@@ -132,6 +132,25 @@ async fn a_healthy_server_passes_every_check() {
 }
 
 #[tokio::test]
+async fn with_an_ai_agent_the_utterance_gets_a_reply() {
+    // OpenAI's protocols spoken by a loopback stand-in: the greeting and
+    // the reply are synthesized, the caller's words transcribed.
+    let mock = crate::mocks::openai::OpenAiMock::start().await;
+    let providers = config_from(&mock.env()).providers;
+    let s = start_server(move |c| {
+        c.providers = providers;
+        c.deploy_id = Some("doctor-test".into());
+        c.keepalive = Duration::from_secs(1);
+    })
+    .await;
+    let run = doctor(&[&s.base], &[]).await;
+    assert_healthy(&run);
+    assert!(run.line("providers").contains("stt openai ok"), "{}", run.text);
+    assert!(run.line("call_answer").contains("AI agent"), "{}", run.text);
+    assert_eq!(mock.state.uploads.lock().unwrap().len(), 1, "one utterance transcribed");
+}
+
+#[tokio::test]
 async fn with_signatures_on_it_needs_the_token_and_passes_with_it() {
     let s = server(&[AUTH_TOKEN]).await;
     let run = doctor(&["--auth-token", AUTH_TOKEN, &s.base], &[]).await;
