@@ -8,6 +8,7 @@ pub mod app;
 pub mod bench;
 pub mod cli;
 pub mod config;
+pub mod doctor;
 pub mod fetch;
 pub mod http;
 pub mod live;

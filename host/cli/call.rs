@@ -141,6 +141,7 @@ pub fn print_timeline(report: &CallReport) {
             Moment::MarkReceived(n) => format!("mark sent by server: {n}"),
             Moment::MarkEchoed(n) => format!("mark echoed (played): {n}"),
             Moment::Dtmf(d) => format!("dtmf {d}"),
+            Moment::Ping => "ping from server".to_string(),
             Moment::Stop => "stop (caller hung up)".to_string(),
             Moment::ServerClosed(code, reason) => format!("server closed: {code} {reason}"),
         };

@@ -1,12 +1,13 @@
 //! The `hotline` command line: `serve` (the default) runs the server;
 //! `call` places a simulated Twilio call against one; `dial` has one place
-//! a real outbound call; `bench` measures a
-//! server under rising numbers of calls; `guest push`, `guest test` and
-//! `guest compile` work with call-logic components.
+//! a real outbound call; `doctor` checks a deployment (or this box);
+//! `bench` measures a server under rising numbers of calls; `guest push`,
+//! `guest test` and `guest compile` work with call-logic components.
 
 mod bench;
 mod call;
 mod dial;
+mod doctor;
 mod guest_compile;
 mod guest_test;
 mod push;
@@ -39,6 +40,9 @@ enum Command {
     Call(call::CallArgs),
     /// Have a running server place a real outbound call (Twilio's REST API; needs its admin token).
     Dial(dial::DialArgs),
+    /// Check a deployment from the outside (URL), or the box the server runs on (--local): one line per
+    /// check, PASS / WARN / FAIL with the evidence and the usual fix; exit code 1 when a check fails.
+    Doctor(doctor::DoctorArgs),
     /// Measure a server (this one, started pinned to a core, or --url) and
     /// optionally a peer, at rising numbers of concurrent real-time calls.
     Bench(bench::BenchArgs),
@@ -83,6 +87,7 @@ pub fn run() -> anyhow::Result<ExitCode> {
         Some(Command::Bench(_)) => unreachable!("handled above"),
         Some(Command::Call(args)) => runtime.block_on(call::run(args)),
         Some(Command::Dial(args)) => runtime.block_on(dial::run(args)),
+        Some(Command::Doctor(args)) => runtime.block_on(doctor::run(args, &get)),
         Some(Command::Guest(GuestCommand::Push(args))) => runtime.block_on(push::run(args)),
         Some(Command::Guest(GuestCommand::Test(args))) => runtime.block_on(guest_test::run(args, &get)),
         Some(Command::Guest(GuestCommand::Compile(args))) => {

@@ -25,6 +25,13 @@ pub fn fetch_client(settings: &ProviderSettings) -> anyhow::Result<Client> {
     Ok(builder(settings)?.redirect(reqwest::redirect::Policy::none()).build()?)
 }
 
+/// `hotline doctor`'s client: the same TLS, redirects shown rather than
+/// followed (a redirect is evidence), no whole-request timeout (the doctor
+/// times each request itself).
+pub fn probe_client(settings: &ProviderSettings) -> anyhow::Result<Client> {
+    Ok(builder(settings)?.redirect(reqwest::redirect::Policy::none()).build()?)
+}
+
 fn builder(settings: &ProviderSettings) -> anyhow::Result<reqwest::ClientBuilder> {
     install_tls();
     let mut builder = Client::builder();

@@ -13,7 +13,7 @@ mod error;
 mod google;
 mod health;
 mod http;
-pub use http::install_tls;
+pub use http::{install_tls, probe_client};
 mod openai;
 mod openai_realtime;
 pub mod retry;

@@ -57,6 +57,13 @@ pub struct CallOptions {
     /// test follows a call elsewhere) and its extra form parameters.
     pub webhook: String,
     pub webhook_params: Vec<(String, String)>,
+    /// Hold the caller's audio until the agent's first audio frame, then
+    /// start it this many ms later: a caller who talks over the greeting,
+    /// however long it takes to come. `None`: from the first frame.
+    pub talk_over_agent_ms: Option<u64>,
+    /// Do not hang up before the server's first WebSocket ping (still
+    /// within `max_tail_ms`).
+    pub wait_for_ping: bool,
 }
 
 impl Default for CallOptions {
@@ -78,6 +85,8 @@ impl Default for CallOptions {
             public_url: None,
             webhook: stream::WEBHOOK.into(),
             webhook_params: Vec::new(),
+            talk_over_agent_ms: None,
+            wait_for_ping: false,
         }
     }
 }
@@ -98,6 +107,8 @@ pub enum Moment {
     /// The simulator echoed a mark back (played, or dropped by a clear).
     MarkEchoed(String),
     Dtmf(char),
+    /// A WebSocket ping from the server (answered with a pong).
+    Ping,
     Stop,
     ServerClosed(u16, String),
 }
@@ -151,7 +162,6 @@ enum Queued {
 
 /// Places one call and returns what happened.
 pub async fn place_call(opts: &CallOptions) -> anyhow::Result<CallReport> {
-    let mut report = CallReport::default();
     let client = reqwest::Client::new();
     let dial = Dial {
         server: &opts.server,
@@ -164,7 +174,14 @@ pub async fn place_call(opts: &CallOptions) -> anyhow::Result<CallReport> {
         webhook: &opts.webhook,
         extra: &opts.webhook_params,
     };
-    let Stream { mut ws, twiml, stream_sid, subprotocol_echoed } = stream::open(&client, &dial).await?;
+    play(stream::open(&client, &dial).await?, opts).await
+}
+
+/// Plays a call on a started stream (from `stream::open`, or from the
+/// doctor's own steps) and returns what happened.
+pub async fn play(stream: Stream, opts: &CallOptions) -> anyhow::Result<CallReport> {
+    let mut report = CallReport::default();
+    let Stream { mut ws, twiml, stream_sid, subprotocol_echoed } = stream;
     report.twiml = twiml;
     report.subprotocol_echoed = subprotocol_echoed;
     for raw in &opts.inject {
@@ -176,7 +193,11 @@ pub async fn place_call(opts: &CallOptions) -> anyhow::Result<CallReport> {
 
     let mut caller_frames: Vec<Vec<u8>> = ulaw_frames(&opts.audio).collect();
     caller_frames.reverse();
-    let audio_frames = caller_frames.len() as u64;
+    // Ticks since the caller's audio ran out, and ticks it was held back
+    // waiting for the agent (`talk_over_agent_ms`).
+    let (mut ticks_after_audio, mut ticks_held) = (0u64, 0u64);
+    let mut first_agent_ms: Option<u64> = None;
+    let mut pinged = false;
     let mut endpointer = Endpointer::new(EndpointConfig { eou_silence_ms: opts.eou_silence_ms, ..Default::default() });
     // Where the caller's audio after their last utterance begins.
     let mut heard = 0;
@@ -197,7 +218,18 @@ pub async fn place_call(opts: &CallOptions) -> anyhow::Result<CallReport> {
             _ = ticker.tick() => {
                 let now_ms = tick * FRAME_MS as u64;
                 // Caller: one frame of audio, then silence.
-                let frame = caller_frames.pop().unwrap_or_else(|| vec![ulaw::SILENCE; FRAME_BYTES]);
+                let held = match (opts.talk_over_agent_ms, first_agent_ms) {
+                    (None, _) => false,
+                    (Some(after), Some(at)) => now_ms < at + after,
+                    (Some(_), None) => true,
+                };
+                let next = if held { None } else { caller_frames.pop() };
+                match (&next, held) {
+                    (_, true) => ticks_held += 1,
+                    (None, false) => ticks_after_audio += 1,
+                    (Some(_), false) => {}
+                }
+                let frame = next.unwrap_or_else(|| vec![ulaw::SILENCE; FRAME_BYTES]);
                 let pcm: Vec<i16> = frame.iter().map(|&c| ulaw::decode(c)).collect();
                 // The guest's detector, fed as the guest feeds it: with the
                 // caller's audio since their last utterance ended.
@@ -261,10 +293,12 @@ pub async fn place_call(opts: &CallOptions) -> anyhow::Result<CallReport> {
                 // Hang up once the audio is over and the agent has been quiet
                 // for a while (or the tail budget is spent).
                 let now_ms = tick * FRAME_MS as u64;
-                let after_audio = tick.saturating_sub(audio_frames) * FRAME_MS as u64;
+                let after_audio = ticks_after_audio * FRAME_MS as u64;
                 let agent_quiet = playout.is_empty() && now_ms.saturating_sub(last_agent_ms) >= opts.idle_ms;
-                if (after_audio >= opts.idle_ms && agent_quiet && !endpointer.in_utterance())
+                let done = after_audio >= opts.idle_ms && agent_quiet && !endpointer.in_utterance();
+                if (done && (pinged || !opts.wait_for_ping))
                     || after_audio >= opts.max_tail_ms
+                    || ticks_held * FRAME_MS as u64 >= opts.max_tail_ms
                 {
                     break 'call;
                 }
@@ -288,6 +322,7 @@ pub async fn place_call(opts: &CallOptions) -> anyhow::Result<CallReport> {
                                 }
                                 if !playing && playout.iter().all(|q| matches!(q, Queued::Mark(_))) {
                                     playing = true;
+                                    first_agent_ms.get_or_insert(at as u64);
                                     report.record(at, Moment::ReplyStart);
                                 }
                                 playout.push_back(Queued::Frame(payload));
@@ -318,6 +353,10 @@ pub async fn place_call(opts: &CallOptions) -> anyhow::Result<CallReport> {
                         report.close = Some((code, reason));
                         server_closed = true;
                         break 'call;
+                    }
+                    Some(Ok(Message::Ping(_))) => {
+                        pinged = true;
+                        report.record(at, Moment::Ping);
                     }
                     Some(Ok(_)) => {}
                     Some(Err(e)) => bail!("WebSocket error from server: {e}"),

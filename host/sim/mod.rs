@@ -8,7 +8,7 @@ pub mod stream;
 pub mod twiml;
 pub mod wav;
 
-pub use call::{CallOptions, CallReport, Moment, TimelineEntry, place_call};
+pub use call::{CallOptions, CallReport, Moment, TimelineEntry, place_call, play};
 
 /// Media-time gap between each caller EoU and the next reply start.
 pub fn reply_latencies(report: &CallReport) -> Vec<f64> {

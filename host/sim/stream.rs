@@ -1,32 +1,37 @@
-//! A stream opened as Twilio opens one, for the simulator (`call.rs`) and
-//! the benchmark's load generator (`bench/caller.rs`): the voice webhook
-//! (signed, when given the auth token), the WebSocket to the TwiML's
-//! `<Stream>` (subprotocol offered, signed), then `connected` and `start`
-//! with the TwiML's parameters, the stream token among them.
+//! A stream opened as Twilio opens one, for the simulator (`call.rs`), the
+//! benchmark's load generator (`bench/caller.rs`) and `hotline doctor`:
+//! the voice webhook (signed, when given the auth token), the WebSocket to
+//! the TwiML's `<Stream>` (subprotocol offered, signed), then `connected`
+//! and `start` with the TwiML's parameters, the stream token among them.
+//! Each step is its own function, so the doctor can check them one by one.
+
+use std::sync::Arc;
 
 use anyhow::Context;
 use futures_util::SinkExt;
 use serde_json::json;
 use tokio::net::TcpStream;
-use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::handshake::client::{Request, Response};
 use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 
-use super::twiml;
+use super::twiml::{self, StreamTarget};
 use crate::providers::Secret;
 use crate::twilio::SUBPROTOCOL;
 use crate::twilio::signature::{self, Verifier};
 
-pub type Socket = WebSocketStream<TcpStream>;
+/// Plain for a local server, TLS for a deployment's `wss://`.
+pub type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// The voice webhook: where a call's stream normally comes from.
 pub const WEBHOOK: &str = "/webhook/incoming_call";
-const ACCOUNT_SID: &str = "ACsimulated00000000000000000000000";
+pub const ACCOUNT_SID: &str = "ACsimulated00000000000000000000000";
 
 /// Who calls, and how.
 pub struct Dial<'a> {
-    /// `http://host:port` of the server.
+    /// `http://host:port` of the server (or `https://` of a deployment).
     pub server: &'a str,
     pub call_sid: &'a str,
     pub from: &'a str,
@@ -67,11 +72,10 @@ pub enum Refused {
     Upgrade(u16),
 }
 
-pub async fn open(client: &reqwest::Client, dial: &Dial<'_>) -> anyhow::Result<Stream> {
+/// The webhook's POST as Twilio sends it: the call's form, signed over
+/// the public URL when there is a token.
+pub fn webhook_request(client: &reqwest::Client, dial: &Dial<'_>) -> reqwest::RequestBuilder {
     let server = dial.server.trim_end_matches('/');
-    let authority =
-        server.strip_prefix("http://").with_context(|| format!("server {server:?} must be http://host:port"))?;
-
     let form: Vec<(String, String)> = [
         ("CallSid", dial.call_sid),
         ("AccountSid", ACCOUNT_SID),
@@ -84,13 +88,113 @@ pub async fn open(client: &reqwest::Client, dial: &Dial<'_>) -> anyhow::Result<S
     .into_iter()
     .chain(dial.extra.iter().cloned())
     .collect();
-    let webhook = dial.webhook;
-    let mut request = client.post(format!("{server}{webhook}")).form(&form);
-    if let Some(token) = dial.auth_token {
-        let public = dial.public_url.unwrap_or(server).trim_end_matches('/');
-        request = request.header(signature::HEADER, Verifier::sign(token, &format!("{public}{webhook}"), &form));
+    let public = dial.public_url.unwrap_or(server).trim_end_matches('/');
+    signed_post(
+        client,
+        &format!("{server}{}", dial.webhook),
+        &format!("{public}{}", dial.webhook),
+        form,
+        dial.auth_token,
+    )
+}
+
+/// A form POST to `url`, signed (with a token) over `signed_url`: the URL
+/// Twilio would have requested, which the server's signature check covers.
+pub fn signed_post(
+    client: &reqwest::Client,
+    url: &str,
+    signed_url: &str,
+    form: Vec<(String, String)>,
+    auth_token: Option<&Secret>,
+) -> reqwest::RequestBuilder {
+    let mut request = client.post(url).form(&form);
+    if let Some(token) = auth_token {
+        request = request.header(signature::HEADER, Verifier::sign(token, signed_url, &form));
     }
-    let response = request.send().await.with_context(|| format!("POST {webhook}"))?;
+    request
+}
+
+/// Where the stream of `target` is opened from here: the TwiML's URL for a
+/// deployment (`https://`), its path on the local server for `http://`
+/// (the TwiML names `wss://`, which a local server does not speak).
+pub fn ws_url(server: &str, target: &StreamTarget) -> anyhow::Result<String> {
+    match server.trim_end_matches('/').strip_prefix("http://") {
+        Some(authority) => twiml::local_ws_url(&target.url, authority),
+        None => Ok(target.url.clone()),
+    }
+}
+
+/// The upgrade request to `ws_url`, offering the subprotocol when asked,
+/// signed over `signed_url` (the stream URL as the TwiML names it, which is
+/// what Twilio signs).
+pub fn upgrade_request(
+    ws_url: &str,
+    signed_url: &str,
+    subprotocol: bool,
+    auth_token: Option<&Secret>,
+) -> anyhow::Result<Request> {
+    let mut request = ws_url.into_client_request()?;
+    if subprotocol {
+        request.headers_mut().insert("Sec-WebSocket-Protocol", HeaderValue::from_static(SUBPROTOCOL));
+    }
+    if let Some(token) = auth_token {
+        request
+            .headers_mut()
+            .insert(signature::HEADER, HeaderValue::from_str(&Verifier::sign(token, signed_url, &[]))?);
+    }
+    Ok(request)
+}
+
+/// Opens the WebSocket: plain TCP for `ws://`, TLS for `wss://` with `tls`
+/// (the platform's roots when `None`). The error is tungstenite's own, so
+/// a caller can tell a refused upgrade (`Http`) from a missing subprotocol
+/// echo (`Protocol`).
+pub async fn connect(
+    request: Request,
+    tls: Option<Arc<rustls::ClientConfig>>,
+) -> Result<(Socket, Response), tokio_tungstenite::tungstenite::Error> {
+    let uri = request.uri();
+    let host = uri.host().unwrap_or_default().trim_start_matches('[').trim_end_matches(']').to_string();
+    let tls_needed = uri.scheme_str() == Some("wss");
+    let port = uri.port_u16().unwrap_or(if tls_needed { 443 } else { 80 });
+    let tcp = TcpStream::connect((host.as_str(), port)).await?;
+    // Twilio streams small frames every 20 ms; Nagle would hold them back.
+    tcp.set_nodelay(true)?;
+    let connector = match (tls_needed, tls) {
+        (false, _) => Connector::Plain,
+        (true, Some(config)) => Connector::Rustls(config),
+        (true, None) => Connector::Rustls(
+            crate::providers::streaming::tls_config(&crate::config::Config::default().providers)
+                .map_err(|e| std::io::Error::other(e.to_string()))?,
+        ),
+    };
+    tokio_tungstenite::client_async_tls_with_config(request, tcp, None, Some(connector)).await
+}
+
+/// Twilio's first two messages: `connected`, then `start` with the TwiML's
+/// parameters (the stream token among them). Returns the stream's SID.
+pub async fn start(ws: &mut Socket, call_sid: &str, target: &StreamTarget) -> anyhow::Result<String> {
+    let stream_sid = format!("MZ{}", call_sid.trim_start_matches("CA"));
+    let parameters: serde_json::Map<String, serde_json::Value> =
+        target.parameters.iter().map(|(k, v)| (k.clone(), v.clone().into())).collect();
+    let connected = json!({"event": "connected", "protocol": "Call", "version": "1.0.0"});
+    ws.feed(Message::text(connected.to_string())).await?;
+    let start = json!({
+        "event": "start", "sequenceNumber": "1", "streamSid": stream_sid,
+        "start": {
+            "streamSid": stream_sid, "accountSid": ACCOUNT_SID, "callSid": call_sid,
+            "tracks": ["inbound"], "customParameters": parameters,
+            "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}
+        }
+    });
+    ws.send(Message::text(start.to_string())).await?;
+    Ok(stream_sid)
+}
+
+pub async fn open(client: &reqwest::Client, dial: &Dial<'_>) -> anyhow::Result<Stream> {
+    let server = dial.server.trim_end_matches('/');
+    let webhook = dial.webhook;
+    let response = webhook_request(client, dial).send().await.with_context(|| format!("POST {webhook}"))?;
     let status = response.status();
     let twiml = response.text().await?;
     if !status.is_success() {
@@ -98,41 +202,16 @@ pub async fn open(client: &reqwest::Client, dial: &Dial<'_>) -> anyhow::Result<S
     }
     let Some(target) = twiml::stream_target(&twiml)? else { return Err(Refused::NoStream(twiml).into()) };
 
-    let ws_url = twiml::local_ws_url(&target.url, authority)?;
-    let mut request = ws_url.as_str().into_client_request()?;
-    if dial.subprotocol {
-        request.headers_mut().insert("Sec-WebSocket-Protocol", HeaderValue::from_static(SUBPROTOCOL));
-    }
-    if let Some(token) = dial.auth_token {
-        // Twilio signs the stream URL as the TwiML names it.
-        request
-            .headers_mut()
-            .insert(signature::HEADER, HeaderValue::from_str(&Verifier::sign(token, &target.url, &[]))?);
-    }
-    let tcp = TcpStream::connect(authority).await.with_context(|| format!("connecting {ws_url}"))?;
-    // Twilio streams small frames every 20 ms; Nagle would hold them back.
-    tcp.set_nodelay(true)?;
-    let (mut ws, handshake) = match tokio_tungstenite::client_async(request, tcp).await {
+    let ws_url = ws_url(server, &target)?;
+    // Twilio signs the stream URL as the TwiML names it.
+    let request = upgrade_request(&ws_url, &target.url, dial.subprotocol, dial.auth_token)?;
+    let (mut ws, handshake) = match connect(request, None).await {
         Ok(pair) => pair,
         Err(tokio_tungstenite::tungstenite::Error::Http(r)) => return Err(Refused::Upgrade(r.status().as_u16()).into()),
         Err(e) => return Err(anyhow::Error::new(e).context(format!("connecting {ws_url}"))),
     };
     let subprotocol_echoed =
         handshake.headers().get("sec-websocket-protocol").is_some_and(|v| v.as_bytes() == SUBPROTOCOL.as_bytes());
-
-    let stream_sid = format!("MZ{}", dial.call_sid.trim_start_matches("CA"));
-    let parameters: serde_json::Map<String, serde_json::Value> =
-        target.parameters.into_iter().map(|(k, v)| (k, v.into())).collect();
-    let connected = json!({"event": "connected", "protocol": "Call", "version": "1.0.0"});
-    ws.feed(Message::text(connected.to_string())).await?;
-    let start = json!({
-        "event": "start", "sequenceNumber": "1", "streamSid": stream_sid,
-        "start": {
-            "streamSid": stream_sid, "accountSid": ACCOUNT_SID, "callSid": dial.call_sid,
-            "tracks": ["inbound"], "customParameters": parameters,
-            "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}
-        }
-    });
-    ws.send(Message::text(start.to_string())).await?;
+    let stream_sid = start(&mut ws, dial.call_sid, &target).await?;
     Ok(Stream { ws, twiml, stream_sid, subprotocol_echoed })
 }

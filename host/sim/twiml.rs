@@ -1,5 +1,6 @@
 //! Reads what a simulated Twilio needs from TwiML: the `<Stream>` URL and
-//! its `<Parameter>`s.
+//! its `<Parameter>`s, and the URLs Twilio requests later (`action`,
+//! `statusCallback`).
 
 use anyhow::{Context, bail};
 
@@ -7,6 +8,10 @@ use anyhow::{Context, bail};
 pub struct StreamTarget {
     pub url: String,
     pub parameters: Vec<(String, String)>,
+    /// `<Connect action>`: what Twilio requests when the stream ends.
+    pub action: Option<String>,
+    /// `<Stream statusCallback>`: where Twilio reports the stream's events.
+    pub status_callback: Option<String>,
 }
 
 /// The `<Connect><Stream>` of a TwiML document; `None` when the document is
@@ -26,7 +31,13 @@ pub fn stream_target(twiml: &str) -> anyhow::Result<Option<StreamTarget>> {
         .filter(|n| n.has_tag_name("Parameter"))
         .filter_map(|n| Some((n.attribute("name")?.to_string(), n.attribute("value").unwrap_or("").to_string())))
         .collect();
-    Ok(Some(StreamTarget { url, parameters }))
+    let action = stream.ancestors().find(|n| n.has_tag_name("Connect")).and_then(|c| c.attribute("action"));
+    Ok(Some(StreamTarget {
+        url,
+        parameters,
+        action: action.map(str::to_string),
+        status_callback: stream.attribute("statusCallback").map(str::to_string),
+    }))
 }
 
 /// Maps Twilio's `wss://public-host/path` to `ws://<server>/path`: the

@@ -8,6 +8,7 @@ mod calls;
 mod config;
 mod contract;
 mod control;
+mod doctor;
 mod fetch;
 mod guest;
 mod http;
