@@ -12,9 +12,11 @@
 //!
 //! STT=deepgram: speech-to-text streams to the Deepgram stand-in (the
 //! utterance's words come with the flush at its end) instead of one batch
-//! request. REALISTIC=1: the stand-ins take a provider's usual time
-//! (batch STT 300 ms, Deepgram's flush 100 ms, LLM first token 350 ms, TTS
-//! first byte 200 ms); the voice-to-voice latency is then the EoU silence
+//! request; STT=openai-realtime: to OpenAI's realtime transcription
+//! stand-in (its words come after the commit). REALISTIC=1: the stand-ins
+//! take a provider's usual time (batch STT 300 ms, Deepgram's flush 100 ms,
+//! OpenAI's transcription after a commit 300 ms, LLM first token 350 ms,
+//! TTS first byte 200 ms); the voice-to-voice latency is then the EoU silence
 //! plus what is printed.
 //!
 //! Also printed: stream start → first greeting frame, per call
@@ -137,12 +139,25 @@ fn main() {
                 env.insert(setting.into(), value);
             }
         }
-        let streaming = std::env::var("STT").is_ok_and(|v| v == "deepgram");
         let deepgram = mocks::deepgram::DeepgramMock::start().await;
-        if streaming {
-            let flush = if realistic { 100 } else { 0 };
-            deepgram.behave(|b| b.finalize_delay = std::time::Duration::from_millis(flush));
-            env.extend(deepgram.env().into_iter().map(|(k, v)| (k.to_string(), v)));
+        let realtime = mocks::openai_realtime::OpenAiRealtimeMock::start().await;
+        match stt_var().as_str() {
+            "deepgram" => {
+                let flush = if realistic { 100 } else { 0 };
+                deepgram.behave(|b| b.finalize_delay = std::time::Duration::from_millis(flush));
+                env.extend(deepgram.env().into_iter().map(|(k, v)| (k.to_string(), v)));
+            }
+            "openai-realtime" => {
+                // Its words come only after the commit (no turn detection):
+                // a transcription's time, as the batch request takes.
+                let after_commit = if realistic { 300 } else { 0 };
+                realtime.behave(|b| {
+                    b.transcribe_delay = std::time::Duration::from_millis(after_commit);
+                    b.delta_every = std::time::Duration::ZERO;
+                });
+                env.extend(realtime.env().into_iter().map(|(k, v)| (k.to_string(), v)));
+            }
+            _ => {}
         }
         let mut config = Config::from_lookup(|k| env.get(k).cloned()).unwrap();
         config.listen = "127.0.0.1:0".parse().unwrap();
@@ -190,7 +205,15 @@ fn main() {
         }
     });
     let mut t = times.lock().unwrap().clone();
-    let stt = if std::env::var("STT").is_ok_and(|v| v == "deepgram") { "streaming STT" } else { "batch STT" };
+    let stt = match stt_var().as_str() {
+        "deepgram" | "openai-realtime" => format!("streaming STT, {}", stt_var()),
+        _ => "batch STT".to_string(),
+    };
     let mocks = if var("REALISTIC", 0) == 1 { "realistic" } else { "instant" };
     report(&format!("EoU → first reply frame ({stt}, {mocks} mocks, {calls} concurrent call(s))"), &mut t);
+}
+
+/// `STT`: `deepgram`, `openai-realtime`, or batch (unset).
+fn stt_var() -> String {
+    std::env::var("STT").unwrap_or_default()
 }

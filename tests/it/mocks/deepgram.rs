@@ -8,17 +8,16 @@
 //! `Behavior::transcripts`, revealed word by word as voiced audio arrives.
 
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use hotline_audio::ulaw;
 use serde_json::{Value, json};
-use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 
-use super::Log;
+use super::{WsMock, WsState};
 
 pub const KEY: &str = "test-deepgram-key";
 /// Interim results come every this much voiced audio.
@@ -55,38 +54,12 @@ pub struct Connection {
     pub closed_cleanly: bool,
 }
 
-#[derive(Default)]
-pub struct State {
-    pub log: Log,
-    pub behavior: Mutex<Behavior>,
-    pub connections: Mutex<Vec<Connection>>,
-}
-
-pub struct DeepgramMock {
-    pub url: String,
-    pub state: Arc<State>,
-}
+type State = WsState<Behavior, Connection>;
+pub type DeepgramMock = WsMock<Behavior, Connection>;
 
 impl DeepgramMock {
     pub async fn start() -> DeepgramMock {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("ws://{}/v1/listen", listener.local_addr().unwrap());
-        let state = Arc::new(State::default());
-        let st = state.clone();
-        tokio::spawn(async move {
-            while let Ok((tcp, _)) = listener.accept().await {
-                tokio::spawn(serve(st.clone(), tcp));
-            }
-        });
-        DeepgramMock { url, state }
-    }
-
-    pub fn behave(&self, f: impl FnOnce(&mut Behavior)) {
-        f(&mut self.state.behavior.lock().unwrap());
-    }
-
-    pub fn connections(&self) -> Vec<Connection> {
-        self.state.connections.lock().unwrap().clone()
+        WsMock::listen("/v1/listen", serve).await
     }
 
     /// With an LLM and a TTS from elsewhere (`env` of the OpenAI stand-in).

@@ -28,6 +28,48 @@ use tokio::sync::mpsc;
 
 pub type Body = BoxBody<Bytes, std::io::Error>;
 
+/// A WebSocket stand-in (Deepgram's, OpenAI's realtime one): what it
+/// logged, how it is told to behave (`B`), and each connection as it saw
+/// it (`C`); its `serve` runs one connection.
+pub struct WsState<B, C> {
+    pub log: Log,
+    pub behavior: Mutex<B>,
+    pub connections: Mutex<Vec<C>>,
+}
+
+pub struct WsMock<B, C> {
+    pub url: String,
+    pub state: Arc<WsState<B, C>>,
+}
+
+impl<B: Default + Send + 'static, C: Clone + Send + 'static> WsMock<B, C> {
+    /// Listens on a loopback port; `ws://…{path}` is its URL.
+    pub async fn listen<F>(path: &str, serve: fn(Arc<WsState<B, C>>, tokio::net::TcpStream) -> F) -> Self
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("ws://{}{path}", listener.local_addr().unwrap());
+        let state =
+            Arc::new(WsState { log: Log::default(), behavior: Mutex::default(), connections: Mutex::default() });
+        let st = state.clone();
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                tokio::spawn(serve(st.clone(), tcp));
+            }
+        });
+        WsMock { url, state }
+    }
+
+    pub fn behave(&self, f: impl FnOnce(&mut B)) {
+        f(&mut self.state.behavior.lock().unwrap());
+    }
+
+    pub fn connections(&self) -> Vec<C> {
+        self.state.connections.lock().unwrap().clone()
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Recorded {
     pub path: String,

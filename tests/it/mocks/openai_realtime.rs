@@ -15,7 +15,7 @@
 //! gets no words.
 
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -23,12 +23,11 @@ use base64::engine::general_purpose::STANDARD as B64;
 use futures_util::{SinkExt, StreamExt};
 use hotline_audio::ulaw;
 use serde_json::{Value, json};
-use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 
-use super::Log;
 use super::openai::KEY;
+use super::{WsMock, WsState};
 
 /// OpenAI commits no less than this much audio (100 ms of μ-law).
 const MIN_COMMIT_BYTES: usize = 800;
@@ -76,38 +75,12 @@ pub struct Connection {
     pub closed_cleanly: bool,
 }
 
-#[derive(Default)]
-pub struct State {
-    pub log: Log,
-    pub behavior: Mutex<Behavior>,
-    pub connections: Mutex<Vec<Connection>>,
-}
-
-pub struct OpenAiRealtimeMock {
-    pub url: String,
-    pub state: Arc<State>,
-}
+type State = WsState<Behavior, Connection>;
+pub type OpenAiRealtimeMock = WsMock<Behavior, Connection>;
 
 impl OpenAiRealtimeMock {
     pub async fn start() -> OpenAiRealtimeMock {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("ws://{}/v1/realtime", listener.local_addr().unwrap());
-        let state = Arc::new(State::default());
-        let st = state.clone();
-        tokio::spawn(async move {
-            while let Ok((tcp, _)) = listener.accept().await {
-                tokio::spawn(serve(st.clone(), tcp));
-            }
-        });
-        OpenAiRealtimeMock { url, state }
-    }
-
-    pub fn behave(&self, f: impl FnOnce(&mut Behavior)) {
-        f(&mut self.state.behavior.lock().unwrap());
-    }
-
-    pub fn connections(&self) -> Vec<Connection> {
-        self.state.connections.lock().unwrap().clone()
+        WsMock::listen("/v1/realtime", serve).await
     }
 
     /// With the OpenAI stand-in's `env` (its key, its LLM and TTS).
