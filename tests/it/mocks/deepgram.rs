@@ -15,7 +15,7 @@ use futures_util::{SinkExt, StreamExt};
 use hotline_audio::ulaw;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
+use tokio_tungstenite::tungstenite::handshake::server::Request;
 
 use super::{WsMock, WsState};
 
@@ -91,26 +91,7 @@ fn check(request: &Request) -> Result<(), String> {
 }
 
 async fn serve(state: Arc<State>, tcp: tokio::net::TcpStream) {
-    let st = state.clone();
-    // The handshake callback's signature is tungstenite's.
-    #[allow(clippy::result_large_err)]
-    let callback = move |request: &Request, response: Response| -> Result<Response, ErrorResponse> {
-        match check(request) {
-            Ok(()) => Ok(response),
-            Err(why) => {
-                st.log.violations.lock().unwrap().push(format!("deepgram handshake: {why}"));
-                let mut refusal = ErrorResponse::new(Some("Unauthorized".into()));
-                *refusal.status_mut() = http::StatusCode::UNAUTHORIZED;
-                Err(refusal)
-            }
-        }
-    };
-    let Ok(mut ws) = tokio_tungstenite::accept_hdr_async(tcp, callback).await else { return };
-    let index = {
-        let mut connections = state.connections.lock().unwrap();
-        connections.push(Connection::default());
-        connections.len() - 1
-    };
+    let Some((mut ws, index)) = state.accept(tcp, "deepgram", check).await else { return };
     let drop_after = state.behavior.lock().unwrap().drop_after_bytes.take();
     let mut heard = Hearing::default();
     while let Some(Ok(message)) = ws.next().await {

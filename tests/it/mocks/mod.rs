@@ -25,6 +25,7 @@ use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::handshake::server as ws;
 
 pub type Body = BoxBody<Bytes, std::io::Error>;
 
@@ -35,6 +36,36 @@ pub struct WsState<B, C> {
     pub log: Log,
     pub behavior: Mutex<B>,
     pub connections: Mutex<Vec<C>>,
+}
+
+impl<B, C: Default> WsState<B, C> {
+    /// The handshake, checked by `check` (a refusal is a 401 and a
+    /// violation, named after `name`), then the connection registered:
+    /// the socket and its index in `connections`.
+    pub async fn accept(
+        &self,
+        tcp: tokio::net::TcpStream,
+        name: &str,
+        check: fn(&ws::Request) -> Result<(), String>,
+    ) -> Option<(tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>, usize)> {
+        // The handshake callback's signature is tungstenite's.
+        #[allow(clippy::result_large_err)]
+        let callback = |request: &ws::Request, response: ws::Response| -> Result<ws::Response, ws::ErrorResponse> {
+            match check(request) {
+                Ok(()) => Ok(response),
+                Err(why) => {
+                    self.log.violations.lock().unwrap().push(format!("{name} handshake: {why}"));
+                    let mut refusal = ws::ErrorResponse::new(Some("Unauthorized".into()));
+                    *refusal.status_mut() = http::StatusCode::UNAUTHORIZED;
+                    Err(refusal)
+                }
+            }
+        };
+        let ws = tokio_tungstenite::accept_hdr_async(tcp, callback).await.ok()?;
+        let mut connections = self.connections.lock().unwrap();
+        connections.push(C::default());
+        Some((ws, connections.len() - 1))
+    }
 }
 
 pub struct WsMock<B, C> {

@@ -24,7 +24,7 @@ use futures_util::{SinkExt, StreamExt};
 use hotline_audio::ulaw;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
+use tokio_tungstenite::tungstenite::handshake::server::Request;
 
 use super::openai::KEY;
 use super::{WsMock, WsState};
@@ -125,26 +125,7 @@ fn check_session(update: &Value) -> Result<(), String> {
 }
 
 async fn serve(state: Arc<State>, tcp: tokio::net::TcpStream) {
-    let st = state.clone();
-    // The handshake callback's signature is tungstenite's.
-    #[allow(clippy::result_large_err)]
-    let callback = move |request: &Request, response: Response| -> Result<Response, ErrorResponse> {
-        match check(request) {
-            Ok(()) => Ok(response),
-            Err(why) => {
-                st.log.violations.lock().unwrap().push(format!("openai-realtime handshake: {why}"));
-                let mut refusal = ErrorResponse::new(Some("Unauthorized".into()));
-                *refusal.status_mut() = http::StatusCode::UNAUTHORIZED;
-                Err(refusal)
-            }
-        }
-    };
-    let Ok(mut ws) = tokio_tungstenite::accept_hdr_async(tcp, callback).await else { return };
-    let index = {
-        let mut connections = state.connections.lock().unwrap();
-        connections.push(Connection::default());
-        connections.len() - 1
-    };
+    let Some((mut ws, index)) = state.accept(tcp, "openai-realtime", check).await else { return };
     let violation = |why: String| state.log.violations.lock().unwrap().push(format!("openai-realtime: {why}"));
     let update = |f: &dyn Fn(&mut Connection)| f(&mut state.connections.lock().unwrap()[index]);
     let mut events = 0u64;
