@@ -14,7 +14,9 @@
 //! utterance's words come with the flush at its end) instead of one batch
 //! request; STT=openai-realtime: to OpenAI's realtime transcription
 //! stand-in (its words come after the commit). REALISTIC=1: the stand-ins
-//! take a provider's usual time (batch STT 300 ms, Deepgram's flush 100 ms,
+//! take a provider's usual time (batch STT 300 ms; Deepgram's flush 100 ms,
+//! and its own endpoint's final 300 ms into the quiet after the last word,
+//! which answers the turn without a flush: ENDPOINTING_MS=0 turns it off;
 //! OpenAI's transcription after a commit 300 ms, LLM first token 350 ms,
 //! TTS first byte 200 ms); the voice-to-voice latency is then the EoU silence
 //! plus what is printed.
@@ -144,7 +146,13 @@ fn main() {
         match stt_var().as_str() {
             "deepgram" => {
                 let flush = if realistic { 100 } else { 0 };
-                deepgram.behave(|b| b.finalize_delay = std::time::Duration::from_millis(flush));
+                // Deepgram's own endpointing: its final comes this long into
+                // the quiet after the last word, before the guest's 500 ms.
+                let endpointing = var("ENDPOINTING_MS", if realistic { 300 } else { 0 });
+                deepgram.behave(|b| {
+                    b.finalize_delay = std::time::Duration::from_millis(flush);
+                    b.endpointing = (endpointing > 0).then(|| std::time::Duration::from_millis(endpointing as u64));
+                });
                 env.extend(deepgram.env().into_iter().map(|(k, v)| (k.to_string(), v)));
             }
             "openai-realtime" => {

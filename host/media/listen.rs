@@ -8,6 +8,12 @@
 //! no final result covers yet: when the socket drops mid-call, it
 //! reconnects and sends that audio again, so nothing the caller said is
 //! lost. Partial results go to the guest as `transcript(text, false)`.
+//!
+//! A provider that finds its own endpoints (Deepgram) usually has the
+//! utterance's words final before the guest's end-of-utterance silence is
+//! over: then `finalize` answers at once, without a flush and its round
+//! trip, which is what keeps the streaming path within a few milliseconds
+//! of silence + LLM + TTS.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -43,11 +49,37 @@ const KEEP_ALIVE_AFTER: Duration = Duration::from_secs(5);
 
 type Answer = oneshot::Sender<Result<String, ProviderError>>;
 
+/// What answered a `finalize` (the `by` of `stt_final`).
+#[derive(Clone, Copy, PartialEq)]
+enum AnsweredBy {
+    /// Finals the provider sent on its own already cover the voice.
+    Endpoint,
+    /// The provider's answer to the flush.
+    Flush,
+    /// No flushed answer in time: the finals and the latest partial.
+    Timeout,
+    /// The stream is down: what was heard before it went.
+    Down,
+}
+
+impl AnsweredBy {
+    fn name(self) -> &'static str {
+        match self {
+            AnsweredBy::Endpoint => "endpoint",
+            AnsweredBy::Flush => "flush",
+            AnsweredBy::Timeout => "timeout",
+            AnsweredBy::Down => "down",
+        }
+    }
+}
+
 enum Request {
     Audio(Vec<u8>),
-    /// Everything heard of the last `utterance_ms`, final.
+    /// Everything heard of the last `utterance_ms`, final; the voice
+    /// ended `silence_ms` ago (the guest's end-of-utterance silence).
     Finalize {
         utterance_ms: u64,
+        silence_ms: u64,
         answer: Answer,
     },
 }
@@ -70,11 +102,12 @@ impl Listener {
         let _ = self.requests.send(Request::Audio(ulaw.to_vec()));
     }
 
-    /// The words of the utterance that ended now, `utterance_ms` long.
-    pub async fn finalize(&self, utterance_ms: u64) -> Result<String, ProviderError> {
+    /// The words of the utterance that ended now, `utterance_ms` long, its
+    /// voice `silence_ms` ago.
+    pub async fn finalize(&self, utterance_ms: u64, silence_ms: u64) -> Result<String, ProviderError> {
         let (answer, rx) = oneshot::channel();
         let gone = || ProviderError::Stream("the speech-to-text stream ended".into());
-        self.requests.send(Request::Finalize { utterance_ms, answer }).map_err(|_| gone())?;
+        self.requests.send(Request::Finalize { utterance_ms, silence_ms, answer }).map_err(|_| gone())?;
         rx.await.map_err(|_| gone())?
     }
 }
@@ -158,13 +191,15 @@ async fn listen(stt: Arc<dyn StreamingStt>, mut requests: UnboundedReceiver<Requ
         tokio::select! {
             request = requests.recv() => match request {
                 Some(Request::Audio(ulaw)) => s.audio(ulaw).await,
-                Some(Request::Finalize { utterance_ms, answer }) => s.finalize(utterance_ms, answer).await,
+                Some(Request::Finalize { utterance_ms, silence_ms, answer }) => {
+                    s.finalize(utterance_ms, silence_ms, answer).await
+                }
                 None => break,
             },
             message = heard => s.on_message(message, &partial).await,
             _ = sleep_until(deadline) => {
                 warn!(event = "stt_finalize_timeout", provider = s.stt.name(), after_ms = FINALIZE_WAIT.as_millis() as u64);
-                s.answer(true);
+                s.answer(AnsweredBy::Timeout);
             }
             _ = tokio::time::sleep_until(s.last_sent + KEEP_ALIVE_AFTER) => s.keep_alive().await,
         }
@@ -197,12 +232,18 @@ impl State {
         self.send(message).await;
     }
 
-    async fn finalize(&mut self, utterance_ms: u64, answer: Answer) {
+    async fn finalize(&mut self, utterance_ms: u64, silence_ms: u64, answer: Answer) {
         let since = self.total.saturating_sub((utterance_ms + UTTERANCE_SLACK_MS) * BYTES_PER_MS);
         // Finals of earlier speech (noise, words the guest ignored) are not this utterance's.
         self.finals.retain(|f| f.end_byte > since);
         self.waiting = Some((answer, Instant::now()));
         self.utterance_bytes = (utterance_ms + UTTERANCE_SLACK_MS) * BYTES_PER_MS;
+        // Nothing pending (no partial since the last final) and the last
+        // final reaches past the voice: every word is in, no flush needed.
+        let voice_end = self.total.saturating_sub(silence_ms * BYTES_PER_MS);
+        if self.partial.is_empty() && self.finals.last().is_some_and(|f| f.end_byte >= voice_end) {
+            return self.answer(AnsweredBy::Endpoint);
+        }
         let utterance = self.utterance();
         let Some(stream) = self.stream.as_mut() else {
             // Connecting sends the flush once the audio is resent.
@@ -220,10 +261,10 @@ impl State {
 
     /// Answers the `finalize` waiting, with the finals and, when the flush
     /// never came, the latest partial.
-    fn answer(&mut self, timed_out: bool) {
+    fn answer(&mut self, by: AnsweredBy) {
         let Some((answer, asked)) = self.waiting.take() else { return };
         let mut words: Vec<String> = self.finals.drain(..).map(|f| f.text).filter(|t| !t.is_empty()).collect();
-        if timed_out && !self.partial.is_empty() {
+        if matches!(by, AnsweredBy::Timeout | AnsweredBy::Down) && !self.partial.is_empty() {
             words.push(std::mem::take(&mut self.partial));
         }
         let text = words.join(" ");
@@ -231,6 +272,7 @@ impl State {
         info!(
             event = "stt_final",
             provider = self.stt.name(),
+            by = by.name(),
             partials = self.partials,
             finalize_ms = waited_ms,
             chars = text.len()
@@ -274,7 +316,7 @@ impl State {
                 self.partial.clear();
                 self.finals.push(Final { text, end_byte });
                 if flushed {
-                    self.answer(false);
+                    self.answer(AnsweredBy::Flush);
                 }
             }
             Ok(Heard::Nothing) => {}
@@ -353,7 +395,7 @@ impl State {
         }
         self.down_until = Some(Instant::now() + Duration::from_secs(5));
         // Nobody can flush now: answer with what was heard.
-        self.answer(true);
+        self.answer(AnsweredBy::Down);
     }
 
     /// Sends the audio no final covers yet (the start of a connection), and

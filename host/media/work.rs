@@ -125,9 +125,10 @@ impl Work {
             // The words are (mostly) in already: one flush brings the rest.
             let rate = utterance.sample_rate.max(1) as u64;
             let utterance_ms = utterance.samples.len() as u64 * 1000 / rate;
+            let silence_ms = u64::from(self.eou_ms);
             let (providers, report) = (self.providers.clone(), self.reporter());
             return self.spawn(async move {
-                let result = listener.finalize(utterance_ms).await;
+                let result = listener.finalize(utterance_ms, silence_ms).await;
                 report(match finish(&providers, ProviderKind::Stt, result) {
                     Ok(text) => Event::Transcript(wit::Transcript { text, is_final: true }),
                     Err(e) => Event::ProviderError(e),

@@ -84,6 +84,31 @@ async fn a_stream_dropped_mid_utterance_reconnects_and_resends_what_was_not_fina
     assert!(replied_after_eou(&report));
 }
 
+#[tokio::test]
+async fn deepgrams_own_endpoint_answers_the_turn_without_a_flush() {
+    // Deepgram finds the endpoint (300 ms of quiet) before the guest's
+    // end-of-utterance silence (500 ms) is over: the words are final
+    // already, so the turn needs no `Finalize` and its round trip.
+    let (openai, deepgram) = (OpenAiMock::start().await, DeepgramMock::start().await);
+    deepgram.behave(|b| {
+        b.transcripts = ["is it going to rain".to_string()].into();
+        b.endpointing = Some(std::time::Duration::from_millis(300));
+        // A flush, if one were asked for, would show in the turn's timing.
+        b.finalize_delay = std::time::Duration::from_millis(400);
+    });
+    let s = server(&openai, &deepgram).await;
+    let report = call(&s, concat(&[silence(1500), question(), silence(4000)])).await;
+
+    assert_eq!(deepgram.state.log.violations(), Vec::<String>::new());
+    let connections = deepgram.connections();
+    assert_eq!(connections.len(), 1, "{connections:?}");
+    assert_eq!(connections[0].finalizes, 0, "no flush: the endpoint's final covered the voice");
+    let chats = openai.state.chats.lock().unwrap().clone();
+    assert_eq!(chats.len(), 1, "one turn: {chats:?}");
+    assert_eq!(chats[0].last().unwrap(), &("user".into(), "is it going to rain".into()));
+    assert!(replied_after_eou(&report), "the agent answered");
+}
+
 pub(crate) async fn eventually_true(cond: impl Fn() -> bool) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     while !cond() {

@@ -2,7 +2,9 @@
 //! checks the handshake as Deepgram does (a `Token` key, μ-law at 8 kHz,
 //! interim results), takes binary audio, answers with interim `Results`
 //! while it hears voice and with a final one (`from_finalize`) on each
-//! `Finalize`, and can be told to answer slowly or drop the socket.
+//! `Finalize`, and can be told to answer slowly or drop the socket. With
+//! `endpointing` it also finds endpoints as Deepgram does: that much quiet
+//! after voice, and the words so far come as a final (`speech_final`).
 //!
 //! It cannot recognize speech: each utterance's words come from
 //! `Behavior::transcripts`, revealed word by word as voiced audio arrives.
@@ -31,6 +33,9 @@ pub struct Behavior {
     pub finalize_delay: Duration,
     /// The next connection breaks (no close frame) once it has this many bytes of audio.
     pub drop_after_bytes: Option<usize>,
+    /// Deepgram's own endpointing: after this much quiet audio following
+    /// voice, the utterance's words come as a final without a `Finalize`.
+    pub endpointing: Option<Duration>,
 }
 
 impl Default for Behavior {
@@ -40,6 +45,7 @@ impl Default for Behavior {
             default_transcript: "what is the weather like today".into(),
             finalize_delay: Duration::from_millis(20),
             drop_after_bytes: None,
+            endpointing: None,
         }
     }
 }
@@ -103,8 +109,8 @@ async fn serve(state: Arc<State>, tcp: tokio::net::TcpStream) {
                 if drop_after.is_some_and(|limit| total >= limit) {
                     return; // dropped: no close frame, the TCP connection just ends
                 }
-                if let Some(partial) = heard.audio(&audio, &state) {
-                    let _ = ws.send(Message::text(partial.to_string())).await;
+                if let Some(results) = heard.audio(&audio, &state) {
+                    let _ = ws.send(Message::text(results.to_string())).await;
                 }
             }
             Message::Text(text) => {
@@ -116,7 +122,7 @@ async fn serve(state: Arc<State>, tcp: tokio::net::TcpStream) {
                         update(&|c| c.finalizes += 1);
                         let delay = state.behavior.lock().unwrap().finalize_delay;
                         tokio::time::sleep(delay).await;
-                        let _ = ws.send(Message::text(heard.finalize().to_string())).await;
+                        let _ = ws.send(Message::text(heard.finalize(true).to_string())).await;
                     }
                     Some("KeepAlive") => update(&|c| c.keep_alives += 1),
                     Some("CloseStream") => {
@@ -144,16 +150,25 @@ struct Hearing {
     bytes: usize,
     final_end: usize,
     voiced: usize,
+    /// Quiet bytes since the last voiced audio.
+    quiet: usize,
     words: Option<Vec<String>>,
 }
 
 impl Hearing {
+    /// Interim results while voice comes; with endpointing, a final once
+    /// enough quiet follows it.
     fn audio(&mut self, ulaw_bytes: &[u8], state: &State) -> Option<Value> {
         self.bytes += ulaw_bytes.len();
         let loud = ulaw_bytes.iter().map(|&b| (ulaw::decode(b) as i32).abs()).max().unwrap_or(0) > 1000;
         if !loud {
-            return None;
+            self.quiet += ulaw_bytes.len();
+            let endpointing = state.behavior.lock().unwrap().endpointing?;
+            let endpoint_bytes = endpointing.as_millis() as usize * 8;
+            let at_endpoint = self.quiet >= endpoint_bytes && self.quiet - ulaw_bytes.len() < endpoint_bytes;
+            return (at_endpoint && self.words.is_some()).then(|| self.finalize(false));
         }
+        self.quiet = 0;
         self.voiced += ulaw_bytes.len();
         let words = self.words.get_or_insert_with(|| {
             let mut b = state.behavior.lock().unwrap();
@@ -167,10 +182,13 @@ impl Hearing {
         Some(self.results(shown, false))
     }
 
-    fn finalize(&mut self) -> Value {
+    /// The words heard so far, final: flushed (the answer to `Finalize`) or
+    /// at an endpoint the stand-in found itself.
+    fn finalize(&mut self, flushed: bool) -> Value {
         let text = self.words.take().map(|w| w.join(" ")).unwrap_or_default();
         self.voiced = 0;
-        let results = self.results(text, true);
+        let mut results = self.results(text, true);
+        results["from_finalize"] = flushed.into();
         self.final_end = self.bytes;
         results
     }
