@@ -149,6 +149,8 @@ async fn incoming_call(app: &App, req: Request<Incoming>) -> Result<Response<Bod
     if app.is_draining() {
         return Err(AppError::Draining);
     }
+    // Signed and accepted: a call is coming, and its providers can get ready.
+    app.providers.prepare();
     let call_sid = param(&params, "CallSid").to_string();
     let twiml = stream_twiml(app, params, &headers, &[]).await?;
     info!(event = "incoming_call", call_sid, mode = app.config.mode.name());

@@ -20,6 +20,7 @@ pub mod retry;
 pub mod settings;
 mod speech_cache;
 pub mod streaming;
+mod warm;
 mod wav;
 
 use std::sync::Arc;
@@ -127,6 +128,8 @@ pub struct Providers {
     pub client: reqwest::Client,
     /// The guests' `fetch` client: the same TLS, no redirects (`http::fetch_client`).
     pub fetch_client: reqwest::Client,
+    /// What `warm`/`prepare` make ready ahead of a call (`warm.rs`).
+    warmer: warm::Warmer,
 }
 
 impl Providers {
@@ -162,6 +165,11 @@ impl Providers {
             Choice::Google => google.clone().map(|g| g as _),
             Choice::Deepgram | Choice::OpenAiRealtime | Choice::None => None,
         };
+        // The HTTP vendors in use, for the connections opened ahead of a call.
+        let kinds = [settings.stt, settings.llm, settings.tts];
+        let openai_urls = openai.as_ref().filter(|_| kinds.contains(&Choice::OpenAi)).map(|o| o.urls());
+        let urls = openai_urls.into_iter().chain(google.as_ref().map(|g| g.urls())).flatten().collect();
+        let warmer = warm::Warmer::new(urls, google.clone(), settings.preopen);
         let tts: Option<Arc<dyn TextToSpeech>> = match settings.tts {
             Choice::OpenAi => openai.map(|o| o as _),
             Choice::Google => google.map(|g| g as _),
@@ -169,29 +177,7 @@ impl Providers {
         };
         let health = Health::new([settings.stt, settings.llm, settings.tts]);
         let speech_cache = SpeechCache::new(settings.tts_cache_bytes);
-        Ok(Providers { stt, listen, llm, tts, health, speech_cache, settings, client, fetch_client })
-    }
-
-    /// Synthesizes the configured greeting (`HOTLINE_GREETING`) into the
-    /// speech cache, so that the first call's greeting plays at once too.
-    pub fn warm(self: &Arc<Self>) {
-        let (Some(tts), Some(greeting)) = (self.tts.clone(), self.settings.greeting.clone()) else { return };
-        if !self.complete() || !self.speech_cache.wants(&greeting) {
-            return;
-        }
-        let providers = self.clone();
-        tokio::spawn(async move {
-            let began = std::time::Instant::now();
-            let mut chunks = Vec::new();
-            match tts.speak(&greeting, &mut |pcm| chunks.push(pcm)).await {
-                Ok(()) => {
-                    providers.speech_cache.put(&greeting, chunks);
-                    let ms = began.elapsed().as_millis() as u64;
-                    tracing::info!(event = "tts_cache_warmed", ms);
-                }
-                Err(e) => tracing::warn!(event = "tts_cache_warm_failed", error = %e),
-            }
-        });
+        Ok(Providers { stt, listen, llm, tts, health, speech_cache, settings, client, fetch_client, warmer })
     }
 
     /// All three are present: the guest can run the AI path.

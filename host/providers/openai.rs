@@ -39,6 +39,11 @@ impl OpenAi {
         OpenAi { client, settings, language, timeout: common.request_timeout }
     }
 
+    /// Where its requests go (`warm.rs` opens a connection ahead).
+    pub fn urls(&self) -> Vec<String> {
+        vec![self.settings.base_url.clone()]
+    }
+
     fn post(&self, path: &str) -> reqwest::RequestBuilder {
         let request = self.client.post(format!("{}{path}", self.settings.base_url));
         match &self.settings.api_key {

@@ -145,6 +145,8 @@ pub struct ProviderSettings {
     pub ca_file: Option<PathBuf>,
     /// Speech kept by its text (`speech_cache.rs`); 0 keeps none.
     pub tts_cache_bytes: usize,
+    /// Open provider connections when a webhook says a call is coming (`warm.rs`).
+    pub preopen: bool,
 }
 
 /// The providers' settings, a section of `config::ServeArgs`.
@@ -254,6 +256,10 @@ pub struct ProviderArgs {
     /// PEM root certificates to trust besides the system's (private CA, TLS-inspecting proxy).
     #[arg(long, env = "HOTLINE_PROVIDER_CA_FILE")]
     pub provider_ca_file: Option<PathBuf>,
+    /// When a call's webhook arrives, open a connection to each HTTP provider not used lately (a HEAD request), so
+    /// the call's first request finds TCP and TLS done.
+    #[arg(long, env = "HOTLINE_PROVIDER_PREOPEN", default_value_t = true, action = clap::ArgAction::Set)]
+    pub provider_preopen: bool,
 }
 
 impl ProviderArgs {
@@ -334,6 +340,7 @@ impl ProviderArgs {
             retry_delay: Duration::from_millis(self.provider_retry_ms),
             ca_file: self.provider_ca_file,
             tts_cache_bytes: self.tts_cache_kb as usize * 1024,
+            preopen: self.provider_preopen,
         })
     }
 }

@@ -503,3 +503,28 @@ async fn the_configured_greeting_is_synthesized_when_the_server_starts() {
     assert_eq!(mock.state.speech.lock().unwrap().clone(), ["Thanks for calling Acme."], "no second request");
     assert!(report.agent.iter().any(|&b| b != ulaw::SILENCE), "the greeting played");
 }
+
+#[tokio::test]
+async fn a_webhook_opens_a_provider_connection_that_the_calls_first_request_reuses() {
+    let mock = OpenAiMock::start().await;
+    let s = server_with(&mock.env()).await;
+    let requests = || mock.log().requests.lock().unwrap().clone();
+    assert!(requests().is_empty(), "nothing is asked of the provider before a call is coming");
+
+    // The webhook alone: Twilio opens the stream a moment after it.
+    stream_token(&s.base, "CAwarm1").await;
+    eventually("the connection opened ahead", || !requests().is_empty()).await;
+    let head = requests()[0].clone();
+    assert_eq!((head.method.as_str(), head.path.as_str()), ("HEAD", "/"));
+    assert!(head.headers.get("authorization").is_none(), "no key goes to the provider's root");
+    // A burst of webhooks opens one connection, not one each.
+    stream_token(&s.base, "CAwarm2").await;
+
+    let _ = call(&s, concat(&[silence(1500), question(), silence(4000)])).await;
+    let requests = requests();
+    assert_eq!(mock.log().violations(), Vec::<String>::new());
+    assert_eq!(requests.iter().filter(|r| r.method == hyper::Method::HEAD).count(), 1, "{requests:?}");
+    let first = requests.iter().find(|r| r.method != hyper::Method::HEAD).expect("the call's requests");
+    assert_eq!(first.conn, head.conn, "the call's first request ({}) found the connection open", first.path);
+    assert_eq!(mock.state.uploads.lock().unwrap().len(), 1, "and the call went on as usual");
+}

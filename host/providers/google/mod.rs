@@ -68,6 +68,19 @@ impl Google {
         })
     }
 
+    /// Where its requests go (`warm.rs` opens a connection ahead; the
+    /// token endpoint is warmed by [`Google::warm_token`]).
+    pub fn urls(&self) -> Vec<String> {
+        let (stt, tts) = (self.settings.stt_url.clone(), self.settings.tts_url.clone());
+        [Some(stt), Some(tts), self.chat_url.clone()].into_iter().flatten().collect()
+    }
+
+    /// Fetches an access token now if the cached one is due, so a call's
+    /// first request does not wait for the token endpoint.
+    pub async fn warm_token(&self) -> Result<()> {
+        self.tokens.token().await.map(drop)
+    }
+
     /// POSTs JSON with a bearer token, once more with a new token on 401.
     async fn post_json(&self, url: &str, body: &Value) -> Result<Response> {
         let mut refreshed = false;

@@ -116,6 +116,10 @@ impl GoogleMock {
 
 fn handle(state: Arc<State>, base: &str, r: Recorded) -> Response<Body> {
     state.log.requests.lock().unwrap().push(r.clone());
+    if r.path == "/" {
+        // The host's root, as hotline's warm-up asks for it: nothing there.
+        return json_response(StatusCode::NOT_FOUND, json!({ "error": { "code": 404 } }));
+    }
     if r.path == "/token" {
         return token(&state, base, &r);
     }

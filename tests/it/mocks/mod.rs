@@ -103,10 +103,13 @@ impl<B: Default + Send + 'static, C: Clone + Send + 'static> WsMock<B, C> {
 
 #[derive(Debug, Clone)]
 pub struct Recorded {
+    pub method: hyper::Method,
     pub path: String,
     pub headers: hyper::HeaderMap,
     pub body: Bytes,
     pub at: Instant,
+    /// Which TCP connection it came on, counted from 0 per stand-in.
+    pub conn: usize,
 }
 
 /// What every mock keeps.
@@ -155,7 +158,7 @@ where
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
-        loop {
+        for conn in 0.. {
             let Ok((stream, _)) = listener.accept().await else { return };
             // As real API front ends do: small streamed chunks go out at once.
             let _ = stream.set_nodelay(true);
@@ -164,10 +167,11 @@ where
                 let service = service_fn(move |req: Request<Incoming>| {
                     let handle = handle.clone();
                     async move {
-                        let path = req.uri().path().to_string();
+                        let (method, path) = (req.method().clone(), req.uri().path().to_string());
                         let headers = req.headers().clone();
                         let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
-                        Ok::<_, Infallible>(handle(Recorded { path, headers, body, at: Instant::now() }).await)
+                        let recorded = Recorded { method, path, headers, body, at: Instant::now(), conn };
+                        Ok::<_, Infallible>(handle(recorded).await)
                     }
                 });
                 let http = hyper::server::conn::http1::Builder::new();

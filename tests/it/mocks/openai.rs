@@ -152,6 +152,11 @@ impl OpenAiMock {
 
 async fn handle(state: Arc<State>, r: Recorded) -> Response<Body> {
     state.log.requests.lock().unwrap().push(r.clone());
+    if r.path == "/" {
+        // The host's root, as hotline's warm-up asks for it: the API has
+        // nothing there, with or without a key.
+        return json_response(StatusCode::NOT_FOUND, json!({ "error": { "message": "Invalid URL (HEAD /)" } }));
+    }
     if bearer(&r).as_deref() != Some(KEY) {
         return state.log.refuse(StatusCode::UNAUTHORIZED, format!("{}: missing or wrong API key", r.path));
     }
