@@ -375,3 +375,53 @@ async fn a_version_an_instance_cannot_load_is_reported_and_the_previous_one_serv
     rows_say(all[0].base(), &names, "loaded", &v2).await;
     assert_eq!(json(format!("{}/readyz", all[0].base())).await["fleet"]["state"], "in_sync");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_that_goes_away_refuses_pushes_leaves_calls_alone_and_the_fleet_catches_up() {
+    let pg = Postgres::start();
+    let names = ["gone-a", "gone-b"];
+    let all = fleet(&pg, &names).await;
+    let refs: Vec<&Instance> = all.iter().collect();
+    let v1 = active_digest(all[0].base()).await;
+    pg.stop();
+    for i in &all {
+        let base = i.base().to_string();
+        eventually("the instance sees the database gone", || async {
+            let ready = json(format!("{base}/readyz")).await;
+            (ready["fleet"]["state"] == "db_unreachable", ready)
+        })
+        .await;
+        let status = reqwest::get(format!("{base}/readyz")).await.unwrap().status();
+        assert_eq!(status, StatusCode::OK, "{}: still ready on the version it runs", i.name);
+    }
+    // A push the database cannot take changes nothing, anywhere.
+    let (status, body) = put_guest(all[0].base(), std::fs::read(V2).unwrap()).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["error"]["step"], "fleet", "{body}");
+    assert_eq!(active_digest(all[0].base()).await, v1);
+    // Calls go on meanwhile.
+    let report = place_call(&short_call(all[1].base(), "CAdbgone".into())).await.unwrap();
+    assert_eq!(report.close, Some((1000, "stream stopped".into())));
+    assert_eq!(hotline::sim::reply_latencies(&report).len(), 1);
+
+    // Back: the listeners reconnect (with backoff) and the next push, made
+    // as soon as the database answers, reaches both, whether a listener
+    // hears its notification or reads it on reconnecting.
+    pg.start_again();
+    let body = eventually("the push is taken once the database is back", || async {
+        let (status, body) = put_guest(all[0].base(), std::fs::read(V2).unwrap()).await;
+        (status == StatusCode::OK, body)
+    })
+    .await;
+    let v2 = body["active"]["digest"].as_str().unwrap().to_string();
+    all_serving(&refs, &v2, Instant::now()).await;
+    for i in &all {
+        let base = i.base().to_string();
+        eventually("in sync again", || async {
+            let ready = json(format!("{base}/readyz")).await;
+            (ready["fleet"]["state"] == "in_sync" && ready["fleet"]["active"] == v2.as_str(), ready)
+        })
+        .await;
+    }
+    rows_say(all[1].base(), &names, "loaded", &v2).await;
+}
