@@ -8,6 +8,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::{Config, WEBHOOK_INSTANCES};
 use crate::fetch::Fetcher;
+use crate::fleet::Fleet;
 use crate::http::auth::Auth;
 use crate::http::limits::{AuthFailures, Connections};
 use crate::live::Live;
@@ -53,6 +54,8 @@ pub struct App {
     pub switchboard: Arc<Switchboard>,
     /// The guests' `fetch`: its policy and its client.
     pub fetch: Fetcher,
+    /// With PostgreSQL: the instances sharing it, one active guest version.
+    pub fleet: Option<Arc<Fleet>>,
 }
 
 impl App {
@@ -60,6 +63,7 @@ impl App {
         let twilio = config.twilio.clone().map(|settings| Rest::new(providers.client.clone(), settings));
         let fetch = Fetcher::new(providers.fetch_client.clone(), config.fetch.clone());
         let switchboard = Arc::new(Switchboard::new(records.submitter()));
+        let fleet = Fleet::new(records.db(), &config.store.instance);
         Arc::new(App {
             auth: Auth::new(&config),
             connections: connection_limits(&config),
@@ -76,6 +80,7 @@ impl App {
             twilio,
             switchboard,
             fetch,
+            fleet,
             config,
         })
     }

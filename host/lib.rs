@@ -10,6 +10,7 @@ pub mod cli;
 pub mod config;
 pub mod doctor;
 pub mod fetch;
+pub mod fleet;
 pub mod http;
 pub mod live;
 pub mod media;

@@ -179,7 +179,7 @@ impl Config {
             control: args.control.settings()?,
             fetch: args.fetch.settings()?,
             security: args.security.security()?,
-            store: args.store.settings(get),
+            store: args.store.settings(get, args.port),
         })
     }
 }

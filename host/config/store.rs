@@ -37,6 +37,10 @@ pub struct StoreArgs {
     #[arg(long, env = "HOTLINE_RECORD_AUDIO", default_value_t = false, action = clap::ArgAction::Set)]
     #[arg(value_parser = clap::builder::BoolishValueParser::new())]
     pub record_audio: bool,
+    /// This instance's name in a fleet (records, guest status); unique per instance.
+    /// [default: $FLY_MACHINE_ID, else $HOSTNAME, else the host name; then :$PORT]
+    #[arg(long, env = "HOTLINE_INSTANCE", value_parser = instance_name)]
+    pub instance: Option<String>,
 }
 
 /// Where records go.
@@ -64,12 +68,16 @@ pub struct StoreSettings {
     /// The data directory when the records go to PostgreSQL: where the
     /// recordings go then (with SQLite, the database's own directory).
     pub data_dir: Option<PathBuf>,
+    /// `HOTLINE_INSTANCE`: written with every record and, in a fleet, with
+    /// this instance's guest status.
+    pub instance: String,
 }
 
 impl StoreArgs {
     /// `get` supplies the variables that shape the data directory's
-    /// default place (`XDG_DATA_HOME`, `HOME`).
-    pub fn settings(&self, get: &dyn Fn(&str) -> Option<String>) -> StoreSettings {
+    /// default place (`XDG_DATA_HOME`, `HOME`) and the instance's default
+    /// name (`FLY_MACHINE_ID`, `HOSTNAME`), with `port`.
+    pub fn settings(&self, get: &dyn Fn(&str) -> Option<String>, port: u16) -> StoreSettings {
         let data_dir = match self.data_dir.as_deref() {
             Some("off") => None,
             Some(dir) => Some(PathBuf::from(dir)),
@@ -91,6 +99,7 @@ impl StoreArgs {
             mask_numbers: self.mask_numbers,
             record_audio: self.record_audio,
             data_dir,
+            instance: self.instance.clone().unwrap_or_else(|| default_instance(get, port)),
         }
     }
 }
@@ -105,6 +114,7 @@ impl StoreSettings {
             mask_numbers: true,
             record_audio: false,
             data_dir: None,
+            instance: "hotline".into(),
         }
     }
 
@@ -139,6 +149,29 @@ fn default_data_dir(get: &dyn Fn(&str) -> Option<String>) -> Option<PathBuf> {
 fn postgres_url(value: &str) -> Result<String, String> {
     if !(value.starts_with("postgres://") || value.starts_with("postgresql://")) {
         return Err("must be a postgres:// URL (SQLite needs no URL: it lives in HOTLINE_DATA_DIR)".into());
+    }
+    Ok(value.to_string())
+}
+
+/// The machine's name as platforms give it (Fly's machine ID, the pod or
+/// container name in `HOSTNAME`, else the kernel's host name), then the
+/// port: two instances on one host differ, and a restarted instance keeps
+/// its name (its status row is updated, not duplicated).
+fn default_instance(get: &dyn Fn(&str) -> Option<String>, port: u16) -> String {
+    let host = get("FLY_MACHINE_ID")
+        .or_else(|| get("HOSTNAME"))
+        .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "hotline".into());
+    format!("{host}:{port}")
+}
+
+/// Shown in logs, the API and the dashboard: printable, short.
+fn instance_name(value: &str) -> Result<String, String> {
+    let ok = |c: char| c.is_ascii_alphanumeric() || "-_.:@".contains(c);
+    if value.is_empty() || value.len() > 64 || !value.chars().all(ok) {
+        return Err("1-64 characters among letters, digits and - _ . : @".into());
     }
     Ok(value.to_string())
 }

@@ -9,13 +9,11 @@ use std::sync::Arc;
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use serde_json::json;
-use tracing::info;
 
 use super::error::AppError;
 use super::respond::{Body, json, read_body};
 use super::session::authorize;
 use crate::app::App;
-use crate::versions::install;
 
 /// A component upload (up to `HOTLINE_ADMIN_MAX_BYTES`) may come over a slow link.
 const ADMIN_UPLOAD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
@@ -24,8 +22,8 @@ pub async fn handle(app: &Arc<App>, req: Request<Incoming>) -> Result<Response<B
     authorize(app, &req)?;
     match (req.method(), req.uri().path()) {
         (&Method::PUT, "/admin/guest") => upload(app, req).await,
-        (&Method::GET, "/admin/guest") => Ok(status(app)),
-        (&Method::POST, "/admin/guest/rollback") => rollback(app),
+        (&Method::GET, "/admin/guest") => Ok(status(app).await),
+        (&Method::POST, "/admin/guest/rollback") => rollback(app).await,
         (_, "/admin/guest" | "/admin/guest/rollback") => Err(AppError::MethodNotAllowed),
         _ => Err(AppError::NotFound),
     }
@@ -35,23 +33,30 @@ async fn upload(app: &Arc<App>, req: Request<Incoming>) -> Result<Response<Body>
     let bytes = read_body(req, app.config.admin_max_bytes, ADMIN_UPLOAD_TIMEOUT)
         .await
         .map_err(|e| AppError::UploadUnreadable(Box::new(e)))?;
-    let version = install(&app.sandbox, &app.versions, bytes.to_vec(), "admin upload".into()).await?;
+    let version = crate::fleet::push(app, bytes.to_vec(), "admin upload".into()).await?;
     Ok(json(StatusCode::OK, json!({ "active": version.to_json() })))
 }
 
 /// The active version, the history with each version's counters, the
-/// swap policy and the last rollback (also `GET /api/guests`).
-pub(super) fn status(app: &App) -> Response<Body> {
+/// swap policy, the last rollback and, in a fleet, every instance's status
+/// and the fleet's activations (also `GET /api/guests`).
+pub(super) async fn status(app: &App) -> Response<Body> {
     let history: Vec<_> = app.versions.history().iter().map(|v| v.to_json()).collect();
     let active = app.versions.active().map(|v| v.to_json());
     let last_rollback = app.versions.last_rollback();
     let swap = app.config.swap.name();
-    json(StatusCode::OK, json!({ "active": active, "history": history, "swap": swap, "last_rollback": last_rollback }))
+    let fleet = match &app.fleet {
+        Some(fleet) => fleet.overview().await,
+        None => serde_json::Value::Null,
+    };
+    let body =
+        json!({ "active": active, "history": history, "swap": swap, "last_rollback": last_rollback, "fleet": fleet });
+    json(StatusCode::OK, body)
 }
 
-fn rollback(app: &App) -> Result<Response<Body>, AppError> {
-    let from = app.versions.active().map(|v| v.digest().to_string());
-    let version = app.versions.rollback("admin")?;
-    info!(event = "guest_rolled_back", from, to = version.digest(), reason = "admin");
+/// Back to the version before the current one: here, or in a fleet
+/// fleet-wide (the database decides which version that is).
+async fn rollback(app: &App) -> Result<Response<Body>, AppError> {
+    let version = crate::fleet::rollback(app).await?;
     Ok(json(StatusCode::OK, json!({ "active": version.to_json() })))
 }

@@ -37,7 +37,7 @@ pub async fn handle(app: &Arc<App>, req: Request<Incoming>) -> Result<Response<B
         };
     }
     match (req.method(), path, sid) {
-        (&Method::GET, "/api/guests", _) => Ok(super::admin::status(app)),
+        (&Method::GET, "/api/guests", _) => Ok(super::admin::status(app).await),
         (&Method::GET, "/api/live", _) => Ok(event_stream(crate::live::stream(app.clone()))),
         (&Method::GET, "/api/stats", _) => {
             let hours = hours(req.uri().query().unwrap_or(""))?;
@@ -103,6 +103,7 @@ fn filter(query: &str) -> Result<CallFilter, AppError> {
                 f.outcome = Some(Outcome::from_name(value).ok_or_else(|| bad(&key, &why))?);
             }
             "guest" => f.guest = Some(value.to_string()),
+            "instance" => f.instance = Some(value.to_string()),
             "q" => f.q = Some(value.to_string()),
             "limit" => {
                 let why = format!("a number from 1 to {MAX_LIMIT}");
@@ -110,7 +111,7 @@ fn filter(query: &str) -> Result<CallFilter, AppError> {
                 f.limit = limit.ok_or_else(|| bad(&key, &why))?;
             }
             "cursor" => f.cursor = Some(Cursor::decode(value).ok_or_else(|| bad(&key, "not a cursor this API gave"))?),
-            _ => return Err(bad(&key, "unknown parameter (since, until, outcome, guest, q, limit, cursor)")),
+            _ => return Err(bad(&key, "unknown parameter (since, until, outcome, guest, instance, q, limit, cursor)")),
         }
     }
     Ok(f)

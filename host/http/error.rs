@@ -80,6 +80,10 @@ pub enum AppError {
     UploadUnreadable(Box<AppError>),
     #[error(transparent)]
     NothingToRollBack(#[from] NothingToRollBack),
+    /// A push or rollback the fleet's database could not take (logged by
+    /// `fleet`, as `fleet_push_failed`): nothing changed anywhere.
+    #[error("{0}: nothing was activated")]
+    FleetUnavailable(String),
     /// A records API query that cannot be understood (names the parameter).
     #[error("{0}")]
     BadQuery(String),
@@ -200,6 +204,7 @@ impl AppError {
                 rejection(status, "read", &reason)
             }
             AppError::NothingToRollBack(_) => rejection(StatusCode::CONFLICT, "rollback", &reason),
+            AppError::FleetUnavailable(_) => rejection(StatusCode::SERVICE_UNAVAILABLE, "fleet", &reason),
             AppError::BadQuery(_) => api_error(StatusCode::BAD_REQUEST, &reason),
             AppError::RecordsOff | AppError::NoRecording => api_error(StatusCode::NOT_FOUND, &reason),
             AppError::CallControlOff => api_error(StatusCode::CONFLICT, &reason),
@@ -251,4 +256,15 @@ fn api_error(status: StatusCode, reason: &str) -> Response<Body> {
 /// An admin request the server refused: which step, and why.
 fn rejection(status: StatusCode, step: &str, reason: &str) -> Response<Body> {
     json(status, json!({ "error": { "step": step, "reason": reason } }))
+}
+
+impl From<crate::fleet::FleetError> for AppError {
+    fn from(e: crate::fleet::FleetError) -> Self {
+        use crate::fleet::FleetError;
+        match e {
+            FleetError::Load(e) => AppError::Rejected(e),
+            FleetError::NothingToRollBack(e) => AppError::NothingToRollBack(e),
+            other => AppError::FleetUnavailable(other.to_string()),
+        }
+    }
 }

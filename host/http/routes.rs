@@ -101,6 +101,12 @@ fn readyz(app: &App) -> Response<Body> {
         // slow: records are queued, then dropped, calls go on) or `off`.
         "db": app.records.status(),
         "records": app.records.report(),
+        // In a fleet: the fleet's version and whether it loaded here. A
+        // version that failed here leaves this instance ready on the one
+        // it runs: it still serves calls well, and a fleet whose every
+        // instance failed the same way must not stop answering at all.
+        "fleet": app.fleet.as_ref().map(|f| f.report()),
+        "instance": app.config.store.instance,
     });
     json(if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE }, body)
 }
@@ -115,6 +121,7 @@ fn version(app: &App) -> Response<Body> {
             "version": env!("CARGO_PKG_VERSION"),
             "git_commit": commit,
             "deploy_id": app.config.deploy_id,
+            "instance": app.config.store.instance,
             "guest_digest": active.as_ref().map(|v| v.digest()),
             "auto_rollback": app.versions.last_auto_rollback(),
         }),

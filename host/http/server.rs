@@ -92,6 +92,9 @@ impl Server {
     }
 }
 
+/// The first version: in a fleet, the fleet's active one when it loads
+/// here; else this instance's own (`HOTLINE_GUEST` or the built-in), which
+/// seeds a fleet that has none yet. Then the fleet's listener starts.
 async fn load_guest(app: Arc<App>) -> anyhow::Result<()> {
     let path = app.config.guest_path.clone();
     let source = path.as_ref().map_or("built-in".to_string(), |p| p.display().to_string());
@@ -101,8 +104,20 @@ async fn load_guest(app: Arc<App>) -> anyhow::Result<()> {
         }
         None => DEFAULT_GUEST.to_vec(),
     };
-    let installed = crate::versions::install(&app.sandbox, &app.versions, bytes, source.clone()).await;
-    installed.map_err(|e| anyhow::Error::new(e).context(format!("loading guest {source}")))?;
+    let from_fleet = match &app.fleet {
+        Some(fleet) => {
+            fleet.set_own(bytes.clone(), source.clone());
+            fleet.start(&app).await
+        }
+        None => false,
+    };
+    if !from_fleet {
+        let installed = crate::versions::install(&app.sandbox, &app.versions, bytes, source.clone()).await;
+        installed.map_err(|e| anyhow::Error::new(e).context(format!("loading guest {source}")))?;
+    }
+    if let Some(fleet) = &app.fleet {
+        crate::fleet::spawn_listener(app.clone(), fleet.clone());
+    }
     if let Some(path) = &path {
         crate::versions::watch::spawn(app.clone(), path.clone())?;
     }
@@ -120,6 +135,9 @@ async fn run(app: Arc<App>, listener: TcpListener, drain: CancellationToken) {
     app.draining.store(true, std::sync::atomic::Ordering::SeqCst);
     let budget = app.config.drain;
     info!(event = "drain_start", live_calls = app.calls.len(), budget_secs = budget.as_secs());
+    if let Some(fleet) = &app.fleet {
+        fleet.mark(&app, "draining").await;
+    }
     // Closed, the tracker's `wait` resolves once no call is left (calls that
     // still arrive are tracked and waited for too).
     app.calls.close();
@@ -135,6 +153,9 @@ async fn run(app: Arc<App>, listener: TcpListener, drain: CancellationToken) {
     // the writer writes what it holds.
     sweeper.abort();
     app.switchboard.close();
+    if let Some(fleet) = &app.fleet {
+        fleet.mark(&app, "stopped").await;
+    }
     app.records.flush().await;
     // Ends the accept loop and asks every keep-alive connection to close
     // after its current request.

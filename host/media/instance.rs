@@ -196,6 +196,7 @@ impl Instance {
                 traps = rollback.traps,
                 window_secs = rollback.window_secs
             );
+            crate::fleet::auto_rollback(app, rollback.from);
         }
         if self.recovered {
             return false;

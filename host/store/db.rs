@@ -27,6 +27,7 @@ use crate::config::Backend;
 const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "calls", include_str!("migrations/0001_calls.sql")),
     (2, "recordings", include_str!("migrations/0002_recordings.sql")),
+    (3, "fleet", include_str!("migrations/0003_fleet.sql")),
 ];
 /// Our own bookkeeping table: a PostgreSQL database shared with another
 /// sqlx application keeps both apart.
@@ -94,8 +95,9 @@ impl Db {
                 let what = "DATABASE_URL".to_string();
                 let options = PgConnectOptions::from_str(url.expose())
                     .map_err(|error| OpenError::Connect { what: what.clone(), error })?;
+                // Five: one is held by the fleet's LISTEN task for as long as it runs.
                 let pool =
-                    PgPoolOptions::new().max_connections(4).acquire_timeout(ACQUIRE_TIMEOUT).connect_lazy_with(options);
+                    PgPoolOptions::new().max_connections(5).acquire_timeout(ACQUIRE_TIMEOUT).connect_lazy_with(options);
                 Ok(Some((Db::Postgres(pool), what)))
             }
         }

@@ -192,6 +192,7 @@ impl Records {
             migrated,
             queue: rx,
             stats: stats.clone(),
+            instance: settings.instance.clone(),
             retention: settings.retention,
             finish: finish.clone(),
             flush_budget: FLUSH_BUDGET,

@@ -20,6 +20,8 @@ pub struct CallFilter {
     pub outcome: Option<Outcome>,
     /// A guest version the call ran: its digest or the start of it.
     pub guest: Option<String>,
+    /// The instance that served the call (`HOTLINE_INSTANCE`), exactly.
+    pub instance: Option<String>,
     /// Words in a transcript or a reply, case-insensitive.
     pub q: Option<String>,
     pub limit: usize,
@@ -51,7 +53,7 @@ enum Bind {
 }
 
 const CALL_COLUMNS: &str = "call_sid, stream_sid, direction, from_number, to_number, started_at, ended_at, \
-     duration_ms, outcome, close_code, guests, turn_count, frames_in, frames_out";
+     duration_ms, outcome, close_code, guests, turn_count, frames_in, frames_out, instance";
 
 /// `LIKE` text matching `text` anywhere, its own `%`, `_` and `\` escaped.
 fn contains(text: &str) -> String {
@@ -86,6 +88,9 @@ fn where_clause(f: &CallFilter) -> (String, Vec<Bind>) {
     if let Some(guest) = &f.guest {
         let p = next(Bind::Text(contains(guest)), &mut binds);
         conditions.push(format!("LOWER(guests) LIKE {p} ESCAPE '\\'"));
+    }
+    if let Some(instance) = &f.instance {
+        conditions.push(format!("instance = {}", next(Bind::Text(instance.clone()), &mut binds)));
     }
     if let Some(q) = &f.q {
         let p = next(Bind::Text(contains(q)), &mut binds);
@@ -123,6 +128,8 @@ macro_rules! call_json {
             "turns": row.try_get::<i64, _>("turn_count")?,
             "frames_in": row.try_get::<i64, _>("frames_in")?,
             "frames_out": row.try_get::<i64, _>("frames_out")?,
+            // NULL for calls recorded before instances were.
+            "instance": row.try_get::<Option<String>, _>("instance")?,
         })
     }};
 }

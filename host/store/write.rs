@@ -6,8 +6,8 @@ use super::record::CallRecord;
 
 const INSERT_CALL: &str = "INSERT INTO calls (call_sid, stream_sid, direction, from_number, to_number, \
      started_at, ended_at, duration_ms, outcome, close_code, guests, turn_count, frames_in, frames_out, \
-     timeline, timeline_dropped, recording, recording_bytes, recording_ms) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19) \
+     timeline, timeline_dropped, recording, recording_bytes, recording_ms, instance) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20) \
      ON CONFLICT (call_sid) DO NOTHING";
 
 const INSERT_TURN: &str = "INSERT INTO turns (call_sid, turn, eou_at_ms, transcript, reply, barged_in, heard, \
@@ -21,7 +21,9 @@ const INSERT_TURN: &str = "INSERT INTO turns (call_sid, turn, eou_at_ms, transcr
 /// no longer held it: then its stream's record of its own is dropped);
 /// a turn number seen twice (a guest restored from an older snapshot
 /// counts again) keeps its first turn: a batch never fails on its content.
-pub async fn write_batch(db: &Db, records: &[CallRecord]) -> Result<(), sqlx::Error> {
+/// Every record is `instance`'s: a call belongs to the instance that held
+/// its socket.
+pub async fn write_batch(db: &Db, records: &[CallRecord], instance: &str) -> Result<(), sqlx::Error> {
     on_pool!(db, pool => {
         let mut tx = pool.begin().await?;
         for r in records {
@@ -46,6 +48,7 @@ pub async fn write_batch(db: &Db, records: &[CallRecord]) -> Result<(), sqlx::Er
                 .bind(r.recording.as_ref().map(|rec| rec.name.as_str()))
                 .bind(r.recording.as_ref().map(|rec| rec.bytes))
                 .bind(r.recording.as_ref().map(|rec| rec.duration_ms))
+                .bind(instance)
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();

@@ -47,6 +47,8 @@ pub struct Writer {
     pub migrated: bool,
     pub queue: Receiver<CallRecord>,
     pub stats: Arc<Stats>,
+    /// `HOTLINE_INSTANCE`, written with every record.
+    pub instance: String,
     pub retention: Option<Duration>,
     /// Cancelled on shutdown: write what is held and queued, then stop.
     pub finish: CancellationToken,
@@ -138,7 +140,7 @@ impl Writer {
 
     /// One try at the batch; written, it is cleared.
     async fn write(&self, batch: &mut Vec<CallRecord>) -> Result<(), String> {
-        match timeout(WRITE_TIMEOUT, write_batch(&self.db, batch)).await {
+        match timeout(WRITE_TIMEOUT, write_batch(&self.db, batch, &self.instance)).await {
             Ok(Ok(())) => {
                 self.stats.written.fetch_add(batch.len() as u64, std::sync::atomic::Ordering::Relaxed);
                 self.stats.set(Health::Ok);

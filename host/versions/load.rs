@@ -71,30 +71,34 @@ pub async fn admit(sandbox: &Sandbox, bytes: Vec<u8>, source: String) -> Result<
 }
 
 /// Admits `bytes` and, if they pass, makes them the active version. Every
-/// way a guest arrives (start-up, the watched file, the admin API) goes
-/// through here, so each logs the same `guest_loaded` (first version),
-/// `guest_swapped` or `guest_rejected` event.
+/// way a guest arrives (start-up, the watched file, the admin API, the
+/// fleet) goes through [`validate`] and [`activate`], so each logs the same
+/// `guest_loaded` (first version), `guest_swapped` or `guest_rejected` event.
 pub async fn install(
     sandbox: &Sandbox,
     registry: &Registry,
     bytes: Vec<u8>,
     source: String,
 ) -> Result<Arc<Version>, LoadError> {
-    match admit(sandbox, bytes, source.clone()).await {
-        Ok(version) => {
-            let (to, ms, cached) = (version.digest(), version.load_ms, version.guest.from_cache());
-            let contract = version.guest.contract();
-            match registry.activate(version.clone()) {
-                None => info!(event = "guest_loaded", source, digest = to, contract, ms, cached),
-                Some(previous) => {
-                    info!(event = "guest_swapped", from = previous.digest(), to, contract, ms, cached, source)
-                }
-            }
-            Ok(version)
-        }
-        Err(e) => {
-            error!(event = "guest_rejected", source, step = %e.step, reason = e.reason);
-            Err(e)
-        }
+    let version = validate(sandbox, bytes, source).await?;
+    activate(registry, version.clone());
+    Ok(version)
+}
+
+/// [`admit`], logging `guest_rejected` when the version does not pass.
+pub async fn validate(sandbox: &Sandbox, bytes: Vec<u8>, source: String) -> Result<Arc<Version>, LoadError> {
+    admit(sandbox, bytes, source.clone()).await.inspect_err(|e| {
+        error!(event = "guest_rejected", source, step = %e.step, reason = e.reason);
+    })
+}
+
+/// Makes an admitted version the active one, logging `guest_loaded` (the
+/// first) or `guest_swapped`.
+pub fn activate(registry: &Registry, version: Arc<Version>) {
+    let (to, ms, cached) = (version.digest(), version.load_ms, version.guest.from_cache());
+    let (contract, source) = (version.guest.contract(), version.source.as_str());
+    match registry.activate(version.clone()) {
+        None => info!(event = "guest_loaded", source, digest = to, contract, ms, cached),
+        Some(previous) => info!(event = "guest_swapped", from = previous.digest(), to, contract, ms, cached, source),
     }
 }

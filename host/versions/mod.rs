@@ -19,7 +19,7 @@ use tokio::sync::Notify;
 
 use crate::sandbox::Guest;
 
-pub use load::{LoadError, Step, admit, install};
+pub use load::{LoadError, Step, activate, admit, install, validate};
 
 /// Activations remembered for rollback and `GET /admin/guest`.
 const HISTORY: usize = 16;

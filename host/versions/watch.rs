@@ -13,7 +13,6 @@ use notify_debouncer_mini::notify::RecursiveMode;
 use notify_debouncer_mini::{DebounceEventResult, new_debouncer};
 use tracing::{debug, info, warn};
 
-use super::install;
 use crate::app::App;
 use crate::sandbox::digest_of;
 
@@ -63,6 +62,7 @@ async fn reload(app: &App, path: &PathBuf) {
         debug!(event = "guest_unchanged", source);
         return;
     }
-    // A rejection is logged by `install`; the active version stays.
-    let _ = install(&app.sandbox, &app.versions, bytes, source).await;
+    // A rejection is logged on its way; the active version stays. In a
+    // fleet, the file is a push like the admin API's.
+    let _ = crate::fleet::push(app, bytes, source).await;
 }

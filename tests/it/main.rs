@@ -10,6 +10,7 @@ mod contract;
 mod control;
 mod doctor;
 mod fetch;
+mod fleet;
 mod guest;
 mod http;
 mod limits;

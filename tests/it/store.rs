@@ -45,6 +45,7 @@ impl Store {
             mask_numbers: true,
             record_audio: false,
             data_dir: None,
+            instance: "store-test".into(),
         }
     }
 }
@@ -368,7 +369,7 @@ async fn a_database_from_a_newer_hotline_is_refused(store: Store) {
     }
     records.flush().await;
     let err = Records::open(&settings).await.err().expect("refused").to_string();
-    assert!(err.contains("schema is version 7, newer than this hotline knows (up to 2)"), "{err}");
+    assert!(err.contains("schema is version 7, newer than this hotline knows (up to 3)"), "{err}");
 }
 
 #[tokio::test]
@@ -537,7 +538,7 @@ async fn sigterm_flushes_the_records_and_a_newer_schema_stops_the_binary() {
         hotline_command(&[("HOTLINE_DATA_DIR", &data)]).stderr(std::process::Stdio::piped()).output().await.unwrap();
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("schema is version 7, newer than this hotline knows (up to 2)"), "{stderr}");
+    assert!(stderr.contains("schema is version 7, newer than this hotline knows (up to 3)"), "{stderr}");
 }
 
 /// First sample louder than a whisper, if any.

@@ -246,6 +246,7 @@ async fn the_dashboard_works_in_a_real_browser() {
             mask_numbers: true,
             record_audio: true,
             data_dir: None,
+            instance: "ui-test".into(),
         };
     })
     .await;
