@@ -281,6 +281,7 @@ async fn the_dashboard_works_in_a_real_browser() {
         .args([&s.base, TOKEN])
         .env("HOTLINE_UI_CALL_SID", sid)
         .env("HOTLINE_UI_WORD", "pelican")
+        .env("HOTLINE_UI_INSTANCE", "ui-test")
         .env("HOTLINE_UI_LIVE_SID", live_sid)
         .env("HOTLINE_UI_GUEST", env!("HOTLINE_GUEST_V2_WASM"))
         .env("HOTLINE_UI_SCREENSHOTS", &shots)

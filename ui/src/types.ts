@@ -37,6 +37,8 @@ export interface CallSummary {
   turns: number;
   frames_in: number;
   frames_out: number;
+  /** The fleet instance that served the call (HOTLINE_INSTANCE); null for records from before it was kept. */
+  instance: string | null;
 }
 
 export interface CallPage {

@@ -23,6 +23,7 @@ const env = (name) => {
 };
 const sid = env("HOTLINE_UI_CALL_SID");
 const word = env("HOTLINE_UI_WORD");
+const instance = env("HOTLINE_UI_INSTANCE");
 const liveSid = env("HOTLINE_UI_LIVE_SID");
 const guest = env("HOTLINE_UI_GUEST");
 const shots = env("HOTLINE_UI_SCREENSHOTS");
@@ -134,6 +135,9 @@ await step("the overview shows today's calls, the active guest and the service",
   await page.getByTestId("active-guest").locator(".font-mono").waitFor(timeout);
   await page.getByTestId("service").getByText("Live calls").waitFor(timeout);
   await page.getByTestId("call-link").filter({ hasText: sid }).waitFor(timeout);
+  const row = page.getByTestId("call-table").locator("tr", { hasText: sid });
+  const served = await row.getByTestId("call-instance").innerText();
+  check(served === instance, `the call's row names the instance that served it: ${served}`);
   // The recorded call had a turn: its end of utterance → first audio is known.
   await page.getByTestId("latency").getByText(/\d+ ms/).first().waitFor(timeout);
   await page.getByTestId("live-calls").getByText("No calls in progress.").waitFor(timeout);

@@ -22,7 +22,8 @@ export function CallTable(props: { calls: CallSummary[] }) {
           <th className="py-2 pr-4 font-medium">Duration</th>
           <th className="py-2 pr-4 font-medium">Turns</th>
           <th className="py-2 pr-4 font-medium">Outcome</th>
-          <th className="py-2 font-medium">Guest</th>
+          <th className="py-2 pr-4 font-medium">Guest</th>
+          <th className="py-2 font-medium">Instance</th>
         </tr>
       </thead>
       <tbody className="divide-y divide-slate-100">
@@ -40,7 +41,10 @@ export function CallTable(props: { calls: CallSummary[] }) {
             <td className="py-2 pr-4">
               <OutcomeBadge outcome={c.outcome} />
             </td>
-            <td className="py-2 font-mono text-xs">{c.guests.map(short).join(", ")}</td>
+            <td className="py-2 pr-4 font-mono text-xs">{c.guests.map(short).join(", ")}</td>
+            <td className="py-2 font-mono text-xs" data-testid="call-instance">
+              {c.instance ?? "–"}
+            </td>
           </tr>
         ))}
       </tbody>

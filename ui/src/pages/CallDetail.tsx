@@ -39,6 +39,7 @@ export function CallDetail(props: { sid: string }) {
                   ["Stream", call.stream_sid],
                   ["Close code", call.close_code ?? "–"],
                   ["Guest", call.guests.map(short).join(" → ")],
+                  ["Instance", call.instance ?? "–"],
                   ["Frames in / out", `${call.frames_in} / ${call.frames_out}`],
                 ] as const
               ).map(([k, v]) => (
