@@ -21,6 +21,13 @@
 //! TTS first byte 200 ms); the voice-to-voice latency is then the EoU silence
 //! plus what is printed.
 //!
+//! AGENT=realtime: the realtime agent (`HOTLINE_AGENT=realtime`) against
+//! the stand-in of OpenAI's Realtime API instead of the three providers:
+//! the utterance committed at its end, `response.create`, the model's own
+//! μ-law played; with REALISTIC=1 its first audio comes 500 ms after the
+//! request (the Realtime API's usual time to first audio), and it speaks
+//! twice as fast as real time.
+//!
 //! Also printed: stream start → first greeting frame, per call
 //! (GREETING=text sets HOTLINE_GREETING; TTS_CACHE_KB=0 turns the speech
 //! cache off).
@@ -167,6 +174,19 @@ fn main() {
             }
             _ => {}
         }
+        let agent = mocks::realtime_agent::RealtimeAgentMock::start().await;
+        if realtime_agent() {
+            agent.set(|b| {
+                if realistic {
+                    b.realistic();
+                } else {
+                    b.first_audio = std::time::Duration::ZERO;
+                }
+                // A short answer, over before the next utterance, as the pipeline's.
+                b.default_reply = mocks::realtime_agent::Reply::speech("Okay.", 100);
+            });
+            env.extend(agent.env().into_iter().map(|(k, v)| (k.to_string(), v)));
+        }
         let mut config = Config::from_lookup(|k| env.get(k).cloned()).unwrap();
         config.listen = "127.0.0.1:0".parse().unwrap();
         let mut server = Server::start(config).await.unwrap();
@@ -214,11 +234,17 @@ fn main() {
     });
     let mut t = times.lock().unwrap().clone();
     let stt = match stt_var().as_str() {
+        _ if realtime_agent() => "realtime agent".to_string(),
         "deepgram" | "openai-realtime" => format!("streaming STT, {}", stt_var()),
         _ => "batch STT".to_string(),
     };
     let mocks = if var("REALISTIC", 0) == 1 { "realistic" } else { "instant" };
     report(&format!("EoU → first reply frame ({stt}, {mocks} mocks, {calls} concurrent call(s))"), &mut t);
+}
+
+/// `AGENT=realtime`: the realtime agent instead of the pipeline.
+fn realtime_agent() -> bool {
+    std::env::var("AGENT").is_ok_and(|a| a == "realtime")
 }
 
 /// `STT`: `deepgram`, `openai-realtime`, or batch (unset).

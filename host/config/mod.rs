@@ -477,6 +477,24 @@ mod tests {
     }
 
     #[test]
+    fn the_realtime_agent_needs_a_key_and_takes_the_openai_voice_and_url() {
+        assert!(cfg(&[]).unwrap().providers.realtime_agent.is_none(), "the pipeline by default");
+        let err = cfg(&[("HOTLINE_AGENT", "realtime")]).unwrap_err().to_string();
+        assert!(err.contains("HOTLINE_AGENT=realtime needs OPENAI_API_KEY"), "{err}");
+        let c = cfg(&[
+            ("HOTLINE_AGENT", "realtime"),
+            ("OPENAI_API_KEY", "sk-test"),
+            ("HOTLINE_OPENAI_VOICE", "marin"),
+            ("HOTLINE_OPENAI_REALTIME_URL", "ws://127.0.0.1:9/v1/realtime"),
+        ])
+        .unwrap();
+        let agent = c.providers.realtime_agent.unwrap();
+        assert_eq!((agent.model.as_str(), agent.voice.as_str()), ("gpt-realtime", "marin"));
+        assert_eq!(agent.url, "ws://127.0.0.1:9/v1/realtime");
+        assert_eq!(agent.transcription_model, "gpt-4o-mini-transcribe");
+    }
+
+    #[test]
     fn openai_realtime_transcribes_only_and_needs_a_key() {
         use crate::providers::Choice;
         let key = ("OPENAI_API_KEY", "sk-test");

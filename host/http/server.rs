@@ -52,7 +52,8 @@ impl Server {
         let sandbox = Sandbox::new(config.sandbox.clone()).context("setting up the wasm sandbox")?;
         let providers = Providers::new(config.providers.clone()).context("setting up the providers")?;
         let p = &config.providers;
-        info!(event = "providers", stt = p.stt.name(), llm = p.llm.name(), tts = p.tts.name());
+        let agent = if p.realtime_agent.is_some() { "realtime" } else { "pipeline" };
+        info!(event = "providers", agent, stt = p.stt.name(), llm = p.llm.name(), tts = p.tts.name());
         let records = Records::open(&config.store).await.context("opening the call records' database")?;
         let app = App::new(config, sandbox, providers, records);
         app.providers.warm();

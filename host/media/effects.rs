@@ -28,13 +28,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
                 }
                 self.audio_sent = true;
                 self.live_state(State::Speaking);
-                self.send_audio(&audio).await
+                if let Flow::Gone = self.send_audio(&audio).await {
+                    return Flow::Gone;
+                }
+                match self.work.played(audio.len()) {
+                    Some(mark) => self.send_host_mark(mark).await,
+                    None => Flow::Continue,
+                }
             }
             Effect::Mark(name) => self.send_mark(name).await,
             Effect::Clear => {
                 info!(event = "clear_sent");
                 self.note("clear_sent", &[]);
                 self.live_state(State::Listening);
+                self.work.cleared();
                 self.send_clear().await
             }
             Effect::SetTimer(timer) => {
@@ -110,6 +117,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
     pub(super) async fn send_mark(&mut self, name: String) -> Flow {
         info!(event = "mark_sent", name);
         self.note("mark_sent", &[("name", Field::Str(&name))]);
+        self.stats.marks_sent += 1;
+        self.send(&Outbound::Mark { stream_sid: self.stream_sid.clone(), mark: Mark { name } }).await
+    }
+
+    /// A mark of the host's own (the realtime agent's measure of what was
+    /// heard): one per chunk of reply audio, so not logged or recorded.
+    async fn send_host_mark(&mut self, name: String) -> Flow {
         self.stats.marks_sent += 1;
         self.send(&Outbound::Mark { stream_sid: self.stream_sid.clone(), mark: Mark { name } }).await
     }

@@ -208,6 +208,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
                     return self.bad_frame("mark never sent");
                 }
                 self.stats.marks_acked += 1;
+                if self.work.mark_played(&mark.name) {
+                    return Flow::Continue;
+                }
                 info!(event = "mark_ack", name = mark.name);
                 self.note("mark_ack", &[("name", Field::Str(&mark.name))]);
                 if mark.name == transfer::TRANSFER_MARK && self.transfer.is_some() {

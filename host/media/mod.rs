@@ -13,6 +13,7 @@
 //! - `control.rs`: the phone call's end when the agent hangs up (REST).
 //! - `transfer.rs`: the guest's `transfer`, and the caller's return.
 //! - `work.rs` + `turn_log.rs`: the call's provider requests and their timing.
+//! - `realtime.rs`: the realtime agent's session (`HOTLINE_AGENT=realtime`).
 //! - `fetch.rs`: the guest's HTTP requests (`fetch`), run with the provider work.
 //! - `live.rs`: the call's entry in the dashboard's live list.
 //! - `tape.rs`: the call's audio for its recording, when calls are recorded.
@@ -27,6 +28,7 @@ mod inbound;
 mod instance;
 mod listen;
 mod live;
+mod realtime;
 pub mod record;
 mod tape;
 mod transfer;
@@ -86,8 +88,8 @@ enum Flow {
 enum Input {
     Frame(Option<Result<Message, WsError>>),
     Timer(u32),
-    /// A provider produced something for the guest.
-    Provider(Event),
+    /// A provider produced something for the guest (or its record).
+    Provider(work::Delivery),
     /// A webhook had something for this call (`switchboard.rs`).
     Signal(Signal),
     Ping,
@@ -286,9 +288,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
                     Flow::Continue
                 }
                 Input::Timer(id) => self.dispatch(Event::Timer(id)).await,
-                Input::Provider(event) => {
-                    if let Some(record) = &mut self.record {
+                Input::Provider(work::Delivery { event, to_guest, to_record }) => {
+                    if to_record && let Some(record) = &mut self.record {
                         record.provider_event(&event);
+                    }
+                    if !to_guest {
+                        continue;
                     }
                     // The work failed: what the guest does about it (a
                     // filler, an apology) sets the state again.

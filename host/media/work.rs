@@ -28,12 +28,20 @@ use tokio::task::AbortHandle;
 use tracing::{Instrument, Span, debug, info, warn};
 
 use super::listen::Listener;
+use super::realtime::{self, Note, Realtime};
 use super::turn_log::{Outcome, TurnTimes, TurnTiming, ms_since};
 use crate::providers::retry::{retry_once, retry_wanted};
 use crate::providers::{self, Message, Pcm, ProviderKind, Providers, Tool, ToolCall};
 use crate::sandbox::wit::{self, Event};
 
 type Report = (u64, Event);
+
+/// A result for the call: to its guest, to its record, or both.
+pub struct Delivery {
+    pub event: Event,
+    pub to_guest: bool,
+    pub to_record: bool,
+}
 
 /// The epoch of a lasting task's result: delivered in every epoch.
 const LASTING: u64 = u64::MAX;
@@ -50,6 +58,9 @@ pub struct Work {
     /// Streaming speech-to-text, started by the call's first frame when
     /// the provider streams (`listen.rs`).
     listener: Option<Arc<Listener>>,
+    /// The realtime agent's session, from the call's first effect for it
+    /// (`realtime.rs`).
+    realtime: Option<Realtime>,
     /// Texts for this epoch's speech worker.
     speech: Option<UnboundedSender<String>>,
     timing: Option<TurnTiming>,
@@ -72,6 +83,7 @@ impl Work {
             tasks: Vec::new(),
             lasting: Vec::new(),
             listener: None,
+            realtime: None,
             speech: None,
             timing: None,
             turns: 0,
@@ -87,21 +99,67 @@ impl Work {
     }
 
     /// The next result of current work (pending while there is none).
-    pub async fn next(&mut self) -> Event {
+    pub async fn next(&mut self) -> Delivery {
         loop {
-            // We hold a sender, so the channel never closes.
-            let Some((_, rx)) = self.channel.as_mut() else { return std::future::pending().await };
-            let Some((epoch, event)) = rx.recv().await else { return std::future::pending().await };
-            if epoch == self.epoch || epoch == LASTING {
-                self.observe(&event);
-                return event;
+            let (epoch, note) = tokio::select! {
+                (epoch, event) = next_report(&mut self.channel) => (epoch, Note::Event(event)),
+                (epoch, note) = next_note(&mut self.realtime) => (epoch, note),
+            };
+            if epoch != self.epoch && epoch != LASTING {
+                continue;
             }
+            let (event, to_guest, to_record) = match note {
+                Note::Event(event) => (event, true, true),
+                Note::Guest(event) => (event, true, false),
+                Note::Record(event) => return Delivery { event, to_guest: false, to_record: true },
+                Note::Item { id, content_index } => {
+                    if let Some(rt) = &mut self.realtime {
+                        rt.begin_item(id, content_index);
+                    }
+                    continue;
+                }
+            };
+            if let Some(rt) = &mut self.realtime {
+                rt.observe(&event);
+            }
+            self.observe(&event);
+            return Delivery { event, to_guest, to_record };
+        }
+    }
+
+    /// The realtime agent's session, started on first use.
+    fn realtime(&mut self) -> Option<&mut Realtime> {
+        if self.realtime.is_none() {
+            let agent = self.providers.realtime.clone()?;
+            self.realtime = Some(Realtime::start(agent, self.providers.clone()));
+        }
+        self.realtime.as_mut()
+    }
+
+    /// The call sent `bytes` of the guest's audio to Twilio: a host mark to
+    /// follow them, when the realtime agent needs to know when they are heard.
+    pub fn played(&mut self, bytes: usize) -> Option<String> {
+        self.realtime.as_mut()?.played(bytes)
+    }
+
+    /// Twilio echoed `name`: true if it was the host's own (not the guest's).
+    pub fn mark_played(&mut self, name: &str) -> bool {
+        self.realtime.as_mut().is_some_and(|rt| rt.mark_played(name))
+    }
+
+    /// The guest cleared Twilio's audio.
+    pub fn cleared(&mut self) {
+        if let Some(rt) = &mut self.realtime {
+            rt.cleared();
         }
     }
 
     /// A frame of the caller's μ-law: to the streaming speech-to-text, if
     /// there is one and the call logic can use it (all three providers).
     pub fn media(&mut self, ulaw: &[u8]) {
+        if self.providers.realtime.is_some() {
+            return; // it hears the utterance whole, when it ends
+        }
         if let Some(listener) = self.listener() {
             listener.audio(ulaw);
         }
@@ -121,6 +179,12 @@ impl Work {
         self.end_turn(Outcome::NoAudio);
         self.turns += 1;
         self.timing = Some(TurnTiming::new(self.turns));
+        let epoch = self.epoch;
+        if let Some(rt) = self.realtime() {
+            rt.utterance(&utterance.samples);
+            let heard = wit::Transcript { text: realtime::PLACEHOLDER_TRANSCRIPT.into(), is_final: true };
+            return rt.note(epoch, Note::Guest(Event::Transcript(heard)));
+        }
         if let Some(listener) = self.listener().cloned() {
             // The words are (mostly) in already: one flush brings the rest.
             let rate = utterance.sample_rate.max(1) as u64;
@@ -152,6 +216,10 @@ impl Work {
         if let Some(t) = &mut self.timing {
             t.think_at = Some(Instant::now());
         }
+        let epoch = self.epoch;
+        if let Some(rt) = self.realtime() {
+            return rt.respond(epoch, thought);
+        }
         let Some(llm) = self.providers.llm.clone() else { return self.missing(ProviderKind::Llm) };
         let messages: Vec<Message> = thought.turns.into_iter().map(Message::from).collect();
         let tools: Vec<Tool> = thought.tools.into_iter().map(Tool::from).collect();
@@ -177,6 +245,10 @@ impl Work {
         if let Some(t) = self.timing.as_mut().filter(|t| t.speak_at.is_none()) {
             t.speak_at = Some(Instant::now());
         }
+        let epoch = self.epoch;
+        if let Some(rt) = self.realtime() {
+            return rt.speak(epoch, text);
+        }
         if self.speech.is_none() {
             let Some(tts) = self.providers.tts.clone() else { return self.missing(ProviderKind::Tts) };
             let (tx, rx) = unbounded_channel();
@@ -199,6 +271,9 @@ impl Work {
         self.speech = None;
         self.reply.clear();
         self.epoch += 1;
+        if let Some(rt) = &mut self.realtime {
+            rt.cancel(self.epoch);
+        }
         info!(event = "provider_cancel", aborted);
         self.end_turn(Outcome::Cancelled);
     }
@@ -300,6 +375,24 @@ impl Work {
     fn spawn(&mut self, task: impl Future<Output = ()> + Send + 'static) {
         self.tasks.retain(|t| !t.is_finished());
         self.tasks.push(tokio::spawn(task.instrument(Span::current())).abort_handle());
+    }
+}
+
+async fn next_report(channel: &mut Option<(UnboundedSender<Report>, UnboundedReceiver<Report>)>) -> Report {
+    // We hold a sender, so the channel never closes.
+    let Some((_, rx)) = channel.as_mut() else { return std::future::pending().await };
+    match rx.recv().await {
+        Some(report) => report,
+        None => std::future::pending().await,
+    }
+}
+
+async fn next_note(realtime: &mut Option<Realtime>) -> (u64, Note) {
+    // The call holds a sender too: the channel never closes.
+    let Some(rt) = realtime.as_mut() else { return std::future::pending().await };
+    match rt.notes.recv().await {
+        Some(note) => note,
+        None => std::future::pending().await,
     }
 }
 

@@ -16,6 +16,7 @@ mod http;
 pub use http::{install_tls, probe_client};
 mod openai;
 mod openai_realtime;
+pub mod realtime_agent;
 pub mod retry;
 pub mod settings;
 mod speech_cache;
@@ -120,6 +121,9 @@ pub struct Providers {
     pub listen: Option<Arc<dyn StreamingStt>>,
     pub llm: Option<Arc<dyn Llm>>,
     pub tts: Option<Arc<dyn TextToSpeech>>,
+    /// `HOTLINE_AGENT=realtime`: speech to speech, in place of the three
+    /// above (`media/realtime.rs`).
+    pub realtime: Option<Arc<realtime_agent::RealtimeAgent>>,
     pub health: Health,
     /// Speech of short texts already synthesized (greetings, fillers).
     pub speech_cache: SpeechCache,
@@ -152,8 +156,14 @@ impl Providers {
             Choice::Google => google.clone().map(|g| g as _),
             Choice::Deepgram | Choice::OpenAiRealtime | Choice::None => None,
         };
+        let realtime = match &settings.realtime_agent {
+            Some(r) => Some(Arc::new(realtime_agent::RealtimeAgent::new(r.clone(), &settings)?)),
+            None => None,
+        };
         let listen: Option<Arc<dyn StreamingStt>> = match (settings.stt, &settings.deepgram, &settings.openai_realtime)
         {
+            // The realtime agent hears the caller itself.
+            _ if realtime.is_some() => None,
             (Choice::Deepgram, Some(d), _) => Some(Arc::new(deepgram::Deepgram::new(d.clone(), &settings)?)),
             (Choice::OpenAiRealtime, _, Some(o)) => {
                 Some(Arc::new(openai_realtime::OpenAiRealtime::new(o.clone(), &settings)?))
@@ -177,11 +187,12 @@ impl Providers {
         };
         let health = Health::new([settings.stt, settings.llm, settings.tts]);
         let speech_cache = SpeechCache::new(settings.tts_cache_bytes);
-        Ok(Providers { stt, listen, llm, tts, health, speech_cache, settings, client, fetch_client, warmer })
+        Ok(Providers { stt, listen, llm, tts, realtime, health, speech_cache, settings, client, fetch_client, warmer })
     }
 
     /// All three are present: the guest can run the AI path.
     pub fn complete(&self) -> bool {
-        (self.stt.is_some() || self.listen.is_some()) && self.llm.is_some() && self.tts.is_some()
+        self.realtime.is_some()
+            || (self.stt.is_some() || self.listen.is_some()) && self.llm.is_some() && self.tts.is_some()
     }
 }

@@ -69,6 +69,28 @@ impl Choice {
     }
 }
 
+/// Who answers the call (`HOTLINE_AGENT`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Agent {
+    /// Speech-to-text, then the LLM, then text-to-speech (the providers chosen above).
+    Pipeline,
+    /// OpenAI's Realtime API, speech to speech (`media/realtime.rs`).
+    Realtime,
+}
+
+/// The speech-to-speech agent (`HOTLINE_AGENT=realtime`).
+#[derive(Debug, Clone)]
+pub struct RealtimeAgentSettings {
+    /// The realtime endpoint, `wss://…/v1/realtime` (`ws://` for a local
+    /// stand-in); `?model=` is added.
+    pub url: String,
+    pub api_key: Secret,
+    pub model: String,
+    pub voice: String,
+    /// Transcribes the caller's side for the records (`HOTLINE_OPENAI_STT_MODEL`).
+    pub transcription_model: String,
+}
+
 #[derive(Debug, Clone)]
 pub struct DeepgramSettings {
     /// The live endpoint, `wss://…/v1/listen` (`ws://` for a local stand-in).
@@ -131,6 +153,9 @@ pub struct ProviderSettings {
     pub deepgram: Option<DeepgramSettings>,
     /// With `OPENAI_API_KEY` (a key, not just a local server).
     pub openai_realtime: Option<OpenAiRealtimeSettings>,
+    /// `HOTLINE_AGENT=realtime`: the Realtime API answers the calls; the
+    /// choices above then serve nothing but the records' defaults.
+    pub realtime_agent: Option<RealtimeAgentSettings>,
     /// BCP-47, e.g. `en-US`.
     pub language: String,
     pub system_prompt: Option<String>,
@@ -153,6 +178,13 @@ pub struct ProviderSettings {
 #[derive(Debug, clap::Args)]
 #[command(next_help_heading = "Providers")]
 pub struct ProviderArgs {
+    /// Who answers: pipeline (speech-to-text, LLM, text-to-speech) or realtime (OpenAI's Realtime API, speech to
+    /// speech; needs OPENAI_API_KEY).
+    #[arg(long, env = "HOTLINE_AGENT", value_enum, default_value = "pipeline")]
+    pub agent: Agent,
+    /// OpenAI's speech-to-speech model, for HOTLINE_AGENT=realtime.
+    #[arg(long, env = "HOTLINE_OPENAI_REALTIME_MODEL", default_value = "gpt-realtime")]
+    pub openai_realtime_model: String,
     /// Speech-to-text: openai, google, deepgram or openai-realtime (streaming) or none [default: from the OpenAI
     /// or Google keys present].
     #[arg(long, env = "HOTLINE_STT", value_enum)]
@@ -178,7 +210,7 @@ pub struct ProviderArgs {
     /// OpenAI speech model, e.g. tts-1.
     #[arg(long, env = "HOTLINE_OPENAI_TTS_MODEL", default_value = "gpt-4o-mini-tts")]
     pub openai_tts_model: String,
-    /// OpenAI speech voice.
+    /// OpenAI speech voice (text-to-speech and the realtime agent).
     #[arg(long, env = "HOTLINE_OPENAI_VOICE", default_value = "alloy")]
     pub openai_voice: String,
     /// A Google Cloud service-account key, the whole JSON.
@@ -220,8 +252,8 @@ pub struct ProviderArgs {
     /// Deepgram model.
     #[arg(long, env = "HOTLINE_DEEPGRAM_MODEL", default_value = "nova-3")]
     pub deepgram_model: String,
-    /// OpenAI's realtime endpoint, for HOTLINE_STT=openai-realtime (?intent=transcription is added; for proxies
-    /// and tests).
+    /// OpenAI's realtime endpoint, for HOTLINE_STT=openai-realtime (?intent=transcription is added) and
+    /// HOTLINE_AGENT=realtime (?model= is added); for proxies and tests.
     #[arg(long, env = "HOTLINE_OPENAI_REALTIME_URL", default_value = "wss://api.openai.com/v1/realtime")]
     #[arg(value_parser = ws_url)]
     pub openai_realtime_url: String,
@@ -266,6 +298,17 @@ impl ProviderArgs {
     /// What the settings configure. `openai_base_given`: OPENAI_BASE_URL
     /// was set (not defaulted), which configures OpenAI as a key does.
     pub fn settings(self, openai_base_given: bool) -> anyhow::Result<ProviderSettings> {
+        let realtime_agent = match (self.agent, &self.openai_api_key) {
+            (Agent::Pipeline, _) => None,
+            (Agent::Realtime, None) => bail!("HOTLINE_AGENT=realtime needs OPENAI_API_KEY"),
+            (Agent::Realtime, Some(api_key)) => Some(RealtimeAgentSettings {
+                url: self.openai_realtime_url.clone(),
+                api_key: api_key.clone(),
+                model: self.openai_realtime_model,
+                voice: self.openai_voice.clone(),
+                transcription_model: self.openai_stt_model.clone(),
+            }),
+        };
         let openai_realtime = self.openai_api_key.clone().map(|api_key| OpenAiRealtimeSettings {
             url: self.openai_realtime_url,
             api_key,
@@ -332,6 +375,7 @@ impl ProviderArgs {
             google,
             deepgram,
             openai_realtime,
+            realtime_agent,
             language: self.language,
             system_prompt: self.system_prompt,
             greeting: self.greeting,

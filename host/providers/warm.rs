@@ -121,6 +121,9 @@ impl Providers {
     /// there already or on its way.
     fn warm_greeting(self: &Arc<Self>) {
         let (Some(tts), Some(greeting)) = (self.tts.clone(), self.settings.greeting.clone()) else { return };
+        if self.realtime.is_some() {
+            return; // the realtime agent speaks its greeting itself
+        }
         if !self.complete() || !self.speech_cache.wants(&greeting) || self.speech_cache.get(&greeting).is_some() {
             return;
         }

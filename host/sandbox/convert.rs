@@ -18,7 +18,13 @@ impl From<CallMode> for wit::CallMode {
 /// Which providers a call has: those the settings chose.
 impl From<&ProviderSettings> for wit::Providers {
     fn from(s: &ProviderSettings) -> Self {
-        wit::Providers { stt: s.stt != Choice::None, llm: s.llm != Choice::None, tts: s.tts != Choice::None }
+        // The realtime agent hears, thinks and speaks: the call logic runs its AI path.
+        let all = s.realtime_agent.is_some();
+        wit::Providers {
+            stt: all || s.stt != Choice::None,
+            llm: all || s.llm != Choice::None,
+            tts: all || s.tts != Choice::None,
+        }
     }
 }
 

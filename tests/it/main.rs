@@ -19,6 +19,7 @@ mod metrics;
 mod mocks;
 mod postgres;
 mod providers;
+mod realtime_agent;
 mod robustness;
 mod scenarios;
 mod security;

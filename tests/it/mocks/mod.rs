@@ -10,6 +10,7 @@ pub mod deepgram;
 pub mod google;
 pub mod openai;
 pub mod openai_realtime;
+pub mod realtime_agent;
 pub mod twilio;
 
 use std::convert::Infallible;
