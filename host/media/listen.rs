@@ -114,19 +114,8 @@ impl Listener {
 
 impl Drop for Listener {
     fn drop(&mut self) {
-        // The task ends by itself once the channel closes (it says goodbye
-        // to the provider); this bounds it if the provider does not answer.
-        let task = self.task.clone();
-        match tokio::runtime::Handle::try_current() {
-            Ok(runtime) => {
-                runtime.spawn(async move {
-                    tokio::time::sleep(Duration::from_secs(2)).await;
-                    task.abort();
-                });
-            }
-            // The runtime is going away: so is the task.
-            Err(_) => task.abort(),
-        }
+        // It says goodbye to the provider once the channel closes.
+        super::task::abort_after_grace(&self.task);
     }
 }
 

@@ -31,6 +31,7 @@ mod live;
 mod realtime;
 pub mod record;
 mod tape;
+mod task;
 mod transfer;
 mod turn_log;
 mod work;

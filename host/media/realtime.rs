@@ -298,18 +298,8 @@ impl Realtime {
 
 impl Drop for Realtime {
     fn drop(&mut self) {
-        // The task ends by itself once the commands stop (it closes the
-        // socket); this bounds it if the provider does not answer.
-        let task = self.task.clone();
-        match tokio::runtime::Handle::try_current() {
-            Ok(runtime) => {
-                runtime.spawn(async move {
-                    tokio::time::sleep(Duration::from_secs(2)).await;
-                    task.abort();
-                });
-            }
-            Err(_) => task.abort(),
-        }
+        // It closes the socket once the commands stop.
+        super::task::abort_after_grace(&self.task);
     }
 }
 

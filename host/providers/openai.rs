@@ -35,7 +35,7 @@ pub struct OpenAi {
 
 impl OpenAi {
     pub fn new(client: Client, settings: OpenAiSettings, common: &ProviderSettings) -> OpenAi {
-        let language = common.language.split(['-', '_']).next().unwrap_or("en").to_lowercase();
+        let language = common.language_code();
         OpenAi { client, settings, language, timeout: common.request_timeout }
     }
 

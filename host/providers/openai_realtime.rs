@@ -55,7 +55,7 @@ impl OpenAiRealtime {
     /// Fails on a CA file it cannot read (as the HTTP client does).
     pub fn new(settings: OpenAiRealtimeSettings, providers: &ProviderSettings) -> Result<OpenAiRealtime> {
         let tls = streaming::tls_config(providers)?;
-        let language = providers.language.split(['-', '_']).next().unwrap_or("en").to_lowercase();
+        let language = providers.language_code();
         Ok(OpenAiRealtime { settings, providers: providers.clone(), language, tls })
     }
 

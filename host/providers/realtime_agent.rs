@@ -39,7 +39,7 @@ impl RealtimeAgent {
     /// Fails on a CA file it cannot read (as the HTTP client does).
     pub fn new(settings: RealtimeAgentSettings, providers: &ProviderSettings) -> Result<RealtimeAgent> {
         let tls = streaming::tls_config(providers)?;
-        let language = providers.language.split(['-', '_']).next().unwrap_or("en").to_lowercase();
+        let language = providers.language_code();
         Ok(RealtimeAgent { settings, providers: providers.clone(), language, tls })
     }
 

@@ -174,6 +174,14 @@ pub struct ProviderSettings {
     pub preopen: bool,
 }
 
+impl ProviderSettings {
+    /// ISO-639-1, the first part of `HOTLINE_LANGUAGE` (`en` of `en-US`), as
+    /// OpenAI's transcription wants it.
+    pub fn language_code(&self) -> String {
+        self.language.split(['-', '_']).next().unwrap_or("en").to_lowercase()
+    }
+}
+
 /// The providers' settings, a section of `config::ServeArgs`.
 #[derive(Debug, clap::Args)]
 #[command(next_help_heading = "Providers")]
