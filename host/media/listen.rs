@@ -27,7 +27,7 @@ use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 use tracing::{Instrument, Span, debug, info, warn};
 
-use crate::providers::streaming::{Protocol, Socket};
+use crate::providers::streaming::{self, Protocol, Socket};
 use crate::providers::{Heard, ProviderError, StreamingStt};
 use crate::sandbox::wit::{self, Event};
 
@@ -326,17 +326,7 @@ impl State {
     async fn send_all(&mut self, messages: Vec<Message>) {
         let Some(stream) = self.stream.as_mut() else { return };
         self.last_sent = Instant::now();
-        let mut result = Ok(());
-        for message in messages {
-            result = stream.socket.feed(message).await;
-            if result.is_err() {
-                break;
-            }
-        }
-        if result.is_ok() {
-            result = stream.socket.flush().await;
-        }
-        if let Err(e) = result {
+        if let Err(e) = streaming::send_batch(&mut stream.socket, messages).await {
             self.lost(&e.to_string()).await;
         }
     }
@@ -395,17 +385,7 @@ impl State {
             let (a, b) = self.unfinal.as_slices();
             [a, b].iter().flat_map(|part| part.chunks(1600)).map(|chunk| stream.protocol.audio(chunk)).collect()
         };
-        let socket = &mut stream.socket;
-        let mut result = Ok(());
-        for frame in frames {
-            result = socket.feed(frame).await;
-            if result.is_err() {
-                break;
-            }
-        }
-        if result.is_ok() {
-            result = socket.flush().await;
-        }
+        let result = streaming::send_batch(&mut stream.socket, frames).await;
         self.last_sent = Instant::now();
         if let Err(e) = result {
             warn!(event = "stt_stream_lost", provider = self.stt.name(), reason = %e, unfinal_ms = self.unfinal.len() as u64 / BYTES_PER_MS);

@@ -43,7 +43,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
+use futures_util::StreamExt;
 use hotline_audio::{SAMPLE_RATE, ulaw};
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 use tokio::task::AbortHandle;
@@ -52,7 +52,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tracing::{Instrument, Span, debug, info, warn};
 
 use crate::providers::realtime_agent::{RealtimeAgent, ServerEvent, client};
-use crate::providers::streaming::Socket;
+use crate::providers::streaming::{self, Socket};
 use crate::providers::{ProviderError, ProviderKind, Providers, Role, Tool};
 use crate::sandbox::wit::{self, Event};
 
@@ -700,17 +700,7 @@ impl Session {
             return;
         }
         let Some(socket) = self.socket.as_mut() else { return };
-        let mut result = Ok(());
-        for message in messages {
-            result = socket.feed(message).await;
-            if result.is_err() {
-                break;
-            }
-        }
-        if result.is_ok() {
-            result = socket.flush().await;
-        }
-        if let Err(e) = result {
+        if let Err(e) = streaming::send_batch(socket, messages).await {
             self.lost(&e.to_string()).await;
         }
     }

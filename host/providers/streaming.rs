@@ -9,14 +9,21 @@ use std::sync::Arc;
 
 use futures_util::future::BoxFuture;
 use tokio::net::TcpStream;
-use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 
 use super::{ProviderError, ProviderSettings, Result};
 
 pub type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// Writes `messages` in order and flushes once at the end: a batch (an
+/// utterance resent, a flush after its audio) goes out together.
+pub async fn send_batch(socket: &mut Socket, messages: Vec<Message>) -> std::result::Result<(), WsError> {
+    let mut items = futures_util::stream::iter(messages.into_iter().map(Ok));
+    futures_util::SinkExt::send_all(socket, &mut items).await
+}
 
 /// What one message from the provider says.
 #[derive(Debug, Clone, PartialEq)]
