@@ -18,6 +18,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::{Response, StatusCode};
 
 use crate::mocks::openai::OpenAiMock;
+use crate::mocks::realtime_agent::RealtimeAgentMock;
 use crate::mocks::{Body, Recorded, json_response, serve};
 use crate::support::*;
 
@@ -186,8 +187,9 @@ async fn slow_huge_redirected_and_unreachable_requests_get_their_errors() {
 }
 
 /// The settings of a server running the orders example against `api`.
-fn orders_env(api: &str, openai: &OpenAiMock) -> Vec<(&'static str, String)> {
-    let mut env = openai.env();
+/// The orders example against `api`, with the providers of `providers`.
+fn orders_env(api: &str, providers: Vec<(&'static str, String)>) -> Vec<(&'static str, String)> {
+    let mut env = providers;
     env.push(("HOTLINE_GUEST", env!("HOTLINE_GUEST_ORDERS_WASM").into()));
     env.push(("HOTLINE_GUEST_ALLOWED_HOSTS", api.into()));
     env.push(("HOTLINE_GUEST_SECRETS", format!(r#"{{"orders_token": "{TOKEN}"}}"#)));
@@ -217,7 +219,7 @@ async fn spoken(openai: &OpenAiMock, text: &str) -> Vec<String> {
 async fn the_orders_example_looks_up_an_order_in_a_real_call() {
     let (api, seen) = orders_api().await;
     let openai = OpenAiMock::start().await;
-    let env = orders_env(&api, &openai);
+    let env = orders_env(&api, openai.env());
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let mut child = crate::shutdown::spawn_hotline(&env).await;
 
@@ -253,6 +255,31 @@ async fn the_orders_example_looks_up_an_order_in_a_real_call() {
     assert!(names.contains("order_lookup") && names.contains("order_answer"), "{names:?}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_orders_example_fetches_and_the_realtime_agent_says_the_answer() {
+    // HOTLINE_AGENT=realtime: the guest's `fetch` is the host's as on the
+    // pipeline, and its `speak` of the answer becomes a response of the model's.
+    let (api, seen) = orders_api().await;
+    let realtime = RealtimeAgentMock::start().await;
+    let env = orders_env(&api, realtime.env());
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let mut child = crate::shutdown::spawn_hotline(&env).await;
+
+    let report = place_call(&keyed(&child.base, "CAorders000000000000000000000003", "1234#")).await.unwrap();
+    let said = || -> Vec<String> {
+        realtime.connections().iter().flat_map(|c| c.responses.clone()).filter_map(|r| r.said).collect()
+    };
+    crate::streaming::eventually_true(|| said().iter().any(|s| s.contains("Order 1234 has shipped"))).await;
+    assert_eq!(realtime.state.log.violations(), Vec::<String>::new());
+    let requests = seen.lock().unwrap().clone();
+    assert_eq!(requests.len(), 1, "one lookup");
+    assert_eq!(requests[0].path, "/orders/1234");
+    assert_eq!(requests[0].headers["authorization"], TOKEN);
+    assert!(report.frames_received > 0, "the caller heard the model");
+    let _ = child.process.start_kill();
+    let _ = child.process.wait().await;
+}
+
 #[tokio::test]
 async fn a_lookup_against_a_stopped_server_fails_and_the_call_goes_on() {
     let openai = OpenAiMock::start().await;
@@ -260,7 +287,7 @@ async fn a_lookup_against_a_stopped_server_fails_and_the_call_goes_on() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         format!("http://{}", listener.local_addr().unwrap())
     };
-    let settings = config_from(&orders_env(&gone, &openai));
+    let settings = config_from(&orders_env(&gone, openai.env()));
     let s = start_server(move |c| {
         c.providers = settings.providers;
         c.fetch = settings.fetch;
