@@ -27,7 +27,7 @@ use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 use tracing::{Instrument, Span, debug, info, warn};
 
-use crate::providers::streaming::{self, Protocol, Socket};
+use crate::providers::streaming::{self, DOWN_FOR, Protocol, RECONNECT_DELAYS, Socket};
 use crate::providers::{Heard, ProviderError, StreamingStt};
 use crate::sandbox::wit::{self, Event};
 
@@ -42,8 +42,6 @@ const MAX_UNFINAL_BYTES: usize = 30 * 1000 * BYTES_PER_MS as usize;
 /// Finals that end this long before an utterance began still count as
 /// its words (the guest's pre-roll, the provider's timing).
 const UTTERANCE_SLACK_MS: u64 = 500;
-/// Reconnect attempts in a row, and the pause before each.
-const RECONNECT_DELAYS: [Duration; 3] = [Duration::ZERO, Duration::from_millis(250), Duration::from_secs(1)];
 /// A provider that heard no audio this long gets a keep-alive.
 const KEEP_ALIVE_AFTER: Duration = Duration::from_secs(5);
 
@@ -372,7 +370,7 @@ impl State {
                 Err(e) => warn!(event = "stt_stream_failed", provider = self.stt.name(), attempt, error = %e),
             }
         }
-        self.down_until = Some(Instant::now() + Duration::from_secs(5));
+        self.down_until = Some(Instant::now() + DOWN_FOR);
         // Nobody can flush now: answer with what was heard.
         self.answer(AnsweredBy::Down);
     }

@@ -41,7 +41,6 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::Duration;
 
 use futures_util::StreamExt;
 use hotline_audio::{SAMPLE_RATE, ulaw};
@@ -52,7 +51,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tracing::{Instrument, Span, debug, info, warn};
 
 use crate::providers::realtime_agent::{RealtimeAgent, ServerEvent, client};
-use crate::providers::streaming::{self, Socket};
+use crate::providers::streaming::{self, DOWN_FOR, RECONNECT_DELAYS, Socket};
 use crate::providers::{ProviderError, ProviderKind, Providers, Role, Tool};
 use crate::sandbox::wit::{self, Event};
 
@@ -60,10 +59,6 @@ use crate::sandbox::wit::{self, Event};
 const BYTES_PER_MS: u64 = 8;
 /// An utterance goes in appends of a second each.
 const APPEND_BYTES: usize = 8000;
-/// Reconnect attempts in a row, and the pause before each.
-const RECONNECT_DELAYS: [Duration; 3] = [Duration::ZERO, Duration::from_millis(250), Duration::from_secs(1)];
-/// After a run of failed reconnects, no new one before this.
-const DOWN_FOR: Duration = Duration::from_secs(5);
 /// Turns of the conversation a new session is told (the newest).
 const REPLAYED_TURNS: usize = 40;
 /// What the guest is told the caller said: the model hears the audio
