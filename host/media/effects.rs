@@ -3,8 +3,6 @@
 
 use std::time::Duration;
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD as BASE64;
 use futures_util::SinkExt;
 use hotline_audio::FRAME_BYTES;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -17,7 +15,7 @@ use super::record::Field;
 use super::{Call, Flow};
 use crate::live::State;
 use crate::sandbox::wit::{Effect, LogEntry};
-use crate::twilio::messages::{Mark, OutMedia, Outbound};
+use crate::twilio::messages::{Mark, MediaFrames, Outbound};
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
     pub(super) async fn apply(&mut self, effect: Effect) -> Flow {
@@ -98,14 +96,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
     pub(super) async fn send_audio(&mut self, audio: &[u8]) -> Flow {
         let frames = audio.len().div_ceil(FRAME_BYTES);
         self.tape_agent(audio);
+        let messages = MediaFrames::new(&self.stream_sid);
         for frame in audio.chunks(FRAME_BYTES) {
-            let mut payload = frame.to_vec();
-            payload.resize(FRAME_BYTES, hotline_audio::ulaw::SILENCE);
-            let media = Outbound::Media {
-                stream_sid: self.stream_sid.clone(),
-                media: OutMedia { payload: BASE64.encode(&payload) },
-            };
-            if let Flow::Gone = self.send(&media).await {
+            let mut padded = [hotline_audio::ulaw::SILENCE; FRAME_BYTES];
+            padded[..frame.len()].copy_from_slice(frame);
+            let message = Message::Text(messages.frame(&padded).into());
+            if let Flow::Gone = written(self.ws.feed(message)).await {
                 return Flow::Gone;
             }
         }

@@ -3,6 +3,8 @@
 //! Twilio sends numbers inside strings (`sequenceNumber`, `timestamp`,
 //! `chunk`); the parsers accept either form.
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
 use serde::{Deserialize, Deserializer, Serialize};
 
 /// A JSON text frame from Twilio.
@@ -162,17 +164,54 @@ pub struct OutMedia {
     pub payload: String,
 }
 
+/// Outbound media frames of one stream, written without a serializer: the
+/// stream's part is escaped once, and base64 needs no escaping. The same
+/// text `serde_json` writes for [`Outbound::Media`], without scanning each
+/// payload for characters to escape (a tenth of the frame's cost).
+pub struct MediaFrames {
+    /// `{"event":"media","streamSid":…,"media":{"payload":"`
+    prefix: String,
+}
+
+impl MediaFrames {
+    const SUFFIX: &'static str = "\"}}";
+
+    pub fn new(stream_sid: &str) -> MediaFrames {
+        let sid = serde_json::to_string(stream_sid).expect("a string always serializes");
+        MediaFrames { prefix: format!(r#"{{"event":"media","streamSid":{sid},"media":{{"payload":""#) }
+    }
+
+    /// One frame's message, `audio` as its payload.
+    pub fn frame(&self, audio: &[u8]) -> String {
+        let mut out = String::with_capacity(self.prefix.len() + audio.len().div_ceil(3) * 4 + Self::SUFFIX.len());
+        out.push_str(&self.prefix);
+        BASE64.encode_string(audio, &mut out);
+        out.push_str(Self::SUFFIX);
+        out
+    }
+}
+
+/// A number Twilio may send as a JSON number or inside a string. A visitor,
+/// not an untagged enum: that would buffer every value (an allocation per
+/// media frame) to try each form in turn.
 fn lenient_u64<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Num {
-        N(u64),
-        S(String),
+    struct Lenient;
+    impl serde::de::Visitor<'_> for Lenient {
+        type Value = u64;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a non-negative integer, or one in a string")
+        }
+        fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<u64, E> {
+            Ok(n)
+        }
+        fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<u64, E> {
+            u64::try_from(n).map_err(E::custom)
+        }
+        fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<u64, E> {
+            s.trim().parse().map_err(E::custom)
+        }
     }
-    match Num::deserialize(d)? {
-        Num::N(n) => Ok(n),
-        Num::S(s) => s.trim().parse().map_err(serde::de::Error::custom),
-    }
+    d.deserialize_any(Lenient)
 }
 
 #[cfg(test)]
@@ -196,6 +235,27 @@ mod tests {
         assert_eq!(start.custom_parameters["call_sid"], "CA1");
         assert_eq!(serde_json::from_str::<Inbound>(r#"{"event":"somethingnew","x":1}"#).unwrap(), Inbound::Unknown);
         assert!(serde_json::from_str::<Inbound>(r#"{"event":"media"}"#).is_err());
+        let padded = r#"{"event":"media","media":{"timestamp":" 60 ","payload":""}}"#;
+        let Inbound::Media { media, .. } = serde_json::from_str(padded).unwrap() else { panic!() };
+        assert_eq!(media.timestamp, 60);
+        for bad in [r#""-1""#, "-1", r#""x""#, "1.5", "true"] {
+            let text = format!(r#"{{"event":"media","media":{{"timestamp":{bad},"payload":""}}}}"#);
+            assert!(serde_json::from_str::<Inbound>(&text).is_err(), "timestamp {bad} accepted");
+        }
+    }
+
+    #[test]
+    fn media_frames_are_written_as_serde_writes_them() {
+        for sid in ["MZ1", r#"MZ"quoted"\back\slash"#, "MZ\u{1}é"] {
+            for audio in [&[][..], &[0xff; 160][..], &[1, 2][..]] {
+                let by_serde = serde_json::to_string(&Outbound::Media {
+                    stream_sid: sid.into(),
+                    media: OutMedia { payload: BASE64.encode(audio) },
+                })
+                .unwrap();
+                assert_eq!(MediaFrames::new(sid).frame(audio), by_serde);
+            }
+        }
     }
 
     #[test]
