@@ -155,8 +155,21 @@ pub(super) async fn written(op: impl Future<Output = Result<(), WsError>>) -> Fl
 }
 
 fn guest_log(entry: LogEntry) {
-    let fields: Vec<String> = entry.fields.iter().map(|(k, v)| format!("{k}={v}")).collect();
-    info!(target: "hotline::guest", event = %entry.event, "{}", fields.join(" "));
+    info!(target: "hotline::guest", event = %entry.event, "{}", Fields(&entry.fields));
+}
+
+/// A guest log's fields as `key=value ...`, written straight into the line
+/// (the guest logs several times per utterance of every call).
+struct Fields<'a>(&'a [(String, String)]);
+
+impl std::fmt::Display for Fields<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, (key, value)) in self.0.iter().enumerate() {
+            let sep = if i == 0 { "" } else { " " };
+            write!(f, "{sep}{key}={value}")?;
+        }
+        Ok(())
+    }
 }
 
 /// The guest's timers: ids are the guest's own, per call; setting an id
