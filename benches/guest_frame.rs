@@ -25,10 +25,9 @@ fn noise_frame(seed: &mut u32) -> Vec<u8> {
 }
 
 fn guest_frame(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let sandbox = Sandbox::new(SandboxConfig { max_instances: 4, ..Config::default().sandbox }).unwrap();
     let guest = sandbox.load(DEFAULT_GUEST).unwrap();
-    let mut session = rt.block_on(guest.session()).unwrap();
+    let mut session = guest.session().unwrap();
     let started = Event::Started(Started {
         stream_sid: "MZbench".into(),
         call_sid: "CAbench".into(),
@@ -38,23 +37,21 @@ fn guest_frame(c: &mut Criterion) {
         from: "+15550100001".into(),
         to: "+15550100002".into(),
     });
-    rt.block_on(session.handle(&started)).unwrap();
-    rt.block_on(session.handle(&Event::MarkPlayed("greeting".into()))).unwrap();
+    session.handle(&started).unwrap();
+    session.handle(&Event::MarkPlayed("greeting".into())).unwrap();
     let mut seed = 1;
     let frames: Vec<Vec<u8>> = (0..64).map(|_| noise_frame(&mut seed)).collect();
     let mut i = 0u64;
     c.bench_function("guest/media_frame", |b| {
         b.iter_custom(|iters| {
-            rt.block_on(async {
-                let began = Instant::now();
-                for _ in 0..iters {
-                    i += 1;
-                    let payload = frames[(i % 64) as usize].clone();
-                    let event = Event::Media(Media { payload, timestamp_ms: i * 20 });
-                    black_box(session.handle(&event).await.unwrap());
-                }
-                began.elapsed()
-            })
+            let began = Instant::now();
+            for _ in 0..iters {
+                i += 1;
+                let payload = frames[(i % 64) as usize].clone();
+                let event = Event::Media(Media { payload, timestamp_ms: i * 20 });
+                black_box(session.handle(&event).unwrap());
+            }
+            began.elapsed()
         })
     });
 

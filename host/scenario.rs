@@ -343,13 +343,13 @@ impl Runner<'_> {
                     base_url: t.base_url.unwrap_or_else(|| "https://hotline.example".into()),
                     mode,
                 };
-                let twiml = self.guest.incoming_call(&webhook).await?;
+                let twiml = self.guest.incoming_call(&webhook)?;
                 let twiml = twiml.map_err(|e| anyhow::anyhow!("incoming-call returned {e:?}"))?;
                 roxmltree::Document::parse(&twiml).context("incoming-call TwiML does not parse")?;
                 self.twiml = Some(twiml);
             }
             Step::Start(s) => {
-                self.session = Some(self.guest.session().await?);
+                self.session = Some(self.guest.session()?);
                 let params: Vec<(String, String)> = s.params.into_iter().collect();
                 self.send(Event::Started(wit::Started {
                     stream_sid: "MZscenario".into(),
@@ -383,8 +383,8 @@ impl Runner<'_> {
             Step::Stop {} => self.send(Event::Stopped).await?,
             Step::Snapshot {} => {
                 let session = self.session.as_mut().context("no call yet: add a {\"start\": {}} step first")?;
-                let snapshot = session.snapshot().await.context("snapshot failed")?;
-                self.session = Some(self.guest.restore(&snapshot).await.context("restoring its own snapshot failed")?);
+                let snapshot = session.snapshot().context("snapshot failed")?;
+                self.session = Some(self.guest.restore(&snapshot).context("restoring its own snapshot failed")?);
             }
             Step::Transcript(text) => self.send(Event::Transcript(wit::Transcript { text, is_final: true })).await?,
             Step::Reply(r) => self.send(Event::ReplyText(wit::ReplyText { delta: r.text, done: r.done })).await?,
@@ -420,7 +420,7 @@ impl Runner<'_> {
 
     async fn send(&mut self, event: Event) -> anyhow::Result<()> {
         let session = self.session.as_mut().context("no call yet: add a {\"start\": {}} step first")?;
-        let effects = session.handle(&event).await.with_context(|| format!("guest call failed on {}", event.name()))?;
+        let effects = session.handle(&event).with_context(|| format!("guest call failed on {}", event.name()))?;
         for effect in &effects {
             match effect {
                 Effect::Mark(name) => self.marks_sent.push(name.clone()),

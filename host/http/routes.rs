@@ -177,7 +177,7 @@ pub(super) async fn stream_twiml(
     let version = app.versions.active_within(GUEST_LOAD_WAIT).await.ok_or(AppError::NoGuest)?;
     let base_url = app.auth.public_base(headers).map_err(AppError::BadRequest)?;
     let webhook = wit::Webhook { params, base_url, mode: app.config.mode.into() };
-    match version.guest.incoming_call(&webhook).await? {
+    match version.guest.incoming_call(&webhook)? {
         Ok(twiml) => {
             // The stream must prove it follows this answer (`stream_token.rs`).
             let token = app.auth.stream_tokens.issue(&call_sid, SystemTime::now());

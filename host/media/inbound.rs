@@ -146,7 +146,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
                     sample_rate = format.map(|f| f.sample_rate),
                     channels = format.map(|f| f.channels),
                 );
-                let started = self.guest.start(&self.app).await;
+                let started = self.guest.start(&self.app);
                 if self.app.records.enabled() {
                     let digest = self.guest.digest();
                     let record = match back.as_mut().and_then(|b| b.record.take()) {

@@ -70,30 +70,30 @@ impl Instance {
 
     /// Creates the call's session, on the newest version (a swap may have
     /// happened since the WebSocket opened).
-    pub async fn start(&mut self, app: &App) -> Result<(), GuestError> {
+    pub fn start(&mut self, app: &App) -> Result<(), GuestError> {
         if let Some(active) = app.versions.active() {
             self.version = active;
             self.generation = app.versions.generation();
         }
-        self.session = Some(self.version.guest.session().await?);
+        self.session = Some(self.version.guest.session()?);
         Version::count(&self.version.stats.calls);
         Ok(())
     }
 
     /// Continues a call from `snapshot` (a caller back from a transfer) in a
     /// fresh instance of the active version, replacing any session.
-    pub async fn resume(&mut self, app: &App, snapshot: Vec<u8>) -> Result<(), GuestError> {
+    pub fn resume(&mut self, app: &App, snapshot: Vec<u8>) -> Result<(), GuestError> {
         if let Some(active) = app.versions.active() {
             self.version = active;
             self.generation = app.versions.generation();
         }
         self.session = None;
-        self.move_to(self.version.clone(), snapshot).await
+        self.move_to(self.version.clone(), snapshot)
     }
 
     /// The session's state now, if it can say it.
-    pub async fn snapshot(&mut self) -> Option<Vec<u8>> {
-        match self.session.as_mut()?.snapshot().await {
+    pub fn snapshot(&mut self) -> Option<Vec<u8>> {
+        match self.session.as_mut()?.snapshot() {
             Ok(snapshot) => Some(snapshot),
             Err(e) => {
                 warn!(event = "snapshot_failed", error = %e);
@@ -104,9 +104,9 @@ impl Instance {
 
     /// One event in, its effects out. A failure drops the session (the
     /// caller decides whether to [`recover`](Self::recover)).
-    pub async fn handle(&mut self, event: &wit::Event) -> Option<Result<Vec<wit::Effect>, GuestError>> {
+    pub fn handle(&mut self, event: &wit::Event) -> Option<Result<Vec<wit::Effect>, GuestError>> {
         let session = self.session.as_mut()?;
-        let result = session.handle(event).await;
+        let result = session.handle(event);
         if result.is_err() {
             self.session = None;
         }
@@ -121,17 +121,17 @@ impl Instance {
     /// inline and the move is boxed, so every call's future does not carry
     /// the space a migration needs. True when a swap was looked at (the
     /// call may run another version now).
-    pub async fn follow_swap(&mut self, app: &App) -> bool {
+    pub fn follow_swap(&mut self, app: &App) -> bool {
         let generation = app.versions.generation();
         if generation == self.generation {
             return false;
         }
         self.generation = generation;
-        Box::pin(self.migrate(app)).await;
+        self.migrate(app);
         true
     }
 
-    async fn migrate(&mut self, app: &App) {
+    fn migrate(&mut self, app: &App) {
         let Some(target) = app.versions.active() else { return };
         if app.config.swap == SwapPolicy::Pin || target.digest() == self.version.digest() {
             return;
@@ -141,7 +141,7 @@ impl Instance {
             return;
         };
         let (from, to) = (self.version.digest().to_string(), target.digest().to_string());
-        let snapshot = match session.snapshot().await {
+        let snapshot = match session.snapshot() {
             Ok(s) => s,
             Err(e) => {
                 warn!(event = "migration_failed", from, to, step = "snapshot", error = %e);
@@ -149,7 +149,7 @@ impl Instance {
             }
         };
         let snapshot_bytes = snapshot.len();
-        match self.move_to(target.clone(), snapshot).await {
+        match self.move_to(target.clone(), snapshot) {
             Ok(()) => {
                 Version::count(&target.stats.migrations);
                 info!(event = "migrated", from, to, snapshot_bytes);
@@ -163,7 +163,7 @@ impl Instance {
 
     /// Refreshes the recovery snapshot when it is due.
     /// `changed`: the event just handled returned effects.
-    pub async fn keep_snapshot(&mut self, changed: bool) {
+    pub fn keep_snapshot(&mut self, changed: bool) {
         self.events_since_snapshot += 1;
         self.changed_since_snapshot |= changed;
         let due = match self.changed_since_snapshot {
@@ -174,7 +174,7 @@ impl Instance {
             return;
         }
         let Some(session) = self.session.as_mut() else { return };
-        match session.snapshot().await {
+        match session.snapshot() {
             Ok(snapshot) => {
                 self.last_snapshot = Some(snapshot);
                 self.events_since_snapshot = 0;
@@ -186,7 +186,7 @@ impl Instance {
 
     /// Logs and counts the failure (it may roll the version back), then
     /// tries the call's one recovery from its last snapshot.
-    pub async fn recover(&mut self, app: &App, failure: GuestError) -> bool {
+    pub fn recover(&mut self, app: &App, failure: GuestError) -> bool {
         error!(event = failure.event(), guest = self.version.digest(), error = %failure);
         if let Some(rollback) = app.versions.report_trap(&self.version) {
             warn!(
@@ -207,7 +207,7 @@ impl Instance {
             return false;
         };
         let snapshot_bytes = snapshot.len();
-        match self.move_to(self.version.clone(), snapshot).await {
+        match self.move_to(self.version.clone(), snapshot) {
             Ok(()) => {
                 info!(event = "guest_recovered", snapshot_bytes);
                 true
@@ -221,8 +221,8 @@ impl Instance {
 
     /// Continues the call in a fresh instance of `target` restored from
     /// `snapshot`, which becomes the recovery point (the target accepted it).
-    async fn move_to(&mut self, target: Arc<Version>, snapshot: Vec<u8>) -> Result<(), GuestError> {
-        let session = target.guest.restore(&snapshot).await?;
+    fn move_to(&mut self, target: Arc<Version>, snapshot: Vec<u8>) -> Result<(), GuestError> {
+        let session = target.guest.restore(&snapshot)?;
         self.session = Some(session);
         self.version = target;
         self.last_snapshot = Some(snapshot);

@@ -346,7 +346,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
     /// after a recovery, also the event that tells the new instance it was
     /// restarted.
     async fn dispatch(&mut self, event: Event) -> Flow {
-        if self.guest.follow_swap(&self.app).await {
+        if self.guest.follow_swap(&self.app) {
             if let Some(record) = &mut self.record {
                 record.guest_version(self.guest.digest());
             }
@@ -358,7 +358,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
         let mut changed = false;
         while let Some(event) = next.take() {
             let began = Instant::now();
-            let handled = self.guest.handle(&event).await;
+            let handled = self.guest.handle(&event);
             self.app.metrics.guest_event(began.elapsed());
             let effects = match handled {
                 None => break,
@@ -371,9 +371,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
                     self.work.cancel();
                     let reason = failure.summary();
                     self.note("guest_trap", &[("error", Field::Str(&reason))]);
-                    // Boxed, like the apology: rare paths that would
-                    // otherwise size every call's future.
-                    if Box::pin(self.guest.recover(&self.app, failure)).await {
+                    if self.guest.recover(&self.app, failure) {
                         self.note("guest_recovered", &[]);
                         self.live_guest();
                         // The event that failed is skipped, not replayed.
@@ -395,7 +393,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
                 }
             }
         }
-        self.guest.keep_snapshot(changed).await;
+        self.guest.keep_snapshot(changed);
         let flushed = written(self.ws.flush()).await;
         if let Flow::Continue = flushed
             && std::mem::take(&mut self.audio_sent)

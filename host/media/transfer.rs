@@ -56,7 +56,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
     /// words. The session's snapshot is kept for a return, and the stream ends.
     pub(super) async fn hand_over(&mut self) -> Flow {
         let Some(transfer) = self.transfer.take() else { return Flow::Continue };
-        let snapshot = self.guest.snapshot().await;
+        let snapshot = self.guest.snapshot();
         let control = &self.app.config.control;
         let keep = control.transfer_timeout;
         let target = transfer.target;
@@ -76,7 +76,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
         let (target, snapshot) = back.map_or((String::new(), None), |b| (b.target, b.snapshot));
         let failed = wit::Event::TransferFailed(wit::TransferFailed { target, status });
         if let Some(snapshot) = snapshot {
-            match self.guest.resume(&self.app, snapshot).await {
+            match self.guest.resume(&self.app, snapshot) {
                 Ok(()) => {
                     self.note_return(true);
                     return self.dispatch(failed).await;

@@ -1,9 +1,9 @@
 //! Engine policy, in one place: pooling allocator, a memory cap per
-//! instance, and a deadline on every guest call. Guest calls are async: on
-//! every epoch tick (1 ms) a running guest yields to the tokio scheduler,
-//! and once its call has run through the deadline's worth of ticks it
-//! traps. So a looping guest never holds a worker thread for more than a
-//! tick, and never for long.
+//! instance, and a deadline on every guest call. Guest calls are plain
+//! function calls on the calling thread (no fiber: `wasi/mod.rs` says why):
+//! the epoch ticks every millisecond, and a guest call that has run through
+//! the deadline's worth of ticks traps. A looping guest holds its worker
+//! thread for that long, once: the default deadline is 20 ms.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -14,8 +14,6 @@ use wasmtime::{
     Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, ProfilingStrategy, Store, StoreLimits,
     StoreLimitsBuilder, UpdateDeadline,
 };
-use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
-use wasmtime_wasi::{ResourceTable, WasiCtx, WasiCtxView, WasiView};
 
 use super::cache::Cache;
 use super::guest::{Guest, GuestError};
@@ -46,25 +44,19 @@ pub struct SandboxConfig {
     pub perfmap: bool,
 }
 
-/// Per-store host state: the WASI context the guest's std links against
-/// (empty: no args, env, preopens or network), its captured stderr, and the
-/// memory limiter.
+/// Per-store host state: the guest's captured stderr (`wasi/mod.rs`) and
+/// the memory limiter.
 pub(super) struct CallState {
-    wasi: WasiCtx,
-    table: ResourceTable,
     limits: StoreLimits,
-    pub(super) stderr: MemoryOutputPipe,
+    /// What the guest wrote to stderr (panic messages land here), up to
+    /// `stderr_limit` bytes.
+    pub(super) stderr: Vec<u8>,
+    pub(super) stderr_limit: usize,
     /// Epoch ticks the guest call in progress has run through.
     ticks_used: u64,
     /// Ticks a guest call may run through before it traps.
     tick_budget: u64,
     pub(super) deadline: Duration,
-}
-
-impl WasiView for CallState {
-    fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
-    }
 }
 
 /// The compiler and policy shared by every guest version.
@@ -88,7 +80,6 @@ impl Sandbox {
             .total_core_instances(n.saturating_mul(8))
             .total_memories(n.saturating_mul(2))
             .total_tables(n.saturating_mul(4))
-            .total_stacks(n)
             .max_memory_size(config.memory_bytes);
         let mut wasm = Config::new();
         wasm.wasm_component_model(true)
@@ -103,7 +94,7 @@ impl Sandbox {
         }
         let engine = Engine::new(&wasm)?;
         let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        super::wasi::add_to_linker(&mut linker)?;
         spawn_epoch_ticker(&engine);
         let cache = Cache::open(&config, &engine);
         Ok(Self { inner: Arc::new(SandboxInner { engine, linker, cache, config }) })
@@ -142,38 +133,29 @@ impl Sandbox {
     }
 
     pub(super) fn store(&self) -> Store<CallState> {
-        let stderr = MemoryOutputPipe::new(STDERR_BYTES);
-        let wasi = wasmtime_wasi::WasiCtxBuilder::new()
-            .stderr(stderr.clone())
-            .allow_tcp(false)
-            .allow_udp(false)
-            .allow_ip_name_lookup(false)
-            .build();
         let limits =
             StoreLimitsBuilder::new().memory_size(self.inner.config.memory_bytes).trap_on_grow_failure(true).build();
         let state = CallState {
-            wasi,
-            table: ResourceTable::new(),
             limits,
-            stderr,
+            stderr: Vec::new(),
+            stderr_limit: STDERR_BYTES,
             ticks_used: 0,
             tick_budget: (self.inner.config.deadline.as_micros() / TICK.as_micros()).max(1) as u64,
             deadline: self.inner.config.deadline,
         };
         let mut store = Store::new(&self.inner.engine, state);
         store.limiter(|s| &mut s.limits);
-        // Runs when a guest call is still running at a tick: count the tick
-        // and yield to tokio, or trap once the budget is spent. Ticks spent
-        // waiting for a worker (after a yield, or on a busy machine) do not
-        // run guest code and are not counted: the budget is the guest's own
-        // running time, so load does not turn into spurious traps.
+        // Runs when a guest call is still running at a tick: count the
+        // tick, and trap once the budget is spent. A tick is counted once
+        // however late it is noticed, so time the thread spends descheduled
+        // (a busy machine) is not charged to the guest as running time.
         store.epoch_deadline_callback(|mut ctx| {
             let state = ctx.data_mut();
             state.ticks_used += 1;
             if state.ticks_used >= state.tick_budget {
                 Ok(UpdateDeadline::Interrupt)
             } else {
-                Ok(UpdateDeadline::Yield(1))
+                Ok(UpdateDeadline::Continue(1))
             }
         });
         store

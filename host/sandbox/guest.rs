@@ -126,13 +126,13 @@ impl Guest {
         self.inner.from_cache
     }
 
-    async fn instantiate(&self) -> Result<(Store<CallState>, Agent), GuestError> {
+    fn instantiate(&self) -> Result<(Store<CallState>, Agent), GuestError> {
         let mut store = self.inner.sandbox.store();
         arm(&mut store);
         let agent = match &self.inner.pre {
-            Pre::V0_3(pre) => pre.instantiate_async(&mut store).await.map(Agent::V0_3),
-            Pre::V0_2(pre) => pre.instantiate_async(&mut store).await.map(Agent::V0_2),
-            Pre::V0_1(pre) => pre.instantiate_async(&mut store).await.map(Agent::V0_1),
+            Pre::V0_3(pre) => pre.instantiate(&mut store).map(Agent::V0_3),
+            Pre::V0_2(pre) => pre.instantiate(&mut store).map(Agent::V0_2),
+            Pre::V0_1(pre) => pre.instantiate(&mut store).map(Agent::V0_1),
         };
         let agent = agent.map_err(|e| {
             if e.downcast_ref::<wasmtime::PoolConcurrencyLimitError>().is_some() {
@@ -145,19 +145,19 @@ impl Guest {
     }
 
     /// Answers a voice webhook in a throwaway instance.
-    pub async fn incoming_call(&self, webhook: &wit::Webhook) -> Result<Result<String, wit::TwimlError>, GuestError> {
-        let (mut store, agent) = self.instantiate().await?;
+    pub fn incoming_call(&self, webhook: &wit::Webhook) -> Result<Result<String, wit::TwimlError>, GuestError> {
+        let (mut store, agent) = self.instantiate()?;
         arm(&mut store);
         let result = match agent {
-            Agent::V0_3(a) => a.hotline_call_incoming().call_incoming_call(&mut store, webhook).await,
+            Agent::V0_3(a) => a.hotline_call_incoming().call_incoming_call(&mut store, webhook),
             Agent::V0_2(a) => {
                 let webhook = v0_2::webhook(webhook);
-                let result = a.hotline_call_incoming().call_incoming_call(&mut store, &webhook).await;
+                let result = a.hotline_call_incoming().call_incoming_call(&mut store, &webhook);
                 result.map(|twiml| twiml.map_err(wit::TwimlError::from))
             }
             Agent::V0_1(a) => {
                 let webhook = v0_1::webhook(&v0_2::webhook(webhook));
-                let result = a.hotline_call_incoming().call_incoming_call(&mut store, &webhook).await;
+                let result = a.hotline_call_incoming().call_incoming_call(&mut store, &webhook);
                 result.map(|twiml| twiml.map_err(|e| wit::TwimlError::from(v0_2::TwimlError::from(e))))
             }
         };
@@ -165,13 +165,13 @@ impl Guest {
     }
 
     /// A fresh per-call instance and session.
-    pub async fn session(&self) -> Result<Session, GuestError> {
-        let (mut store, agent) = self.instantiate().await?;
+    pub fn session(&self) -> Result<Session, GuestError> {
+        let (mut store, agent) = self.instantiate()?;
         arm(&mut store);
         let handle = match &agent {
-            Agent::V0_3(a) => a.hotline_call_calls().session().call_constructor(&mut store).await,
-            Agent::V0_2(a) => a.hotline_call_calls().session().call_constructor(&mut store).await,
-            Agent::V0_1(a) => a.hotline_call_calls().session().call_constructor(&mut store).await,
+            Agent::V0_3(a) => a.hotline_call_calls().session().call_constructor(&mut store),
+            Agent::V0_2(a) => a.hotline_call_calls().session().call_constructor(&mut store),
+            Agent::V0_1(a) => a.hotline_call_calls().session().call_constructor(&mut store),
         };
         let handle = handle.map_err(|e| classify(e, &store))?;
         Ok(Session { store, agent, handle })
@@ -179,13 +179,13 @@ impl Guest {
 
     /// A per-call instance continuing from `snapshot` (possibly taken from
     /// another version).
-    pub async fn restore(&self, snapshot: &[u8]) -> Result<Session, GuestError> {
-        let (mut store, agent) = self.instantiate().await?;
+    pub fn restore(&self, snapshot: &[u8]) -> Result<Session, GuestError> {
+        let (mut store, agent) = self.instantiate()?;
         arm(&mut store);
         let handle = match &agent {
-            Agent::V0_3(a) => a.hotline_call_calls().session().call_restore(&mut store, snapshot).await,
-            Agent::V0_2(a) => a.hotline_call_calls().session().call_restore(&mut store, snapshot).await,
-            Agent::V0_1(a) => a.hotline_call_calls().session().call_restore(&mut store, snapshot).await,
+            Agent::V0_3(a) => a.hotline_call_calls().session().call_restore(&mut store, snapshot),
+            Agent::V0_2(a) => a.hotline_call_calls().session().call_restore(&mut store, snapshot),
+            Agent::V0_1(a) => a.hotline_call_calls().session().call_restore(&mut store, snapshot),
         };
         let handle = handle.map_err(|e| classify(e, &store))?.map_err(GuestError::Refused)?;
         Ok(Session { store, agent, handle })
@@ -201,14 +201,14 @@ pub struct Session {
 
 impl Session {
     /// One event in, its effects out, within the deadline.
-    pub async fn handle(&mut self, event: &wit::Event) -> Result<Vec<wit::Effect>, GuestError> {
+    pub fn handle(&mut self, event: &wit::Event) -> Result<Vec<wit::Effect>, GuestError> {
         arm(&mut self.store);
         let result = match &self.agent {
-            Agent::V0_3(a) => a.hotline_call_calls().session().call_handle(&mut self.store, self.handle, event).await,
+            Agent::V0_3(a) => a.hotline_call_calls().session().call_handle(&mut self.store, self.handle, event),
             Agent::V0_2(a) => match v0_2::event(event) {
                 Some(event) => {
                     let calls = a.hotline_call_calls();
-                    let effects = calls.session().call_handle(&mut self.store, self.handle, &event).await;
+                    let effects = calls.session().call_handle(&mut self.store, self.handle, &event);
                     effects.map(|fx| fx.into_iter().map(wit::Effect::from).collect())
                 }
                 None => Ok(Vec::new()),
@@ -216,7 +216,7 @@ impl Session {
             Agent::V0_1(a) => match v0_2::event(event).as_ref().and_then(v0_1::event) {
                 Some(event) => {
                     let calls = a.hotline_call_calls();
-                    let effects = calls.session().call_handle(&mut self.store, self.handle, &event).await;
+                    let effects = calls.session().call_handle(&mut self.store, self.handle, &event);
                     effects.map(|fx| fx.into_iter().map(|e| wit::Effect::from(v0_2::Effect::from(e))).collect())
                 }
                 None => Ok(Vec::new()),
@@ -225,12 +225,12 @@ impl Session {
         result.map_err(|e| classify(e, &self.store))
     }
 
-    pub async fn snapshot(&mut self) -> Result<Vec<u8>, GuestError> {
+    pub fn snapshot(&mut self) -> Result<Vec<u8>, GuestError> {
         arm(&mut self.store);
         let result = match &self.agent {
-            Agent::V0_3(a) => a.hotline_call_calls().session().call_snapshot(&mut self.store, self.handle).await,
-            Agent::V0_2(a) => a.hotline_call_calls().session().call_snapshot(&mut self.store, self.handle).await,
-            Agent::V0_1(a) => a.hotline_call_calls().session().call_snapshot(&mut self.store, self.handle).await,
+            Agent::V0_3(a) => a.hotline_call_calls().session().call_snapshot(&mut self.store, self.handle),
+            Agent::V0_2(a) => a.hotline_call_calls().session().call_snapshot(&mut self.store, self.handle),
+            Agent::V0_1(a) => a.hotline_call_calls().session().call_snapshot(&mut self.store, self.handle),
         };
         result.map_err(|e| classify(e, &self.store))
     }
@@ -240,7 +240,7 @@ fn classify(err: wasmtime::Error, store: &Store<CallState>) -> GuestError {
     if let Some(wasmtime::Trap::Interrupt) = err.downcast_ref::<wasmtime::Trap>() {
         return GuestError::Deadline(store.data().deadline);
     }
-    let stderr = String::from_utf8_lossy(&store.data().stderr.contents()).into_owned();
+    let stderr = String::from_utf8_lossy(&store.data().stderr).into_owned();
     GuestError::Trap { message: format!("{err:#}"), stderr }
 }
 

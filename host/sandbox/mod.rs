@@ -7,6 +7,8 @@
 //!   cap per instance, a deadline on every guest call, the import allowlist).
 //! - `cache.rs`: compiled components kept on disk between runs.
 //! - `guest.rs`: a loaded component and its per-call sessions.
+//! - `wasi/`: the WASI a guest's std links against (empty environment,
+//!   stderr kept for trap messages), synchronous, so guest calls need no fiber.
 //! - `wit.rs`: the contract's bindings; `convert.rs`: every conversion
 //!   between host types and the contract's.
 
@@ -14,6 +16,7 @@ mod cache;
 mod convert;
 mod engine;
 mod guest;
+mod wasi;
 pub mod wit;
 
 pub use convert::{answered_by, answered_by_name, dial_status};

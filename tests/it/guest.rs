@@ -26,7 +26,6 @@ async fn stream_twiml_is_well_formed_and_escapes_hostile_values() {
     for base in ["https://agent.example.com", "https://agent.example.com/", "https://agent.example.com//"] {
         let twiml = default_guest()
             .incoming_call(&webhook(&[("CallSid", hostile), ("From", "+1<555>&\"'")], base, CallMode::Stream))
-            .await
             .unwrap()
             .unwrap();
         let doc = roxmltree::Document::parse(&twiml).expect("well-formed XML");
@@ -50,7 +49,6 @@ async fn stream_twiml_is_well_formed_and_escapes_hostile_values() {
 async fn record_twiml_says_and_records() {
     let twiml = default_guest()
         .incoming_call(&webhook(&[("CallSid", "CA1")], "https://a.example", CallMode::Record))
-        .await
         .unwrap()
         .unwrap();
     let doc = roxmltree::Document::parse(&twiml).expect("well-formed XML");
@@ -61,7 +59,7 @@ async fn record_twiml_says_and_records() {
 
 #[tokio::test]
 async fn a_base_url_without_scheme_is_a_bad_request() {
-    let err = default_guest().incoming_call(&webhook(&[], "agent.example.com", CallMode::Stream)).await.unwrap();
+    let err = default_guest().incoming_call(&webhook(&[], "agent.example.com", CallMode::Stream)).unwrap();
     assert!(matches!(err, Err(TwimlError::BadRequest(_))), "{err:?}");
 }
 
@@ -205,12 +203,12 @@ async fn a_restored_session_continues_exactly_where_the_snapshot_was_taken() {
     let mut whole = Driver::start(default_guest(), call_config(500, 80, false)).await;
     whole.ack_marks().await;
     whole.audio(&first_half).await;
-    let snapshot = whole.session.snapshot().await.unwrap();
+    let snapshot = whole.session.snapshot().unwrap();
     whole.clear_effects();
     whole.audio(&second_half).await;
 
     let mut resumed = Driver {
-        session: default_guest().restore(&snapshot).await.expect("restore"),
+        session: default_guest().restore(&snapshot).expect("restore"),
         frames: whole.frames - second_half.len() / 160,
         effects: Vec::new(),
     };
@@ -221,9 +219,9 @@ async fn a_restored_session_continues_exactly_where_the_snapshot_was_taken() {
 
 #[tokio::test]
 async fn restore_refuses_what_it_does_not_understand() {
-    let garbage = default_guest().restore(b"not a snapshot").await;
+    let garbage = default_guest().restore(b"not a snapshot");
     assert!(matches!(garbage, Err(GuestError::Refused(_))));
-    let future = default_guest().restore(br#"{"schema": 99}"#).await;
+    let future = default_guest().restore(br#"{"schema": 99}"#);
     match future {
         Err(GuestError::Refused(reason)) => assert!(reason.contains("99"), "{reason}"),
         _ => panic!("schema 99 must be refused"),
@@ -545,21 +543,20 @@ async fn tool_round_trips_are_capped_per_caller_turn() {
 #[tokio::test]
 async fn a_pending_end_and_tool_turns_survive_a_snapshot() {
     let (mut d, _) = thinking_call(None).await;
-    let plain: serde_json::Value = serde_json::from_slice(&d.session.snapshot().await.unwrap()).unwrap();
+    let plain: serde_json::Value = serde_json::from_slice(&d.session.snapshot().unwrap()).unwrap();
     assert_eq!(plain["schema"], 4, "nothing schema 4 cannot say: an older guest can take the call");
     d.send(Event::ToolCalls(vec![call("c1", "weather")])).await;
     reply_done(&mut d).await;
     d.send(Event::ToolCalls(vec![call("c2", "end_call")])).await;
     reply_done(&mut d).await;
     d.send(speech(4000, true)).await;
-    let bytes = d.session.snapshot().await.unwrap();
+    let bytes = d.session.snapshot().unwrap();
     let json: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
     assert_eq!(json["schema"], 5);
-    let mut r =
-        Driver { session: default_guest().restore(&bytes).await.unwrap(), frames: d.frames, effects: Vec::new() };
+    let mut r = Driver { session: default_guest().restore(&bytes).unwrap(), frames: d.frames, effects: Vec::new() };
     let fx = r.send(Event::MarkPlayed("t1-s0".into())).await;
     assert!(fx.contains(&Effect::Hangup), "the restored call still ends after its goodbye: {fx:?}");
-    let again = r.session.snapshot().await.unwrap();
+    let again = r.session.snapshot().unwrap();
     let json: serde_json::Value = serde_json::from_slice(&again).unwrap();
     let turns = json["ai"]["conversation"].as_array().unwrap();
     assert!(turns.iter().any(|t| t["tool_call_id"] == "c1"), "{json}");
@@ -571,7 +568,7 @@ async fn a_pending_end_and_tool_turns_survive_a_snapshot() {
 async fn a_panicking_guest_traps_with_its_message_and_only_its_session_dies() {
     let mut doomed = Driver::start(probe_guest(), call_config(500, 80, false)).await;
     let mut healthy = Driver::start(probe_guest(), call_config(500, 80, false)).await;
-    let err = doomed.session.handle(&Event::Dtmf('9')).await.unwrap_err();
+    let err = doomed.session.handle(&Event::Dtmf('9')).unwrap_err();
     match &err {
         GuestError::Trap { stderr, .. } => assert!(stderr.contains("panic requested by DTMF 9"), "{err}"),
         other => panic!("expected a trap, got {other}"),
@@ -584,14 +581,14 @@ async fn a_panicking_guest_traps_with_its_message_and_only_its_session_dies() {
 #[tokio::test]
 async fn a_looping_guest_is_stopped_by_the_deadline() {
     let mut d = Driver::start(probe_guest(), call_config(500, 80, false)).await;
-    let err = d.session.handle(&Event::Dtmf('8')).await.unwrap_err();
+    let err = d.session.handle(&Event::Dtmf('8')).unwrap_err();
     assert!(matches!(err, GuestError::Deadline(_)), "{err}");
 }
 
 #[tokio::test]
 async fn a_memory_bomb_hits_the_cap() {
     let mut d = Driver::start(probe_guest(), call_config(500, 80, false)).await;
-    let err = d.session.handle(&Event::Dtmf('6')).await.unwrap_err();
+    let err = d.session.handle(&Event::Dtmf('6')).unwrap_err();
     assert!(matches!(err, GuestError::Trap { .. }), "{err}");
 }
 

@@ -31,7 +31,7 @@ async fn golden(name: &str, d: &mut Driver) -> Vec<u8> {
         "golden snapshot {} is missing (HOTLINE_BLESS_SNAPSHOTS=1 writes it)",
         path.display()
     );
-    let bytes = d.session.snapshot().await.expect("snapshot");
+    let bytes = d.session.snapshot().expect("snapshot");
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     std::fs::write(&path, &bytes).unwrap();
     bytes
@@ -40,7 +40,7 @@ async fn golden(name: &str, d: &mut Driver) -> Vec<u8> {
 /// A driver on a fresh instance of the current default guest, restored
 /// from `snapshot`, its media clock at `frames`.
 async fn resume(snapshot: &[u8], frames: usize) -> Driver {
-    let session = default_guest().restore(snapshot).await.expect("the current guest restores the golden snapshot");
+    let session = default_guest().restore(snapshot).expect("the current guest restores the golden snapshot");
     Driver { session, frames, effects: Vec::new() }
 }
 
@@ -172,7 +172,7 @@ async fn a_transfer_pending_after_a_tool_round() {
     let fx = r.send(Event::MarkPlayed("t1-s0".into())).await;
     let transfer = Transfer { target: "+15550100099".into(), caller_id: None };
     assert!(fx.contains(&Effect::Transfer(transfer)), "the restored call transfers once it is heard: {fx:?}");
-    let again: serde_json::Value = serde_json::from_slice(&r.session.snapshot().await.unwrap()).unwrap();
+    let again: serde_json::Value = serde_json::from_slice(&r.session.snapshot().unwrap()).unwrap();
     let turns = again["ai"]["conversation"].as_array().unwrap();
     assert!(turns.iter().any(|t| t["role"] == "tool" && t["tool_call_id"] == "c1"), "{again}");
 }

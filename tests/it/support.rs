@@ -73,7 +73,7 @@ pub struct Driver {
 
 impl Driver {
     pub async fn start(guest: &Guest, config: wit::Config) -> Driver {
-        let mut d = Driver { session: guest.session().await.expect("session"), frames: 0, effects: Vec::new() };
+        let mut d = Driver { session: guest.session().expect("session"), frames: 0, effects: Vec::new() };
         d.send(Event::Started(Started {
             stream_sid: "MZtest".into(),
             call_sid: "CAtest".into(),
@@ -88,7 +88,7 @@ impl Driver {
     }
 
     pub async fn send(&mut self, event: Event) -> Vec<Effect> {
-        let fx = self.session.handle(&event).await.expect("guest call succeeds");
+        let fx = self.session.handle(&event).expect("guest call succeeds");
         self.effects.extend(fx.iter().cloned().map(|e| (self.frames, e)));
         fx
     }

@@ -18,8 +18,6 @@ pub(super) mod bindings {
         path: "wit/v0.3.0",
         world: "agent",
         additional_derives: [PartialEq],
-        imports: { default: async },
-        exports: { default: async },
     });
 }
 

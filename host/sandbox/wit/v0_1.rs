@@ -8,8 +8,6 @@ pub(in crate::sandbox) mod bindings {
     wasmtime::component::bindgen!({
         path: "wit/v0.1.0",
         world: "agent",
-        imports: { default: async },
-        exports: { default: async },
     });
 }
 
