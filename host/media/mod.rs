@@ -43,6 +43,7 @@ pub use turn_log::{Outcome as TurnOutcome, TurnTimes};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures_util::stream::FusedStream;
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio_tungstenite::WebSocketStream;
@@ -480,7 +481,23 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
         if closing {
             // Wait for the other side to finish the handshake.
             let drain = async {
-                while let Some(Ok(_)) = self.ws.next().await {}
+                // A stream that already ended ended on an error: the codec
+                // refused a frame.
+                let refused = self.ws.is_terminated()
+                    || loop {
+                        match self.ws.next().await {
+                            Some(Ok(_)) => continue,
+                            // The peer's close came: the handshake is done, and
+                            // the server closes the connection first (RFC 6455
+                            // 7.1.1; a client waits for it, so waiting for the
+                            // client's end here would cost every call the timeout).
+                            None => break false,
+                            Some(Err(_)) => break true,
+                        }
+                    };
+                if !refused {
+                    return;
+                }
                 // A frame the codec refused (too big, malformed) leaves bytes
                 // it will never read: read and drop them, so that closing the
                 // socket sends a FIN, not a reset that would destroy our

@@ -174,3 +174,33 @@ async fn loops_and_memory_bombs_are_stopped_and_only_their_calls_notice() {
         .unwrap();
     assert_eq!(admin["active"]["traps"], 2, "{admin}");
 }
+
+/// After the close handshake the server closes the connection first (RFC
+/// 6455 7.1.1). A client that waits for that, as tungstenite's does, is not
+/// left holding the call open until the server's close timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_the_close_handshake_the_server_closes_the_connection_first() {
+    let mut child = crate::shutdown::spawn_hotline(&[]).await;
+    let url = format!("{}/ws/twilio-media", child.base.replacen("http", "ws", 1));
+    let mut request = url.into_client_request().unwrap();
+    request.headers_mut().insert("Sec-WebSocket-Protocol", HeaderValue::from_static("audio.twilio.com"));
+    let mut ws = tokio_tungstenite::connect_async(request).await.unwrap().0;
+    let token = stream_token(&child.base, "CAclose").await;
+    ws.send(start_message("CAclose", json!({ "hotline_token": token }))).await.unwrap();
+    ws.send(Message::Text(json!({"event": "stop", "streamSid": "MZclose"}).to_string().into())).await.unwrap();
+    assert_eq!(close_code(&mut ws).await, Some(1000));
+    // This read sends tungstenite's answer to the close; the socket stays
+    // open on this side until the test ends.
+    assert!(ws.next().await.is_none(), "the handshake is complete");
+    let mut events = Vec::new();
+    while events.last().is_none_or(|e| e != "ws_closed") {
+        let line =
+            tokio::time::timeout(Duration::from_secs(20), child.logs.recv()).await.expect("log line").expect("log");
+        let json: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+        if let Some(event) = json["event"].as_str() {
+            events.push(event.to_string());
+        }
+    }
+    assert!(!events.iter().any(|e| e == "ws_close_timeout"), "{events:?}");
+    drop(ws);
+}
