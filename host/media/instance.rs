@@ -117,10 +117,9 @@ impl Instance {
     /// A refusal (or `HOTLINE_SWAP=pin`) keeps the call where it is until
     /// it ends. Timers and the socket are the host's and carry over.
     ///
-    /// Checked before every event, needed almost never: the check is
-    /// inline and the move is boxed, so every call's future does not carry
-    /// the space a migration needs. True when a swap was looked at (the
-    /// call may run another version now).
+    /// Checked before every event, needed almost never: one compare of
+    /// the registry's generation. True when a swap was looked at (the call
+    /// may run another version now).
     pub fn follow_swap(&mut self, app: &App) -> bool {
         let generation = app.versions.generation();
         if generation == self.generation {
