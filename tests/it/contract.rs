@@ -115,13 +115,7 @@ async fn a_0_1_component_serves_calls_and_live_calls_migrate_both_ways() {
             let (status, body) = put_guest(&s.base, hotline::sandbox::DEFAULT_GUEST.to_vec()).await;
             assert_eq!(status, StatusCode::OK, "{body}");
         } else {
-            let response = reqwest::Client::new()
-                .post(format!("{}/admin/guest/rollback", s.base))
-                .bearer_auth(TOKEN)
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(response.status(), StatusCode::OK);
+            assert_eq!(rollback(&s.base).await, StatusCode::OK);
         }
         for (i, call) in calls.into_iter().enumerate() {
             let report = call.await.unwrap().expect("live call completes");

@@ -192,13 +192,7 @@ async fn a_push_to_one_reaches_the_fleet_with_live_calls_migrating_and_a_rollbac
 
     // A rollback on another instance rolls back all three.
     let rolled = Instant::now();
-    let back = reqwest::Client::new()
-        .post(format!("{}/admin/guest/rollback", all[1].base()))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(back.status(), StatusCode::OK);
+    assert_eq!(rollback(all[1].base()).await, StatusCode::OK);
     let whole = all_serving(&refs, &v1, rolled).await;
     eprintln!("fleet: rollback on {} → all 3 instances serving v1 in {} ms", all[1].name, whole.as_millis());
     let fleet = rows_say(all[0].base(), &names, "loaded", &v1).await;
@@ -211,13 +205,7 @@ async fn a_push_to_one_reaches_the_fleet_with_live_calls_migrating_and_a_rollbac
     assert_eq!(actions, ["rollback", "push", "start"], "{fleet}");
     assert_eq!(admin_get(all[2].base()).await["last_rollback"]["reason"], "admin", "c rolled back as b did");
     // Nothing older than v1 in the fleet's history: refused everywhere.
-    let again = reqwest::Client::new()
-        .post(format!("{}/admin/guest/rollback", all[2].base()))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(again.status(), StatusCode::CONFLICT);
+    assert_eq!(rollback(all[2].base()).await, StatusCode::CONFLICT);
 }
 
 /// A call of a few seconds (wall) on `base`.
@@ -310,16 +298,7 @@ async fn an_automatic_rollback_on_one_instance_rolls_back_the_fleet() {
     let probe = body["active"]["digest"].as_str().unwrap().to_string();
     all_serving(&refs, &probe, Instant::now()).await;
     // Traps on b only (as in swap.rs: the third rolls back).
-    let call = |sid: &str| CallOptions {
-        server: all[1].base().to_string(),
-        audio: silence(1500),
-        speed: 4.0,
-        dtmf: vec![(300, '9'), (800, '9')],
-        call_sid: sid.into(),
-        idle_ms: 6000,
-        ..CallOptions::default()
-    };
-    let (x, y) = (call("CAtrapx"), call("CAtrapy"));
+    let (x, y) = (trapping_call(all[1].base(), "CAtrapx"), trapping_call(all[1].base(), "CAtrapy"));
     let (x, y) = tokio::join!(place_call(&x), place_call(&y));
     let (_, _) = (x.unwrap(), y.unwrap());
     let version = json(format!("{}/version", all[1].base())).await;

@@ -151,6 +151,21 @@ pub fn keypad_call(base: &str, sid: &str, dtmf: Vec<(u64, char)>) -> hotline::si
     }
 }
 
+/// A call to the probe guest that presses its trap key twice (a trap is
+/// recovered once, the second gets the apology): two of these are three
+/// traps, the default policy's trigger for an automatic rollback.
+pub fn trapping_call(base: &str, sid: &str) -> hotline::sim::CallOptions {
+    hotline::sim::CallOptions {
+        server: base.into(),
+        audio: silence(1500),
+        speed: 4.0,
+        dtmf: vec![(300, '9'), (800, '9')],
+        call_sid: sid.into(),
+        idle_ms: 6000,
+        ..hotline::sim::CallOptions::default()
+    }
+}
+
 // ---- servers -----------------------------------------------------------------
 
 pub struct TestServer {
@@ -235,6 +250,13 @@ pub async fn put_guest(base: &str, bytes: Vec<u8>) -> (StatusCode, serde_json::V
     let response =
         reqwest::Client::new().put(format!("{base}/admin/guest")).bearer_auth(TOKEN).body(bytes).send().await.unwrap();
     (response.status(), response.json().await.unwrap_or_default())
+}
+
+/// `POST /admin/guest/rollback` with the admin token: its status.
+pub async fn rollback(base: &str) -> StatusCode {
+    let response =
+        reqwest::Client::new().post(format!("{base}/admin/guest/rollback")).bearer_auth(TOKEN).send().await.unwrap();
+    response.status()
 }
 
 pub async fn admin_get(base: &str) -> serde_json::Value {

@@ -99,11 +99,7 @@ async fn manual_rollback_returns_to_the_previous_version() {
     assert_eq!(history[0]["digest"], v2.as_str(), "newest first");
     assert_eq!(history[1]["digest"], v1.as_str());
 
-    let rollback = |base: String| async move {
-        reqwest::Client::new().post(format!("{base}/admin/guest/rollback")).bearer_auth(TOKEN).send().await.unwrap()
-    };
-    let back = rollback(s.base.clone()).await;
-    assert_eq!(back.status(), StatusCode::OK);
+    assert_eq!(rollback(&s.base).await, StatusCode::OK);
     assert_eq!(active_digest(&s.base).await, v1);
     let last = admin_get(&s.base).await["last_rollback"].clone();
     let api = get_json(&s.base, "/api/guests").await;
@@ -114,7 +110,7 @@ async fn manual_rollback_returns_to_the_previous_version() {
         (&v2.as_str().into(), &v1.as_str().into(), &"admin".into())
     );
     assert!(last["at_unix_ms"].as_u64().unwrap() > 1_700_000_000_000, "{last}");
-    assert_eq!(rollback(s.base.clone()).await.status(), StatusCode::CONFLICT, "nothing older than v1");
+    assert_eq!(rollback(&s.base).await, StatusCode::CONFLICT, "nothing older than v1");
 }
 
 /// Marks the server sent, in order, with the media time they arrived.
@@ -271,16 +267,7 @@ async fn a_new_version_that_keeps_trapping_is_rolled_back_on_its_own() {
     // the second gets the apology). The default policy rolls back at the
     // third trap; the call that has not trapped twice by then is migrated
     // back to v1 at its next event and finishes normally.
-    let call = |sid: &str| CallOptions {
-        server: s.base.clone(),
-        audio: silence(1500),
-        speed: 4.0,
-        dtmf: vec![(300, '9'), (800, '9')],
-        call_sid: sid.into(),
-        idle_ms: 6000,
-        ..CallOptions::default()
-    };
-    let (a, b) = (call("CAtrap1"), call("CAtrap2"));
+    let (a, b) = (trapping_call(&s.base, "CAtrap1"), trapping_call(&s.base, "CAtrap2"));
     let (a, b) = tokio::join!(place_call(&a), place_call(&b));
     let mut closes: Vec<_> = [a.unwrap(), b.unwrap()].into_iter().map(|r| r.close.unwrap()).collect();
     closes.sort();
