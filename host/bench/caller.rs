@@ -26,7 +26,7 @@ use crate::sim::stream::{self, Dial, Refused, Stream};
 /// Frames in one cycle of the caller's pattern: 1 s of speech, 1 s of quiet.
 pub const CYCLE_FRAMES: usize = 100;
 const SPEECH_FRAMES: usize = 50;
-const FRAME: Duration = Duration::from_millis(20);
+pub const FRAME: Duration = Duration::from_millis(20);
 
 /// The caller's audio, base64 μ-law per frame of one cycle, shared by every call.
 pub struct Pattern {
@@ -78,6 +78,13 @@ pub struct CallSpec {
     pub server: String,
     pub call_sid: String,
     pub frames: usize,
+    /// Where in the 20 ms period this call's frames go out, from `epoch`.
+    /// Real callers' phases are independent; a generator that let each
+    /// call's clock start when its WebSocket opened bunched them (a server
+    /// that answers upgrades in batches gives many calls one phase), and
+    /// its bunched ticks ran late.
+    pub phase: Duration,
+    pub epoch: tokio::time::Instant,
 }
 
 pub async fn run(client: &reqwest::Client, pattern: &Pattern, spec: &CallSpec) -> (Outcome, CallStats) {
@@ -114,7 +121,7 @@ async fn stream(
     };
     stats.subprotocol_echoed = subprotocol_echoed;
 
-    let began = tokio::time::Instant::now();
+    let began = first_tick(spec.epoch, spec.phase, tokio::time::Instant::now());
     let mut tick = tokio::time::interval_at(began, FRAME);
     tick.set_missed_tick_behavior(MissedTickBehavior::Burst);
     let mut next_frame = 0usize;
@@ -201,6 +208,15 @@ async fn stream(
     Ok(Outcome::Ok)
 }
 
+/// The first instant at or after `now` that lies `phase` into a period
+/// counted from `epoch`.
+fn first_tick(epoch: tokio::time::Instant, phase: Duration, now: tokio::time::Instant) -> tokio::time::Instant {
+    let since = now.saturating_duration_since(epoch + phase).as_micros();
+    let period = FRAME.as_micros();
+    let periods = since.div_ceil(period);
+    epoch + phase + Duration::from_micros((periods * period) as u64)
+}
+
 fn mark_json(stream_sid: &str, name: &str) -> String {
     serde_json::json!({"event": "mark", "streamSid": stream_sid, "mark": {"name": name}}).to_string()
 }
@@ -215,4 +231,21 @@ fn event_of(text: &str) -> Option<&str> {
 fn mark_name(text: &str) -> Option<String> {
     let value: serde_json::Value = serde_json::from_str(text).ok()?;
     Some(value["mark"]["name"].as_str()?.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_calls_first_tick_is_the_next_instant_at_its_phase() {
+        let epoch = tokio::time::Instant::now();
+        let ms = Duration::from_millis;
+        // Before the phase's first instant: that instant.
+        assert_eq!(first_tick(epoch, ms(7), epoch + ms(3)), epoch + ms(7));
+        // Just past it: one period later.
+        assert_eq!(first_tick(epoch, ms(7), epoch + ms(8)), epoch + ms(27));
+        // On it: now.
+        assert_eq!(first_tick(epoch, ms(7), epoch + ms(47)), epoch + ms(47));
+    }
 }

@@ -4,16 +4,13 @@
 
 use std::time::{Duration, Instant};
 
-/// A process's CPU time (user + system), RSS and PSS, read from
-/// `/proc/<pid>`. PSS counts a page shared by N mappings as 1/N: the guest
-/// instances map their component's initial memory image copy-on-write,
-/// and RSS counts those shared pages once per instance.
+/// A process's CPU time (user + system) and RSS, read from
+/// `/proc/<pid>`: cheap enough to read every second.
 #[derive(Debug, Clone, Copy)]
 pub struct ProcSample {
     pub at: Instant,
     pub cpu: Duration,
     pub rss_kib: u64,
-    pub pss_kib: u64,
 }
 
 pub fn sample(pid: u32) -> Option<ProcSample> {
@@ -25,13 +22,22 @@ pub fn sample(pid: u32) -> Option<ProcSample> {
     let hz = clock_ticks_per_second();
     let cpu = Duration::from_secs_f64(ticks as f64 / hz as f64);
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let kib = |text: &str, key: &str| -> Option<u64> {
-        text.lines().find_map(|l| l.strip_prefix(key)).and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-    };
     let rss_kib = kib(&status, "VmRSS:")?;
-    let rollup = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).unwrap_or_default();
-    let pss_kib = kib(&rollup, "Pss:").unwrap_or(rss_kib);
-    Some(ProcSample { at, cpu, rss_kib, pss_kib })
+    Some(ProcSample { at, cpu, rss_kib })
+}
+
+/// A process's PSS, which counts a page shared by N mappings as 1/N: the
+/// guest instances map their component's initial memory image
+/// copy-on-write, and RSS counts those shared pages once per instance.
+/// Costly: the kernel walks every mapping (milliseconds with a thousand
+/// instances), so it is read once per level, off the generator's thread.
+pub fn pss_kib(pid: u32) -> Option<u64> {
+    kib(&std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok()?, "Pss:")
+}
+
+/// A `Key:   123 kB` line of a `/proc` file, in KiB.
+fn kib(text: &str, key: &str) -> Option<u64> {
+    text.lines().find_map(|l| l.strip_prefix(key)).and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
 /// CPU used between two samples, in percent of one core.

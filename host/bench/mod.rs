@@ -38,6 +38,8 @@ pub struct LevelOptions {
 /// The generator's own clock may run this late (p99) before a level is
 /// marked invalid: it then measured itself, not the server.
 const MAX_LATENESS_MS: f64 = 10.0;
+/// Distinct phases of the calls' 20 ms clocks (0.2 ms apart).
+const PHASES: usize = 100;
 const HEALTHZ_EVERY: Duration = Duration::from_millis(100);
 
 #[derive(Debug, Default)]
@@ -49,8 +51,8 @@ pub struct LevelReport {
     pub subprotocol_echoed: usize,
     /// Server CPU over the steady window, % of one core.
     pub cpu_pct: Option<f64>,
-    /// Peak server RSS (and PSS) over the steady window, and before the
-    /// level began.
+    /// Peak server RSS over the steady window (PSS at its end), and before
+    /// the level began.
     pub rss_kib: Option<u64>,
     pub idle_rss_kib: Option<u64>,
     pub pss_kib: Option<u64>,
@@ -91,6 +93,7 @@ impl LevelReport {
 /// Places `opts.calls` calls against `target` and measures the level.
 pub async fn run_level(target: &Target, opts: LevelOptions) -> LevelReport {
     let idle = target.pid.and_then(sample);
+    let idle_pss = target.pid.and_then(measure::pss_kib);
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(64)
         .timeout(Duration::from_secs(10))
@@ -99,12 +102,15 @@ pub async fn run_level(target: &Target, opts: LevelOptions) -> LevelReport {
     let pattern = Pattern::new();
     let frames = opts.secs as usize * 50;
     let mut calls = JoinSet::new();
+    let epoch = tokio::time::Instant::now();
     for i in 0..opts.calls {
+        // Phases spread evenly over the 20 ms period.
+        let phase = caller::FRAME.mul_f64((i % PHASES) as f64 / PHASES as f64);
         let (client, pattern, base) = (client.clone(), pattern.clone(), target.base.clone());
         let delay = opts.ramp.mul_f64(i as f64 / opts.calls.max(1) as f64);
         calls.spawn(async move {
             tokio::time::sleep(delay).await;
-            let spec = CallSpec { server: base, call_sid: format!("CAbench{i:026}"), frames };
+            let spec = CallSpec { server: base, call_sid: format!("CAbench{i:026}"), frames, phase, epoch };
             caller::run(&client, &pattern, &spec).await
         });
     }
@@ -121,7 +127,7 @@ pub async fn run_level(target: &Target, opts: LevelOptions) -> LevelReport {
     let mut report = LevelReport {
         calls: opts.calls,
         idle_rss_kib: idle.map(|s| s.rss_kib),
-        idle_pss_kib: idle.map(|s| s.pss_kib),
+        idle_pss_kib: idle_pss,
         ..LevelReport::default()
     };
     let (mut reply, mut lateness) = (Vec::new(), Vec::new());
@@ -146,7 +152,7 @@ pub async fn run_level(target: &Target, opts: LevelOptions) -> LevelReport {
     let (server, generator) = sampler.await.expect("sampler task");
     report.cpu_pct = server.map(|u| u.cpu_pct);
     report.rss_kib = server.map(|u| u.rss_kib);
-    report.pss_kib = server.map(|u| u.pss_kib);
+    report.pss_kib = server.and_then(|u| u.pss_kib);
     report.generator_cpu_pct = generator.map_or(0.0, |u| u.cpu_pct);
     report.reply_ms = [percentile(&mut reply, 0.5), percentile(&mut reply, 0.99), percentile(&mut reply, 1.0)];
     report.healthz_ms = [percentile(&mut healthz, 0.5), percentile(&mut healthz, 0.99)];
@@ -178,30 +184,38 @@ async fn probe_healthz(base: String, stop: CancellationToken) -> (Vec<f32>, usiz
     }
 }
 
-/// A process over the steady window: CPU %, peak RSS and PSS.
+/// A process over the steady window: CPU %, peak RSS, and PSS at the
+/// window's end.
 #[derive(Debug, Clone, Copy)]
 struct Usage {
     cpu_pct: f64,
     rss_kib: u64,
-    pss_kib: u64,
+    pss_kib: Option<u64>,
 }
 
 /// How the server and this generator used the machine over the window.
+/// Reading `/proc` blocks (PSS for milliseconds), so it runs on a thread
+/// of its own: on the generator's thread it would hold up every call's
+/// clock, and the generator would measure itself.
 async fn sample_window(server: Option<u32>, start: Duration, window: Duration) -> (Option<Usage>, Option<Usage>) {
     tokio::time::sleep(start).await;
-    let me = std::process::id();
-    let first = (server.and_then(sample), sample(me));
-    let (mut rss, mut pss) = first.0.map_or((0, 0), |s| (s.rss_kib, s.pss_kib));
-    let end = Instant::now() + window;
-    while Instant::now() < end {
-        tokio::time::sleep(Duration::from_secs(1).min(end - Instant::now())).await;
-        if let Some(s) = server.and_then(sample) {
-            (rss, pss) = (rss.max(s.rss_kib), pss.max(s.pss_kib));
+    let sampled = tokio::task::spawn_blocking(move || {
+        let me = std::process::id();
+        let first = (server.and_then(sample), sample(me));
+        let mut rss = first.0.map_or(0, |s| s.rss_kib);
+        let end = Instant::now() + window;
+        while Instant::now() < end {
+            std::thread::sleep(Duration::from_secs(1).min(end - Instant::now()));
+            if let Some(s) = server.and_then(sample) {
+                rss = rss.max(s.rss_kib);
+            }
         }
-    }
-    let last = (server.and_then(sample), sample(me));
-    let usage = |a: Option<ProcSample>, b: Option<ProcSample>, rss_kib, pss_kib| {
-        Some(Usage { cpu_pct: cpu_percent(&a?, &b?), rss_kib, pss_kib })
-    };
-    (usage(first.0, last.0, rss, pss), usage(first.1, last.1, 0, 0))
+        let last = (server.and_then(sample), sample(me));
+        let pss = server.and_then(measure::pss_kib);
+        let usage = |a: Option<ProcSample>, b: Option<ProcSample>, rss_kib, pss_kib| {
+            Some(Usage { cpu_pct: cpu_percent(&a?, &b?), rss_kib, pss_kib })
+        };
+        (usage(first.0, last.0, rss, pss), usage(first.1, last.1, 0, None))
+    });
+    sampled.await.expect("sampler thread")
 }

@@ -72,6 +72,12 @@ pub trait Protocol: Send {
     fn heard(&mut self, text: &str) -> Result<Heard>;
 }
 
+/// Read buffer of a provider's socket, which lives as long as its call.
+/// tungstenite's default (128 KiB) is zero-filled before every read and
+/// stays touched; providers send transcripts of a few hundred bytes and
+/// audio in chunks of a few KiB, and a bigger message is read in pieces.
+const READ_BUFFER: usize = 8 * 1024;
+
 /// Opens a WebSocket to a provider: `wss://` through `tls` (see
 /// [`tls_config`]), `ws://` for loopback stand-ins; within the connect
 /// timeout.
@@ -81,7 +87,10 @@ pub async fn open(
     request: http::Request<()>,
 ) -> Result<Socket> {
     let connector = Connector::Rustls(tls.clone());
-    let config = WebSocketConfig::default().max_message_size(Some(1 << 20)).max_frame_size(Some(1 << 20));
+    let config = WebSocketConfig::default()
+        .read_buffer_size(READ_BUFFER)
+        .max_message_size(Some(1 << 20))
+        .max_frame_size(Some(1 << 20));
     let connecting = tokio_tungstenite::connect_async_tls_with_config(request, Some(config), true, Some(connector));
     match tokio::time::timeout(settings.connect_timeout, connecting).await {
         Err(_) => Err(ProviderError::Timeout(settings.connect_timeout)),
