@@ -79,10 +79,10 @@ pub struct CallSpec {
     pub call_sid: String,
     pub frames: usize,
     /// Where in the 20 ms period this call's frames go out, from `epoch`.
-    /// Real callers' phases are independent; a generator that let each
-    /// call's clock start when its WebSocket opened bunched them (a server
-    /// that answers upgrades in batches gives many calls one phase), and
-    /// its bunched ticks ran late.
+    /// Real callers' phases are independent: the level spreads them
+    /// evenly rather than letting each WebSocket's opening set them (a
+    /// server that answers upgrades in batches would give many calls one
+    /// phase, and the load it sees would come in bunches).
     pub phase: Duration,
     pub epoch: tokio::time::Instant,
 }
