@@ -96,13 +96,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
     }
 
     async fn on_text(&mut self, text: &str) -> Flow {
-        let inbound = match Frame::parse(text) {
+        match Frame::parse(text) {
             // While the apology plays, only its mark or a stop matter.
-            Ok(Frame::Media { .. }) if self.ending.is_some() => return Flow::Continue,
-            Ok(Frame::Media { timestamp, payload }) => return self.on_media(timestamp, payload).await,
-            Ok(Frame::Other(inbound)) => inbound,
-            Err(e) => return self.bad_frame(&format!("bad JSON: {e}")),
-        };
+            Ok(Frame::Media { .. }) if self.ending.is_some() => Flow::Continue,
+            Ok(Frame::Media { timestamp, payload }) => self.on_media(timestamp, payload).await,
+            // Boxed: the other events come a few times a call, and handling
+            // them (`start` above all) needs more future than a media frame;
+            // in line, every call's task would be that much bigger.
+            Ok(Frame::Other(inbound)) => Box::pin(self.on_event(inbound)).await,
+            Err(e) => self.bad_frame(&format!("bad JSON: {e}")),
+        }
+    }
+
+    async fn on_event(&mut self, inbound: Inbound) -> Flow {
         if self.ending.is_some() {
             return self.while_apologizing(inbound);
         }

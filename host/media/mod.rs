@@ -53,6 +53,7 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tracing::{Instrument, field, info, info_span, warn};
 
 use crate::app::App;
+use crate::sandbox::GuestError;
 use crate::sandbox::wit::{self, Event};
 use crate::store::record::Outcome;
 use crate::switchboard::{Registration, Signal};
@@ -358,10 +359,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
         let mut next = Some(event);
         let mut changed = false;
         while let Some(event) = next.take() {
-            let began = Instant::now();
-            let handled = self.guest.handle(&event);
-            self.app.metrics.guest_event(began.elapsed());
-            let effects = match handled {
+            let effects = match self.guest_handle(event) {
                 None => break,
                 Some(Ok(effects)) => effects,
                 Some(Err(failure)) => {
@@ -403,6 +401,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
         }
         self.take_turns();
         flushed
+    }
+
+    /// The guest's answer to one event, timed for the metrics. The event is
+    /// taken by value and dropped here, before the effects' awaits: borrowed
+    /// in `dispatch`, it would keep its room in every call's task.
+    fn guest_handle(&mut self, event: Event) -> Option<Result<Vec<wit::Effect>, GuestError>> {
+        let began = Instant::now();
+        let handled = self.guest.handle(&event);
+        self.app.metrics.guest_event(began.elapsed());
+        handled
     }
 
     /// A host event for the call's record (none without one).
