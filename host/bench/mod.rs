@@ -66,6 +66,8 @@ pub struct LevelReport {
     pub utterances: u64,
     pub replies_missing: u64,
     pub lateness_p99_ms: f64,
+    /// The generator's own CPU over the window, % of one core: a generator
+    /// late at low CPU was held up, not short of time.
     pub generator_cpu_pct: f64,
 }
 

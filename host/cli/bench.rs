@@ -184,13 +184,13 @@ impl Drop for Server {
     }
 }
 
-const HEADER: &str = "calls   ok/ref/fail  cpu%   cpu%/call  rss MiB  RSS KiB/call  PSS KiB/call  reply ms p50/p99/max  healthz ms p50/p99  frames sent/recv/unsent  no-reply  gen-late p99  ";
+const HEADER: &str = "calls   ok/ref/fail  cpu%   cpu%/call  rss MiB  RSS KiB/call  PSS KiB/call  reply ms p50/p99/max  healthz ms p50/p99  frames sent/recv/unsent  no-reply  gen-late p99  gen cpu%  ";
 
 fn row(r: &LevelReport, below: Option<&LevelReport>) -> String {
     let [rss_per_call, pss_per_call] = r.marginal_kib(below);
     let opt = |v: Option<f64>, digits: usize| v.map_or("-".into(), |v| format!("{v:.digits$}"));
     format!(
-        "{:<7} {:>4}/{}/{:<4} {:>6} {:>9} {:>8} {:>13} {:>13} {:>7.1}/{:.1}/{:.1} {:>10.2}/{:.2} {:>9}/{}/{} {:>6} {:>8.1} ms {}",
+        "{:<7} {:>4}/{}/{:<4} {:>6} {:>9} {:>8} {:>13} {:>13} {:>7.1}/{:.1}/{:.1} {:>10.2}/{:.2} {:>9}/{}/{} {:>6} {:>8.1} ms {:>8.1} {}",
         r.calls,
         r.ok,
         r.refused,
@@ -210,6 +210,7 @@ fn row(r: &LevelReport, below: Option<&LevelReport>) -> String {
         r.frames_unsent,
         r.replies_missing,
         r.lateness_p99_ms,
+        r.generator_cpu_pct,
         if r.valid() { "" } else { "INVALID (the generator lagged)" },
     )
 }
