@@ -5,11 +5,11 @@
 //! instance of some version ([`Instance::move_to`]). A swap takes the
 //! snapshot now and restores it into the newly active version; a recovery
 //! restores the last good snapshot into the same version. The recovery
-//! snapshot is refreshed soon after an event with effects (something
-//! visible happened: a reply, a mark, a state change) and at least every
-//! two seconds of media otherwise, so a recovered call loses at most 0.1 s
-//! of what it did and 2 s of what it was only hearing; the event that
-//! trapped is skipped, since replaying it would most likely trap again.
+//! snapshot is refreshed soon after an event with effects other than logs
+//! (something the call would miss: audio, a mark, provider work) and at
+//! least every two seconds of media otherwise, so a recovered call loses at
+//! most 0.1 s of what it did and 2 s of what it was only hearing; the event
+//! that trapped is skipped, since replaying it would most likely trap again.
 //! (Snapshotting every half second regardless cost a tenth of the host's
 //! CPU: mid-utterance, a snapshot carries seconds of audio.)
 
@@ -161,7 +161,7 @@ impl Instance {
     }
 
     /// Refreshes the recovery snapshot when it is due.
-    /// `changed`: the event just handled returned effects.
+    /// `changed`: the event just handled returned effects other than logs.
     pub fn keep_snapshot(&mut self, changed: bool) {
         self.events_since_snapshot += 1;
         self.changed_since_snapshot |= changed;

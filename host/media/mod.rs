@@ -381,7 +381,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
                     return Box::pin(self.apologize()).await;
                 }
             };
-            changed |= !effects.is_empty();
+            // A log alone changes nothing the call would miss after a
+            // recovery (the detector's `speech_start`, say): not worth a
+            // snapshot, which mid-utterance carries seconds of audio.
+            changed |= effects.iter().any(|effect| !matches!(effect, wit::Effect::Log(_)));
             for effect in effects {
                 match self.apply(effect).await {
                     Flow::Continue => {}

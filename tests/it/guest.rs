@@ -69,6 +69,32 @@ fn plays(d: &Driver) -> Vec<(usize, usize)> {
     d.effects.iter().filter_map(|(i, e)| if let Effect::Play(a) = e { Some((*i, a.len())) } else { None }).collect()
 }
 
+/// The audio played at each frame that played any: one reply may come in
+/// several `play`s (the chunks the guest kept it in).
+fn bursts(d: &Driver) -> Vec<(usize, usize)> {
+    let mut bursts: Vec<(usize, usize)> = Vec::new();
+    for (frame, len) in plays(d) {
+        match bursts.last_mut() {
+            Some(last) if last.0 == frame => last.1 += len,
+            _ => bursts.push((frame, len)),
+        }
+    }
+    bursts
+}
+
+/// The effects with consecutive `play`s joined: what the caller hears and
+/// the host is told, whichever pieces the audio was handed over in.
+fn heard(effects: &[(usize, Effect)]) -> Vec<(usize, Effect)> {
+    let mut heard: Vec<(usize, Effect)> = Vec::new();
+    for (frame, effect) in effects {
+        match (heard.last_mut(), effect) {
+            (Some((at, Effect::Play(audio))), Effect::Play(more)) if at == frame => audio.extend_from_slice(more),
+            _ => heard.push((*frame, effect.clone())),
+        }
+    }
+    heard
+}
+
 #[tokio::test]
 async fn greets_once_in_whole_frames_with_a_mark() {
     let mut d = Driver::start(default_guest(), call_config(500, 80, false)).await;
@@ -105,7 +131,7 @@ async fn end_of_utterance_follows_the_configured_silence() {
         d.audio(&tone(600, 440.0)).await;
         let last_voiced = d.frames - 1;
         d.audio(&silence(eou + 400)).await;
-        let replies = plays(&d);
+        let replies = bursts(&d);
         assert_eq!(replies.len(), 1, "eou {eou}: one reply burst");
         assert_eq!(replies[0].0, last_voiced + (eou / 20) as usize, "eou {eou}: reply frame");
         let eou_logs = d.logs("eou");
@@ -214,7 +240,7 @@ async fn a_restored_session_continues_exactly_where_the_snapshot_was_taken() {
     };
     resumed.audio(&second_half).await;
     assert!(!whole.effects.is_empty());
-    assert_eq!(resumed.effects, whole.effects);
+    assert_eq!(heard(&resumed.effects), heard(&whole.effects));
 }
 
 #[tokio::test]

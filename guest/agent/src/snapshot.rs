@@ -19,6 +19,7 @@
 
 mod v3;
 
+use hotline_audio::chunked::ChunkedAudio;
 use hotline_audio::endpoint::{Endpointer as AudioEndpointer, EndpointerState};
 use hotline_audio::frame::Framer;
 use hotline_audio::resample::{Resampler as AudioResampler, ResamplerState};
@@ -173,8 +174,8 @@ struct Caller<'a> {
     /// (200 to 400 ms), or in a call's first 2 s all the audio since it
     /// started (or since its last utterance): what the voice detector may
     /// look back over. An older guest that restores it trims it.
-    #[serde(with = "base64_bytes")]
-    utterance: Cow<'a, [u8]>,
+    #[serde(with = "base64_bytes::chunked")]
+    utterance: Cow<'a, ChunkedAudio>,
     utterance_start_ms: u64,
     endpointer: Endpointer,
 }
@@ -551,27 +552,59 @@ mod base64_bytes {
     /// `Base64Display` wrote through `fmt` a few bytes at a time, slower
     /// than the encoding itself.
     pub fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(&Chunked(bytes))
-    }
-
-    struct Chunked<'a>(&'a [u8]);
-
-    impl fmt::Display for Chunked<'_> {
-        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            // A multiple of 3 bytes: no padding but at the very end.
-            const IN: usize = 768;
-            let mut out = [0u8; IN / 3 * 4];
-            for chunk in self.0.chunks(IN) {
-                let n = STANDARD.encode_slice(chunk, &mut out).map_err(|_| fmt::Error)?;
-                f.write_str(std::str::from_utf8(&out[..n]).map_err(|_| fmt::Error)?)?;
-            }
-            Ok(())
-        }
+        s.collect_str(&Encoded(std::iter::once(bytes)))
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>, T: From<Vec<u8>>>(d: D) -> Result<T, D::Error> {
         let text = String::deserialize(d)?;
         STANDARD.decode(text).map(T::from).map_err(serde::de::Error::custom)
+    }
+
+    /// The caller's audio, written from the chunks it is kept in.
+    pub mod chunked {
+        use std::borrow::Cow;
+
+        use hotline_audio::chunked::ChunkedAudio;
+        use serde::{Deserializer, Serializer};
+
+        pub fn serialize<S: Serializer>(audio: &Cow<'_, ChunkedAudio>, s: S) -> Result<S::Ok, S::Error> {
+            s.collect_str(&super::Encoded(audio.slices()))
+        }
+
+        pub fn deserialize<'de, 'a, D: Deserializer<'de>>(d: D) -> Result<Cow<'a, ChunkedAudio>, D::Error> {
+            let bytes: Vec<u8> = super::deserialize(d)?;
+            Ok(Cow::Owned(ChunkedAudio::from(&bytes[..])))
+        }
+    }
+
+    /// Base64 of the pieces' bytes, one after another.
+    struct Encoded<I>(I);
+
+    impl<'a, I: Iterator<Item = &'a [u8]> + Clone> fmt::Display for Encoded<I> {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            // A multiple of 3 bytes: no padding but at the very end.
+            const IN: usize = 768;
+            let mut input = [0u8; IN];
+            let mut filled = 0;
+            let mut out = [0u8; IN / 3 * 4];
+            let mut encode = |input: &[u8]| {
+                let n = STANDARD.encode_slice(input, &mut out).map_err(|_| fmt::Error)?;
+                f.write_str(std::str::from_utf8(&out[..n]).map_err(|_| fmt::Error)?)
+            };
+            for mut piece in self.0.clone() {
+                while !piece.is_empty() {
+                    let n = (IN - filled).min(piece.len());
+                    input[filled..filled + n].copy_from_slice(&piece[..n]);
+                    filled += n;
+                    piece = &piece[n..];
+                    if filled == IN {
+                        encode(&input)?;
+                        filled = 0;
+                    }
+                }
+            }
+            encode(&input[..filled])
+        }
     }
 }
 

@@ -60,8 +60,8 @@ fn started() -> Event {
 /// The peak of live heap bytes over one 20 s call after its start, above
 /// what the test harness itself holds: the machine, each event as the host lowers it,
 /// the effects it returns, marks echoed once their audio has played, and a
-/// snapshot 0.1 s after every change and every 2 s of media, as
-/// `host/media/instance.rs` takes them.
+/// snapshot 0.1 s after every change (an effect other than a log) and every
+/// 2 s of media, as `host/media/instance.rs` takes them.
 fn call_peak() -> usize {
     let mut caller = Vec::new();
     ulaw::encode_into(&load_caller_cycle(), &mut caller);
@@ -76,7 +76,7 @@ fn call_peak() -> usize {
     let mut snapshot_at = 0usize;
     let mut handle = |machine: &mut Machine, event: Event, frame: usize, marks: &mut Vec<(usize, String)>| {
         let effects = machine.handle(event);
-        let changed = !effects.is_empty();
+        let changed = effects.iter().any(|effect| !matches!(effect, Effect::Log(_)));
         for effect in effects {
             match effect {
                 Effect::Play(audio) => queued_until = queued_until.max(frame) + audio.len() / FRAME_BYTES,
@@ -119,6 +119,9 @@ fn one_call_fits_the_guest_heap_budget() {
     let peak = call_peak();
     println!("guest heap peak over a 20 s call: {peak} bytes");
     // 36 KB before the snapshot's base64 and the echo's segments stopped
-    // copying the caller's audio; 31.7 KB after.
-    assert!(peak <= 33 * 1024, "{peak} bytes at most at once: more than the budget of 33 KiB");
+    // copying the caller's audio; 31.7 KB after; 23.8 KB since the caller's
+    // audio is kept in chunks (`hotline_audio::chunked`), not one doubling
+    // buffer. What is left at the peak: a snapshot taken just after a
+    // barge-in, while the detector still keeps the call's first second.
+    assert!(peak <= 26 * 1024, "{peak} bytes at most at once: more than the budget of 26 KiB");
 }

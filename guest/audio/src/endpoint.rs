@@ -2,8 +2,28 @@
 //! how much of it there was, and when enough trailing silence has passed to
 //! call it the end of the utterance (EoU).
 
+use crate::chunked::ChunkedAudio;
 use crate::samples_to_ms;
 use crate::vad::{Vad, VadState};
+
+/// The caller's μ-law audio before the frame being pushed, as the
+/// look-back reads it: newest byte first. A slice, or the chunks a guest
+/// keeps it in.
+pub trait Earlier {
+    fn newest_first(&self) -> impl Iterator<Item = u8> + '_;
+}
+
+impl Earlier for [u8] {
+    fn newest_first(&self) -> impl Iterator<Item = u8> + '_ {
+        self.iter().rev().copied()
+    }
+}
+
+impl Earlier for ChunkedAudio {
+    fn newest_first(&self) -> impl Iterator<Item = u8> + '_ {
+        ChunkedAudio::newest_first(self)
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct EndpointConfig {
@@ -80,7 +100,7 @@ impl Endpointer {
     /// Feeds one frame (any length; normally 160 samples), without the
     /// look-back: speech from the very start of a call may go unheard.
     pub fn push(&mut self, pcm: &[i16]) -> Option<Boundary> {
-        self.push_after(&[], pcm)
+        self.push_after::<[u8]>(&[], pcm)
     }
 
     /// Feeds one frame (any length; normally 160 samples). `earlier` is the
@@ -90,7 +110,7 @@ impl Endpointer {
     /// learning (the first 2 s), a frame that lowers it has the detector
     /// look back over that audio: speech it finds there starts an
     /// utterance now, as long ago as it began.
-    pub fn push_after(&mut self, earlier: &[u8], pcm: &[i16]) -> Option<Boundary> {
+    pub fn push_after<E: Earlier + ?Sized>(&mut self, earlier: &E, pcm: &[i16]) -> Option<Boundary> {
         let ms = samples_to_ms(pcm.len());
         // Frames before this one the look-back may reach (while learning).
         let since_start = self.vad.frames_since_start();
@@ -136,8 +156,8 @@ impl Endpointer {
 
     /// Speech found in `earlier` starts an utterance if there is enough of
     /// it to be one (less is a click, not worth a barge-in).
-    fn look_back(&mut self, earlier: &[u8], frames: u32, ms: u32) -> Option<Boundary> {
-        let found = self.vad.look_back(earlier, frames)?;
+    fn look_back<E: Earlier + ?Sized>(&mut self, earlier: &E, frames: u32, ms: u32) -> Option<Boundary> {
+        let found = self.vad.look_back(earlier.newest_first(), frames)?;
         let frame_ms = crate::FRAME_MS;
         if found.voiced * frame_ms < self.config.min_speech_ms {
             return None;
@@ -150,8 +170,8 @@ impl Endpointer {
 
     /// The utterance in progress measured again against the floor as it
     /// is now: never less speech than was counted, nor more silence.
-    fn recount(&mut self, earlier: &[u8], frames: u32, ms: u32) {
-        if let Some(found) = self.vad.look_back(earlier, frames) {
+    fn recount<E: Earlier + ?Sized>(&mut self, earlier: &E, frames: u32, ms: u32) {
+        if let Some(found) = self.vad.look_back(earlier.newest_first(), frames) {
             let frame_ms = crate::FRAME_MS;
             self.speech_ms = self.speech_ms.max(found.voiced * frame_ms);
             self.silence_ms = self.silence_ms.min(found.last_ago * frame_ms - frame_ms + ms);

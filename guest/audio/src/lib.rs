@@ -3,6 +3,7 @@
 //!
 //! Nothing here does I/O or keeps a clock: time is counted in samples.
 
+pub mod chunked;
 pub mod endpoint;
 pub mod frame;
 pub mod resample;

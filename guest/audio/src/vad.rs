@@ -96,21 +96,26 @@ impl Vad {
         (finished < BLOCKS).then(|| finished as u32 * BLOCK_FRAMES + self.block_frames)
     }
 
-    /// The frames of `earlier` (μ-law, whole 20 ms frames counted from its
-    /// end, newest last; at most `frames` of them: those since the call
-    /// started, [`Self::frames_since_start`] before the current frame) that
-    /// stand out of the floor as it is now: speech the floor could not tell
-    /// while it had only that speech to learn from.
-    pub fn look_back(&self, earlier: &[u8], frames: u32) -> Option<LookBack> {
+    /// The frames of `earlier` (μ-law, newest byte first, in whole 20 ms
+    /// frames counted from the newest; at most `frames` of them: those
+    /// since the call started, [`Self::frames_since_start`] before the
+    /// current frame) that stand out of the floor as it is now: speech the
+    /// floor could not tell while it had only that speech to learn from.
+    pub fn look_back(&self, mut earlier: impl Iterator<Item = u8>, frames: u32) -> Option<LookBack> {
         let threshold = (self.noise_floor() * SNR_RATIO).max(MIN_SPEECH_RMS);
         let mut found: Option<LookBack> = None;
         let mut pcm = [0i16; FRAME_SAMPLES];
-        for (ago, frame) in earlier.rchunks_exact(FRAME_SAMPLES).take(frames as usize).enumerate() {
-            for (s, &b) in pcm.iter_mut().zip(frame) {
+        for ago in 1..=frames {
+            // A frame's bytes in reverse: its energy is the same.
+            let mut read = 0;
+            for (s, b) in pcm.iter_mut().zip(earlier.by_ref()) {
                 *s = ulaw::decode(b);
+                read += 1;
+            }
+            if read < FRAME_SAMPLES {
+                break;
             }
             if rms(&pcm) >= threshold {
-                let ago = ago as u32 + 1;
                 let f = found.get_or_insert(LookBack { voiced: 0, first_ago: ago, last_ago: ago });
                 f.voiced += 1;
                 f.first_ago = ago;

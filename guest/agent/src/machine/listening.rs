@@ -1,6 +1,7 @@
 //! The caller's side: their audio, where an utterance starts and ends, the
 //! echo agent's answer to it, and barge-in.
 
+use hotline_audio::chunked::ChunkedAudio;
 use hotline_audio::endpoint::{Boundary, Endpointer};
 use hotline_audio::{FRAME_BYTES, SAMPLE_RATE, samples_to_ms, ulaw};
 
@@ -23,14 +24,14 @@ pub(crate) struct Caller {
     /// (up to twice its length: trimmed to it when speech starts), or, while
     /// the detector may look back (a call's first 2 s), everything since the
     /// call started or its last utterance ended.
-    pub(crate) utterance: Vec<u8>,
+    pub(crate) utterance: ChunkedAudio,
     pub(crate) utterance_start_ms: u64,
     /// One decoded frame; kept only to reuse its allocation.
     pcm: Vec<i16>,
 }
 
 impl Caller {
-    pub(crate) fn new(endpointer: Endpointer, utterance: Vec<u8>, utterance_start_ms: u64) -> Self {
+    pub(crate) fn new(endpointer: Endpointer, utterance: ChunkedAudio, utterance_start_ms: u64) -> Self {
         Caller { endpointer, utterance, utterance_start_ms, pcm: Vec::with_capacity(FRAME_BYTES) }
     }
 }
@@ -52,10 +53,7 @@ impl Machine {
                 // voiced frame: this one, or one the detector looked back to.
                 let lookback = lookback_ms as usize * SAMPLE_RATE as usize / 1000;
                 let keep = PREROLL_BYTES + lookback + payload.len();
-                if caller.utterance.len() > keep {
-                    let excess = caller.utterance.len() - keep;
-                    caller.utterance.drain(..excess);
-                }
+                caller.utterance.trim_front(caller.utterance.len().saturating_sub(keep));
                 caller.utterance_start_ms = self.media_ms.saturating_sub(samples_to_ms(caller.utterance.len()) as u64);
                 let mut fields = vec![("at_ms", self.media_ms.to_string())];
                 if lookback_ms > 0 {
@@ -93,11 +91,10 @@ impl Machine {
         } else {
             // Between utterances: the pre-roll, or (while the detector may
             // still look back) everything since the last utterance.
-            // Trimmed once every ten frames, not shifted by one every frame.
             let keep = PREROLL_BYTES.max(self.caller.endpointer.lookback_bytes());
             if self.caller.utterance.len() >= keep + PREROLL_BYTES {
                 let excess = self.caller.utterance.len() - keep;
-                self.caller.utterance.drain(..excess);
+                self.caller.utterance.trim_front(excess);
             }
         }
     }
@@ -131,22 +128,29 @@ impl Machine {
         }
     }
 
-    fn echo(&mut self, mut utterance: Vec<u8>, fx: &mut Vec<Effect>) {
+    fn echo(&mut self, mut utterance: ChunkedAudio, fx: &mut Vec<Effect>) {
         let silence_ms = self.settings.eou_silence_ms.saturating_sub(ECHO_TAIL_MS);
         let trim = (silence_ms as usize * SAMPLE_RATE as usize / 1000).min(utterance.len());
         utterance.truncate(utterance.len() - trim);
         self.begin_reply(fx);
         let turn = self.playback.turn;
-        // Cut from the end, so the first segment is the utterance's own
-        // buffer: a copy of each segment would hold the utterance twice.
-        let mut segments = Vec::new();
-        while utterance.len() > SEGMENT_BYTES {
-            let last = (utterance.len() - 1) / SEGMENT_BYTES * SEGMENT_BYTES;
-            segments.push(utterance.split_off(last));
-        }
-        segments.push(utterance);
-        for (i, segment) in segments.into_iter().rev().enumerate() {
+        // The chunks the audio was kept in are played as they are: a copy
+        // would hold the utterance twice. At least one segment, so that a
+        // mark ends the reply.
+        let mut pieces = utterance.into_pieces().peekable();
+        for i in 0.. {
+            let mut segment = Vec::new();
+            let mut bytes = 0;
+            while bytes < SEGMENT_BYTES
+                && let Some(piece) = pieces.next()
+            {
+                bytes += piece.len();
+                segment.push(piece);
+            }
             self.play_segment(segment, format!("t{turn}-s{i}"), String::new(), fx);
+            if pieces.peek().is_none() {
+                break;
+            }
         }
         self.playback.reply_complete = true;
     }

@@ -25,6 +25,7 @@ mod tools;
 #[cfg(test)]
 mod tests;
 
+use hotline_audio::chunked::ChunkedAudio;
 use hotline_audio::endpoint::{EndpointConfig, Endpointer};
 
 pub(crate) use listening::Caller;
@@ -145,7 +146,7 @@ impl Default for Machine {
     fn default() -> Self {
         let settings = Settings::default();
         Machine {
-            caller: Caller::new(Endpointer::new(settings.endpoint_config()), Vec::new(), 0),
+            caller: Caller::new(Endpointer::new(settings.endpoint_config()), ChunkedAudio::new(), 0),
             settings,
             state: State::Listening,
             started: false,
@@ -254,7 +255,7 @@ impl Machine {
             self.speak(text_or(&s.config.greeting, GREETING_TEXT), fx);
         } else {
             self.play_segment(
-                crate::prompts::play(&crate::prompts::GREETING),
+                [crate::prompts::play(&crate::prompts::GREETING)],
                 GREETING_MARK.to_string(),
                 String::new(),
                 fx,

@@ -35,9 +35,17 @@ impl Machine {
         self.set_state(State::Speaking, fx);
     }
 
-    /// Plays `audio` (padded to whole frames) followed by its mark.
-    pub(super) fn play_segment(&mut self, audio: Vec<u8>, mark: String, text: String, fx: &mut Vec<Effect>) {
-        play_with_mark(audio, &mark, fx);
+    /// Plays `audio`, in one piece or several (each padded to whole
+    /// frames), followed by its mark.
+    pub(super) fn play_segment(
+        &mut self,
+        audio: impl IntoIterator<Item = Vec<u8>>,
+        mark: String,
+        text: String,
+        fx: &mut Vec<Effect>,
+    ) {
+        audio.into_iter().for_each(|piece| play(piece, fx));
+        fx.push(Effect::Mark(mark.clone()));
         self.playback.segments.push(Segment { mark, heard: false, text });
     }
 
@@ -83,7 +91,13 @@ impl Machine {
 }
 
 /// Plays `audio` (padded to whole frames) followed by its mark.
-pub(super) fn play_with_mark(mut audio: Vec<u8>, mark: &str, fx: &mut Vec<Effect>) {
+pub(super) fn play_with_mark(audio: Vec<u8>, mark: &str, fx: &mut Vec<Effect>) {
+    play(audio, fx);
+    fx.push(Effect::Mark(mark.to_string()));
+}
+
+/// Plays `audio` padded to whole frames (nothing, if it is empty).
+fn play(mut audio: Vec<u8>, fx: &mut Vec<Effect>) {
     let whole = audio.len().div_ceil(FRAME_BYTES) * FRAME_BYTES;
     // Exactly: `resize` alone may double the buffer.
     audio.reserve_exact(whole - audio.len());
@@ -91,5 +105,4 @@ pub(super) fn play_with_mark(mut audio: Vec<u8>, mark: &str, fx: &mut Vec<Effect
     if !audio.is_empty() {
         fx.push(Effect::Play(audio));
     }
-    fx.push(Effect::Mark(mark.to_string()));
 }

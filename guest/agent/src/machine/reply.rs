@@ -3,6 +3,7 @@
 //! spoken, and its audio is converted and played. A filler covers a slow
 //! turn, an apology a failed one.
 
+use hotline_audio::chunked::ChunkedAudio;
 use hotline_audio::frame::Framer;
 use hotline_audio::resample::Resampler;
 use hotline_audio::{SAMPLE_RATE, ulaw};
@@ -52,9 +53,9 @@ pub(crate) struct Ai {
 
 impl Machine {
     /// Starts the AI's turn on the caller's utterance.
-    pub(super) fn transcribe(&mut self, utterance: &[u8], fx: &mut Vec<Effect>) {
+    pub(super) fn transcribe(&mut self, utterance: &ChunkedAudio, fx: &mut Vec<Effect>) {
         let mut samples = Vec::with_capacity(utterance.len());
-        ulaw::decode_into(utterance, &mut samples);
+        utterance.slices().for_each(|piece| ulaw::decode_into(piece, &mut samples));
         self.ai.awaiting = Awaiting::Transcript;
         self.ai.audio_started = false;
         self.ai.filler_fired = false;
@@ -244,7 +245,7 @@ impl Machine {
             self.begin_reply(fx);
         }
         let mark = format!("t{}-apology", self.playback.turn);
-        self.play_segment(prompts::play(&prompts::APOLOGY), mark, String::new(), fx);
+        self.play_segment([prompts::play(&prompts::APOLOGY)], mark, String::new(), fx);
         self.playback.reply_complete = true;
     }
 }

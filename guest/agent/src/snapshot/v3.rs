@@ -171,7 +171,7 @@ impl From<Snapshot> for super::Snapshot<'static> {
                 voicemail_message: None,
             },
             caller: super::Caller {
-                utterance: utterance.into(),
+                utterance: std::borrow::Cow::Owned(utterance.as_slice().into()),
                 utterance_start_ms,
                 endpointer: super::Endpointer {
                     in_utterance: endpointer.in_utterance,
