@@ -85,7 +85,7 @@ impl App {
         })
     }
 
-    /// Calls (WebSockets) served at once: the instance pool minus the
+    /// Calls (WebSockets) served at once: the instance slots minus the
     /// webhooks' reserve.
     pub fn max_calls(&self) -> usize {
         max_calls(&self.config)

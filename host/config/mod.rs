@@ -221,7 +221,7 @@ fn default_cache_dir(get: &dyn Fn(&str) -> Option<String>) -> Option<PathBuf> {
     Some(base.join("hotline"))
 }
 
-/// Pool slots kept beyond the call limit for webhooks in flight.
+/// Instance slots kept beyond the call limit for webhooks in flight.
 pub const WEBHOOK_INSTANCES: u32 = 32;
 
 #[cfg(test)]

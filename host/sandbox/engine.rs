@@ -1,5 +1,5 @@
-//! Engine policy, in one place: pooling allocator, a memory cap per
-//! instance, and a deadline on every guest call. Guest calls are plain
+//! Engine policy, in one place: a bound on live instances, a memory cap
+//! per instance, and a deadline on every guest call. Guest calls are plain
 //! function calls on the calling thread (no fiber: `wasi/mod.rs` says why):
 //! the epoch ticks every millisecond, and a guest call that has run through
 //! the deadline's worth of ticks traps. A looping guest holds its worker
@@ -7,12 +7,13 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use wasmtime::component::{Component, Linker};
 use wasmtime::{
-    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, ProfilingStrategy, Store, StoreLimits,
-    StoreLimitsBuilder, UpdateDeadline,
+    Config, Engine, InstanceAllocationStrategy, ProfilingStrategy, Store, StoreLimits, StoreLimitsBuilder,
+    UpdateDeadline,
 };
 
 use super::cache::Cache;
@@ -57,6 +58,24 @@ pub(super) struct CallState {
     /// Ticks a guest call may run through before it traps.
     tick_budget: u64,
     pub(super) deadline: Duration,
+    /// This store's place among the live instances.
+    _slot: Slot,
+}
+
+/// One of the `max_instances` places; freed when the store is dropped.
+struct Slot(Arc<AtomicU32>);
+
+impl Slot {
+    fn take(live: &Arc<AtomicU32>, max: u32) -> Option<Slot> {
+        live.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max).then_some(n + 1)).ok()?;
+        Some(Slot(live.clone()))
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 /// The compiler and policy shared by every guest version.
@@ -70,22 +89,23 @@ struct SandboxInner {
     linker: Linker<CallState>,
     cache: Option<Cache>,
     config: SandboxConfig,
+    /// Instances alive now (stores not yet dropped).
+    live: Arc<AtomicU32>,
 }
 
 impl Sandbox {
     pub fn new(config: SandboxConfig) -> anyhow::Result<Self> {
-        let mut pool = PoolingAllocationConfig::default();
-        let n = config.max_instances.max(1);
-        pool.total_component_instances(n)
-            .total_core_instances(n.saturating_mul(8))
-            .total_memories(n.saturating_mul(2))
-            .total_tables(n.saturating_mul(4))
-            .max_memory_size(config.memory_bytes);
         let mut wasm = Config::new();
         wasm.wasm_component_model(true)
             .epoch_interruption(true)
-            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
-            // Small reservations keep a thousand slots cheap in address space.
+            // Not the pooling allocator: each of its table slots is at
+            // least a page, written at every instantiation (a component
+            // has two tables: 8 KiB a call), where a table of this
+            // allocator is a few hundred bytes of heap. Its faster
+            // instantiation is worth little at one instance per call.
+            .allocation_strategy(InstanceAllocationStrategy::OnDemand)
+            // Small reservations keep a thousand instances cheap in
+            // address space.
             .memory_reservation(config.memory_bytes as u64)
             .memory_guard_size(64 << 10)
             .memory_reservation_for_growth(0);
@@ -97,7 +117,8 @@ impl Sandbox {
         super::wasi::add_to_linker(&mut linker)?;
         spawn_epoch_ticker(&engine);
         let cache = Cache::open(&config, &engine);
-        Ok(Self { inner: Arc::new(SandboxInner { engine, linker, cache, config }) })
+        let live = Arc::new(AtomicU32::new(0));
+        Ok(Self { inner: Arc::new(SandboxInner { engine, linker, cache, config, live }) })
     }
 
     pub fn config(&self) -> &SandboxConfig {
@@ -132,7 +153,10 @@ impl Sandbox {
         Guest::new(self.clone(), pre, digest, from_cache)
     }
 
-    pub(super) fn store(&self) -> Store<CallState> {
+    /// A store for one instance, if fewer than `max_instances` are alive.
+    pub(super) fn store(&self) -> Option<Store<CallState>> {
+        let max = self.inner.config.max_instances.max(1);
+        let slot = Slot::take(&self.inner.live, max)?;
         let limits =
             StoreLimitsBuilder::new().memory_size(self.inner.config.memory_bytes).trap_on_grow_failure(true).build();
         let state = CallState {
@@ -142,6 +166,7 @@ impl Sandbox {
             ticks_used: 0,
             tick_budget: (self.inner.config.deadline.as_micros() / TICK.as_micros()).max(1) as u64,
             deadline: self.inner.config.deadline,
+            _slot: slot,
         };
         let mut store = Store::new(&self.inner.engine, state);
         store.limiter(|s| &mut s.limits);
@@ -158,7 +183,7 @@ impl Sandbox {
                 Ok(UpdateDeadline::Continue(1))
             }
         });
-        store
+        Some(store)
     }
 }
 

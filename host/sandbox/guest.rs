@@ -17,8 +17,8 @@ pub enum GuestError {
     #[error("component does not fit the hotline:call world: {0:#}")]
     Link(wasmtime::Error),
     /// Every instance slot is taken (`HOTLINE_MAX_CALLS`).
-    #[error("no free instance slot for call logic: {0:#}")]
-    NoCapacity(wasmtime::Error),
+    #[error("no free instance slot for call logic: all {0} are in use")]
+    NoCapacity(u32),
     #[error("guest instance could not start: {0:#}")]
     Instantiate(wasmtime::Error),
     #[error("guest call ran past its {0:?} deadline")]
@@ -127,20 +127,15 @@ impl Guest {
     }
 
     fn instantiate(&self) -> Result<(Store<CallState>, Agent), GuestError> {
-        let mut store = self.inner.sandbox.store();
+        let sandbox = &self.inner.sandbox;
+        let mut store = sandbox.store().ok_or(GuestError::NoCapacity(sandbox.config().max_instances))?;
         arm(&mut store);
         let agent = match &self.inner.pre {
             Pre::V0_3(pre) => pre.instantiate(&mut store).map(Agent::V0_3),
             Pre::V0_2(pre) => pre.instantiate(&mut store).map(Agent::V0_2),
             Pre::V0_1(pre) => pre.instantiate(&mut store).map(Agent::V0_1),
         };
-        let agent = agent.map_err(|e| {
-            if e.downcast_ref::<wasmtime::PoolConcurrencyLimitError>().is_some() {
-                GuestError::NoCapacity(e)
-            } else {
-                GuestError::Instantiate(e)
-            }
-        })?;
+        let agent = agent.map_err(GuestError::Instantiate)?;
         Ok((store, agent))
     }
 
@@ -192,7 +187,7 @@ impl Guest {
     }
 }
 
-/// One live call's instance. Dropping it frees the instance's pool slot.
+/// One live call's instance. Dropping it frees the instance's slot.
 pub struct Session {
     store: Store<CallState>,
     agent: Agent,

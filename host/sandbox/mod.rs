@@ -3,7 +3,7 @@
 //! [`Session`] (one call's instance) and the contract's plain data types,
 //! always through [`wit`] (`sandbox::wit::Event`, `wit::Effect`...).
 //!
-//! - `engine.rs`: engine policy in one place (pooling allocator, a memory
+//! - `engine.rs`: engine policy in one place (a bound on instances, a memory
 //!   cap per instance, a deadline on every guest call, the import allowlist).
 //! - `cache.rs`: compiled components kept on disk between runs.
 //! - `guest.rs`: a loaded component and its per-call sessions.

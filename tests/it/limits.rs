@@ -240,6 +240,30 @@ async fn streams_beyond_the_call_limit_are_refused_and_webhooks_keep_their_reser
     drop(squatters);
 }
 
+#[test]
+fn guest_instances_beyond_the_limit_are_refused_until_one_ends() {
+    use hotline::config::Config;
+    use hotline::sandbox::{DEFAULT_GUEST, GuestError, Sandbox, SandboxConfig};
+
+    let sandbox = Sandbox::new(SandboxConfig { max_instances: 2, ..Config::default().sandbox }).expect("sandbox");
+    let guest = sandbox.load(DEFAULT_GUEST).expect("the default guest loads");
+    let first = guest.session().expect("a first instance");
+    let second = guest.restore(&first_snapshot(&guest)).expect("a second instance");
+    match guest.session() {
+        Err(e @ GuestError::NoCapacity(2)) => assert_eq!(e.event(), "no_capacity"),
+        Err(other) => panic!("a third instance must be refused for capacity, got {other}"),
+        Ok(_) => panic!("a third instance must be refused for capacity"),
+    }
+    drop(first);
+    let third = guest.session().expect("the ended call's slot is free again");
+    drop((second, third));
+}
+
+/// A snapshot of a fresh session, taken in a throwaway instance.
+fn first_snapshot(guest: &hotline::sandbox::Guest) -> Vec<u8> {
+    guest.session().expect("an instance").snapshot().expect("a snapshot")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upgrades_are_refused_during_a_drain() {
     let s = start_server(|c| c.drain = Duration::from_secs(10)).await;
