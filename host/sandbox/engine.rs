@@ -154,9 +154,9 @@ impl Sandbox {
     }
 
     /// A store for one instance, if fewer than `max_instances` are alive.
-    pub(super) fn store(&self) -> Option<Store<CallState>> {
+    pub(super) fn store(&self) -> Result<Store<CallState>, GuestError> {
         let max = self.inner.config.max_instances.max(1);
-        let slot = Slot::take(&self.inner.live, max)?;
+        let slot = Slot::take(&self.inner.live, max).ok_or(GuestError::NoCapacity(max))?;
         let limits =
             StoreLimitsBuilder::new().memory_size(self.inner.config.memory_bytes).trap_on_grow_failure(true).build();
         let state = CallState {
@@ -183,7 +183,7 @@ impl Sandbox {
                 Ok(UpdateDeadline::Continue(1))
             }
         });
-        Some(store)
+        Ok(store)
     }
 }
 

@@ -127,8 +127,7 @@ impl Guest {
     }
 
     fn instantiate(&self) -> Result<(Store<CallState>, Agent), GuestError> {
-        let sandbox = &self.inner.sandbox;
-        let mut store = sandbox.store().ok_or(GuestError::NoCapacity(sandbox.config().max_instances))?;
+        let mut store = self.inner.sandbox.store()?;
         arm(&mut store);
         let agent = match &self.inner.pre {
             Pre::V0_3(pre) => pre.instantiate(&mut store).map(Agent::V0_3),

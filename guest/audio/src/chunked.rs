@@ -17,7 +17,8 @@ use crate::FRAME_BYTES;
 /// Bytes per chunk: 200 ms, whole frames.
 pub const CHUNK_BYTES: usize = 10 * FRAME_BYTES;
 
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// No `PartialEq`: two buffers of the same audio may be chunked differently.
+#[derive(Debug, Clone, Default)]
 pub struct ChunkedAudio {
     /// Every chunk but the last holds `CHUNK_BYTES`.
     chunks: VecDeque<Vec<u8>>,
@@ -106,13 +107,6 @@ impl ChunkedAudio {
         }
         self.chunks.into_iter()
     }
-
-    /// One contiguous copy.
-    pub fn to_vec(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.len);
-        self.slices().for_each(|s| out.extend_from_slice(s));
-        out
-    }
 }
 
 impl From<&[u8]> for ChunkedAudio {
@@ -126,6 +120,12 @@ impl From<&[u8]> for ChunkedAudio {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    impl ChunkedAudio {
+        fn to_vec(&self) -> Vec<u8> {
+            self.slices().collect::<Vec<_>>().concat()
+        }
+    }
 
     fn bytes(n: usize) -> Vec<u8> {
         (0..n).map(|i| (i % 251) as u8).collect()
