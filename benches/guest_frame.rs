@@ -24,8 +24,11 @@ fn noise_frame(seed: &mut u32) -> Vec<u8> {
         .collect()
 }
 
+/// Live calls in the round-robin case.
+const CALLS: usize = 300;
+
 fn guest_frame(c: &mut Criterion) {
-    let sandbox = Sandbox::new(SandboxConfig { max_instances: 4, ..Config::default().sandbox }).unwrap();
+    let sandbox = Sandbox::new(SandboxConfig { max_instances: CALLS as u32 + 1, ..Config::default().sandbox }).unwrap();
     let guest = sandbox.load(DEFAULT_GUEST).unwrap();
     let mut session = guest.session().unwrap();
     let started = Event::Started(Started {
@@ -54,6 +57,28 @@ fn guest_frame(c: &mut Criterion) {
             began.elapsed()
         })
     });
+
+    // The same frame, but round the sessions of many calls, as a busy
+    // server runs them: each instance's memory has left the caches since
+    // its previous frame, which a single warm session never shows.
+    let mut sessions: Vec<_> = (0..CALLS).map(|_| guest.session().unwrap()).collect();
+    for session in &mut sessions {
+        session.handle(&started).unwrap();
+        session.handle(&Event::MarkPlayed("greeting".into())).unwrap();
+    }
+    c.bench_function(&format!("guest/media_frame_round_{CALLS}_calls"), |b| {
+        b.iter_custom(|iters| {
+            let began = Instant::now();
+            for _ in 0..iters {
+                i += 1;
+                let payload = frames[(i % 64) as usize].clone();
+                let event = Event::Media(Media { payload, timestamp_ms: (i / CALLS as u64) * 20 });
+                black_box(sessions[(i % CALLS as u64) as usize].handle(&event).unwrap());
+            }
+            began.elapsed()
+        })
+    });
+    drop(sessions);
 
     let mut endpointer = Endpointer::new(EndpointConfig::default());
     let mut pcm = Vec::with_capacity(160);

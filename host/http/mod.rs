@@ -10,7 +10,8 @@
 //!   web app at `/app/` (built from `ui/`, embedded).
 //! - `error.rs`: `AppError`, every failure's status, body and log event.
 //! - `respond.rs`: response builders and size-limited body readers.
-//! - `ws.rs`: the WebSocket handshake; `base_url.rs`: the public URL.
+//! - `ws.rs`: the WebSocket handshake; `gather.rs`: a call socket's
+//!   writes, gathered until each flush; `base_url.rs`: the public URL.
 
 mod admin;
 mod api;
@@ -20,6 +21,7 @@ mod control;
 mod dashboard;
 mod dial;
 mod error;
+mod gather;
 pub mod limits;
 mod recording;
 mod respond;

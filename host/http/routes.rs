@@ -15,6 +15,7 @@ use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tracing::{Instrument, Span, field, info, info_span, warn};
 
 use super::error::AppError;
+use super::gather::GatherWrites;
 use super::limits::Peer;
 use super::respond::{Body, empty, json, read_form, text, xml};
 use super::ws;
@@ -31,9 +32,6 @@ pub const MAX_WS_MESSAGE: usize = 64 * 1024;
 /// and a live call keeps it: 1 KiB still takes three frames a read when
 /// the server is behind.
 const WS_READ_BUFFER: usize = 1024;
-/// Bytes written frames may gather before they go to the socket (a reply's
-/// frames are written together; `flush` sends the rest).
-const WS_WRITE_BUFFER: usize = 4 * 1024;
 /// What a call's socket may hold unsent when the peer stops reading: a
 /// long reply's frames at once (15 s of audio is ~250 KiB of JSON), and no
 /// more. Past it the write fails and the call ends; unbounded, a peer that
@@ -247,11 +245,15 @@ async fn upgrade(app: Arc<App>, mut req: Request<Incoming>) -> Result<Response<B
         // buffer grows to the message, up to the size limit.
         let config = WebSocketConfig::default()
             .read_buffer_size(WS_READ_BUFFER)
-            .write_buffer_size(WS_WRITE_BUFFER)
+            // Written through to `GatherWrites`, which holds a reply's
+            // frames until the flush and keeps no buffer between replies.
+            .write_buffer_size(0)
             .max_write_buffer_size(MAX_WS_WRITE_BUFFER)
             .max_message_size(Some(MAX_WS_MESSAGE))
             .max_frame_size(Some(MAX_WS_MESSAGE));
-        let ws = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config)).await;
+        let ws =
+            WebSocketStream::from_raw_socket(GatherWrites::new(TokioIo::new(upgraded)), Role::Server, Some(config))
+                .await;
         crate::media::run_call(app, version, ws, subprotocol).await;
     });
     let (parts, ()) = accepted.into_parts();
