@@ -7,6 +7,7 @@ use futures_util::SinkExt;
 use hotline_audio::FRAME_BYTES;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Instant;
+use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tracing::{debug, info, warn};
@@ -98,10 +99,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
         self.tape_agent(audio);
         let messages = MediaFrames::new(&self.stream_sid);
         for frame in audio.chunks(FRAME_BYTES) {
+            if let Flow::Gone = ready(&mut self.ws).await {
+                return Flow::Gone;
+            }
             let mut padded = [hotline_audio::ulaw::SILENCE; FRAME_BYTES];
             padded[..frame.len()].copy_from_slice(frame);
-            let message = Message::Text(messages.frame(&padded).into());
-            if let Flow::Gone = written(self.ws.feed(message)).await {
+            if let Flow::Gone = queue(&mut self.ws, Message::Text(messages.frame(&padded).into())) {
                 return Flow::Gone;
             }
         }
@@ -130,8 +133,28 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
     }
 
     async fn send(&mut self, message: &Outbound) -> Flow {
+        if let Flow::Gone = ready(&mut self.ws).await {
+            return Flow::Gone;
+        }
         let json = serde_json::to_string(message).expect("outbound messages always serialize");
-        written(self.ws.feed(Message::Text(json.into()))).await
+        queue(&mut self.ws, Message::Text(json.into()))
+    }
+}
+
+/// Waits until the socket takes another message (at once, unless the peer
+/// has fallen behind); with [`queue`], what `feed` does, except that the
+/// message is made after the wait, so no call's task keeps room for one
+/// across it.
+async fn ready<S: AsyncRead + AsyncWrite + Unpin>(ws: &mut WebSocketStream<S>) -> Flow {
+    written(std::future::poll_fn(|cx| ws.poll_ready_unpin(cx))).await
+}
+
+/// Hands a message to the socket, after [`ready`]: it goes out with the
+/// dispatch's flush.
+fn queue<S: AsyncRead + AsyncWrite + Unpin>(ws: &mut WebSocketStream<S>, message: Message) -> Flow {
+    match ws.start_send_unpin(message) {
+        Ok(()) => Flow::Continue,
+        Err(_) => Flow::Gone,
     }
 }
 

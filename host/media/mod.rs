@@ -71,6 +71,13 @@ async fn next_signal(registration: &mut Option<Box<Registration>>) -> Option<Sig
     }
 }
 
+/// What the guest made of an event (`Call::ask_guest`).
+enum Answer {
+    Effects(Vec<wit::Effect>),
+    /// It failed and could not be recovered: the call apologizes and ends.
+    BeyondHelp,
+}
+
 /// How long a close handshake may take before the socket is dropped.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(3);
 
@@ -347,7 +354,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
     /// Hands one event to the guest and performs the effects it returns;
     /// after a recovery, also the event that tells the new instance it was
     /// restarted.
-    async fn dispatch(&mut self, event: Event) -> Flow {
+    ///
+    /// Not an `async fn`: the guest's part runs here, at once, and only
+    /// performing the effects is left to await. The event (hundreds of
+    /// bytes) never enters the future, which every call's task holds room
+    /// for at each of its awaits.
+    fn dispatch(&mut self, event: Event) -> impl Future<Output = Flow> + '_ {
+        let answer = self.ask_guest(event);
+        self.perform(answer)
+    }
+
+    /// The guest's effects for `event`; after a failure, the recovered
+    /// instance's for `restarted`; `None` once the guest is beyond help,
+    /// or when there is no guest to ask.
+    fn ask_guest(&mut self, event: Event) -> Answer {
         if self.guest.follow_swap(&self.app) {
             if let Some(record) = &mut self.record {
                 record.guest_version(self.guest.digest());
@@ -357,11 +377,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
         // At most two events: the one given, then `restarted` after a
         // recovery (no queue to allocate per media frame).
         let mut next = Some(event);
-        let mut changed = false;
         while let Some(event) = next.take() {
-            let effects = match self.guest_handle(event) {
+            match self.guest_handle(event) {
                 None => break,
-                Some(Ok(effects)) => effects,
+                Some(Ok(effects)) => return Answer::Effects(effects),
                 Some(Err(failure)) => {
                     // Whatever the failed instance asked of the providers
                     // is moot: drop it. The restored instance may be waiting
@@ -370,28 +389,36 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
                     self.work.cancel();
                     let reason = failure.summary();
                     self.note("guest_trap", &[("error", Field::Str(&reason))]);
-                    if self.guest.recover(&self.app, failure) {
-                        self.note("guest_recovered", &[]);
-                        self.live_guest();
-                        // The event that failed is skipped, not replayed.
-                        let work_dropped = self.app.providers.complete();
-                        next = Some(Event::Restarted(wit::Restart { reason, work_dropped }));
-                        continue;
+                    if !self.guest.recover(&self.app, failure) {
+                        return Answer::BeyondHelp;
                     }
-                    return Box::pin(self.apologize()).await;
+                    self.note("guest_recovered", &[]);
+                    self.live_guest();
+                    // The event that failed is skipped, not replayed.
+                    let work_dropped = self.app.providers.complete();
+                    next = Some(Event::Restarted(wit::Restart { reason, work_dropped }));
                 }
-            };
-            // A log alone changes nothing the call would miss after a
-            // recovery (the detector's `speech_start`, say): not worth a
-            // snapshot, which mid-utterance carries seconds of audio.
-            changed |= effects.iter().any(|effect| !matches!(effect, wit::Effect::Log(_)));
-            for effect in effects {
-                match self.apply(effect).await {
-                    Flow::Continue => {}
-                    other => {
-                        let _ = written(self.ws.flush()).await;
-                        return other;
-                    }
+            }
+        }
+        Answer::Effects(Vec::new())
+    }
+
+    /// Performs the guest's answer, then flushes what it wrote.
+    async fn perform(&mut self, answer: Answer) -> Flow {
+        let effects = match answer {
+            Answer::Effects(effects) => effects,
+            Answer::BeyondHelp => return Box::pin(self.apologize()).await,
+        };
+        // A log alone changes nothing the call would miss after a
+        // recovery (the detector's `speech_start`, say): not worth a
+        // snapshot, which mid-utterance carries seconds of audio.
+        let changed = effects.iter().any(|effect| !matches!(effect, wit::Effect::Log(_)));
+        for effect in effects {
+            match self.apply(effect).await {
+                Flow::Continue => {}
+                other => {
+                    let _ = written(self.ws.flush()).await;
+                    return other;
                 }
             }
         }
