@@ -365,8 +365,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
     }
 
     /// The guest's effects for `event`; after a failure, the recovered
-    /// instance's for `restarted`; `None` once the guest is beyond help,
-    /// or when there is no guest to ask.
+    /// instance's for `restarted`; none when there is no guest to ask;
+    /// `BeyondHelp` when it failed and could not be recovered.
     fn ask_guest(&mut self, event: Event) -> Answer {
         if self.guest.follow_swap(&self.app) {
             if let Some(record) = &mut self.record {
