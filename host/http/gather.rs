@@ -37,7 +37,8 @@ impl<S> GatherWrites<S> {
 }
 
 impl<S: AsyncWrite + Unpin> GatherWrites<S> {
-    /// Sends what is held; ready once all of it is with the socket.
+    /// Sends what is held; ready once all of it is with the socket. The
+    /// buffer is kept for the rest of the burst.
     fn poll_send_held(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         while self.sent < self.held.len() {
             let n = ready!(Pin::new(&mut self.inner).poll_write(cx, &self.held[self.sent..]))?;
@@ -46,9 +47,16 @@ impl<S: AsyncWrite + Unpin> GatherWrites<S> {
             }
             self.sent += n;
         }
-        // Let the memory go: the next burst may be minutes away.
-        self.held = Vec::new();
+        self.held.clear();
         self.sent = 0;
+        Poll::Ready(Ok(()))
+    }
+
+    /// Sends what is held, then lets the buffer go: the burst is over, and
+    /// the next may be minutes away.
+    fn poll_end_burst(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        ready!(self.poll_send_held(cx))?;
+        self.held = Vec::new();
         Poll::Ready(Ok(()))
     }
 }
@@ -71,12 +79,12 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for GatherWrites<S> {
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        ready!(self.poll_send_held(cx))?;
+        ready!(self.poll_end_burst(cx))?;
         Pin::new(&mut self.inner).poll_flush(cx)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        ready!(self.poll_send_held(cx))?;
+        ready!(self.poll_end_burst(cx))?;
         Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
@@ -133,6 +141,7 @@ mod tests {
         w.write_all(&burst).await.unwrap();
         assert!(w.inner.writes >= 2, "past the high-water mark, bytes go out before the flush");
         assert!(w.held.len() <= HIGH_WATER);
+        assert!(w.held.capacity() >= HIGH_WATER, "within a burst the buffer is reused, not made again");
         // The pipe and the held bytes are full: a write must wait.
         let more = tokio::time::timeout(std::time::Duration::from_millis(100), w.write_all(&[1u8; 8 * 1024])).await;
         assert!(more.is_err(), "the writer waits for a stalled peer instead of holding more");
