@@ -4,7 +4,7 @@
 
 use crate::chunked::ChunkedAudio;
 use crate::samples_to_ms;
-use crate::vad::{Vad, VadState};
+use crate::vad::{Vad, VadState, rms, rms_ulaw};
 
 /// The caller's μ-law audio before the frame being pushed, as the
 /// look-back reads it: newest byte first. A slice, or the chunks a guest
@@ -111,11 +111,21 @@ impl Endpointer {
     /// look back over that audio: speech it finds there starts an
     /// utterance now, as long ago as it began.
     pub fn push_after<E: Earlier + ?Sized>(&mut self, earlier: &E, pcm: &[i16]) -> Option<Boundary> {
-        let ms = samples_to_ms(pcm.len());
+        self.push_level(earlier, rms(pcm), pcm.len())
+    }
+
+    /// [`Self::push_after`] for a frame of μ-law, as it came: the level is
+    /// read from the codes, with no frame decoded.
+    pub fn push_ulaw_after<E: Earlier + ?Sized>(&mut self, earlier: &E, codes: &[u8]) -> Option<Boundary> {
+        self.push_level(earlier, rms_ulaw(codes), codes.len())
+    }
+
+    fn push_level<E: Earlier + ?Sized>(&mut self, earlier: &E, level: f32, samples: usize) -> Option<Boundary> {
+        let ms = samples_to_ms(samples);
         // Frames before this one the look-back may reach (while learning).
         let since_start = self.vad.frames_since_start();
         let floor = self.vad.noise_floor();
-        let voiced = self.vad.is_speech(pcm);
+        let voiced = self.vad.is_speech_at(level);
         if voiced {
             self.silence_ms = 0;
             self.speech_ms += ms;

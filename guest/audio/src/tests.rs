@@ -121,3 +121,39 @@ fn a_framer_restored_with_its_carry_continues_exactly() {
     assert_eq!(resumed.flush(), whole.flush());
     assert!(Framer::from_carry(vec![0; FRAME_BYTES]).is_err());
 }
+
+#[test]
+fn the_level_of_mu_law_is_the_level_of_its_decoded_samples_to_the_bit() {
+    use crate::ulaw;
+    use crate::vad::{rms, rms_ulaw};
+    let decoded = |codes: &[u8]| codes.iter().map(|&c| ulaw::decode(c)).collect::<Vec<i16>>();
+    for code in 0..=255u8 {
+        let frame = [code; FRAME_BYTES];
+        assert_eq!(rms_ulaw(&frame).to_bits(), rms(&decoded(&frame)).to_bits(), "code {code:#04x}");
+    }
+    let mixed: Vec<u8> = (0..FRAME_BYTES).map(|i| (i * 37 % 256) as u8).collect();
+    assert_eq!(rms_ulaw(&mixed).to_bits(), rms(&decoded(&mixed)).to_bits());
+    assert_eq!(rms_ulaw(&[]), 0.0);
+}
+
+#[test]
+fn an_endpointer_fed_mu_law_decides_as_one_fed_its_decoded_frames() {
+    use crate::ulaw;
+    let mut cases = crate::vad_cases::cases(10.0);
+    cases.extend(crate::vad_cases::noise_alone());
+    let mut boundaries = 0;
+    for case in cases {
+        let codes: Vec<u8> = case.pcm.iter().map(|&s| ulaw::encode(s)).collect();
+        let (mut from_pcm, mut from_codes) =
+            (Endpointer::new(EndpointConfig::default()), Endpointer::new(EndpointConfig::default()));
+        for (i, frame) in codes.chunks_exact(FRAME_BYTES).enumerate() {
+            let pcm: Vec<i16> = frame.iter().map(|&c| ulaw::decode(c)).collect();
+            let earlier = &codes[..i * FRAME_BYTES];
+            let expected = from_pcm.push_after(earlier, &pcm);
+            assert_eq!(from_codes.push_ulaw_after(earlier, frame), expected, "{} frame {i}", case.case);
+            boundaries += usize::from(expected.is_some());
+        }
+        assert_eq!(from_codes, from_pcm, "{}", case.case);
+    }
+    assert!(boundaries > 0, "the cases have utterances to find");
+}

@@ -70,7 +70,16 @@ impl Vad {
 
     /// Classifies one frame of PCM16 and adapts the floor.
     pub fn is_speech(&mut self, pcm: &[i16]) -> bool {
-        let level = rms(pcm);
+        self.is_speech_at(rms(pcm))
+    }
+
+    /// [`Self::is_speech`] for a frame of μ-law, without decoding it.
+    pub fn is_speech_ulaw(&mut self, codes: &[u8]) -> bool {
+        self.is_speech_at(rms_ulaw(codes))
+    }
+
+    /// Classifies a frame by its level (RMS) and adapts the floor.
+    pub(crate) fn is_speech_at(&mut self, level: f32) -> bool {
         self.block_min = self.block_min.min(level);
         let floor = self.noise_floor();
         self.block_frames += 1;
@@ -104,18 +113,17 @@ impl Vad {
     pub fn look_back(&self, mut earlier: impl Iterator<Item = u8>, frames: u32) -> Option<LookBack> {
         let threshold = (self.noise_floor() * SNR_RATIO).max(MIN_SPEECH_RMS);
         let mut found: Option<LookBack> = None;
-        let mut pcm = [0i16; FRAME_SAMPLES];
         for ago in 1..=frames {
             // A frame's bytes in reverse: its energy is the same.
-            let mut read = 0;
-            for (s, b) in pcm.iter_mut().zip(earlier.by_ref()) {
-                *s = ulaw::decode(b);
+            let (mut energy, mut read) = (0u64, 0);
+            for code in earlier.by_ref().take(FRAME_SAMPLES) {
+                energy += u64::from(ulaw::square(code));
                 read += 1;
             }
             if read < FRAME_SAMPLES {
                 break;
             }
-            if rms(&pcm) >= threshold {
+            if level(energy, FRAME_SAMPLES) >= threshold {
                 let f = found.get_or_insert(LookBack { voiced: 0, first_ago: ago, last_ago: ago });
                 f.voiced += 1;
                 f.first_ago = ago;
@@ -138,9 +146,19 @@ pub struct LookBack {
 }
 
 pub fn rms(pcm: &[i16]) -> f32 {
-    if pcm.is_empty() {
+    let sum: i64 = pcm.iter().map(|&s| s as i64 * s as i64).sum();
+    level(sum as u64, pcm.len())
+}
+
+/// [`rms`] of the samples μ-law `codes` decode to, the same to the bit.
+pub fn rms_ulaw(codes: &[u8]) -> f32 {
+    level(ulaw::energy(codes), codes.len())
+}
+
+/// RMS from a sum of squared samples.
+fn level(energy: u64, samples: usize) -> f32 {
+    if samples == 0 {
         return 0.0;
     }
-    let sum: i64 = pcm.iter().map(|&s| s as i64 * s as i64).sum();
-    ((sum as f64 / pcm.len() as f64).sqrt()) as f32
+    ((energy as f64 / samples as f64).sqrt()) as f32
 }

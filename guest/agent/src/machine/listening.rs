@@ -3,7 +3,7 @@
 
 use hotline_audio::chunked::ChunkedAudio;
 use hotline_audio::endpoint::{Boundary, Endpointer};
-use hotline_audio::{FRAME_BYTES, SAMPLE_RATE, samples_to_ms, ulaw};
+use hotline_audio::{FRAME_BYTES, SAMPLE_RATE, samples_to_ms};
 
 use super::{Machine, State, log};
 use crate::bindings::hotline::call::types::Effect;
@@ -26,13 +26,11 @@ pub(crate) struct Caller {
     /// call started or its last utterance ended.
     pub(crate) utterance: ChunkedAudio,
     pub(crate) utterance_start_ms: u64,
-    /// One decoded frame; kept only to reuse its allocation.
-    pcm: Vec<i16>,
 }
 
 impl Caller {
     pub(crate) fn new(endpointer: Endpointer, utterance: ChunkedAudio, utterance_start_ms: u64) -> Self {
-        Caller { endpointer, utterance, utterance_start_ms, pcm: Vec::with_capacity(FRAME_BYTES) }
+        Caller { endpointer, utterance, utterance_start_ms }
     }
 }
 
@@ -42,10 +40,8 @@ impl Machine {
             return;
         }
         let caller = &mut self.caller;
-        caller.pcm.clear();
-        ulaw::decode_into(payload, &mut caller.pcm);
         self.media_ms += samples_to_ms(payload.len()) as u64;
-        let boundary = caller.endpointer.push_after(&caller.utterance, &caller.pcm);
+        let boundary = caller.endpointer.push_ulaw_after(&caller.utterance, payload);
         caller.utterance.extend_from_slice(payload);
         match boundary {
             Some(Boundary::SpeechStart { lookback_ms }) => {
