@@ -253,20 +253,23 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
                 }
             };
             // In this order, not at random: a frame (fifty a second) is
-            // taken without polling the seven branches that are nearly always
-            // pending. None of them starves: the socket's reads spend tokio's
-            // cooperative budget, so a peer that never pauses still lets the
-            // rest be polled every 128 reads.
+            // taken without polling the four branches after it, which are
+            // nearly always pending. Those before it end the call, and must
+            // not wait: frames a flooding peer sent are parsed from the
+            // codec's buffer, with no read that would make the task yield,
+            // so while they last the branches after the frame's are not
+            // polled (a flooding call's timers and replies wait; Twilio
+            // never floods).
             let input = tokio::select! {
                 biased;
-                msg = self.ws.next() => Input::Frame(msg),
                 _ = &mut shutdown => Input::Shutdown,
                 _ = apology_over => Input::ApologyOver,
+                _ = &mut watchdog => Input::Watchdog,
+                msg = self.ws.next() => Input::Frame(msg),
                 id = self.timers.next() => Input::Timer(id),
                 event = self.work.next() => Input::Provider(event),
                 Some(signal) = next_signal(&mut self.signals) => Input::Signal(signal),
                 _ = ping.tick() => Input::Ping,
-                _ = &mut watchdog => Input::Watchdog,
             };
             // The one clock read for the input's pacing, activity and timing.
             let now = tokio::time::Instant::now();
