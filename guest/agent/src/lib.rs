@@ -20,6 +20,7 @@ pub mod bindings {
     });
 }
 
+mod alloc;
 mod machine;
 mod prompts;
 mod snapshot;

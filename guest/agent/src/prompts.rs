@@ -6,9 +6,9 @@
 //! greeting into the heap to hand it to the host made the greeting the
 //! biggest thing a call ever held (37 KB of the ~40 KB it needs at most).
 //! Instead, in the component, a prompt's `Vec` points at the prompt's own
-//! bytes in the data segment, and the allocator below leaves memory below
-//! the heap alone: the `Vec` is freed after the host has copied the
-//! effect out, and that free does nothing. The bytes are never written
+//! bytes in the data segment, and the allocator leaves memory below
+//! the heap alone (`alloc.rs`): the `Vec` is freed after the host has
+//! copied the effect out, and that free does nothing. The bytes are never written
 //! (a prompt is padded to whole frames at compile time, so nothing resizes
 //! it; a realloc would copy it into the heap, never write over it).
 //!
@@ -49,7 +49,7 @@ pub(crate) const fn padded<const N: usize>(raw: &[u8]) -> [u8; N] {
 #[cfg(target_arch = "wasm32")]
 pub(crate) fn play(prompt: &'static [u8]) -> Vec<u8> {
     debug_assert!(prompt.len() % FRAME_BYTES == 0);
-    // SAFETY: the pointer lies below the heap, where `Allocator` never
+    // SAFETY: the pointer lies below the heap, where `alloc::Allocator` never
     // frees and reallocates by copying; the bytes are not written through
     // it (see the module's comment), and the prompt lives as long as the
     // component does.
@@ -59,53 +59,6 @@ pub(crate) fn play(prompt: &'static [u8]) -> Vec<u8> {
 #[cfg(not(target_arch = "wasm32"))]
 pub(crate) fn play(prompt: &'static [u8]) -> Vec<u8> {
     prompt.to_vec()
-}
-
-#[cfg(target_arch = "wasm32")]
-mod allocator {
-    use std::alloc::{GlobalAlloc, Layout, System};
-
-    unsafe extern "C" {
-        /// Where the heap begins: the linker puts the data (and the shadow
-        /// stack) below it.
-        static __heap_base: u8;
-    }
-
-    fn below_heap(ptr: *mut u8) -> bool {
-        (ptr as usize) < &raw const __heap_base as usize
-    }
-
-    /// The system allocator, except that memory below the heap (a prompt
-    /// handed out by [`super::play`]) is never freed and is moved into the
-    /// heap when it would be resized.
-    pub struct Allocator;
-
-    unsafe impl GlobalAlloc for Allocator {
-        unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-            unsafe { System.alloc(layout) }
-        }
-        unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-            unsafe { System.alloc_zeroed(layout) }
-        }
-        unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-            if !below_heap(ptr) {
-                unsafe { System.dealloc(ptr, layout) }
-            }
-        }
-        unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-            if !below_heap(ptr) {
-                return unsafe { System.realloc(ptr, layout, new_size) };
-            }
-            let moved = unsafe { System.alloc(Layout::from_size_align_unchecked(new_size, layout.align())) };
-            if !moved.is_null() {
-                unsafe { std::ptr::copy_nonoverlapping(ptr, moved, layout.size().min(new_size)) };
-            }
-            moved
-        }
-    }
-
-    #[global_allocator]
-    static ALLOCATOR: Allocator = Allocator;
 }
 
 #[cfg(test)]
