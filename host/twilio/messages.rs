@@ -3,8 +3,6 @@
 //! Twilio sends numbers inside strings (`sequenceNumber`, `timestamp`,
 //! `chunk`); the parsers accept either form.
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD as BASE64;
 use serde::{Deserialize, Deserializer, Serialize};
 
 /// A JSON text frame from Twilio.
@@ -185,7 +183,7 @@ impl MediaFrames {
     pub fn frame(&self, audio: &[u8]) -> String {
         let mut out = String::with_capacity(self.prefix.len() + audio.len().div_ceil(3) * 4 + Self::SUFFIX.len());
         out.push_str(&self.prefix);
-        BASE64.encode_string(audio, &mut out);
+        base64_simd::STANDARD.encode_append(audio, &mut out);
         out.push_str(Self::SUFFIX);
         out
     }
@@ -216,6 +214,9 @@ fn lenient_u64<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
 
 #[cfg(test)]
 mod tests {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::STANDARD as BASE64;
+
     use super::*;
 
     #[test]
