@@ -112,10 +112,18 @@ pub enum Frame<'a> {
 }
 
 impl<'a> Frame<'a> {
-    /// Parses a text frame. Media frames take a single pass over the text
-    /// into borrowed fields; anything else (or a media frame the fast path
-    /// cannot borrow from, e.g. with escapes) is parsed as an [`Inbound`].
+    /// Parses a text frame. A media frame in Twilio's shape is scanned in
+    /// one pass (`scan.rs`); any other, into borrowed fields by `serde_json`
+    /// when it can (no escapes), and anything else as an [`Inbound`].
     pub fn parse(text: &'a str) -> serde_json::Result<Frame<'a>> {
+        match super::scan::media(text) {
+            Some((timestamp, payload)) => Ok(Frame::Media { timestamp, payload }),
+            None => Frame::parse_with_serde(text),
+        }
+    }
+
+    /// [`Frame::parse`] without the scan: what the scan must agree with.
+    pub(super) fn parse_with_serde(text: &'a str) -> serde_json::Result<Frame<'a>> {
         #[derive(Deserialize)]
         struct Peek<'a> {
             #[serde(borrow)]

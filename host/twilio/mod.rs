@@ -5,6 +5,7 @@
 pub mod form;
 pub mod messages;
 pub mod rest;
+mod scan;
 pub mod signature;
 pub mod stream_token;
 pub mod twiml;
