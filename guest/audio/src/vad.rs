@@ -73,11 +73,6 @@ impl Vad {
         self.is_speech_at(rms(pcm))
     }
 
-    /// [`Self::is_speech`] for a frame of μ-law, without decoding it.
-    pub fn is_speech_ulaw(&mut self, codes: &[u8]) -> bool {
-        self.is_speech_at(rms_ulaw(codes))
-    }
-
     /// Classifies a frame by its level (RMS) and adapts the floor.
     pub(crate) fn is_speech_at(&mut self, level: f32) -> bool {
         self.block_min = lesser(self.block_min, level);
