@@ -103,12 +103,8 @@ impl<'a> Scan<'a> {
 
     /// Digits, as JSON writes an integer: no sign, no leading zero.
     fn digits(&mut self) -> Option<&'a str> {
-        let start = self.at;
-        while let Some(b'0'..=b'9') = self.peek() {
-            self.at += 1;
-        }
-        let digits = &self.text[start..self.at];
-        (!digits.is_empty() && (digits == "0" || !digits.starts_with('0'))).then_some(digits)
+        let digits = self.some_digits()?;
+        (digits == "0" || !digits.starts_with('0')).then_some(digits)
     }
 
     /// A value that is skipped: a string or a number.
@@ -119,25 +115,25 @@ impl<'a> Scan<'a> {
         self.eat(b'-');
         self.digits()?;
         if self.eat(b'.').is_some() {
-            self.fraction()?;
+            self.some_digits()?;
         }
         if let Some(b'e' | b'E') = self.peek() {
             self.at += 1;
             if let Some(b'+' | b'-') = self.peek() {
                 self.at += 1;
             }
-            self.fraction()?;
+            self.some_digits()?;
         }
         Some(())
     }
 
     /// One or more digits, leading zeros allowed (a fraction, an exponent).
-    fn fraction(&mut self) -> Option<()> {
+    fn some_digits(&mut self) -> Option<&'a str> {
         let start = self.at;
         while let Some(b'0'..=b'9') = self.peek() {
             self.at += 1;
         }
-        (self.at > start).then_some(())
+        (self.at > start).then(|| &self.text[start..self.at])
     }
 
     /// The `media` object: its timestamp (a number, or digits in a string,
