@@ -197,9 +197,23 @@ impl Session {
     /// One event in, its effects out, within the deadline.
     pub fn handle(&mut self, event: &wit::Event) -> Result<Vec<wit::Effect>, GuestError> {
         arm(&mut self.store);
-        let result = match &self.agent {
-            Agent::V0_3(a) => a.hotline_call_calls().session().call_handle(&mut self.store, self.handle, event),
-            Agent::V0_2(a) => match v0_2::event(event) {
+        let result = match (&self.agent, event) {
+            // A frame takes the contract's cheap call: arguments in
+            // registers (no area to allocate for them), and a flag back
+            // (no list to read, nothing for the guest to free) unless the
+            // frame caused effects. Two entries into the guest, not four.
+            (Agent::V0_3(a), wit::Event::Media(media)) => {
+                let session = a.hotline_call_calls().session();
+                match session.call_handle_media(&mut self.store, self.handle, &media.payload, media.timestamp_ms) {
+                    Ok(true) => session.call_take_effects(&mut self.store, self.handle),
+                    Ok(false) => Ok(Vec::new()),
+                    Err(e) => Err(e),
+                }
+            }
+            (Agent::V0_3(a), event) => {
+                a.hotline_call_calls().session().call_handle(&mut self.store, self.handle, event)
+            }
+            (Agent::V0_2(a), event) => match v0_2::event(event) {
                 Some(event) => {
                     let calls = a.hotline_call_calls();
                     let effects = calls.session().call_handle(&mut self.store, self.handle, &event);
@@ -207,7 +221,7 @@ impl Session {
                 }
                 None => Ok(Vec::new()),
             },
-            Agent::V0_1(a) => match v0_2::event(event).as_ref().and_then(v0_1::event) {
+            (Agent::V0_1(a), event) => match v0_2::event(event).as_ref().and_then(v0_1::event) {
                 Some(event) => {
                     let calls = a.hotline_call_calls();
                     let effects = calls.session().call_handle(&mut self.store, self.handle, &event);

@@ -30,7 +30,7 @@ use std::cell::RefCell;
 use std::marker::PhantomData;
 
 use bindings::exports::hotline::call::{calls, incoming};
-use bindings::hotline::call::types::{Effect, Event, TwimlError, Webhook};
+use bindings::hotline::call::types::{Effect, Event, Media, TwimlError, Webhook};
 
 pub use bindings::export;
 pub use machine::{END_CALL, Ending, MAX_TOOL_ROUNDS, Machine, TRANSFER_TO_HUMAN};
@@ -83,15 +83,23 @@ impl<W: Wrapper> calls::Guest for Wrapped<W> {
     type Session = WrappedSession<W>;
 }
 
-pub struct WrappedSession<W>(RefCell<Machine>, PhantomData<W>);
+pub struct WrappedSession<W>(RefCell<Machine>, Outbox, PhantomData<W>);
 
 impl<W: Wrapper> calls::GuestSession for WrappedSession<W> {
     fn new() -> Self {
-        Self(RefCell::new(Machine::default()), PhantomData)
+        Self(RefCell::new(Machine::default()), Outbox::default(), PhantomData)
     }
 
     fn handle(&self, event: Event) -> Vec<Effect> {
         W::handle(&mut self.0.borrow_mut(), event)
+    }
+
+    fn handle_media(&self, payload: Vec<u8>, timestamp_ms: u64) -> bool {
+        self.1.hold(self.handle(media(payload, timestamp_ms)))
+    }
+
+    fn take_effects(&self) -> Vec<Effect> {
+        self.1.take()
     }
 
     fn snapshot(&self) -> Vec<u8> {
@@ -99,6 +107,46 @@ impl<W: Wrapper> calls::GuestSession for WrappedSession<W> {
     }
 
     fn restore(snapshot: Vec<u8>) -> Result<calls::Session, String> {
-        Machine::restore(&snapshot).map(|m| calls::Session::new(Self(RefCell::new(m), PhantomData)))
+        Machine::restore(&snapshot).map(|m| calls::Session::new(Self(RefCell::new(m), Outbox::default(), PhantomData)))
+    }
+}
+
+/// The `media` event `handle-media` stands for.
+pub fn media(payload: Vec<u8>, timestamp_ms: u64) -> Event {
+    Event::Media(Media { payload, timestamp_ms })
+}
+
+/// A session's effects between `handle-media`, which only says whether a
+/// frame caused any, and `take-effects`, which hands them over. (Most
+/// frames cause none; answering with a flag spares the host a list to
+/// read and the guest a call to free it, fifty times a second.) A session
+/// written by hand keeps one:
+///
+/// ```ignore
+/// fn handle_media(&self, payload: Vec<u8>, timestamp_ms: u64) -> bool {
+///     self.outbox.hold(self.handle(hotline_agent::media(payload, timestamp_ms)))
+/// }
+/// fn take_effects(&self) -> Vec<Effect> {
+///     self.outbox.take()
+/// }
+/// ```
+#[derive(Default)]
+pub struct Outbox(RefCell<Vec<Effect>>);
+
+impl Outbox {
+    /// Keeps `effects` after any not yet taken; true when some are held.
+    pub fn hold(&self, effects: Vec<Effect>) -> bool {
+        let mut held = self.0.borrow_mut();
+        if held.is_empty() {
+            *held = effects;
+        } else {
+            held.extend(effects);
+        }
+        !held.is_empty()
+    }
+
+    /// Everything held, oldest first; none is left.
+    pub fn take(&self) -> Vec<Effect> {
+        std::mem::take(&mut self.0.borrow_mut())
     }
 }

@@ -153,3 +153,41 @@ fn a_call_snapshotted_while_its_first_word_is_undecided_carries_on_identically()
     assert!(a.iter().any(|fx| fx.contains("\"eou\"")), "{a:?}");
     assert_eq!(a, b);
 }
+
+/// `handle-media` + `take-effects` (the host's path for every frame) is
+/// `handle(media)`: the same effects, in order, frame for frame.
+#[test]
+fn the_media_fast_path_answers_as_handle_does() {
+    use crate::bindings::exports::hotline::call::calls::GuestSession;
+    type Session = crate::WrappedSession<crate::Plain>;
+    let (fast, slow) = (Session::new(), Session::new());
+    fast.handle(started(false));
+    slow.handle(started(false));
+    let audio = caller(3000, &[(800, "yes")]);
+    let (mut with_effects, mut total) = (0, 0);
+    for (i, frame) in audio.chunks(FRAME_BYTES).enumerate() {
+        let at = i as u64 * 20;
+        let expected = slow.handle(crate::media(frame.to_vec(), at));
+        let caused = fast.handle_media(frame.to_vec(), at);
+        assert_eq!(caused, !expected.is_empty(), "frame {i}");
+        let got = if caused { fast.take_effects() } else { Vec::new() };
+        assert_eq!(format!("{got:?}"), format!("{expected:?}"), "frame {i}");
+        assert!(fast.take_effects().is_empty(), "taking leaves none held");
+        with_effects += caused as usize;
+        total += got.len();
+    }
+    assert!(with_effects >= 2 && total >= 4, "the utterance caused effects: {with_effects} frames, {total} effects");
+}
+
+/// Effects a host has not taken yet are kept, oldest first, behind newer ones.
+#[test]
+fn an_outbox_keeps_effects_until_taken() {
+    let outbox = crate::Outbox::default();
+    assert!(!outbox.hold(Vec::new()));
+    assert!(outbox.hold(vec![Effect::Clear]));
+    assert!(outbox.hold(Vec::new()), "still holding the clear");
+    assert!(outbox.hold(vec![Effect::Hangup]));
+    assert_eq!(format!("{:?}", outbox.take()), format!("{:?}", vec![Effect::Clear, Effect::Hangup]));
+    assert!(outbox.take().is_empty());
+    assert!(!outbox.hold(Vec::new()));
+}

@@ -17,11 +17,11 @@
 
 use std::cell::RefCell;
 
-use hotline_agent::Machine;
 use hotline_agent::bindings::exports::hotline::call::{calls, incoming};
 use hotline_agent::bindings::hotline::call::types::{
     Effect, Event, FetchError, Fetched, HttpRequest, HttpResponse, LogEntry, TwimlError, Webhook,
 };
+use hotline_agent::{Machine, Outbox};
 use serde::{Deserialize, Serialize};
 
 /// The variable naming the API's base URL.
@@ -166,7 +166,7 @@ impl calls::Guest for Guest {
     type Session = Session;
 }
 
-struct Session(RefCell<(Machine, Orders)>);
+struct Session(RefCell<(Machine, Orders)>, Outbox);
 
 /// Marks this guest's snapshots: `ORDERS1`, the machine's length (u32 LE),
 /// the machine's snapshot, then its own state as JSON.
@@ -174,12 +174,20 @@ const MAGIC: &[u8] = b"ORDERS1";
 
 impl calls::GuestSession for Session {
     fn new() -> Self {
-        Session(RefCell::new((Machine::default(), Orders::default())))
+        Session(RefCell::new((Machine::default(), Orders::default())), Outbox::default())
     }
 
     fn handle(&self, event: Event) -> Vec<Effect> {
         let (machine, orders) = &mut *self.0.borrow_mut();
         orders.handle(machine, event)
+    }
+
+    fn handle_media(&self, payload: Vec<u8>, timestamp_ms: u64) -> bool {
+        self.1.hold(self.handle(hotline_agent::media(payload, timestamp_ms)))
+    }
+
+    fn take_effects(&self) -> Vec<Effect> {
+        self.1.take()
     }
 
     fn snapshot(&self) -> Vec<u8> {
@@ -197,7 +205,7 @@ impl calls::GuestSession for Session {
         // restores with nothing keyed yet.
         let Some(rest) = snapshot.strip_prefix(MAGIC) else {
             let machine = Machine::restore(&snapshot)?;
-            return Ok(calls::Session::new(Session(RefCell::new((machine, Orders::default())))));
+            return Ok(calls::Session::new(Session(RefCell::new((machine, Orders::default())), Outbox::default())));
         };
         let (len, rest) = rest.split_first_chunk::<4>().ok_or("orders snapshot: truncated")?;
         let len = u32::from_le_bytes(*len) as usize;
@@ -207,7 +215,7 @@ impl calls::GuestSession for Session {
         let (machine, orders) = rest.split_at(len);
         let machine = Machine::restore(machine)?;
         let orders = serde_json::from_slice(orders).map_err(|e| format!("orders snapshot: {e}"))?;
-        Ok(calls::Session::new(Session(RefCell::new((machine, orders)))))
+        Ok(calls::Session::new(Session(RefCell::new((machine, orders)), Outbox::default())))
     }
 }
 
