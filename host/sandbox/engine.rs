@@ -1,13 +1,14 @@
 //! Engine policy, in one place: a bound on live instances, a memory cap
 //! per instance, and a deadline on every guest call. Guest calls are plain
 //! function calls on the calling thread (no fiber: `wasi/mod.rs` says why):
-//! the epoch ticks every millisecond, and a guest call that has run through
-//! the deadline's worth of ticks traps. A looping guest holds its worker
-//! thread for that long, once: the default deadline is 20 ms.
+//! the epoch ticks [`TICKS_PER_DEADLINE`] times per deadline, and a guest
+//! call that has run through that many ticks traps. A looping guest holds
+//! its worker thread for that long, once: the default deadline is 20 ms.
+//! The ticker sleeps while no instance is alive.
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::Duration;
 
 use wasmtime::component::{Component, Linker};
@@ -19,8 +20,14 @@ use wasmtime::{
 use super::cache::Cache;
 use super::guest::{Guest, GuestError};
 
-/// How often the epoch ticks; deadlines are whole ticks.
-const TICK: Duration = Duration::from_millis(1);
+/// A deadline is this many ticks of the epoch: a guest call traps after
+/// between four fifths of its deadline and all of it (the tick it began
+/// in counts whole). Finer ticks would wake the server more often for
+/// nothing: each one interrupts whatever the worker was doing.
+const TICKS_PER_DEADLINE: u32 = 5;
+/// The bounds of a tick, whatever the deadline.
+const TICK_MIN: Duration = Duration::from_millis(1);
+const TICK_MAX: Duration = Duration::from_millis(10);
 /// Guest stderr kept per instance (panic messages land here).
 const STDERR_BYTES: usize = 16 * 1024;
 
@@ -62,19 +69,48 @@ pub(super) struct CallState {
     _slot: Slot,
 }
 
+/// The instances alive now, and the thread that ticks for them. Dropped
+/// with the sandbox and its last instance: the ticker then ends.
+struct Live {
+    instances: Arc<Instances>,
+    ticker: std::thread::Thread,
+}
+
+/// What the ticker reads.
+struct Instances {
+    count: AtomicU32,
+    /// False once the `Live` is gone.
+    open: AtomicBool,
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        self.instances.open.store(false, Ordering::Release);
+        self.ticker.unpark();
+    }
+}
+
 /// One of the `max_instances` places; freed when the store is dropped.
-struct Slot(Arc<AtomicU32>);
+struct Slot(Arc<Live>);
 
 impl Slot {
-    fn take(live: &Arc<AtomicU32>, max: u32) -> Option<Slot> {
-        live.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max).then_some(n + 1)).ok()?;
+    fn take(live: &Arc<Live>, max: u32) -> Option<Slot> {
+        let before = live
+            .instances
+            .count
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max).then_some(n + 1))
+            .ok()?;
+        if before == 0 {
+            // The ticker may be asleep: no guest call may run untimed.
+            live.ticker.unpark();
+        }
         Some(Slot(live.clone()))
     }
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
+        self.0.instances.count.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -90,7 +126,7 @@ struct SandboxInner {
     cache: Option<Cache>,
     config: SandboxConfig,
     /// Instances alive now (stores not yet dropped).
-    live: Arc<AtomicU32>,
+    live: Arc<Live>,
 }
 
 impl Sandbox {
@@ -115,9 +151,10 @@ impl Sandbox {
         let engine = Engine::new(&wasm)?;
         let mut linker = Linker::new(&engine);
         super::wasi::add_to_linker(&mut linker)?;
-        spawn_epoch_ticker(&engine);
+        let instances = Arc::new(Instances { count: AtomicU32::new(0), open: AtomicBool::new(true) });
+        let ticker = spawn_epoch_ticker(&engine, instances.clone(), tick(config.deadline));
+        let live = Arc::new(Live { instances, ticker });
         let cache = Cache::open(&config, &engine);
-        let live = Arc::new(AtomicU32::new(0));
         Ok(Self { inner: Arc::new(SandboxInner { engine, linker, cache, config, live }) })
     }
 
@@ -164,7 +201,7 @@ impl Sandbox {
             stderr: Vec::new(),
             stderr_limit: STDERR_BYTES,
             ticks_used: 0,
-            tick_budget: (self.inner.config.deadline.as_micros() / TICK.as_micros()).max(1) as u64,
+            tick_budget: ticks(self.inner.config.deadline),
             deadline: self.inner.config.deadline,
             _slot: slot,
         };
@@ -226,17 +263,54 @@ fn check_imports(component: &Component, engine: &Engine) -> Result<(), GuestErro
     ))))
 }
 
-/// Ticks the engine's epoch until the engine is gone.
-fn spawn_epoch_ticker(engine: &Engine) {
-    let weak = engine.weak();
-    std::thread::Builder::new()
+/// The epoch's period for `deadline`.
+fn tick(deadline: Duration) -> Duration {
+    (deadline / TICKS_PER_DEADLINE).clamp(TICK_MIN, TICK_MAX)
+}
+
+/// The ticks a guest call may run through.
+fn ticks(deadline: Duration) -> u64 {
+    (deadline.as_micros() / tick(deadline).as_micros()).max(1) as u64
+}
+
+/// Ticks the engine's epoch every `tick` while an instance is alive, and
+/// sleeps (parked) while none is; ends with the sandbox.
+fn spawn_epoch_ticker(engine: &Engine, instances: Arc<Instances>, tick: Duration) -> std::thread::Thread {
+    let engine = engine.weak();
+    let ticker = std::thread::Builder::new()
         .name("hotline-epoch".into())
         .spawn(move || {
-            while let Some(engine) = weak.upgrade() {
+            while instances.open.load(Ordering::Acquire) {
+                if instances.count.load(Ordering::Acquire) == 0 {
+                    // Woken by the first instance (`Slot::take`) or the
+                    // sandbox's end (`Live::drop`).
+                    std::thread::park();
+                    continue;
+                }
+                let Some(engine) = engine.upgrade() else { return };
                 engine.increment_epoch();
                 drop(engine);
-                std::thread::sleep(TICK);
+                std::thread::sleep(tick);
             }
         })
         .expect("spawn epoch ticker thread");
+    ticker.thread().clone()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_deadline_is_five_ticks_of_one_to_ten_ms() {
+        let ms = Duration::from_millis;
+        // The default: 4 ms ticks, five of them.
+        assert_eq!((tick(ms(20)), ticks(ms(20))), (ms(4), 5));
+        // The shortest deadline ticks every millisecond.
+        assert_eq!((tick(ms(5)), ticks(ms(5))), (ms(1), 5));
+        // Long deadlines: at most 10 ms a tick, so a budget of many.
+        assert_eq!((tick(ms(10_000)), ticks(ms(10_000))), (ms(10), 1000));
+        // A fifth that is not whole milliseconds: the budget still spans the deadline.
+        assert_eq!(ticks(ms(7)) as u128 * tick(ms(7)).as_micros(), ms(7).as_micros());
+    }
 }

@@ -1,11 +1,14 @@
 //! The default guest as a component in the sandbox: scripted events in,
 //! effects asserted. No sockets here; `calls.rs` drives the real server.
 
-use hotline::sandbox::GuestError;
+use std::time::Duration;
+
+use hotline::config::Config;
 use hotline::sandbox::wit::{
     self, CallMode, Effect, Event, ProviderError, ProviderKind, ReplyText, Role, SpeechAudio, Thought, ToolCall,
     Transcript, Transfer, TwimlError, Webhook,
 };
+use hotline::sandbox::{GuestError, Sandbox};
 use hotline_audio::FRAME_BYTES;
 
 use crate::support::*;
@@ -608,6 +611,26 @@ async fn a_panicking_guest_traps_with_its_message_and_only_its_session_dies() {
 async fn a_looping_guest_is_stopped_by_the_deadline() {
     let mut d = Driver::start(probe_guest(), call_config(500, 80, false)).await;
     let err = d.session.handle(&Event::Dtmf('8')).unwrap_err();
+    assert!(matches!(err, GuestError::Deadline(_)), "{err}");
+}
+
+/// A sandbox's epoch does not tick while no instance is alive: its first
+/// instance must wake the ticker, or a looping guest would run on unbounded.
+#[test]
+fn the_first_instance_of_an_idle_sandbox_is_held_to_the_deadline() {
+    let sandbox = Sandbox::new(Config::default().sandbox).expect("sandbox");
+    let guest = sandbox.load(&std::fs::read(PROBE_GUEST).unwrap()).expect("probe guest loads");
+    // Idle a while: the ticker has gone to sleep.
+    std::thread::sleep(Duration::from_millis(50));
+    let (done, result) = std::sync::mpsc::channel();
+    // Its own thread: if the guest is never stopped, the test fails rather
+    // than waits on it.
+    std::thread::spawn(move || {
+        let mut session = guest.session().expect("session");
+        let _ = done.send(session.handle(&Event::Dtmf('8')));
+    });
+    let result = result.recv_timeout(Duration::from_secs(20)).expect("the looping guest was never stopped");
+    let err = result.unwrap_err();
     assert!(matches!(err, GuestError::Deadline(_)), "{err}");
 }
 
