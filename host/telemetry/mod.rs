@@ -5,8 +5,10 @@
 //!
 //! Lines are formatted on the thread that logs and written by a background
 //! thread in batches (`writer.rs`), so a call never waits on stderr; colour
-//! codes only when stderr is a terminal.
+//! codes only when stderr is a terminal; timestamps made once a second
+//! (`timestamp.rs`).
 
+mod timestamp;
 mod writer;
 
 use std::io::IsTerminal;
@@ -28,6 +30,7 @@ pub fn init(format: LogFormat) -> LogGuard {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(writer)
+        .with_timer(timestamp::Timestamps)
         .with_ansi(std::io::stderr().is_terminal());
     // A second init (tests, embedding) keeps the first subscriber.
     let _ = match format {
