@@ -5,12 +5,12 @@
 //!   never freed, and is moved into the heap when it would be resized.
 //! - The two small blocks freed last are kept, and handed out again for
 //!   the same size. Every media frame the host lowers into the guest takes
-//!   two allocations (the event's arguments, too many to pass in
-//!   registers, and the frame's payload), both freed once it is handled,
-//!   fifty times a second in every live call: from [`Kept`], each is a few
-//!   loads and stores, where dlmalloc searches its bins and touches chunk
-//!   headers that, on a busy server, have left the caches since the call's
-//!   last frame.
+//!   an allocation for its payload (`handle-media`; through `handle`, a
+//!   second one for the event's arguments, too many to pass in registers),
+//!   freed once it is handled, fifty times a second in every live call:
+//!   from [`Kept`], each is a few loads and stores, where dlmalloc searches
+//!   its bins and touches chunk headers that, on a busy server, have left
+//!   the caches since the call's last frame.
 
 use std::alloc::Layout;
 use std::cell::UnsafeCell;
