@@ -117,8 +117,8 @@ pub struct SandboxArgs {
     /// Linear-memory cap per guest instance, in MB (1-4096).
     #[arg(long, env = "HOTLINE_GUEST_MEMORY_MB", default_value_t = 16, value_parser = usize_in(1, 4096))]
     pub guest_memory_mb: usize,
-    /// Running-time budget of one guest call (5-10000), counted in ticks of a fifth of it (1-10 ms);
-    /// past it the call traps. A guest call runs on a worker thread and holds it that long at most.
+    /// Running-time budget of one guest call, in 1 ms ticks (5-10000); past it the call traps. A guest
+    /// call runs on a worker thread and holds it that long at most.
     #[arg(long, env = "HOTLINE_GUEST_DEADLINE_MS", default_value_t = 20)]
     #[arg(value_parser = clap::value_parser!(u64).range(5..=10_000))]
     pub guest_deadline_ms: u64,

@@ -1,8 +1,8 @@
 //! Engine policy, in one place: a bound on live instances, a memory cap
 //! per instance, and a deadline on every guest call. Guest calls are plain
 //! function calls on the calling thread (no fiber: `wasi/mod.rs` says why):
-//! the epoch ticks [`TICKS_PER_DEADLINE`] times per deadline, and a guest
-//! call that has run through that many ticks traps. A looping guest holds
+//! the epoch ticks every millisecond, and a guest call that has run through
+//! the deadline's worth of ticks traps. A looping guest holds
 //! its worker thread for that long, once: the default deadline is 20 ms.
 //! The ticker sleeps while no instance is alive.
 
@@ -20,14 +20,11 @@ use wasmtime::{
 use super::cache::Cache;
 use super::guest::{Guest, GuestError};
 
-/// A deadline is this many ticks of the epoch: a guest call traps after
-/// between four fifths of its deadline and all of it (the tick it began
-/// in counts whole). Finer ticks would wake the server more often for
-/// nothing: each one interrupts whatever the worker was doing.
-const TICKS_PER_DEADLINE: u32 = 5;
-/// The bounds of a tick, whatever the deadline.
-const TICK_MIN: Duration = Duration::from_millis(1);
-const TICK_MAX: Duration = Duration::from_millis(10);
+/// How often the epoch ticks while an instance is alive; deadlines are
+/// whole ticks. Fine, because a tick the thread spent descheduled counts
+/// once however long it was: with coarser ticks, a few preemptions on a
+/// busy machine would use up a call's budget.
+const TICK: Duration = Duration::from_millis(1);
 /// Guest stderr kept per instance (panic messages land here).
 const STDERR_BYTES: usize = 16 * 1024;
 
@@ -152,7 +149,7 @@ impl Sandbox {
         let mut linker = Linker::new(&engine);
         super::wasi::add_to_linker(&mut linker)?;
         let instances = Arc::new(Instances { count: AtomicU32::new(0), open: AtomicBool::new(true) });
-        let ticker = spawn_epoch_ticker(&engine, instances.clone(), tick(config.deadline));
+        let ticker = spawn_epoch_ticker(&engine, instances.clone());
         let live = Arc::new(Live { instances, ticker });
         let cache = Cache::open(&config, &engine);
         Ok(Self { inner: Arc::new(SandboxInner { engine, linker, cache, config, live }) })
@@ -263,19 +260,14 @@ fn check_imports(component: &Component, engine: &Engine) -> Result<(), GuestErro
     ))))
 }
 
-/// The epoch's period for `deadline`.
-fn tick(deadline: Duration) -> Duration {
-    (deadline / TICKS_PER_DEADLINE).clamp(TICK_MIN, TICK_MAX)
-}
-
 /// The ticks a guest call may run through.
 fn ticks(deadline: Duration) -> u64 {
-    (deadline.as_micros() / tick(deadline).as_micros()).max(1) as u64
+    (deadline.as_micros() / TICK.as_micros()).max(1) as u64
 }
 
-/// Ticks the engine's epoch every `tick` while an instance is alive, and
+/// Ticks the engine's epoch every [`TICK`] while an instance is alive, and
 /// sleeps (parked) while none is; ends with the sandbox.
-fn spawn_epoch_ticker(engine: &Engine, instances: Arc<Instances>, tick: Duration) -> std::thread::Thread {
+fn spawn_epoch_ticker(engine: &Engine, instances: Arc<Instances>) -> std::thread::Thread {
     let engine = engine.weak();
     let ticker = std::thread::Builder::new()
         .name("hotline-epoch".into())
@@ -290,27 +282,9 @@ fn spawn_epoch_ticker(engine: &Engine, instances: Arc<Instances>, tick: Duration
                 let Some(engine) = engine.upgrade() else { return };
                 engine.increment_epoch();
                 drop(engine);
-                std::thread::sleep(tick);
+                std::thread::sleep(TICK);
             }
         })
         .expect("spawn epoch ticker thread");
     ticker.thread().clone()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_deadline_is_five_ticks_of_one_to_ten_ms() {
-        let ms = Duration::from_millis;
-        // The default: 4 ms ticks, five of them.
-        assert_eq!((tick(ms(20)), ticks(ms(20))), (ms(4), 5));
-        // The shortest deadline ticks every millisecond.
-        assert_eq!((tick(ms(5)), ticks(ms(5))), (ms(1), 5));
-        // Long deadlines: at most 10 ms a tick, so a budget of many.
-        assert_eq!((tick(ms(10_000)), ticks(ms(10_000))), (ms(10), 1000));
-        // A fifth that is not whole milliseconds: the budget still spans the deadline.
-        assert_eq!(ticks(ms(7)) as u128 * tick(ms(7)).as_micros(), ms(7).as_micros());
-    }
 }
