@@ -71,6 +71,8 @@ pub struct CallStats {
     /// Milliseconds each tick of this call's clock fired late.
     pub lateness_ms: Vec<f32>,
     pub subprotocol_echoed: bool,
+    /// Why a failed call failed (its error, with its causes).
+    pub failure: Option<String>,
 }
 
 pub struct CallSpec {
@@ -91,7 +93,10 @@ pub async fn run(client: &reqwest::Client, pattern: &Pattern, spec: &CallSpec) -
     let mut stats = CallStats::default();
     let outcome = match stream(client, pattern, spec, &mut stats).await {
         Ok(outcome) => outcome,
-        Err(_) => Outcome::Failed,
+        Err(e) => {
+            stats.failure = Some(format!("{e:#}"));
+            Outcome::Failed
+        }
     };
     stats.frames_unsent = spec.frames as u64 - stats.frames_sent.min(spec.frames as u64);
     (outcome, stats)

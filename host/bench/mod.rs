@@ -48,6 +48,8 @@ pub struct LevelReport {
     pub ok: usize,
     pub refused: usize,
     pub failed: usize,
+    /// The failed calls by what went wrong, most common first.
+    pub failures: Vec<(usize, String)>,
     pub subprotocol_echoed: usize,
     /// Server CPU over the steady window, % of one core.
     pub cpu_pct: Option<f64>,
@@ -133,12 +135,16 @@ pub async fn run_level(target: &Target, opts: LevelOptions) -> LevelReport {
         ..LevelReport::default()
     };
     let (mut reply, mut lateness) = (Vec::new(), Vec::new());
+    let mut failures = std::collections::HashMap::<String, usize>::new();
     while let Some(joined) = calls.join_next().await {
         let (outcome, stats): (Outcome, CallStats) = joined.expect("call task");
         match outcome {
             Outcome::Ok => report.ok += 1,
             Outcome::Refused => report.refused += 1,
             Outcome::Failed => report.failed += 1,
+        }
+        if let Some(failure) = stats.failure {
+            *failures.entry(failure).or_default() += 1;
         }
         report.subprotocol_echoed += stats.subprotocol_echoed as usize;
         report.frames_sent += stats.frames_sent;
@@ -149,6 +155,8 @@ pub async fn run_level(target: &Target, opts: LevelOptions) -> LevelReport {
         reply.extend(stats.reply_ms);
         lateness.extend(stats.lateness_ms);
     }
+    report.failures = failures.into_iter().map(|(reason, n)| (n, reason)).collect();
+    report.failures.sort_by(|a, b| b.cmp(a));
     stop.cancel();
     let (mut healthz, healthz_failed) = prober.await.expect("prober task");
     let (server, generator) = sampler.await.expect("sampler task");
@@ -220,4 +228,24 @@ async fn sample_window(server: Option<u32>, start: Duration, window: Duration) -
         (usage(first.0, last.0, rss, pss), usage(first.1, last.1, 0, None))
     });
     sampled.await.expect("sampler thread")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_level_says_why_its_calls_failed() {
+        crate::providers::install_tls(); // as the CLI does before any client
+        // A port nothing listens on: every call fails at its webhook.
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let target = Target { name: "nobody".into(), base: format!("http://127.0.0.1:{port}"), pid: None };
+        let report = run_level(&target, LevelOptions { calls: 3, secs: 1, ramp: Duration::ZERO }).await;
+        assert_eq!((report.ok, report.refused, report.failed), (0, 0, 3));
+        assert_eq!(report.failures.len(), 1, "one cause, counted once per call: {:?}", report.failures);
+        let (n, reason) = &report.failures[0];
+        assert_eq!(*n, 3);
+        assert!(reason.starts_with("POST /webhook/incoming_call") && reason.contains("refused"), "{reason}");
+        assert_eq!(report.frames_unsent, 3 * 50);
+    }
 }

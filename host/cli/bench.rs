@@ -104,7 +104,15 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
 
 fn hotline_command(max_calls: usize) -> anyhow::Result<Command> {
     let mut command = Command::new(std::env::current_exe().context("finding the hotline binary")?);
-    command.arg("serve").env("HOTLINE_MAX_CALLS", (max_calls + 100).to_string());
+    let calls = max_calls + 100;
+    // Every caller comes from the generator's one address, as from behind
+    // a proxy: room for each call's WebSocket and a webhook connection
+    // (the default, the call limit plus 64, refused connections at 3000
+    // calls while webhooks queued on a saturated server).
+    command
+        .arg("serve")
+        .env("HOTLINE_MAX_CALLS", calls.to_string())
+        .env("HOTLINE_MAX_CONNECTIONS_PER_IP", (2 * calls).to_string());
     Ok(command)
 }
 
@@ -116,6 +124,7 @@ async fn levels(server: &Server, args: &BenchArgs) -> anyhow::Result<Vec<LevelRe
         let opts = LevelOptions { calls, secs: args.secs, ramp: Duration::from_secs_f64(ramp) };
         let report = run_level(&server.target, opts).await;
         println!("  {:<8} {}", server.target.name, row(&report, reports.last()));
+        print_failures(&report);
         reports.push(report);
         // Let the calls' sockets close before the next level.
         tokio::time::sleep(Duration::from_secs(2)).await;
@@ -213,6 +222,17 @@ fn row(r: &LevelReport, below: Option<&LevelReport>) -> String {
         r.generator_cpu_pct,
         if r.valid() { "" } else { "INVALID (the generator lagged)" },
     )
+}
+
+/// Why calls failed, a line per distinct error (the most common first).
+fn print_failures(report: &LevelReport) {
+    const SHOWN: usize = 5;
+    for (n, reason) in report.failures.iter().take(SHOWN) {
+        println!("           {n} failed: {reason}");
+    }
+    if report.failures.len() > SHOWN {
+        println!("           and {} other errors", report.failures.len() - SHOWN);
+    }
 }
 
 fn print_table(results: &[(String, Vec<LevelReport>)]) {
