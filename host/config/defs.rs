@@ -118,7 +118,7 @@ pub struct SandboxArgs {
     #[arg(long, env = "HOTLINE_GUEST_MEMORY_MB", default_value_t = 16, value_parser = usize_in(1, 4096))]
     pub guest_memory_mb: usize,
     /// Running-time budget of one guest call, in 1 ms ticks (5-10000); past it the call traps. A guest
-    /// call runs on a worker thread and holds it that long at most.
+    /// call runs on a worker thread and holds it that long at most, plus up to 5 ms before its first tick.
     #[arg(long, env = "HOTLINE_GUEST_DEADLINE_MS", default_value_t = 20)]
     #[arg(value_parser = clap::value_parser!(u64).range(5..=10_000))]
     pub guest_deadline_ms: u64,

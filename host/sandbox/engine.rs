@@ -1,14 +1,18 @@
 //! Engine policy, in one place: a bound on live instances, a memory cap
 //! per instance, and a deadline on every guest call. Guest calls are plain
 //! function calls on the calling thread (no fiber: `wasi/mod.rs` says why):
-//! the epoch ticks every millisecond, and a guest call that has run through
-//! the deadline's worth of ticks traps. A looping guest holds
-//! its worker thread for that long, once: the default deadline is 20 ms.
-//! The ticker sleeps while no instance is alive.
+//! the epoch ticks every millisecond while a guest call is running, and a
+//! guest call that has run through the deadline's worth of ticks traps. A
+//! looping guest holds its worker thread for that long, once: the default
+//! deadline is 20 ms. Between guest calls (most of the time: a call is
+//! microseconds, fifty a second) the ticker wakes every few milliseconds
+//! instead, and not at all while no instance is alive.
 
+use std::marker::PhantomData;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Mutex, Weak};
 use std::time::Duration;
 
 use wasmtime::component::{Component, Linker};
@@ -25,6 +29,11 @@ use super::guest::{Guest, GuestError};
 /// once however long it was: with coarser ticks, a few preemptions on a
 /// busy machine would use up a call's budget.
 const TICK: Duration = Duration::from_millis(1);
+/// The ticker's pace while no guest call is running, at most: a call that
+/// starts just after a wake-up sees its first tick this late, so a looping
+/// guest is stopped up to this long after its deadline. A quarter of the
+/// deadline when that is shorter.
+const IDLE_TICK: Duration = Duration::from_millis(5);
 /// Guest stderr kept per instance (panic messages land here).
 const STDERR_BYTES: usize = 16 * 1024;
 
@@ -149,7 +158,7 @@ impl Sandbox {
         let mut linker = Linker::new(&engine);
         super::wasi::add_to_linker(&mut linker)?;
         let instances = Arc::new(Instances { count: AtomicU32::new(0), open: AtomicBool::new(true) });
-        let ticker = spawn_epoch_ticker(&engine, instances.clone());
+        let ticker = spawn_epoch_ticker(&engine, instances.clone(), config.deadline);
         let live = Arc::new(Live { instances, ticker });
         let cache = Cache::open(&config, &engine);
         Ok(Self { inner: Arc::new(SandboxInner { engine, linker, cache, config, live }) })
@@ -221,10 +230,53 @@ impl Sandbox {
     }
 }
 
-/// Starts the budget for one guest call.
-pub(super) fn arm(store: &mut Store<CallState>) {
+/// Starts the budget for one guest call, which runs until the returned
+/// guard is dropped.
+pub(super) fn arm(store: &mut Store<CallState>) -> InGuest {
     store.data_mut().ticks_used = 0;
     store.set_epoch_deadline(1);
+    InGuest::enter()
+}
+
+/// This thread is in a guest call while one of these lives: the ticker
+/// then keeps its 1 ms pace. One flag per thread, written only by its
+/// thread (no cache line shared between workers on every call), read by
+/// the ticker at each wake-up.
+#[must_use = "the guest call runs while the guard lives"]
+pub(super) struct InGuest(PhantomData<*const ()>); // not Send: cleared on the thread that set it
+
+/// The flags of every thread that has made a guest call.
+static THREAD_FLAGS: Mutex<Vec<Weak<AtomicBool>>> = Mutex::new(Vec::new());
+
+thread_local! {
+    static IN_GUEST: Arc<AtomicBool> = {
+        let flag = Arc::new(AtomicBool::new(false));
+        THREAD_FLAGS.lock().unwrap_or_else(|e| e.into_inner()).push(Arc::downgrade(&flag));
+        flag
+    };
+}
+
+impl InGuest {
+    fn enter() -> InGuest {
+        IN_GUEST.with(|flag| flag.store(true, Ordering::Relaxed));
+        InGuest(PhantomData)
+    }
+
+    /// Some thread is in a guest call now. Relaxed is enough: a flag read
+    /// late costs at most one slower tick.
+    fn anywhere() -> bool {
+        let mut flags = THREAD_FLAGS.lock().unwrap_or_else(|e| e.into_inner());
+        flags.retain(|flag| flag.strong_count() > 0); // threads that ended
+        flags.iter().filter_map(Weak::upgrade).any(|flag| flag.load(Ordering::Relaxed))
+    }
+}
+
+impl Drop for InGuest {
+    fn drop(&mut self) {
+        // `try_with`: a guard dropped while its thread's locals are torn
+        // down has nobody left to tell.
+        let _ = IN_GUEST.try_with(|flag| flag.store(false, Ordering::Relaxed));
+    }
 }
 
 /// The WASI a guest may import: what Rust's std needs to start and to print
@@ -265,10 +317,17 @@ fn ticks(deadline: Duration) -> u64 {
     (deadline.as_micros() / TICK.as_micros()).max(1) as u64
 }
 
-/// Ticks the engine's epoch every [`TICK`] while an instance is alive, and
-/// sleeps (parked) while none is; ends with the sandbox.
-fn spawn_epoch_ticker(engine: &Engine, instances: Arc<Instances>) -> std::thread::Thread {
+/// The ticker's pace between guest calls.
+fn idle_tick(deadline: Duration) -> Duration {
+    (deadline / 4).clamp(TICK, IDLE_TICK)
+}
+
+/// Ticks the engine's epoch every [`TICK`] while a guest call is running,
+/// every [`IDLE_TICK`] (or a quarter of the deadline) between calls, and
+/// not at all (parked) while no instance is alive; ends with the sandbox.
+fn spawn_epoch_ticker(engine: &Engine, instances: Arc<Instances>, deadline: Duration) -> std::thread::Thread {
     let engine = engine.weak();
+    let idle_tick = idle_tick(deadline);
     let ticker = std::thread::Builder::new()
         .name("hotline-epoch".into())
         .spawn(move || {
@@ -282,9 +341,40 @@ fn spawn_epoch_ticker(engine: &Engine, instances: Arc<Instances>) -> std::thread
                 let Some(engine) = engine.upgrade() else { return };
                 engine.increment_epoch();
                 drop(engine);
-                std::thread::sleep(TICK);
+                std::thread::sleep(if InGuest::anywhere() { TICK } else { idle_tick });
             }
         })
         .expect("spawn epoch ticker thread");
     ticker.thread().clone()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn here() -> bool {
+        IN_GUEST.with(|flag| flag.load(Ordering::Relaxed))
+    }
+
+    #[test]
+    fn a_guest_call_in_progress_is_seen_from_the_ticker_until_it_ends() {
+        let call = InGuest::enter();
+        assert!(here());
+        assert!(InGuest::anywhere(), "the ticker must keep its 1 ms pace");
+        drop(call);
+        assert!(!here(), "a guard that ended leaves its thread's flag down");
+        // Threads that made guest calls and ended are forgotten.
+        std::thread::spawn(|| drop(InGuest::enter())).join().unwrap();
+        InGuest::anywhere();
+        let flags = THREAD_FLAGS.lock().unwrap();
+        assert!(flags.iter().all(|flag| flag.strong_count() > 0), "a dead thread's flag is kept");
+    }
+
+    #[test]
+    fn between_guest_calls_the_ticker_slows_to_a_quarter_of_the_deadline_up_to_5_ms() {
+        assert_eq!(idle_tick(Duration::from_millis(20)), Duration::from_millis(5));
+        assert_eq!(idle_tick(Duration::from_secs(10)), IDLE_TICK);
+        assert_eq!(idle_tick(Duration::from_millis(5)), Duration::from_micros(1250));
+        assert_eq!(idle_tick(Duration::from_millis(2)), TICK, "never faster than the tick");
+    }
 }

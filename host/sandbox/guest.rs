@@ -128,7 +128,7 @@ impl Guest {
 
     fn instantiate(&self) -> Result<(Store<CallState>, Agent), GuestError> {
         let mut store = self.inner.sandbox.store()?;
-        arm(&mut store);
+        let _in_guest = arm(&mut store);
         let agent = match &self.inner.pre {
             Pre::V0_3(pre) => pre.instantiate(&mut store).map(Agent::V0_3),
             Pre::V0_2(pre) => pre.instantiate(&mut store).map(Agent::V0_2),
@@ -141,7 +141,7 @@ impl Guest {
     /// Answers a voice webhook in a throwaway instance.
     pub fn incoming_call(&self, webhook: &wit::Webhook) -> Result<Result<String, wit::TwimlError>, GuestError> {
         let (mut store, agent) = self.instantiate()?;
-        arm(&mut store);
+        let _in_guest = arm(&mut store);
         let result = match agent {
             Agent::V0_3(a) => a.hotline_call_incoming().call_incoming_call(&mut store, webhook),
             Agent::V0_2(a) => {
@@ -161,7 +161,7 @@ impl Guest {
     /// A fresh per-call instance and session.
     pub fn session(&self) -> Result<Session, GuestError> {
         let (mut store, agent) = self.instantiate()?;
-        arm(&mut store);
+        let _in_guest = arm(&mut store);
         let handle = match &agent {
             Agent::V0_3(a) => a.hotline_call_calls().session().call_constructor(&mut store),
             Agent::V0_2(a) => a.hotline_call_calls().session().call_constructor(&mut store),
@@ -175,7 +175,7 @@ impl Guest {
     /// another version).
     pub fn restore(&self, snapshot: &[u8]) -> Result<Session, GuestError> {
         let (mut store, agent) = self.instantiate()?;
-        arm(&mut store);
+        let _in_guest = arm(&mut store);
         let handle = match &agent {
             Agent::V0_3(a) => a.hotline_call_calls().session().call_restore(&mut store, snapshot),
             Agent::V0_2(a) => a.hotline_call_calls().session().call_restore(&mut store, snapshot),
@@ -196,7 +196,7 @@ pub struct Session {
 impl Session {
     /// One event in, its effects out, within the deadline.
     pub fn handle(&mut self, event: &wit::Event) -> Result<Vec<wit::Effect>, GuestError> {
-        arm(&mut self.store);
+        let _in_guest = arm(&mut self.store);
         let result = match (&self.agent, event) {
             // A frame takes the contract's cheap call: arguments in
             // registers (no area to allocate for them), and a flag back
@@ -234,7 +234,7 @@ impl Session {
     }
 
     pub fn snapshot(&mut self) -> Result<Vec<u8>, GuestError> {
-        arm(&mut self.store);
+        let _in_guest = arm(&mut self.store);
         let result = match &self.agent {
             Agent::V0_3(a) => a.hotline_call_calls().session().call_snapshot(&mut self.store, self.handle),
             Agent::V0_2(a) => a.hotline_call_calls().session().call_snapshot(&mut self.store, self.handle),
