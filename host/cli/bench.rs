@@ -249,7 +249,8 @@ fn print_table(results: &[(String, Vec<LevelReport>)]) {
         let [a_rss, a_pss] = a.marginal_kib(below.map(|j| &ours[j]));
         let [b_rss, b_pss] = b.marginal_kib(below.map(|j| &theirs[j]));
         let ratio = |x: Option<f64>, y: Option<f64>| match (x, y) {
-            (Some(x), Some(y)) if y > 0.0 => format!("{:.2}", x / y),
+            // A slope under 1 (KiB, or % of a core) is noise: no ratio.
+            (Some(x), Some(y)) if y >= 1.0 => format!("{:.2}", x / y),
             _ => "-".into(),
         };
         println!(
