@@ -119,7 +119,7 @@ pub async fn run_level(target: &Target, opts: LevelOptions) -> LevelReport {
         });
     }
     let stop = CancellationToken::new();
-    let prober = tokio::spawn(probe_healthz(target.base.clone(), stop.clone()));
+    let prober = spawn_prober(target.base.clone(), stop.clone());
     // The steady window: every call started, none finished yet (all are
     // live from the end of the ramp to the end of the first call).
     let window_start = opts.ramp + Duration::from_secs(1);
@@ -158,7 +158,8 @@ pub async fn run_level(target: &Target, opts: LevelOptions) -> LevelReport {
     report.failures = failures.into_iter().map(|(reason, n)| (n, reason)).collect();
     report.failures.sort_by(|a, b| b.cmp(a));
     stop.cancel();
-    let (mut healthz, healthz_failed) = prober.await.expect("prober task");
+    let (mut healthz, healthz_failed) =
+        tokio::task::spawn_blocking(move || prober.join().expect("prober thread")).await.expect("joining the prober");
     let (server, generator) = sampler.await.expect("sampler task");
     report.cpu_pct = server.map(|u| u.cpu_pct);
     report.rss_kib = server.map(|u| u.rss_kib);
@@ -169,6 +170,19 @@ pub async fn run_level(target: &Target, opts: LevelOptions) -> LevelReport {
     report.healthz_failed = healthz_failed;
     report.lateness_p99_ms = percentile(&mut lateness, 0.99);
     report
+}
+
+/// Probes `/healthz` on a thread (and event loop) of its own. As a task on
+/// the generator's loop, each probe waited for the loop's turn, and the
+/// generator's own lateness was counted as the server's.
+fn spawn_prober(base: String, stop: CancellationToken) -> std::thread::JoinHandle<(Vec<f32>, usize)> {
+    std::thread::Builder::new()
+        .name("healthz-prober".into())
+        .spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("prober runtime");
+            runtime.block_on(probe_healthz(base, stop))
+        })
+        .expect("spawn the prober thread")
 }
 
 /// `GET /healthz` every 100 ms on a fresh connection, as a platform's probe
