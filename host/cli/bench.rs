@@ -107,7 +107,7 @@ fn hotline_command(max_calls: usize) -> anyhow::Result<Command> {
     let calls = max_calls + 100;
     // Every caller comes from the generator's one address, as from behind
     // a proxy: room for each call's WebSocket and a webhook connection
-    // (the default, the call limit plus 64, refused connections at 3000
+    // (the default, the call limit plus 64, refused a connection at 3000
     // calls while webhooks queued on a saturated server).
     command
         .arg("serve")

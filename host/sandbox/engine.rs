@@ -24,7 +24,7 @@ use wasmtime::{
 use super::cache::Cache;
 use super::guest::{Guest, GuestError};
 
-/// How often the epoch ticks while an instance is alive; deadlines are
+/// How often the epoch ticks while a guest call is running; deadlines are
 /// whole ticks. Fine, because a tick the thread spent descheduled counts
 /// once however long it was: with coarser ticks, a few preemptions on a
 /// busy machine would use up a call's budget.
