@@ -1,7 +1,7 @@
-//! Tidy checks, in the spirit of rust-analyzer's: the README documents what
-//! the code does (every log event, every variable with its default), and
-//! the code keeps its structural rules. Each failure says what to change,
-//! and where.
+//! Tidy checks, in the spirit of rust-analyzer's: the docs say what the
+//! code does (every log event in `docs/logs.md`, every variable with its
+//! default in `docs/configuration.md`), and the code keeps its structural
+//! rules. Each failure says what to change, and where.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -39,12 +39,12 @@ fn rust_files(dir: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-/// The README's section under `## {heading}`, up to the next `## `.
-fn readme_section(readme: &str, heading: &str) -> String {
-    let start = readme.find(&format!("\n## {heading}\n")).unwrap_or_else(|| panic!("README.md has no `## {heading}`"));
-    let rest = &readme[start + 1..];
-    let end = rest[3..].find("\n## ").map_or(rest.len(), |i| i + 3);
-    rest[..end].to_string()
+/// A page of `docs/`, whole: it must open with `# {title}` (the page is
+/// the section a test reads).
+fn doc_page(relative: &str, title: &str) -> String {
+    let text = read(relative);
+    assert!(text.starts_with(&format!("# {title}\n")), "{relative} opens with `# {title}`");
+    text
 }
 
 /// The text of each `` `code span` `` in `text`.
@@ -200,7 +200,7 @@ fn guest_events() -> BTreeMap<String, String> {
     names
 }
 
-/// The event names a README list documents: the code spans of its items
+/// The event names a list of `docs/logs.md` documents: the code spans of its items
 /// (`- ` lines and their indented continuations; descriptions, in
 /// parentheses, use no code spans).
 fn listed(part: &str) -> BTreeSet<String> {
@@ -212,20 +212,21 @@ fn listed(part: &str) -> BTreeSet<String> {
         .collect()
 }
 
-/// What differs between the names `side` logs and those its README list has.
+/// What differs between the names `side` logs and those its list in
+/// `docs/logs.md` has.
 fn compare_events(
     side: &str,
     list: &str,
     in_code: &BTreeMap<String, String>,
-    in_readme: &BTreeSet<String>,
+    in_docs: &BTreeSet<String>,
 ) -> Vec<String> {
     let mut problems = Vec::new();
     for (name, place) in in_code {
-        if !in_readme.contains(name) {
+        if !in_docs.contains(name) {
             problems.push(format!("`{name}` (logged at {place}) is missing from the `{list}` list: add it there"));
         }
     }
-    for name in in_readme.iter().filter(|n| !in_code.contains_key(*n)) {
+    for name in in_docs.iter().filter(|n| !in_code.contains_key(*n)) {
         problems.push(format!("`{name}` is in the `{list}` list, but the {side} never logs it: remove it there"));
     }
     problems
@@ -233,13 +234,13 @@ fn compare_events(
 
 #[test]
 fn every_logged_event_is_documented_and_every_documented_one_is_logged() {
-    let logs = readme_section(&read("README.md"), "Logs");
-    let host_at = logs.find("\nHost events").expect("README.md's ## Logs has a `Host events` list");
-    let guest_at = logs.find("\nGuest events").expect("README.md's ## Logs has a `Guest events` list");
-    assert!(host_at < guest_at, "README.md's ## Logs: the host's list comes before the guest's");
+    let logs = doc_page("docs/logs.md", "Logs");
+    let host_at = logs.find("\nHost events").expect("docs/logs.md has a `Host events` list");
+    let guest_at = logs.find("\nGuest events").expect("docs/logs.md has a `Guest events` list");
+    assert!(host_at < guest_at, "docs/logs.md: the host's list comes before the guest's");
     let mut problems = compare_events("host", "Host events", &host_events(), &listed(&logs[host_at..guest_at]));
     problems.extend(compare_events("default guest", "Guest events", &guest_events(), &listed(&logs[guest_at..])));
-    assert!(problems.is_empty(), "README.md, ## Logs:\n  {}", problems.join("\n  "));
+    assert!(problems.is_empty(), "docs/logs.md:\n  {}", problems.join("\n  "));
 }
 
 /// Every variable a setting reads, with its default, from the command
@@ -285,8 +286,8 @@ fn other_variables() -> BTreeMap<String, String> {
     out
 }
 
-/// The README's variable tables: each row's variable names, with its
-/// default cell.
+/// The variable tables of `docs/configuration.md`: each row's variable
+/// names, with its default cell.
 fn documented_variables(section: &str) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     for row in section.lines().filter(|l| l.starts_with("| `")) {
@@ -299,19 +300,19 @@ fn documented_variables(section: &str) -> BTreeMap<String, String> {
 }
 
 #[test]
-fn every_variable_is_in_the_readme_table_with_its_default() {
-    let section = readme_section(&read("README.md"), "Configuration");
-    let readme = documented_variables(&section);
+fn every_variable_is_in_the_configuration_tables_with_its_default() {
+    let section = doc_page("docs/configuration.md", "Configuration");
+    let documented = documented_variables(&section);
     let defined = defined_variables();
     let mut problems = Vec::new();
     for (var, default) in &defined {
-        let Some(cell) = readme.get(var) else {
-            problems.push(format!("{var} has no row in README.md's ## Configuration tables: add one"));
+        let Some(cell) = documented.get(var) else {
+            problems.push(format!("{var} has no row in docs/configuration.md's tables: add one"));
             continue;
         };
         match default {
             Some(d) if cell != &format!("`{d}`") => problems.push(format!(
-                "{var}: README.md says the default is {cell}, the definition says `{d}`: fix the README"
+                "{var}: docs/configuration.md says the default is {cell}, the definition says `{d}`: fix the page"
             )),
             None if code_spans(cell).len() == 1
                 && cell.starts_with('`')
@@ -319,7 +320,7 @@ fn every_variable_is_in_the_readme_table_with_its_default() {
                 && !cell.contains('$') =>
             {
                 problems.push(format!(
-                    "{var}: README.md gives the default {cell}, but the definition has none (it is derived or unset): \
+                    "{var}: docs/configuration.md gives the default {cell}, but the definition has none (it is derived or unset): \
                      say where it comes from instead"
                 ))
             }
@@ -331,23 +332,23 @@ fn every_variable_is_in_the_readme_table_with_its_default() {
         if defined.contains_key(var) {
             continue;
         }
-        if !readme.contains_key(var) && !code_spans(&section).iter().any(|s| word_at(s, var).next().is_some()) {
-            problems.push(format!("{var} (read at {place}) is not in README.md's ## Configuration tables: add it"));
+        if !documented.contains_key(var) && !code_spans(&section).iter().any(|s| word_at(s, var).next().is_some()) {
+            problems.push(format!("{var} (read at {place}) is not in docs/configuration.md's tables: add it"));
         }
     }
     let filter = format!("`{}`", hotline::telemetry::DEFAULT_FILTER);
-    match readme.get("RUST_LOG") {
+    match documented.get("RUST_LOG") {
         Some(cell) if *cell == filter => {}
         cell => problems.push(format!(
-            "RUST_LOG: README.md's default is {}, telemetry.rs's DEFAULT_FILTER is {filter}: fix the README",
+            "RUST_LOG: docs/configuration.md's default is {}, telemetry.rs's DEFAULT_FILTER is {filter}: fix the page",
             cell.map_or("missing", String::as_str)
         )),
     }
     let known: BTreeSet<String> = defined.keys().cloned().chain(others.into_keys()).collect();
-    for var in readme.keys().filter(|v| !known.contains(*v)) {
-        problems.push(format!("{var} is in README.md's ## Configuration tables, but nothing reads it: remove the row"));
+    for var in documented.keys().filter(|v| !known.contains(*v)) {
+        problems.push(format!("{var} is in docs/configuration.md's tables, but nothing reads it: remove the row"));
     }
-    assert!(problems.is_empty(), "README.md, ## Configuration:\n  {}", problems.join("\n  "));
+    assert!(problems.is_empty(), "docs/configuration.md:\n  {}", problems.join("\n  "));
 }
 
 #[test]
