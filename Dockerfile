@@ -10,8 +10,8 @@
 # at least HOTLINE_DRAIN_SECS + 10 s: `docker stop` waits only 10 s by
 # default before SIGKILL, which would cut calls 10 s into a 25 s drain.
 # `docker run --stop-timeout 35`, compose's `stop_grace_period: 35s`,
-# Kubernetes' terminationGracePeriodSeconds (see deploy/ and the README's
-# Deploy section for each platform's setting).
+# Kubernetes' terminationGracePeriodSeconds (see deploy/ and docs/deploy.md
+# for each platform's setting).
 
 # The toolchain pinned in rust-toolchain.toml (scripts/check-deploy.py
 # checks that the two agree).

@@ -22,6 +22,9 @@ Needs PyYAML, kubernetes-validate, dockerfile-parse and check-jsonschema
 - its port: the variable, the exposed or internal port, the probes' port
   and the Service's target all the same.
 
+And docs/deploy.md, which documents them: it names every recipe, and its
+grace-period table has every platform.
+
 Prints one line per check and `N passed, N failed`; exits 1 on a failure.
 """
 
@@ -508,14 +511,16 @@ def replit(binary, known, defaults):
     run_recipe(binary, ".replit", env, ["/healthz"])
 
 
-def readme():
-    text = (ROOT / "README.md").read_text()
-    section = text.split("## Deploy", 1)[1].split("\n## ", 1)[0] if "## Deploy" in text else ""
+def deploy_doc():
+    """docs/deploy.md, the recipes' documentation: the whole page (it opens with `# Deploy`)."""
+    path = ROOT / "docs" / "deploy.md"
+    text = path.read_text() if path.exists() else ""
+    section = text if text.startswith("# Deploy\n") else ""
     names = ["Dockerfile", "docker-compose.yml", "fly.toml", "deploy/k8s", ".replit", "scripts/check-deploy.py"]
     missing = [n for n in names if n not in section]
-    check("README: a Deploy section naming every recipe", bool(section) and not missing, f"missing {missing}" if missing else "")
+    check("docs/deploy.md: a Deploy page naming every recipe", bool(section) and not missing, f"missing {missing}" if missing else "")
     for platform in ["Docker", "Kubernetes", "Fly.io", "Cloud Run", "Railway", "Render", "Replit"]:
-        check(f"README: the grace-period table has {platform}", re.search(rf"^\| {re.escape(platform)}\b", section, re.M) is not None)
+        check(f"docs/deploy.md: the grace-period table has {platform}", re.search(rf"^\| {re.escape(platform)}\b", section, re.M) is not None)
 
 
 def main():
@@ -536,7 +541,7 @@ def main():
     fly(binary, known, defaults, image_env)
     kubernetes(binary, known, defaults, uid)
     replit(binary, known, defaults)
-    readme()
+    deploy_doc()
     failed = results.count(False)
     print(f"{results.count(True)} passed, {failed} failed")
     return 1 if failed else 0
