@@ -1,7 +1,7 @@
 //! `hotline bench`: the same echo job, measured at rising levels of
 //! concurrent real-time calls, for hotline and (with `--peer`) another
-//! server in the same run. See `cli/bench.rs` for the command and the
-//! README's Benchmarks section for a run.
+//! server in the same run. See `cli/bench.rs` for the command and
+//! docs/performance.md for a run.
 //!
 //! - `caller.rs`: one call, as a cheap load generator makes it.
 //! - `measure.rs`: CPU and RSS from `/proc`, pinning, percentiles.

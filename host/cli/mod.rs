@@ -34,7 +34,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the server on $PORT (the default command). Each setting is a
-    /// variable (see the README) or a flag, which wins.
+    /// variable (see docs/configuration.md) or a flag, which wins.
     Serve(Box<ServeArgs>),
     /// Place a simulated Twilio call: webhook, TwiML, WebSocket, real-time audio.
     Call(call::CallArgs),

@@ -1,7 +1,7 @@
 //! The call-control section of `hotline serve`'s settings: where a
 //! transfer goes, how long it rings, what the caller hears when nobody
 //! answers, and what is left on an answering machine. Defined once here, as
-//! the rest in `defs.rs`; README's "Call control" section explains each.
+//! the rest in `defs.rs`; docs/call-control.md explains each.
 
 use std::time::Duration;
 

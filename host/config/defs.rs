@@ -2,10 +2,10 @@
 //! environment variable, its default, its range and its help line, each
 //! written once, here (the providers' section is `providers/settings.rs`, the security
 //! section `security.rs`, the records' `store.rs`).
-//! `hotline serve --help` lists them; README's table lists them too, and
+//! `hotline serve --help` lists them; docs/configuration.md's tables list them too, and
 //! `tests/it/tidy.rs` checks that the two agree.
 //!
-//! To add one: a field here, its use in `Config` (`mod.rs`), a README row.
+//! To add one: a field here, its use in `Config` (`mod.rs`), a row in docs/configuration.md.
 
 use std::net::IpAddr;
 use std::path::PathBuf;

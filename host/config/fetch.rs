@@ -2,7 +2,7 @@
 //! logic may reach through its `fetch` effect, how long and how large a
 //! request may be, the secrets the host adds to requests by name, and the
 //! plain variables handed to the guest in `started`. Defined once here, as
-//! the rest in `defs.rs`; README's "Fetch" section explains each.
+//! the rest in `defs.rs`; docs/fetch.md explains each.
 
 use std::collections::BTreeMap;
 use std::time::Duration;

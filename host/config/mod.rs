@@ -2,7 +2,7 @@
 //! the echo agent with no keys. Each is defined once, in `defs.rs` (the
 //! providers' in `providers/settings.rs`), with its variable, flag, default
 //! and range; `env.rs` reads the variables; [`Config`] is the typed result
-//! the rest of the host uses. README's table lists the variables
+//! the rest of the host uses. docs/configuration.md's tables list the variables
 //! (`tests/it/tidy.rs` checks it against the definitions).
 
 mod control;
@@ -403,7 +403,7 @@ mod tests {
             .filter_map(variable)
             .filter(|v| !theirs.contains(v))
             .collect::<Vec<_>>();
-        // Taken as the nearest sane value, as README says; the port's whole range is valid.
+        // Taken as the nearest sane value, as docs/configuration.md says; the port's whole range is valid.
         let unranged = ["HOTLINE_MAX_UTTERANCE_MS", "PORT"];
         for var in &numeric {
             let ranged = RANGES.iter().any(|(v, ..)| v == var);

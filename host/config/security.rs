@@ -1,7 +1,7 @@
 //! The security section of `hotline serve`'s settings: who may start a
 //! call (Twilio's signatures, the per-call stream token), what the public
 //! URL is, and how long a client may take. Defined once here, as the rest
-//! in `defs.rs`; README's "Security" section explains each.
+//! in `defs.rs`; docs/security.md explains each.
 
 use std::time::Duration;
 

@@ -1,8 +1,8 @@
 //! The records section of `hotline serve`'s settings: where call records
 //! go (SQLite in the data directory, or PostgreSQL), how many may wait for
 //! the writer, how long they are kept, whether phone numbers are masked,
-//! and whether calls' audio is recorded. Defined once here, as the rest in `defs.rs`; README's "Records"
-//! section explains each.
+//! and whether calls' audio is recorded. Defined once here, as the rest in `defs.rs`; docs/records.md
+//! explains each.
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -1,7 +1,6 @@
 //! The Twilio REST section of `hotline serve`'s settings: the account and
 //! credentials hotline uses to end, redirect and place calls. Defined once
-//! here, as the rest in `defs.rs`; README's "Call control" section
-//! explains each.
+//! here, as the rest in `defs.rs`; docs/call-control.md explains each.
 
 use crate::providers::Secret;
 

@@ -4,7 +4,7 @@
 //! as a call delivers them, utterances counted.
 //!
 //! `cargo test --release -p hotline-audio vad_table -- --ignored --nocapture`
-//! prints every case as a table (the README's measurements).
+//! prints every case as a table (the measurements in docs/turn-taking.md).
 
 use std::path::PathBuf;
 

@@ -61,7 +61,7 @@ impl State {
 
 /// The call's tuning, fixed when it starts: the host's settings as they
 /// come with `started`. The host defines them, with their defaults and
-/// ranges (README, "Configuration"); the guest takes them as they are.
+/// ranges (docs/configuration.md); the guest takes them as they are.
 #[derive(Debug, Clone)]
 pub(crate) struct Settings {
     pub(crate) eou_silence_ms: u32,
