@@ -373,3 +373,194 @@ fn only_the_sandbox_names_wasmtime() {
         found.join("\n  ")
     );
 }
+
+/// The Markdown files whose links are checked: the README, ARCHITECTURE.md
+/// and every page of `docs/`.
+fn markdown_files() -> Vec<String> {
+    let mut files = vec!["README.md".to_string(), "ARCHITECTURE.md".to_string()];
+    let mut docs: Vec<String> = std::fs::read_dir(root().join("docs"))
+        .expect("reading docs/")
+        .map(|entry| entry.unwrap().path())
+        .filter(|p| p.is_file() && p.extension().is_some_and(|x| x == "md"))
+        .map(|p| format!("docs/{}", p.file_name().unwrap().to_string_lossy()))
+        .collect();
+    docs.sort();
+    files.extend(docs);
+    files
+}
+
+/// The anchor GitHub gives a heading: lower case, spaces as `-`, and
+/// punctuation other than `-` and `_` left out (`A turn's latency` is
+/// `a-turns-latency`).
+fn slug(heading: &str) -> String {
+    heading
+        .trim()
+        .chars()
+        .filter_map(|c| match c {
+            ' ' => Some('-'),
+            '-' | '_' => Some(c),
+            c if c.is_alphanumeric() => Some(c),
+            _ => None,
+        })
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
+/// Each line of `text` outside fenced code blocks, with its 1-based number,
+/// and the text of inline code spans blanked out (a span may run over a
+/// line break, not over a blank line).
+fn prose_lines(text: &str) -> Vec<(usize, String)> {
+    let mut out = Vec::new();
+    let (mut fenced, mut in_code) = (false, false);
+    for (n, line) in text.lines().enumerate() {
+        if line.trim_start().starts_with("```") {
+            fenced = !fenced;
+            continue;
+        }
+        if fenced {
+            continue;
+        }
+        if line.trim().is_empty() {
+            in_code = false;
+        }
+        let prose: String = line
+            .chars()
+            .map(|c| {
+                if c == '`' {
+                    in_code = !in_code;
+                    ' '
+                } else if in_code {
+                    ' '
+                } else {
+                    c
+                }
+            })
+            .collect();
+        out.push((n + 1, prose));
+    }
+    out
+}
+
+/// The anchors of a Markdown file's headings, GitHub's way (a repeated
+/// heading's anchor gets `-1`, `-2`…).
+fn anchors(text: &str) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    let mut fenced = false;
+    for line in text.lines() {
+        if line.trim_start().starts_with("```") {
+            fenced = !fenced;
+            continue;
+        }
+        let hashes = line.bytes().take_while(|&b| b == b'#').count();
+        if fenced || !(1..=6).contains(&hashes) || !line[hashes..].starts_with(' ') {
+            continue;
+        }
+        let base = slug(line[hashes..].trim_end_matches('#'));
+        let mut anchor = base.clone();
+        let mut n = 0;
+        while out.contains(&anchor) {
+            n += 1;
+            anchor = format!("{base}-{n}");
+        }
+        out.insert(anchor);
+    }
+    out
+}
+
+/// Every relative link `[text](target)` (and image) of a Markdown file
+/// outside code: its line and its target.
+fn relative_links(text: &str) -> Vec<(usize, String)> {
+    let mut out = Vec::new();
+    for (n, line) in prose_lines(text) {
+        for (at, _) in line.match_indices("](") {
+            let rest = &line[at + 2..];
+            let Some(end) = rest.find(')') else { continue };
+            // `[text](path "title")`: the target is the first word.
+            let target = rest[..end].split_whitespace().next().unwrap_or("").trim_matches(|c| c == '<' || c == '>');
+            if target.is_empty() || ["http://", "https://", "mailto:"].iter().any(|s| target.starts_with(s)) {
+                continue;
+            }
+            out.push((n, target.to_string()));
+        }
+    }
+    out
+}
+
+/// `base`'s directory joined with `relative`, `.` and `..` resolved, as a
+/// path from the repository's root; `None` when it leaves the repository.
+fn resolve(base: &str, relative: &str) -> Option<String> {
+    let mut parts: Vec<&str> = base.split('/').collect();
+    parts.pop();
+    for part in relative.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop()?;
+            }
+            part => parts.push(part),
+        }
+    }
+    Some(parts.join("/"))
+}
+
+#[test]
+fn every_relative_link_in_the_docs_leads_somewhere() {
+    let files = markdown_files();
+    assert!(files.len() > 3, "the docs are found: {files:?}");
+    let mut problems = Vec::new();
+    let mut checked = 0;
+    for file in &files {
+        let text = read(file);
+        for (line, target) in relative_links(&text) {
+            checked += 1;
+            let (path, anchor) = match target.split_once('#') {
+                Some((path, anchor)) => (path, Some(anchor)),
+                None => (target.as_str(), None),
+            };
+            let linked = if path.is_empty() { Some(file.clone()) } else { resolve(file, path) };
+            let Some(linked) = linked.filter(|l| root().join(l).exists()) else {
+                problems.push(format!("{file}:{line}: ({target}): no such file in the repository: fix the link"));
+                continue;
+            };
+            let Some(anchor) = anchor else { continue };
+            if !linked.ends_with(".md") {
+                continue;
+            }
+            if !anchors(&read(&linked)).contains(anchor) {
+                problems.push(format!(
+                    "{file}:{line}: ({target}): {linked} has no heading whose anchor is `#{anchor}`: \
+                     link to a heading it has (lower case, spaces as `-`, no punctuation but `-` and `_`)"
+                ));
+            }
+        }
+    }
+    assert!(checked > 50, "the links are found: only {checked}");
+    assert!(problems.is_empty(), "broken links:\n  {}", problems.join("\n  "));
+}
+
+#[test]
+fn the_slugs_are_githubs() {
+    assert_eq!(slug("A turn's latency"), "a-turns-latency");
+    assert_eq!(slug("Stop grace and `HOTLINE_DRAIN_SECS`"), "stop-grace-and-hotline_drain_secs");
+    assert_eq!(slug("Fetch: HTTP requests for call logic"), "fetch-http-requests-for-call-logic");
+    assert_eq!(slug("Turn-taking: hearing the caller"), "turn-taking-hearing-the-caller");
+    let text = "# Title\n```sh\n# not a heading\n```\n## Same\n## Same\n#nospace\n";
+    let expected: BTreeSet<String> = ["title", "same", "same-1"].into_iter().map(String::from).collect();
+    assert_eq!(anchors(text), expected);
+    let links = relative_links("[a](x.md) `[b](in-code.md)` [c](https://example.com)\n![d](e.png \"title\") [f](#g)\n");
+    let targets: Vec<&str> = links.iter().map(|(_, t)| t.as_str()).collect();
+    assert_eq!(targets, ["x.md", "e.png", "#g"]);
+    assert_eq!(resolve("docs/a.md", "../README.md").as_deref(), Some("README.md"));
+    assert_eq!(resolve("docs/a.md", "screenshots/x.png").as_deref(), Some("docs/screenshots/x.png"));
+    assert_eq!(resolve("README.md", "../outside.md"), None);
+}
+
+#[test]
+fn the_readme_is_at_most_300_lines() {
+    let lines = read("README.md").lines().count();
+    assert!(
+        lines <= 300,
+        "README.md has {lines} lines, more than 300: it is the newcomer's page; move the detail to a page of docs/ \
+         (listed in docs/README.md and in the README's Where to read on) and link it"
+    );
+}
