@@ -9,9 +9,9 @@ use std::hint::black_box;
 use std::time::SystemTime;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use hotline::providers::Secret;
 use hotline::twilio::signature::Verifier;
 use hotline::twilio::stream_token::{StreamTokens, add_to_twiml};
+use hotline_common::Secret;
 
 /// The parameters of a real voice webhook.
 fn twilio_form() -> Vec<(String, String)> {

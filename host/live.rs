@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::Stream;
+use hotline_common::Lock;
 use serde::Serialize;
 use tokio::sync::broadcast;
 use tokio::sync::broadcast::error::RecvError;
@@ -74,7 +75,7 @@ impl Default for Live {
 impl Live {
     /// A call appeared or changed.
     pub fn publish(&self, call: &LiveCall) {
-        let mut calls = self.calls.lock().expect("live calls lock");
+        let mut calls = self.calls.locked();
         match calls.get_mut(&call.call_sid) {
             Some(known) => known.clone_from(call),
             None => {
@@ -89,7 +90,7 @@ impl Live {
 
     /// A call ended (it must have been published, or nothing is sent).
     pub fn ended(&self, call_sid: &str, outcome: Outcome, duration_ms: i64) {
-        let mut calls = self.calls.lock().expect("live calls lock");
+        let mut calls = self.calls.locked();
         if calls.remove(call_sid).is_some() && self.changes.receiver_count() > 0 {
             let _ = self.changes.send(event("ended", &Ended { call_sid, outcome, duration_ms }));
         }
@@ -98,7 +99,7 @@ impl Live {
     /// The calls now (as a `snapshot` message) and every change after it:
     /// taken together under the lock, so none falls between the two.
     pub fn subscribe(&self) -> (Bytes, broadcast::Receiver<Bytes>) {
-        let calls = self.calls.lock().expect("live calls lock");
+        let calls = self.calls.locked();
         let mut list: Vec<&LiveCall> = calls.values().collect();
         list.sort_by(|a, b| (a.started_at, &a.call_sid).cmp(&(b.started_at, &b.call_sid)));
         let snapshot = event("snapshot", &serde_json::json!({ "calls": list }));

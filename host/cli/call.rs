@@ -6,8 +6,8 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::Context;
+use hotline_common::Secret;
 
-use crate::providers::Secret;
 use crate::sim::{CallOptions, CallReport, Moment, place_call, reply_latencies, wav};
 
 #[derive(Debug, clap::Args)]

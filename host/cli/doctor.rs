@@ -5,8 +5,9 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use hotline_common::Secret;
+
 use crate::doctor::{Report, Target};
-use crate::providers::Secret;
 
 #[derive(Debug, clap::Args)]
 #[command(group = clap::ArgGroup::new("where").required(true).args(["url", "local"]))]

@@ -10,6 +10,8 @@
 use std::net::IpAddr;
 use std::path::PathBuf;
 
+use hotline_common::clamped;
+
 use super::security::SecurityArgs;
 use super::store::StoreArgs;
 use super::{CallMode, LogFormat, SwapPolicy};
@@ -141,11 +143,6 @@ pub struct SandboxArgs {
 /// gives the range, and `env.rs` the variable).
 fn usize_in(lo: u64, hi: u64) -> clap::builder::RangedU64ValueParser<usize> {
     clap::builder::RangedU64ValueParser::new().range(lo..=hi)
-}
-
-/// A number taken as the nearest value in `LO..=HI`.
-pub(crate) fn clamped<const LO: u32, const HI: u32>(value: &str) -> Result<u32, std::num::ParseIntError> {
-    Ok(value.parse::<u32>()?.clamp(LO, HI))
 }
 
 /// Without its trailing slash; http(s) only.

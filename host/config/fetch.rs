@@ -7,10 +7,9 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use hotline_common::Secret;
 use reqwest::Url;
 use reqwest::header::HeaderValue;
-
-use crate::providers::Secret;
 
 #[derive(Debug, clap::Args)]
 #[command(next_help_heading = "Guest fetch")]

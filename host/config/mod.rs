@@ -22,7 +22,6 @@ use clap::parser::ValueSource;
 use clap::{ArgMatches, CommandFactory, FromArgMatches};
 
 pub use control::{Control, ControlArgs, TransferFallback, is_transfer_target};
-pub(crate) use defs::clamped;
 pub use defs::{EOU_MS_DEFAULT, SandboxArgs, ServeArgs};
 pub use env::parse_with_env;
 pub use fetch::{FetchArgs, GuestFetch, MAX_REQUEST_BYTES, Origin};

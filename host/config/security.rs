@@ -6,9 +6,9 @@
 use std::time::Duration;
 
 use clap::value_parser;
+use hotline_common::Secret;
 
 use super::defs::secret_of_at_least;
-use crate::providers::Secret;
 
 #[derive(Debug, clap::Args)]
 #[command(next_help_heading = "Security")]

@@ -8,8 +8,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::value_parser;
-
-use crate::providers::Secret;
+use hotline_common::Secret;
 
 #[derive(Debug, clap::Args)]
 #[command(next_help_heading = "Records")]

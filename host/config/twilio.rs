@@ -2,7 +2,7 @@
 //! credentials hotline uses to end, redirect and place calls. Defined once
 //! here, as the rest in `defs.rs`; docs/call-control.md explains each.
 
-use crate::providers::Secret;
+use hotline_common::Secret;
 
 #[derive(Debug, clap::Args)]
 #[command(next_help_heading = "Twilio REST API")]

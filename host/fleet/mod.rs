@@ -22,6 +22,7 @@ pub mod sql;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
+use hotline_common::Lock;
 use serde_json::{Value, json};
 use sqlx::postgres::PgPool;
 use tracing::{error, info, warn};
@@ -97,7 +98,7 @@ impl Fleet {
     }
 
     fn set(&self, state: &'static str, active: Option<&str>, error: Option<String>) {
-        let mut status = self.status.lock().expect("fleet status lock");
+        let mut status = self.status.locked();
         status.state = state;
         if active.is_some() {
             status.active = active.map(str::to_string);
@@ -107,7 +108,7 @@ impl Fleet {
 
     /// `/readyz`'s `fleet`: this instance's state and the fleet's version.
     pub fn report(&self) -> Value {
-        let status = self.status.lock().expect("fleet status lock").clone();
+        let status = self.status.locked().clone();
         json!({ "instance": self.instance, "state": status.state, "active": status.active, "error": status.error })
     }
 
@@ -123,7 +124,7 @@ impl Fleet {
     /// `stopped`): the others' rows stay as they are.
     pub async fn mark(&self, app: &App, state: &'static str) {
         let serving = app.versions.active().map(|v| v.digest().to_string());
-        let target = self.status.lock().expect("fleet status lock").active.clone();
+        let target = self.status.locked().active.clone();
         self.report_row(serving.as_deref(), target.as_deref(), state, None).await;
     }
 
@@ -174,7 +175,7 @@ impl Fleet {
                 _ => return Ok(()),
             },
         };
-        if self.failed.lock().expect("fleet lock").as_deref() == Some(digest.as_str()) {
+        if self.failed.locked().as_deref() == Some(digest.as_str()) {
             return Ok(());
         }
         let _ = self.bring(app, &digest, action).await;
@@ -188,7 +189,7 @@ impl Fleet {
         let already = app.versions.active().is_some_and(|v| v.digest() == digest);
         match self.apply_locally(app, digest, action).await {
             Ok(version) => {
-                *self.failed.lock().expect("fleet lock") = None;
+                *self.failed.locked() = None;
                 self.set("in_sync", Some(digest), None);
                 if !already {
                     let ms = started.elapsed().as_millis() as u64;
@@ -201,7 +202,7 @@ impl Fleet {
                 let reason = e.to_string();
                 error!(event = "fleet_load_failed", digest, action = action.name(), error = reason);
                 if !matches!(e, FleetError::Db(_)) {
-                    *self.failed.lock().expect("fleet lock") = Some(digest.to_string());
+                    *self.failed.locked() = Some(digest.to_string());
                 }
                 self.set("failed", Some(digest), Some(reason.clone()));
                 let serving = app.versions.active().map(|v| v.digest().to_string());
@@ -270,7 +271,7 @@ pub async fn push(app: &App, bytes: Vec<u8>, source: String) -> Result<Arc<Versi
     }
     info!(event = "fleet_push", digest, instance = fleet.instance, bytes = bytes.len());
     activate(&app.versions, version.clone());
-    *fleet.failed.lock().expect("fleet lock") = None;
+    *fleet.failed.locked() = None;
     fleet.set("in_sync", Some(&digest), None);
     fleet.report_row(Some(&digest), Some(&digest), "loaded", None).await;
     Ok(version)

@@ -8,6 +8,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use hotline_common::Lock;
+
 /// Open connections, counted from accept until the last of the HTTP
 /// connection and the call it upgraded to ends.
 pub struct Connections {
@@ -50,7 +52,7 @@ impl Connections {
     }
 
     pub fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<ConnectionGuard, Refusal> {
-        let mut counts = self.state.lock().expect("connection counts lock");
+        let mut counts = self.state.locked();
         if counts.total >= self.max_total {
             return Err(Refusal::Total);
         }
@@ -64,13 +66,13 @@ impl Connections {
     }
 
     pub fn open(&self) -> usize {
-        self.state.lock().expect("connection counts lock").total
+        self.state.locked().total
     }
 }
 
 impl Drop for ConnectionGuard {
     fn drop(&mut self) {
-        let mut counts = self.owner.state.lock().expect("connection counts lock");
+        let mut counts = self.owner.state.locked();
         counts.total -= 1;
         if let Some(n) = counts.per_ip.get_mut(&self.ip) {
             *n -= 1;
@@ -113,14 +115,14 @@ impl AuthFailures {
 
     /// How long this address must wait, if it is locked out.
     pub fn locked(&self, ip: IpAddr) -> Option<Duration> {
-        let state = self.state.lock().expect("auth failures lock");
+        let state = self.state.locked();
         let &(count, since) = state.get(&ip)?;
         let left = self.window.checked_sub(since.elapsed())?;
         (count >= self.max).then_some(left)
     }
 
     pub fn failed(&self, ip: IpAddr) {
-        let mut state = self.state.lock().expect("auth failures lock");
+        let mut state = self.state.locked();
         if state.len() >= REMEMBERED {
             let window = self.window;
             state.retain(|_, (_, since)| since.elapsed() < window);

@@ -9,13 +9,13 @@
 //! cleared. `Tape` is plain data and arithmetic; the `Call` methods below
 //! are its only contact with the call.
 
+use hotline_audio::SAMPLE_RATE;
+use hotline_audio::ulaw::SILENCE;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::Call;
 use crate::store::record::RecordingRef;
 use crate::store::recordings::Recording;
-use hotline_audio::SAMPLE_RATE;
-use hotline_audio::ulaw::SILENCE;
 
 /// Audio handed over at a time (5 s): what a recorded call holds.
 const CHUNK_SAMPLES: usize = 5 * SAMPLE_RATE as usize;

@@ -125,7 +125,7 @@ struct Alternative {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::providers::Secret;
+    use hotline_common::Secret;
 
     fn deepgram() -> Deepgram {
         let settings = DeepgramSettings {

@@ -30,7 +30,7 @@ use futures_util::future::BoxFuture;
 
 pub use error::{ErrorClass, ProviderError};
 pub use health::{Health, ProviderKind};
-pub use settings::{Choice, ProviderSettings, Secret};
+pub use settings::{Choice, ProviderSettings};
 pub use speech_cache::SpeechCache;
 pub use streaming::{Heard, StreamingStt};
 

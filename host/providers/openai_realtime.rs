@@ -272,7 +272,7 @@ impl ErrorDetail {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::providers::Secret;
+    use hotline_common::Secret;
 
     fn realtime() -> OpenAiRealtime {
         let settings = OpenAiRealtimeSettings {

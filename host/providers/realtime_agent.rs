@@ -293,7 +293,7 @@ struct ErrorDetail {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::providers::Secret;
+    use hotline_common::Secret;
 
     fn agent() -> RealtimeAgent {
         let settings = RealtimeAgentSettings {

@@ -1,42 +1,14 @@
 //! Which providers serve a call, and how to reach them: the providers'
 //! section of `hotline serve`'s settings ([`ProviderArgs`], one definition
 //! per variable, read by `config/`), and what they become
-//! ([`ProviderSettings`]). Secrets are wrapped in [`Secret`] so that no
-//! `Debug` or log line can print them.
+//! ([`ProviderSettings`]). Secrets are wrapped in `hotline_common::Secret`
+//! so that no `Debug` or log line can print them.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::bail;
-
-use crate::config::clamped;
-
-/// A value that must never be printed.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Secret(value.into())
-    }
-
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-/// Read from JSON (key files, token responses) straight into hiding.
-impl<'de> serde::Deserialize<'de> for Secret {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d).map(Secret::new)
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Secret(<redacted>)")
-    }
-}
+use hotline_common::{Secret, clamped};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Choice {

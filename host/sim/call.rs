@@ -21,7 +21,7 @@ use tokio_tungstenite::tungstenite::Message;
 use super::stream::{self, Dial, Stream};
 use crate::twilio::messages::{Mark, Outbound};
 
-use crate::providers::Secret;
+use hotline_common::Secret;
 
 #[derive(Debug, Clone)]
 pub struct CallOptions {

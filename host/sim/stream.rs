@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use futures_util::SinkExt;
+use hotline_common::Secret;
 use serde_json::json;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
@@ -19,7 +20,6 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 
 use super::twiml::{self, StreamTarget};
-use crate::providers::Secret;
 use crate::twilio::SUBPROTOCOL;
 use crate::twilio::signature::{self, Verifier};
 

@@ -10,9 +10,8 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
+use hotline_common::Secret;
 use ring::hmac;
-
-use crate::providers::Secret;
 
 /// The request header Twilio puts its signature in.
 pub const HEADER: &str = "x-twilio-signature";

@@ -13,11 +13,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as BASE64URL;
+use hotline_common::Secret;
 use ring::hmac;
 use ring::rand::{SecureRandom, SystemRandom};
 
 use super::twiml::escape;
-use crate::providers::Secret;
 
 /// The `<Parameter>` name the token travels under.
 pub const PARAMETER: &str = "hotline_token";

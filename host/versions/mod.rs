@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwapOption;
+use hotline_common::Lock;
 use serde_json::{Value, json};
 use tokio::sync::Notify;
 
@@ -183,7 +184,7 @@ impl Registry {
 
     /// Makes `version` the one new calls start on; returns the one it replaces.
     pub fn activate(&self, version: Arc<Version>) -> Option<Arc<Version>> {
-        let mut history = self.history.lock().expect("history lock");
+        let mut history = self.history.locked();
         history.push(version.clone());
         if history.len() > HISTORY {
             history.remove(0);
@@ -197,7 +198,7 @@ impl Registry {
     /// Returns to the version active before the current one; `reason` is
     /// `admin` or `traps`, for `last_rollback`.
     pub fn rollback(&self, reason: &'static str) -> Result<Arc<Version>, NothingToRollBack> {
-        let mut history = self.history.lock().expect("history lock");
+        let mut history = self.history.locked();
         if history.len() < 2 {
             return Err(NothingToRollBack);
         }
@@ -209,12 +210,12 @@ impl Registry {
         let at_unix_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
         let from = current.digest().to_string();
         let rollback = Rollback { from, to: previous.digest().to_string(), reason, at_unix_ms };
-        *self.last_rollback.lock().expect("rollback lock") = Some(rollback);
+        *self.last_rollback.locked() = Some(rollback);
         Ok(previous)
     }
 
     pub fn last_rollback(&self) -> Option<Rollback> {
-        self.last_rollback.lock().expect("rollback lock").clone()
+        self.last_rollback.locked().clone()
     }
 
     /// Counts a trap against `version`. If it is the active version, came
@@ -224,7 +225,7 @@ impl Registry {
         Version::count(&version.stats.traps);
         let now = Instant::now();
         let recent = {
-            let mut traps = version.stats.recent_traps.lock().expect("trap log lock");
+            let mut traps = version.stats.recent_traps.locked();
             traps.push_back(now);
             while traps.front().is_some_and(|t| now.duration_since(*t) > self.policy.window) {
                 traps.pop_front();
@@ -243,16 +244,16 @@ impl Registry {
             window_secs: self.policy.window.as_secs(),
             at: SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
         };
-        *self.last_auto_rollback.lock().expect("rollback lock") = Some(rollback.clone());
+        *self.last_auto_rollback.locked() = Some(rollback.clone());
         Some(rollback)
     }
 
     pub fn last_auto_rollback(&self) -> Option<AutoRollback> {
-        self.last_auto_rollback.lock().expect("rollback lock").clone()
+        self.last_auto_rollback.locked().clone()
     }
 
     /// Activations, newest first.
     pub fn history(&self) -> Vec<Arc<Version>> {
-        self.history.lock().expect("history lock").iter().rev().cloned().collect()
+        self.history.locked().iter().rev().cloned().collect()
     }
 }

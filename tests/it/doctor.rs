@@ -104,7 +104,7 @@ const REMOTE: [&str; 22] = [
 /// A server as a deployment runs it: a DEPLOY_ID, and pings every second
 /// (the default 10 s would make each simulated call wait that long).
 async fn server(tokens: &[&str]) -> TestServer {
-    let tokens: Vec<_> = tokens.iter().map(|t| hotline::providers::Secret::new(*t)).collect();
+    let tokens: Vec<_> = tokens.iter().map(|t| hotline_common::Secret::new(*t)).collect();
     start_server(move |c| {
         c.deploy_id = Some("doctor-test".into());
         c.keepalive = Duration::from_secs(1);
@@ -243,7 +243,7 @@ async fn https_is_checked_down_to_the_certificate_and_the_call_goes_over_wss() {
     let s = start_server(move |c| {
         c.deploy_id = Some("doctor-test".into());
         c.keepalive = Duration::from_secs(1);
-        c.security.auth_tokens = vec![hotline::providers::Secret::new(AUTH_TOKEN)];
+        c.security.auth_tokens = vec![hotline_common::Secret::new(AUTH_TOKEN)];
         c.public_base_url = Some(base);
     })
     .await;

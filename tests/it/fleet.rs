@@ -238,6 +238,7 @@ async fn sigterm_drains_one_instance_alone_and_a_restart_with_an_empty_cache_run
     tokio::time::sleep(Duration::from_millis(800)).await;
     let c = &mut all[2];
     let pid = c.child.process.id().expect("running") as i32;
+    // SAFETY: kill(2) on the child this test started; no memory is involved.
     assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
     let c_base = c.child.base.clone();
     eventually("c stops being ready", || async {

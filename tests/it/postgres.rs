@@ -38,14 +38,17 @@ fn bin_dir() -> PathBuf {
 }
 
 fn is_root() -> bool {
+    // SAFETY: geteuid(2) takes nothing and cannot fail.
     unsafe { libc::geteuid() == 0 }
 }
 
 /// The `postgres` user's uid and gid.
 fn postgres_user() -> (u32, u32) {
     let name = std::ffi::CString::new("postgres").unwrap();
+    // SAFETY: `name` is a NUL-terminated string that outlives the call.
     let pw = unsafe { libc::getpwnam(name.as_ptr()) };
     assert!(!pw.is_null(), "running as root, the tests need the `postgres` user to run PostgreSQL");
+    // SAFETY: `pw` is not null (asserted above) and points at libc's static entry, read at once.
     unsafe { ((*pw).pw_uid, (*pw).pw_gid) }
 }
 

@@ -67,6 +67,7 @@ async fn sigterm_drains_live_calls_and_exits_zero() {
 
     let pid = child.process.id().expect("running") as i32;
     let signalled = Instant::now();
+    // SAFETY: kill(2) on the child this test started; no memory is involved.
     assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
 
     let mut ready = 200;

@@ -7,10 +7,10 @@
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use hotline::config::{Backend, StoreSettings};
-use hotline::providers::Secret;
 use hotline::sim::{CallOptions, place_call};
 use hotline::store::Records;
 use hotline::store::record::{CallRecord, Outcome, TurnRecord};
+use hotline_common::Secret;
 use reqwest::StatusCode;
 use serde_json::Value;
 
@@ -512,6 +512,7 @@ async fn sigterm_flushes_the_records_and_a_newer_schema_stops_the_binary() {
     place_call(&echo_call(&child.base, sid)).await.unwrap();
     // At once: the record is at most in the writer's hands.
     let pid = child.process.id().unwrap() as i32;
+    // SAFETY: kill(2) on the child this test started; no memory is involved.
     assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
     let status = tokio::time::timeout(Duration::from_secs(20), child.process.wait()).await.unwrap().unwrap();
     assert!(status.success());

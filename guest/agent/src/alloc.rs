@@ -79,20 +79,26 @@ mod component {
 
     /// A component runs on one thread: wasm32 without threads.
     struct OneThread(Kept);
+    // SAFETY: no other thread exists to share it with.
     unsafe impl Sync for OneThread {}
 
     static KEPT: OneThread = OneThread(Kept::new());
 
     pub struct Allocator;
 
+    // SAFETY: every block comes from `System` (kept ones too) and goes back to
+    // it, except memory below the heap, which is never freed and is copied
+    // into a block of `System`'s when it is resized.
     unsafe impl GlobalAlloc for Allocator {
         unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
             match KEPT.0.take(layout) {
                 Some(ptr) => ptr,
+                // SAFETY: the caller's layout, as `GlobalAlloc::alloc` requires.
                 None => unsafe { System.alloc(layout) },
             }
         }
         unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+            // SAFETY: the caller's layout, as `GlobalAlloc::alloc_zeroed` requires.
             unsafe { System.alloc_zeroed(layout) }
         }
         unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
@@ -100,16 +106,22 @@ mod component {
                 return;
             }
             if let Some(freed) = KEPT.0.keep(Block { ptr, layout }) {
+                // SAFETY: a block `System` allocated with this layout, freed once.
                 unsafe { System.dealloc(freed.ptr, freed.layout) }
             }
         }
         unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
             // A block from `KEPT` came from `System`: it resizes as any other.
             if !below_heap(ptr) {
+                // SAFETY: a block of `System`'s with this layout (see above).
                 return unsafe { System.realloc(ptr, layout, new_size) };
             }
+            // SAFETY: `new_size` and the align come from a valid layout, as
+            // `GlobalAlloc::realloc` requires of its caller.
             let moved = unsafe { System.alloc(Layout::from_size_align_unchecked(new_size, layout.align())) };
             if !moved.is_null() {
+                // SAFETY: both blocks hold at least that many bytes, and a new
+                // block cannot overlap the data below the heap.
                 unsafe { std::ptr::copy_nonoverlapping(ptr, moved, layout.size().min(new_size)) };
             }
             moved
@@ -128,11 +140,13 @@ mod tests {
 
     fn block(size: usize) -> Block {
         let layout = Layout::from_size_align(size, 1).unwrap();
+        // SAFETY: a valid, non-zero layout.
         Block { ptr: unsafe { System.alloc(layout) }, layout }
     }
 
     fn free(block: Option<Block>) {
         if let Some(b) = block {
+            // SAFETY: allocated by `block` with this layout, freed once.
             unsafe { System.dealloc(b.ptr, b.layout) }
         }
     }

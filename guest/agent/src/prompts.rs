@@ -48,7 +48,7 @@ pub(crate) const fn padded<const N: usize>(raw: &[u8]) -> [u8; N] {
 /// the component.
 #[cfg(target_arch = "wasm32")]
 pub(crate) fn play(prompt: &'static [u8]) -> Vec<u8> {
-    debug_assert!(prompt.len() % FRAME_BYTES == 0);
+    debug_assert!(prompt.len().is_multiple_of(FRAME_BYTES));
     // SAFETY: the pointer lies below the heap, where `alloc::Allocator` never
     // frees and reallocates by copying; the bytes are not written through
     // it (see the module's comment), and the prompt lives as long as the

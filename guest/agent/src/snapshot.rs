@@ -567,6 +567,8 @@ mod base64_bytes {
         use hotline_audio::chunked::ChunkedAudio;
         use serde::{Deserializer, Serializer};
 
+        // serde's `with` passes the field by reference: `&Cow` is its shape.
+        #[allow(clippy::ptr_arg)]
         pub fn serialize<S: Serializer>(audio: &Cow<'_, ChunkedAudio>, s: S) -> Result<S::Ok, S::Error> {
             s.collect_str(&super::Encoded(audio.slices()))
         }

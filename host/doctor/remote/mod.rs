@@ -23,11 +23,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
+use hotline_common::Secret;
 use reqwest::{StatusCode, Url};
 use tokio::net::TcpStream;
 
 use super::{Check, Report, Status, excerpt};
-use crate::providers::{ProviderSettings, Secret};
+use crate::providers::ProviderSettings;
 use crate::sim::stream::{self, Dial};
 use crate::sim::twiml::{StreamTarget, stream_target};
 

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
+use hotline_common::Secret;
 use reqwest::Client;
 use ring::rand::SystemRandom;
 use ring::signature::{RSA_PKCS1_SHA256, RsaKeyPair};
@@ -15,7 +16,7 @@ use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::Mutex;
 
-use crate::providers::{ProviderError, Result, Secret};
+use crate::providers::{ProviderError, Result};
 
 const SCOPE: &str = "https://www.googleapis.com/auth/cloud-platform";
 /// Lifetime asked for in the assertion (Google's maximum).
