@@ -13,7 +13,8 @@ use std::time::Instant;
 use criterion::{Criterion, criterion_group, criterion_main};
 use hotline::config::Config;
 use hotline::sandbox::wit::{self, Event, Media, Started};
-use hotline::sandbox::{DEFAULT_GUEST, Sandbox, SandboxConfig};
+use hotline::sandbox::{Sandbox, SandboxConfig};
+use hotline::versions::DEFAULT_GUEST;
 use hotline_audio::endpoint::{EndpointConfig, Endpointer};
 use hotline_audio::ulaw;
 

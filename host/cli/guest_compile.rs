@@ -10,7 +10,8 @@ use std::time::Instant;
 use anyhow::{Context, bail};
 
 use crate::config::SandboxArgs;
-use crate::sandbox::{DEFAULT_GUEST, Sandbox};
+use crate::sandbox::Sandbox;
+use crate::versions::DEFAULT_GUEST;
 
 #[derive(Debug, clap::Args)]
 pub struct CompileArgs {

@@ -80,7 +80,7 @@ pub fn run() -> anyhow::Result<ExitCode> {
         None | Some(Command::Serve(_)) => {
             let config = Config::from_matches(matches.subcommand_matches("serve").unwrap_or(&matches), &get)?;
             // Held to the end: dropping it flushes the log.
-            let _log = crate::telemetry::init(config.log_format);
+            let _log = hotline_telemetry::init(config.log_format);
             runtime.block_on(crate::http::serve(config))?;
             Ok(ExitCode::SUCCESS)
         }
@@ -92,7 +92,7 @@ pub fn run() -> anyhow::Result<ExitCode> {
         Some(Command::Guest(GuestCommand::Test(args))) => runtime.block_on(guest_test::run(args, &get)),
         Some(Command::Guest(GuestCommand::Compile(args))) => {
             // The cache's refusals are logged: show them.
-            let _log = crate::telemetry::init(crate::config::LogFormat::Text);
+            let _log = hotline_telemetry::init(hotline_telemetry::LogFormat::Text);
             runtime.block_on(guest_compile::run(args, &get))
         }
     }

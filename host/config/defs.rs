@@ -11,10 +11,11 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 
 use hotline_common::clamped;
+use hotline_telemetry::LogFormat;
 
 use super::security::SecurityArgs;
 use super::store::StoreArgs;
-use super::{CallMode, LogFormat, SwapPolicy};
+use super::{CallMode, SwapPolicy};
 use crate::providers::settings::ProviderArgs;
 
 /// `HOTLINE_EOU_MS`'s default, also the simulator's (`hotline call

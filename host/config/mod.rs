@@ -29,14 +29,10 @@ pub use security::{Security, SecurityArgs};
 pub use store::{Backend, StoreArgs, StoreSettings};
 pub use twilio::{TwilioArgs, TwilioRest, is_phone_target};
 
+use hotline_telemetry::LogFormat;
+
 use crate::providers::ProviderSettings;
 use crate::sandbox::SandboxConfig;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum LogFormat {
-    Text,
-    Json,
-}
 
 /// How the webhook's TwiML handles the call (`HOTLINE_CALL_MODE`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -32,7 +32,7 @@ async fn run(app: Arc<App>, fleet: Arc<Fleet>) {
             // The records' pool closed: the server is shutting down.
             Ok(()) => return,
             Err(e) => {
-                crate::warn_throttled!(event = "fleet_listener_lost", error = %e, retry_ms = backoff.as_millis() as u64);
+                hotline_telemetry::warn_throttled!(event = "fleet_listener_lost", error = %e, retry_ms = backoff.as_millis() as u64);
                 fleet.set("db_unreachable", None, Some(e.to_string()));
             }
         }

@@ -116,7 +116,7 @@ impl Fleet {
     /// next sync writes it again.
     async fn report_row(&self, serving: Option<&str>, target: Option<&str>, state: &str, error: Option<&str>) {
         if let Err(e) = sql::report(&self.pool, &self.instance, serving, target, state, error).await {
-            crate::warn_throttled!(event = "fleet_db_unreachable", error = %e);
+            hotline_telemetry::warn_throttled!(event = "fleet_db_unreachable", error = %e);
         }
     }
 

@@ -14,8 +14,9 @@ use super::respond::{Body, empty, xml};
 use super::routes::{param, signed_form, stream_twiml};
 use crate::app::App;
 use crate::config::TransferFallback;
+use crate::convert::{answered_by, dial_status};
 use crate::media::record::TRANSFER_PARAMETER;
-use crate::sandbox::{answered_by, dial_status, wit};
+use crate::sandbox::wit;
 use crate::switchboard::{DialEnd, Signal};
 use crate::twilio::twiml;
 

@@ -144,7 +144,7 @@ impl AppError {
                 text(StatusCode::REQUEST_TIMEOUT, reason)
             }
             AppError::BadForm(_) | AppError::BadRequest(_) => {
-                crate::warn_throttled!(event = "webhook_rejected", reason);
+                hotline_telemetry::warn_throttled!(event = "webhook_rejected", reason);
                 text(StatusCode::BAD_REQUEST, reason)
             }
             AppError::Draining => {
@@ -156,7 +156,7 @@ impl AppError {
                 xml(StatusCode::SERVICE_UNAVAILABLE, REFUSAL_TWIML)
             }
             AppError::Handshake(_) => {
-                crate::warn_throttled!(event = "ws_handshake_rejected", reason);
+                hotline_telemetry::warn_throttled!(event = "ws_handshake_rejected", reason);
                 text(StatusCode::BAD_REQUEST, reason)
             }
             AppError::NoGuestForStream => text(StatusCode::SERVICE_UNAVAILABLE, reason),
@@ -179,7 +179,7 @@ impl AppError {
                 text(StatusCode::INTERNAL_SERVER_ERROR, reason)
             }
             AppError::Signature { reason, url } => {
-                crate::warn_throttled!(event = "signature_rejected", reason = reason.name(), url);
+                hotline_telemetry::warn_throttled!(event = "signature_rejected", reason = reason.name(), url);
                 text(StatusCode::FORBIDDEN, "invalid Twilio signature")
             }
             AppError::TooManyAttempts { retry_after } => {
@@ -189,7 +189,7 @@ impl AppError {
                 response
             }
             AppError::Unauthorized { path } => {
-                crate::warn_throttled!(event = "admin_unauthorized", path);
+                hotline_telemetry::warn_throttled!(event = "admin_unauthorized", path);
                 let mut response = text(StatusCode::UNAUTHORIZED, reason);
                 response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
                 response
@@ -209,11 +209,11 @@ impl AppError {
             AppError::RecordsOff | AppError::NoRecording => api_error(StatusCode::NOT_FOUND, &reason),
             AppError::CallControlOff => api_error(StatusCode::CONFLICT, &reason),
             AppError::Twilio(e) => {
-                crate::warn_throttled!(event = "twilio_rest_failed", class = e.class(), reason);
+                hotline_telemetry::warn_throttled!(event = "twilio_rest_failed", class = e.class(), reason);
                 api_error(StatusCode::BAD_GATEWAY, &reason)
             }
             AppError::RecordingUnreadable(_) => {
-                crate::warn_throttled!(event = "recording_unreadable", reason);
+                hotline_telemetry::warn_throttled!(event = "recording_unreadable", reason);
                 api_error(StatusCode::NOT_FOUND, &reason)
             }
             AppError::RangeNotSatisfiable(len) => {
@@ -223,7 +223,7 @@ impl AppError {
                 response
             }
             AppError::Store(_) => {
-                crate::warn_throttled!(event = "api_store_error", reason);
+                hotline_telemetry::warn_throttled!(event = "api_store_error", reason);
                 api_error(StatusCode::SERVICE_UNAVAILABLE, "the records database is unavailable")
             }
             AppError::SessionInvalid { why, path } => {
@@ -231,17 +231,17 @@ impl AppError {
                 if why == Invalid::Expired {
                     info!(event = "session_refused", why = ?why, path);
                 } else {
-                    crate::warn_throttled!(event = "session_refused", why = ?why, path);
+                    hotline_telemetry::warn_throttled!(event = "session_refused", why = ?why, path);
                 }
                 api_error(StatusCode::UNAUTHORIZED, &reason)
             }
             AppError::LoginFailed { ip } => {
-                crate::warn_throttled!(event = "login_failed", ip = ip.map(|ip| ip.to_string()));
+                hotline_telemetry::warn_throttled!(event = "login_failed", ip = ip.map(|ip| ip.to_string()));
                 api_error(StatusCode::UNAUTHORIZED, &reason)
             }
             AppError::DashboardNotBuilt => text(StatusCode::SERVICE_UNAVAILABLE, reason),
             AppError::CrossSite(why) => {
-                crate::warn_throttled!(event = "cross_site_refused", why);
+                hotline_telemetry::warn_throttled!(event = "cross_site_refused", why);
                 api_error(StatusCode::FORBIDDEN, &reason)
             }
         }

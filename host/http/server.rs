@@ -26,8 +26,9 @@ use super::limits::Peer;
 use crate::app::App;
 use crate::config::Config;
 use crate::providers::Providers;
-use crate::sandbox::{DEFAULT_GUEST, Sandbox};
+use crate::sandbox::Sandbox;
 use crate::store::Records;
+use crate::versions::DEFAULT_GUEST;
 
 /// Time the calls get to finish their close handshakes once told to close.
 const CLOSE_GRACE: Duration = Duration::from_secs(5);
@@ -183,7 +184,7 @@ async fn accept_loop(app: Arc<App>, listener: TcpListener, connections: TaskTrac
                 Ok(pair) => pair,
                 Err(e) => {
                     // EMFILE and friends: back off instead of spinning.
-                    crate::warn_throttled!(event = "accept_failed", error = %e);
+                    hotline_telemetry::warn_throttled!(event = "accept_failed", error = %e);
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 }
@@ -194,7 +195,7 @@ async fn accept_loop(app: Arc<App>, listener: TcpListener, connections: TaskTrac
             Err(refusal) => {
                 // Closed at once: its descriptor is free again, and a client
                 // holding many cannot starve the others (`/healthz` included).
-                crate::warn_throttled!(event = "connection_refused", reason = refusal.name(), %peer);
+                hotline_telemetry::warn_throttled!(event = "connection_refused", reason = refusal.name(), %peer);
                 continue;
             }
         };

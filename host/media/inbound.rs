@@ -10,6 +10,7 @@ use tracing::{Span, error, info, warn};
 
 use super::record::{self, Field, Recorder};
 use super::{Call, Flow, transfer};
+use crate::convert::Convert;
 use crate::sandbox::wit::{self, Event};
 use crate::twilio::messages::{Frame, Inbound};
 use crate::twilio::stream_token;
@@ -181,7 +182,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
                     call_sid: start.call_sid,
                     custom_parameters: start.custom_parameters.into_iter().collect(),
                     config: wit::Config::from(&self.app.config),
-                    direction: direction.into(),
+                    direction: direction.convert(),
                     from: from.unwrap_or_default(),
                     to: to.unwrap_or_default(),
                 };

@@ -323,7 +323,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
                     self.dispatch(event).await
                 }
                 Input::Signal(Signal::AnsweredBy(verdict)) => {
-                    self.note("answered_by", &[("answered_by", Field::Str(crate::sandbox::answered_by_name(verdict)))]);
+                    self.note("answered_by", &[("answered_by", Field::Str(crate::convert::answered_by_name(verdict)))]);
                     self.dispatch(Event::AnsweredBy(verdict)).await
                 }
                 Input::Ping => written(self.ws.send(Message::Ping(Default::default()))).await,

@@ -50,6 +50,7 @@ use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 use tracing::{Instrument, Span, debug, info, warn};
 
+use crate::convert::Convert;
 use crate::providers::realtime_agent::{RealtimeAgent, ServerEvent, client};
 use crate::providers::streaming::{self, DOWN_FOR, RECONNECT_DELAYS, Socket};
 use crate::providers::{ProviderError, ProviderKind, Providers, Role, Tool};
@@ -180,7 +181,7 @@ impl Realtime {
             .into_iter()
             .rev()
             .collect();
-        let tools = thought.tools.into_iter().map(Tool::from).collect();
+        let tools = thought.tools.into_iter().map(Convert::convert).collect();
         self.send(Command::Respond { epoch, instructions: instructions.unwrap_or_default(), tools, outputs });
     }
 
@@ -566,7 +567,7 @@ impl Session {
         let message = error.to_string();
         warn!(event = "realtime_response_failed", error = %message);
         self.providers.health.failed(ProviderKind::Llm, error.class(), &message);
-        let error = wit::ProviderError { kind: ProviderKind::Llm.into(), message };
+        let error = wit::ProviderError { kind: ProviderKind::Llm.convert(), message };
         self.note(epoch, Note::Event(Event::ProviderError(error)));
     }
 

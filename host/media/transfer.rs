@@ -72,7 +72,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
     /// `transfer-failed`; without one (expired, or kept by another
     /// instance) a fresh session hears `started`, then `transfer-failed`.
     pub(super) async fn returned(&mut self, started: wit::Started, status: &str, back: Option<Returning>) -> Flow {
-        let status = crate::sandbox::dial_status(status).unwrap_or(wit::DialStatus::Failed);
+        let status = crate::convert::dial_status(status).unwrap_or(wit::DialStatus::Failed);
         let (target, snapshot) = back.map_or((String::new(), None), |b| (b.target, b.snapshot));
         let failed = wit::Event::TransferFailed(wit::TransferFailed { target, status });
         if let Some(snapshot) = snapshot {

@@ -30,6 +30,7 @@ use tracing::{Instrument, Span, debug, info, warn};
 use super::listen::Listener;
 use super::realtime::{self, Note, Realtime};
 use super::turn_log::{Outcome, TurnTimes, TurnTiming, ms_since};
+use crate::convert::Convert;
 use crate::providers::retry::{retry_once, retry_wanted};
 use crate::providers::{self, Message, Pcm, ProviderKind, Providers, Tool, ToolCall};
 use crate::sandbox::wit::{self, Event};
@@ -200,7 +201,7 @@ impl Work {
             });
         }
         let Some(stt) = self.providers.stt.clone() else { return self.missing(ProviderKind::Stt) };
-        let pcm = Pcm::from(utterance);
+        let pcm: Pcm = utterance.convert();
         let retry_delay = self.providers.settings.retry_delay;
         let (providers, report) = (self.providers.clone(), self.reporter());
         self.spawn(async move {
@@ -221,8 +222,8 @@ impl Work {
             return rt.respond(epoch, thought);
         }
         let Some(llm) = self.providers.llm.clone() else { return self.missing(ProviderKind::Llm) };
-        let messages: Vec<Message> = thought.turns.into_iter().map(Message::from).collect();
-        let tools: Vec<Tool> = thought.tools.into_iter().map(Tool::from).collect();
+        let messages: Vec<Message> = thought.turns.into_iter().map(Convert::convert).collect();
+        let tools: Vec<Tool> = thought.tools.into_iter().map(Convert::convert).collect();
         let (providers, report) = (self.providers.clone(), self.reporter());
         self.spawn(async move {
             let mut delta = |d: &str| report(Event::ReplyText(wit::ReplyText { delta: d.to_string(), done: false }));
@@ -232,7 +233,7 @@ impl Work {
                     // The contract's order: the calls, then the reply's end.
                     if !calls.is_empty() {
                         log_tool_calls(&calls);
-                        report(Event::ToolCalls(calls.into_iter().map(wit::ToolCall::from).collect()));
+                        report(Event::ToolCalls(calls.into_iter().map(Convert::convert).collect()));
                     }
                     report(Event::ReplyText(wit::ReplyText { delta: String::new(), done: true }));
                 }
@@ -323,7 +324,7 @@ impl Work {
     fn missing(&mut self, kind: ProviderKind) {
         warn!(event = "provider_missing", kind = kind.name());
         let message = format!("no {} provider is configured", kind.name());
-        let error = wit::ProviderError { kind: kind.into(), message };
+        let error = wit::ProviderError { kind: kind.convert(), message };
         (self.reporter())(Event::ProviderError(error));
     }
 
@@ -480,7 +481,7 @@ fn finish<T>(providers: &Providers, kind: ProviderKind, result: providers::Resul
             let message = e.to_string();
             warn!(event = "provider_error", kind = kind.name(), error = %message);
             providers.health.failed(kind, e.class(), &message);
-            Err(wit::ProviderError { kind: kind.into(), message })
+            Err(wit::ProviderError { kind: kind.convert(), message })
         }
     }
 }

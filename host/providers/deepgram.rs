@@ -133,7 +133,7 @@ mod tests {
             api_key: Secret::new("k"),
             model: "nova-3".into(),
         };
-        let providers = crate::config::Config::default().providers;
+        let providers = crate::settings::defaults();
         Deepgram::new(settings, &providers).unwrap()
     }
 

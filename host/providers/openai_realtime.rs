@@ -280,7 +280,7 @@ mod tests {
             api_key: Secret::new("k"),
             model: "gpt-4o-transcribe".into(),
         };
-        let providers = crate::config::Config::default().providers;
+        let providers = crate::settings::defaults();
         OpenAiRealtime::new(settings, &providers).unwrap()
     }
 

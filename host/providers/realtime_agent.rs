@@ -303,7 +303,7 @@ mod tests {
             voice: "marin".into(),
             transcription_model: "gpt-4o-mini-transcribe".into(),
         };
-        RealtimeAgent::new(settings, &crate::config::Config::default().providers).unwrap()
+        RealtimeAgent::new(settings, &crate::settings::defaults()).unwrap()
     }
 
     fn value(message: Message) -> Value {

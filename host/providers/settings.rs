@@ -391,3 +391,16 @@ fn url_of(value: &str, [plain, secure]: [&str; 2]) -> Result<String, String> {
     }
     Ok(url.to_string())
 }
+
+/// Every provider setting at its default (no variables), as the server
+/// reads them with none set: for the tests of this crate, which has no
+/// `Config`.
+#[cfg(test)]
+pub(crate) fn defaults() -> ProviderSettings {
+    use clap::{Args, FromArgMatches};
+    let matches = ProviderArgs::augment_args(clap::Command::new("providers")).get_matches_from(["providers"]);
+    ProviderArgs::from_arg_matches(&matches)
+        .expect("the defaults parse")
+        .settings(false)
+        .expect("the defaults are valid")
+}

@@ -102,7 +102,7 @@ impl Submitter {
             Ok(()) => {}
             Err(TrySendError::Full(record) | TrySendError::Closed(record)) => {
                 let dropped = self.stats.dropped.fetch_add(1, Ordering::Relaxed) + 1;
-                crate::warn_throttled!(event = "record_dropped", call_sid = record.call_sid, dropped);
+                hotline_telemetry::warn_throttled!(event = "record_dropped", call_sid = record.call_sid, dropped);
             }
         }
     }

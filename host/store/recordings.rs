@@ -128,7 +128,7 @@ impl Recordings {
             self.queued_bytes.fetch_sub(len, Ordering::Relaxed);
             recording.broken.store(true, Ordering::Relaxed);
             let dropped = self.dropped_chunks.fetch_add(1, Ordering::Relaxed) + 1;
-            crate::warn_throttled!(event = "recording_dropped", recording = recording.name, dropped);
+            hotline_telemetry::warn_throttled!(event = "recording_dropped", recording = recording.name, dropped);
             return;
         }
         recording.samples += (len / 2) as u64;
@@ -183,7 +183,7 @@ impl Writer {
                 Job::Append(path, interleaved) => {
                     let len = interleaved.len();
                     if let Err(e) = append(&path, &interleaved) {
-                        crate::warn_throttled!(event = "recording_write_failed", path = %path.display(), error = %e);
+                        hotline_telemetry::warn_throttled!(event = "recording_write_failed", path = %path.display(), error = %e);
                     }
                     self.queued_bytes.fetch_sub(len, Ordering::Relaxed);
                 }

@@ -117,7 +117,7 @@ impl Writer {
                 Ok(()) => return true,
                 Err(reason) => {
                     self.stats.set(Health::Degraded);
-                    crate::warn_throttled!(event = "record_write_failed", records = batch.len(), error = %reason);
+                    hotline_telemetry::warn_throttled!(event = "record_write_failed", records = batch.len(), error = %reason);
                     let reachable = matches!(timeout(PING_TIMEOUT, self.db.ping()).await, Ok(Ok(())));
                     if reachable {
                         refused += 1;
@@ -214,7 +214,7 @@ impl Writer {
                     return true;
                 }
                 Err(e) if e.is_unreachable() => {
-                    crate::warn_throttled!(event = "records_db_unreachable", error = %e);
+                    hotline_telemetry::warn_throttled!(event = "records_db_unreachable", error = %e);
                 }
                 Err(e) => {
                     error!(event = "records_refused", error = %e, "no records are written");

@@ -22,6 +22,9 @@ use crate::sandbox::Guest;
 
 pub use load::{LoadError, Step, activate, admit, install, validate};
 
+/// The built-in guest (the echo agent), compiled from `guest/default` by build.rs.
+pub static DEFAULT_GUEST: &[u8] = include_bytes!(env!("HOTLINE_GUEST_DEFAULT_WASM"));
+
 /// Activations remembered for rollback and `GET /admin/guest`.
 const HISTORY: usize = 16;
 

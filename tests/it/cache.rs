@@ -10,7 +10,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use hotline::config::Config;
-use hotline::sandbox::{DEFAULT_GUEST, Sandbox, SandboxConfig};
+use hotline::sandbox::{Sandbox, SandboxConfig};
+use hotline::versions::DEFAULT_GUEST;
 use reqwest::StatusCode;
 
 use crate::support::hotline_command;

@@ -112,7 +112,7 @@ async fn a_0_1_component_serves_calls_and_live_calls_migrate_both_ways() {
             .collect();
         tokio::time::sleep(std::time::Duration::from_millis(900)).await;
         if round == 0 {
-            let (status, body) = put_guest(&s.base, hotline::sandbox::DEFAULT_GUEST.to_vec()).await;
+            let (status, body) = put_guest(&s.base, hotline::versions::DEFAULT_GUEST.to_vec()).await;
             assert_eq!(status, StatusCode::OK, "{body}");
         } else {
             assert_eq!(rollback(&s.base).await, StatusCode::OK);

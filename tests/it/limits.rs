@@ -243,7 +243,8 @@ async fn streams_beyond_the_call_limit_are_refused_and_webhooks_keep_their_reser
 #[test]
 fn guest_instances_beyond_the_limit_are_refused_until_one_ends() {
     use hotline::config::Config;
-    use hotline::sandbox::{DEFAULT_GUEST, GuestError, Sandbox, SandboxConfig};
+    use hotline::sandbox::{GuestError, Sandbox, SandboxConfig};
+    use hotline::versions::DEFAULT_GUEST;
 
     let sandbox = Sandbox::new(SandboxConfig { max_instances: 2, ..Config::default().sandbox }).expect("sandbox");
     let guest = sandbox.load(DEFAULT_GUEST).expect("the default guest loads");

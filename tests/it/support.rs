@@ -7,8 +7,9 @@ use std::sync::OnceLock;
 use hotline::config::{Config, SwapPolicy};
 use hotline::http::Server;
 use hotline::sandbox::wit::{self, Effect, Event, LogEntry, Media, Started};
-use hotline::sandbox::{DEFAULT_GUEST, Guest, Sandbox, SandboxConfig, Session};
+use hotline::sandbox::{Guest, Sandbox, SandboxConfig, Session};
 use hotline::sim::{CallReport, Moment};
+use hotline::versions::DEFAULT_GUEST;
 use hotline_audio::frame::ulaw_frames;
 use reqwest::StatusCode;
 

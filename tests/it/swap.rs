@@ -229,7 +229,7 @@ async fn replacing_the_guest_file_swaps_it_and_a_bad_file_is_refused() {
     let dir = std::env::temp_dir().join(format!("hotline-watch-test-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("logic.wasm");
-    std::fs::write(&path, hotline::sandbox::DEFAULT_GUEST).unwrap();
+    std::fs::write(&path, hotline::versions::DEFAULT_GUEST).unwrap();
     let s = start_server(|c| c.guest_path = Some(path.clone())).await;
     let v1 = active_digest(&s.base).await;
     // Deploy the way tools do: write a temp file, rename it over.
@@ -312,7 +312,7 @@ fn the_compile_cache_keeps_the_recently_used_within_its_bound() {
         Sandbox::new(config).unwrap()
     };
     let [a, b, c] =
-        [hotline::sandbox::DEFAULT_GUEST.to_vec(), std::fs::read(V2).unwrap(), std::fs::read(PROBE_GUEST).unwrap()];
+        [hotline::versions::DEFAULT_GUEST.to_vec(), std::fs::read(V2).unwrap(), std::fs::read(PROBE_GUEST).unwrap()];
     let entry = |bytes: &[u8]| {
         let digest = hotline::sandbox::digest_of(bytes);
         std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).find(|p| p.to_string_lossy().contains(&digest))

@@ -336,11 +336,11 @@ fn every_variable_is_in_the_configuration_tables_with_its_default() {
             problems.push(format!("{var} (read at {place}) is not in docs/configuration.md's tables: add it"));
         }
     }
-    let filter = format!("`{}`", hotline::telemetry::DEFAULT_FILTER);
+    let filter = format!("`{}`", hotline_telemetry::DEFAULT_FILTER);
     match documented.get("RUST_LOG") {
         Some(cell) if *cell == filter => {}
         cell => problems.push(format!(
-            "RUST_LOG: docs/configuration.md's default is {}, telemetry.rs's DEFAULT_FILTER is {filter}: fix the page",
+            "RUST_LOG: docs/configuration.md's default is {}, hotline-telemetry's DEFAULT_FILTER is {filter}: fix the page",
             cell.map_or("missing", String::as_str)
         )),
     }

@@ -16,7 +16,7 @@ use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::Mutex;
 
-use crate::providers::{ProviderError, Result};
+use crate::{ProviderError, Result};
 
 const SCOPE: &str = "https://www.googleapis.com/auth/cloud-platform";
 /// Lifetime asked for in the assertion (Google's maximum).

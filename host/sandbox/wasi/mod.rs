@@ -21,7 +21,7 @@ use wasmtime::component::{HasSelf, Linker, Resource};
 use super::engine::CallState;
 
 wasmtime::component::bindgen!({
-    path: "host/sandbox/wasi/wit",
+    path: "wasi/wit",
     world: "guest-std",
     imports: { default: trappable },
 });

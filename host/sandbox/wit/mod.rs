@@ -15,7 +15,7 @@ pub(super) mod v0_2;
 /// `hotline:call@0.3.0`, the newest contract.
 pub(super) mod bindings {
     wasmtime::component::bindgen!({
-        path: "wit/v0.3.0",
+        path: "../../wit/v0.3.0",
         world: "agent",
         additional_derives: [PartialEq],
     });

@@ -4,9 +4,9 @@
 //! its events converted down, and takes their effects converted up (every
 //! 0.1.0 effect exists in 0.2.0).
 
-pub(in crate::sandbox) mod bindings {
+pub(crate) mod bindings {
     wasmtime::component::bindgen!({
-        path: "wit/v0.1.0",
+        path: "../../wit/v0.1.0",
         world: "agent",
     });
 }

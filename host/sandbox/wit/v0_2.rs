@@ -4,9 +4,9 @@
 //! effects converted up (every 0.2.0 effect exists in 0.3.0). `v0_1.rs`
 //! converts to and from these types, so 0.1.0 chains through here.
 
-pub(in crate::sandbox) mod bindings {
+pub(crate) mod bindings {
     wasmtime::component::bindgen!({
-        path: "wit/v0.2.0",
+        path: "../../wit/v0.2.0",
         world: "agent",
     });
 }

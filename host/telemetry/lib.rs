@@ -17,7 +17,12 @@ use tracing_subscriber::EnvFilter;
 
 pub use writer::LogGuard;
 
-use crate::config::LogFormat;
+/// How lines are written (`HOTLINE_LOG_FORMAT`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
 
 /// The filter when `RUST_LOG` is unset (or unusable).
 pub const DEFAULT_FILTER: &str = "info";
@@ -77,7 +82,7 @@ impl LogThrottle {
 #[macro_export]
 macro_rules! warn_throttled {
     ($($fields:tt)*) => {{
-        static LOG: $crate::telemetry::LogThrottle = $crate::telemetry::LogThrottle::new();
+        static LOG: $crate::LogThrottle = $crate::LogThrottle::new();
         if let Some(skipped) = LOG.allow() {
             tracing::warn!(skipped, $($fields)*);
         }

@@ -1,10 +1,18 @@
 //! Every conversion between the host's own types and the contract's, in
-//! one place. Routes, calls and provider work use these `From` impls and
-//! never build one side from the other by hand.
+//! one place. Routes, calls and provider work use these (`From` where the
+//! host defines one side, [`Convert`] where neither side is this crate's)
+//! and never build one side from the other by hand.
 
-use super::wit;
 use crate::config::{CallMode, Config};
 use crate::providers::{self, Choice, Message, Pcm, ProviderKind, ProviderSettings, Tool, ToolCall};
+use crate::sandbox::wit;
+
+/// A conversion between two types this crate does not define (the
+/// contract's and a floor's, such as the providers'), where the orphan rule
+/// forbids `From`: the same conversions, named, and still all in this file.
+pub trait Convert<T> {
+    fn convert(self) -> T;
+}
 
 impl From<CallMode> for wit::CallMode {
     fn from(mode: CallMode) -> Self {
@@ -16,14 +24,14 @@ impl From<CallMode> for wit::CallMode {
 }
 
 /// Which providers a call has: those the settings chose.
-impl From<&ProviderSettings> for wit::Providers {
-    fn from(s: &ProviderSettings) -> Self {
+impl Convert<wit::Providers> for &ProviderSettings {
+    fn convert(self) -> wit::Providers {
         // The realtime agent hears, thinks and speaks: the call logic runs its AI path.
-        let all = s.realtime_agent.is_some();
+        let all = self.realtime_agent.is_some();
         wit::Providers {
-            stt: all || s.stt != Choice::None,
-            llm: all || s.llm != Choice::None,
-            tts: all || s.tts != Choice::None,
+            stt: all || self.stt != Choice::None,
+            llm: all || self.llm != Choice::None,
+            tts: all || self.tts != Choice::None,
         }
     }
 }
@@ -36,7 +44,7 @@ impl From<&Config> for wit::Config {
             barge_in_ms: c.barge_in_ms,
             max_utterance_ms: c.max_utterance_ms,
             fallback_ms: c.fallback_ms,
-            providers: wit::Providers::from(&c.providers),
+            providers: (&c.providers).convert(),
             greeting: c.providers.greeting.clone(),
             system_prompt: c.providers.system_prompt.clone(),
             transfer_to: c.control.transfer_to.clone(),
@@ -47,15 +55,15 @@ impl From<&Config> for wit::Config {
 }
 
 /// `inbound` or `outbound`, as `media::record::direction_of` names them.
-impl From<&str> for wit::Direction {
-    fn from(direction: &str) -> Self {
-        if direction == "outbound" { wit::Direction::Outbound } else { wit::Direction::Inbound }
+impl Convert<wit::Direction> for &str {
+    fn convert(self) -> wit::Direction {
+        if self == "outbound" { wit::Direction::Outbound } else { wit::Direction::Inbound }
     }
 }
 
-impl From<ProviderKind> for wit::ProviderKind {
-    fn from(kind: ProviderKind) -> Self {
-        match kind {
+impl Convert<wit::ProviderKind> for ProviderKind {
+    fn convert(self) -> wit::ProviderKind {
+        match self {
             ProviderKind::Stt => wit::ProviderKind::Stt,
             ProviderKind::Llm => wit::ProviderKind::Llm,
             ProviderKind::Tts => wit::ProviderKind::Tts,
@@ -63,40 +71,40 @@ impl From<ProviderKind> for wit::ProviderKind {
     }
 }
 
-impl From<wit::Turn> for Message {
-    fn from(turn: wit::Turn) -> Self {
-        let role = match turn.role {
+impl Convert<Message> for wit::Turn {
+    fn convert(self) -> Message {
+        let role = match self.role {
             wit::Role::System => providers::Role::System,
             wit::Role::User => providers::Role::User,
             wit::Role::Assistant => providers::Role::Assistant,
             wit::Role::Tool => providers::Role::Tool,
         };
-        let tool_calls = turn.tool_calls.into_iter().map(ToolCall::from).collect();
-        Message { role, content: turn.text, tool_calls, tool_call_id: turn.tool_call_id }
+        let tool_calls = self.tool_calls.into_iter().map(Convert::convert).collect();
+        Message { role, content: self.text, tool_calls, tool_call_id: self.tool_call_id }
     }
 }
 
-impl From<wit::Tool> for Tool {
-    fn from(t: wit::Tool) -> Self {
-        Tool { name: t.name, description: t.description, parameters: t.parameters }
+impl Convert<Tool> for wit::Tool {
+    fn convert(self) -> Tool {
+        Tool { name: self.name, description: self.description, parameters: self.parameters }
     }
 }
 
-impl From<wit::ToolCall> for ToolCall {
-    fn from(c: wit::ToolCall) -> Self {
-        ToolCall { id: c.id, name: c.name, arguments: c.arguments }
+impl Convert<ToolCall> for wit::ToolCall {
+    fn convert(self) -> ToolCall {
+        ToolCall { id: self.id, name: self.name, arguments: self.arguments }
     }
 }
 
-impl From<ToolCall> for wit::ToolCall {
-    fn from(c: ToolCall) -> Self {
-        wit::ToolCall { id: c.id, name: c.name, arguments: c.arguments }
+impl Convert<wit::ToolCall> for ToolCall {
+    fn convert(self) -> wit::ToolCall {
+        wit::ToolCall { id: self.id, name: self.name, arguments: self.arguments }
     }
 }
 
-impl From<wit::Utterance> for Pcm {
-    fn from(u: wit::Utterance) -> Self {
-        Pcm { samples: u.samples, rate: u.sample_rate }
+impl Convert<Pcm> for wit::Utterance {
+    fn convert(self) -> Pcm {
+        Pcm { samples: self.samples, rate: self.sample_rate }
     }
 }
 

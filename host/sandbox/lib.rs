@@ -1,4 +1,4 @@
-//! The sandbox that runs call logic: the only module that names wasmtime
+//! The sandbox that runs call logic: the only crate that names wasmtime
 //! types. Everything outside sees [`Guest`] (a loaded, validated component),
 //! [`Session`] (one call's instance) and the contract's plain data types,
 //! always through [`wit`] (`sandbox::wit::Event`, `wit::Effect`...).
@@ -9,19 +9,16 @@
 //! - `guest.rs`: a loaded component and its per-call sessions.
 //! - `wasi/`: the WASI a guest's std links against (empty environment,
 //!   stderr kept for trap messages), synchronous, so guest calls need no fiber.
-//! - `wit.rs`: the contract's bindings; `convert.rs`: every conversion
-//!   between host types and the contract's.
+//! - `wit/`: the contract's bindings, one module per version with its
+//!   adapter. It knows no host configuration and no providers: the
+//!   conversions between those and the contract's types are the host's
+//!   (`host/convert.rs`).
 
 mod cache;
-mod convert;
 mod engine;
 mod guest;
 mod wasi;
 pub mod wit;
 
-pub use convert::{answered_by, answered_by_name, dial_status};
 pub use engine::{Sandbox, SandboxConfig};
 pub use guest::{Guest, GuestError, Session, digest_of};
-
-/// The built-in guest, compiled from `guest/default` by build.rs.
-pub static DEFAULT_GUEST: &[u8] = include_bytes!(env!("HOTLINE_GUEST_DEFAULT_WASM"));
