@@ -54,7 +54,7 @@ impl From<&Config> for wit::Config {
     }
 }
 
-/// `inbound` or `outbound`, as `media::record::direction_of` names them.
+/// `inbound` or `outbound`, as `media::params::direction_of` names them.
 impl Convert<wit::Direction> for &str {
     fn convert(self) -> wit::Direction {
         if self == "outbound" { wit::Direction::Outbound } else { wit::Direction::Inbound }

@@ -20,8 +20,8 @@ pub mod scenario;
 pub mod sim;
 pub mod store;
 pub mod switchboard;
-pub mod twilio;
 pub mod versions;
 
 pub use hotline_providers as providers;
 pub use hotline_sandbox as sandbox;
+pub use hotline_twilio as twilio;

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use super::twilio::is_phone_target;
+use super::is_phone_target;
 
 #[derive(Debug, clap::Args)]
 #[command(next_help_heading = "Call control")]

@@ -100,7 +100,7 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub store: StoreArgs,
     #[command(flatten)]
-    pub twilio: super::twilio::TwilioArgs,
+    pub twilio: super::TwilioArgs,
     #[command(flatten)]
     pub control: super::control::ControlArgs,
     #[command(flatten)]

@@ -11,7 +11,6 @@ mod env;
 mod fetch;
 mod security;
 mod store;
-mod twilio;
 
 use std::ffi::OsString;
 use std::net::SocketAddr;
@@ -25,9 +24,9 @@ pub use control::{Control, ControlArgs, TransferFallback, is_transfer_target};
 pub use defs::{EOU_MS_DEFAULT, SandboxArgs, ServeArgs};
 pub use env::parse_with_env;
 pub use fetch::{FetchArgs, GuestFetch, MAX_REQUEST_BYTES, Origin};
+pub use hotline_twilio::settings::{TwilioArgs, TwilioRest, is_phone_target};
 pub use security::{Security, SecurityArgs};
 pub use store::{Backend, StoreArgs, StoreSettings};
-pub use twilio::{TwilioArgs, TwilioRest, is_phone_target};
 
 use hotline_telemetry::LogFormat;
 

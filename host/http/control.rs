@@ -15,9 +15,9 @@ use super::routes::{param, signed_form, stream_twiml};
 use crate::app::App;
 use crate::config::TransferFallback;
 use crate::convert::{answered_by, dial_status};
-use crate::media::record::TRANSFER_PARAMETER;
 use crate::sandbox::wit;
 use crate::switchboard::{DialEnd, Signal};
+
 use crate::twilio::twiml;
 
 /// The stream ended: `<Dial>` when the call logic asked for a transfer,
@@ -70,7 +70,7 @@ pub async fn dial_ended(app: &App, req: Request<Incoming>) -> Result<Response<Bo
         ("message", message())
     } else {
         // Back to the call logic, as a webhook would bring a caller, with the dial's outcome.
-        match stream_twiml(app, params, &headers, &[(TRANSFER_PARAMETER, &text)]).await {
+        match stream_twiml(app, params, &headers, &[(crate::twilio::params::TRANSFER, &text)]).await {
             Ok(stream) => ("agent", stream),
             Err(e) => {
                 warn!(event = "transfer_return_failed", call_sid, error = %e);

@@ -20,9 +20,8 @@ use super::limits::Peer;
 use super::respond::{Body, empty, json, read_form, text, xml};
 use super::ws;
 use crate::app::App;
-use crate::media::record;
 use crate::sandbox::wit;
-use crate::twilio::stream_token;
+use crate::twilio::{params, stream_token};
 
 /// Largest WebSocket message accepted; Twilio's are a few hundred bytes.
 pub const MAX_WS_MESSAGE: usize = 64 * 1024;
@@ -179,14 +178,14 @@ pub(super) async fn stream_twiml(
         Ok(twiml) => {
             // The stream must prove it follows this answer (`stream_token.rs`).
             let token = app.auth.stream_tokens.issue(&call_sid, SystemTime::now());
-            let mut parameters = vec![(stream_token::PARAMETER, token)];
+            let mut parameters = vec![(params::TOKEN, token)];
             // Placed by us (`POST /api/calls`) or dialled in: for the guest, the record and the live list.
-            let direction = record::direction_of(param(&webhook.params, "Direction"));
-            parameters.push((record::DIRECTION_PARAMETER, direction.into()));
+            let direction = params::direction_of(param(&webhook.params, "Direction"));
+            parameters.push((params::DIRECTION, direction.into()));
             // The numbers travel with the stream: the guest hears them in
             // `started`; the record and the live list mask them (unless told
             // otherwise). Twilio's `start` carries no numbers of its own.
-            for (name, key) in [(record::FROM_PARAMETER, "From"), (record::TO_PARAMETER, "To")] {
+            for (name, key) in [(params::FROM, "From"), (params::TO, "To")] {
                 let number = param(&webhook.params, key);
                 if !number.is_empty() {
                     parameters.push((name, number.to_string()));

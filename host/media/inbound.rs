@@ -8,12 +8,12 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tracing::{Span, error, info, warn};
 
-use super::record::{self, Field, Recorder};
+use super::record::{Field, Recorder};
 use super::{Call, Flow, transfer};
 use crate::convert::Convert;
 use crate::sandbox::wit::{self, Event};
 use crate::twilio::messages::{Frame, Inbound};
-use crate::twilio::stream_token;
+use crate::twilio::params;
 
 /// A peer that keeps sending garbage is not Twilio; stop listening to it.
 const MAX_BAD_FRAMES: u32 = 100;
@@ -127,21 +127,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
                 span.record("call_sid", start.call_sid.as_str());
                 span.record("stream_sid", stream_sid.as_str());
                 // The token is the host's business: the guest never sees it.
-                let token = start.custom_parameters.remove(stream_token::PARAMETER);
+                let token = start.custom_parameters.remove(params::TOKEN);
                 if let Err(reason) = self.app.auth.check_stream(token.as_deref(), &start.call_sid) {
                     warn!(event = "stream_rejected", reason = reason.name());
                     return Flow::Close(CloseCode::Policy, "stream not authorized");
                 }
                 // What the webhook put beside the token: for the guest, and masked for the record.
-                let from = start.custom_parameters.remove(record::FROM_PARAMETER);
-                let to = start.custom_parameters.remove(record::TO_PARAMETER);
+                let from = start.custom_parameters.remove(params::FROM);
+                let to = start.custom_parameters.remove(params::TO);
                 let shown = |n: &Option<String>| n.as_deref().map(|n| self.app.records.shown(n));
                 let (shown_from, shown_to) = (shown(&from), shown(&to));
-                let direction = start.custom_parameters.remove(record::DIRECTION_PARAMETER);
-                let direction = record::direction_of(direction.as_deref().unwrap_or(""));
+                let direction = start.custom_parameters.remove(params::DIRECTION);
+                let direction = params::direction_of(direction.as_deref().unwrap_or(""));
                 // A caller back from a transfer nobody answered (`http/control.rs`):
                 // the switchboard may hold the call's snapshot and its record so far.
-                let returning = start.custom_parameters.remove(record::TRANSFER_PARAMETER);
+                let returning = start.custom_parameters.remove(params::TRANSFER);
                 let mut back = returning.as_ref().and_then(|_| self.app.switchboard.returning(&start.call_sid));
                 let format = start.media_format.as_ref();
                 info!(

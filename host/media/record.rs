@@ -24,23 +24,6 @@ use super::turn_log::TurnTimes;
 use crate::sandbox::wit::{Event, LogEntry, ProviderKind};
 use crate::store::record::{CallRecord, Outcome, RecordingRef, TurnRecord, unix_ms};
 
-/// The `<Parameter>`s the webhook adds to the stream: the numbers and the
-/// direction, taken out of the `start`'s parameters and handed to the guest
-/// as `started`'s fields (and to the record, masked unless
-/// `HOTLINE_MASK_NUMBERS=false`).
-pub const FROM_PARAMETER: &str = "hotline_from";
-pub const TO_PARAMETER: &str = "hotline_to";
-pub const DIRECTION_PARAMETER: &str = "hotline_direction";
-/// On the stream that brings a caller back after a transfer nobody
-/// answered: the dial's status (`http/control.rs` → `media/transfer.rs`).
-pub const TRANSFER_PARAMETER: &str = "hotline_transfer";
-
-/// `inbound` or `outbound`, from the webhook's `Direction` (`inbound`,
-/// `outbound-api`, `outbound-dial`).
-pub fn direction_of(twilio_direction: &str) -> &'static str {
-    if twilio_direction.starts_with("outbound") { "outbound" } else { "inbound" }
-}
-
 const MAX_TIMELINE: usize = 2000;
 const MAX_TURNS: usize = 500;
 /// Characters of a transcript, a reply or a field value kept.

@@ -14,7 +14,7 @@ use reqwest::{Client, StatusCode};
 use serde::Deserialize;
 use tracing::warn;
 
-use crate::config::TwilioRest;
+use crate::settings::TwilioRest;
 
 /// Pause before the one retry.
 const RETRY_DELAY: Duration = Duration::from_millis(500);

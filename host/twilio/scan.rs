@@ -161,7 +161,7 @@ impl<'a> Scan<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::twilio::messages::Frame;
+    use crate::messages::Frame;
 
     /// What `serde_json` makes of `text` (the path every frame took before).
     fn by_serde(text: &str) -> Option<(u64, &str)> {

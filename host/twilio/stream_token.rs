@@ -17,10 +17,9 @@ use hotline_common::Secret;
 use ring::hmac;
 use ring::rand::{SecureRandom, SystemRandom};
 
+use super::params;
 use super::twiml::escape;
 
-/// The `<Parameter>` name the token travels under.
-pub const PARAMETER: &str = "hotline_token";
 /// How long after the webhook its stream may start: TwiML may say or play
 /// something before `<Connect>`.
 pub const LIFETIME: Duration = Duration::from_secs(300);
@@ -139,7 +138,7 @@ fn unix_secs(t: SystemTime) -> u64 {
 /// rest of the document is kept byte for byte. TwiML without a stream (a
 /// refusal, the record mode) comes back unchanged.
 pub fn add_to_twiml(twiml: &str, token: &str) -> Result<String, String> {
-    add_parameters(twiml, &[(PARAMETER, token)])
+    add_parameters(twiml, &[(params::TOKEN, token)])
 }
 
 /// Adds `<Parameter>`s (names and values XML-escaped) to every `<Stream>`
