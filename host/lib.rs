@@ -18,10 +18,10 @@ pub mod media;
 pub mod metrics;
 pub mod scenario;
 pub mod sim;
-pub mod store;
 pub mod switchboard;
 pub mod versions;
 
 pub use hotline_providers as providers;
 pub use hotline_sandbox as sandbox;
+pub use hotline_store as store;
 pub use hotline_twilio as twilio;

@@ -13,8 +13,8 @@ use std::path::PathBuf;
 use hotline_common::clamped;
 use hotline_telemetry::LogFormat;
 
+use super::StoreArgs;
 use super::security::SecurityArgs;
-use super::store::StoreArgs;
 use super::{CallMode, SwapPolicy};
 use crate::providers::settings::ProviderArgs;
 

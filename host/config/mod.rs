@@ -10,7 +10,6 @@ mod defs;
 mod env;
 mod fetch;
 mod security;
-mod store;
 
 use std::ffi::OsString;
 use std::net::SocketAddr;
@@ -24,9 +23,9 @@ pub use control::{Control, ControlArgs, TransferFallback, is_transfer_target};
 pub use defs::{EOU_MS_DEFAULT, SandboxArgs, ServeArgs};
 pub use env::parse_with_env;
 pub use fetch::{FetchArgs, GuestFetch, MAX_REQUEST_BYTES, Origin};
+pub use hotline_store::{Backend, StoreArgs, StoreSettings};
 pub use hotline_twilio::settings::{TwilioArgs, TwilioRest, is_phone_target};
 pub use security::{Security, SecurityArgs};
-pub use store::{Backend, StoreArgs, StoreSettings};
 
 use hotline_telemetry::LogFormat;
 
@@ -442,7 +441,7 @@ mod tests {
         assert_eq!(backend(&[("XDG_DATA_HOME", "/x/data"), ("HOME", "/home/a")]), "sqlite /x/data/hotline");
         assert_eq!(backend(&[("HOME", "/home/a")]), "sqlite /home/a/.local/share/hotline");
         assert_eq!(backend(&[("XDG_DATA_HOME", "rel"), ("HOME", "/home/a")]), "sqlite /home/a/.local/share/hotline");
-        assert_eq!(backend(&[]), format!("off {:?}", Some(store::NO_DEFAULT_DATA_DIR)));
+        assert_eq!(backend(&[]), format!("off {:?}", Some(hotline_store::settings::NO_DEFAULT_DATA_DIR)));
         assert_eq!(backend(&[("HOTLINE_DATA_DIR", "off"), ("HOME", "/home/a")]), "off None");
         assert_eq!(backend(&[("HOTLINE_DATA_DIR", "/srv/d")]), "sqlite /srv/d");
         let url = "postgres://hotline:pw@db.internal/calls";

@@ -135,3 +135,22 @@ pub struct TurnRecord {
 pub fn unix_ms(t: SystemTime) -> i64 {
     t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
+
+/// `+15550100000` → `+*******0000`: every digit or letter but the last
+/// four is starred; punctuation stays, so the shape of the number does.
+pub fn mask_number(number: &str) -> String {
+    let keep_from = number.chars().count().saturating_sub(4);
+    number.chars().enumerate().map(|(i, c)| if i < keep_from && c.is_alphanumeric() { '*' } else { c }).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_keep_their_last_four_digits() {
+        assert_eq!(mask_number("+15550100000"), "+*******0000");
+        assert_eq!(mask_number("123"), "123");
+        assert_eq!(mask_number("client:alice"), "******:*lice");
+    }
+}

@@ -1,7 +1,7 @@
 //! The records section of `hotline serve`'s settings: where call records
 //! go (SQLite in the data directory, or PostgreSQL), how many may wait for
 //! the writer, how long they are kept, whether phone numbers are masked,
-//! and whether calls' audio is recorded. Defined once here, as the rest in `defs.rs`; docs/records.md
+//! and whether calls' audio is recorded. Defined once here, as the server's own settings are in `config/defs.rs`; docs/records.md
 //! explains each.
 
 use std::path::PathBuf;
@@ -132,7 +132,7 @@ impl StoreSettings {
 }
 
 /// Why there is no store when nothing says where it goes.
-pub(super) const NO_DEFAULT_DATA_DIR: &str = "neither XDG_DATA_HOME nor HOME is set to an absolute path";
+pub const NO_DEFAULT_DATA_DIR: &str = "neither XDG_DATA_HOME nor HOME is set to an absolute path";
 
 /// `$XDG_DATA_HOME/hotline`, else `$HOME/.local/share/hotline`, else none
 /// (never a shared place such as the temp dir). Relative values are

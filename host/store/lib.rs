@@ -18,6 +18,7 @@ pub mod db;
 pub mod read;
 pub mod record;
 pub mod recordings;
+pub mod settings;
 pub mod stats;
 mod write;
 mod writer;
@@ -32,10 +33,10 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::config::{Backend, StoreSettings};
 use db::{Db, OpenError};
 use record::CallRecord;
 use recordings::Recordings;
+pub use settings::{Backend, StoreArgs, StoreSettings};
 
 /// How the database is doing, as `/readyz` says it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,8 +108,9 @@ impl Submitter {
         }
     }
 
-    /// A submitter into a queue of `n` that a test reads.
-    #[cfg(test)]
+    /// A submitter into a queue of `n` that the caller reads instead of a
+    /// writer: for tests of what submits (the server's switchboard).
+    #[doc(hidden)]
     pub fn channel(n: usize) -> (Submitter, mpsc::Receiver<CallRecord>) {
         let (tx, rx) = mpsc::channel(n);
         (Submitter { queue: Some(tx), stats: Arc::default() }, rx)
@@ -235,7 +237,7 @@ impl Records {
     /// A phone number as records, logs and the live list show it: masked
     /// unless `HOTLINE_MASK_NUMBERS=false`.
     pub fn shown(&self, number: &str) -> String {
-        if self.mask_numbers { crate::media::record::mask_number(number) } else { number.to_string() }
+        if self.mask_numbers { record::mask_number(number) } else { number.to_string() }
     }
 
     /// The recordings' writer, when calls are recorded.
