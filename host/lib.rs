@@ -17,11 +17,11 @@ pub mod live;
 pub mod media;
 pub mod metrics;
 pub mod scenario;
-pub mod sim;
 pub mod switchboard;
 pub mod versions;
 
 pub use hotline_providers as providers;
 pub use hotline_sandbox as sandbox;
+pub use hotline_sim as sim;
 pub use hotline_store as store;
 pub use hotline_twilio as twilio;

@@ -118,12 +118,19 @@ pub fn request(url: &str, headers: &[(&str, &str)]) -> Result<http::Request<()>>
 /// the HTTP client trusts. Built once per provider (it reads the system's
 /// roots and the CA file), not per call.
 pub fn tls_config(settings: &ProviderSettings) -> Result<Arc<rustls::ClientConfig>> {
+    tls_config_with(settings.ca_file.as_deref())
+}
+
+/// rustls with the platform's roots plus those in `ca_file`, if any: the
+/// providers' trust, for a client that has no provider settings (the
+/// simulator's `wss://`).
+pub fn tls_config_with(ca_file: Option<&std::path::Path>) -> Result<Arc<rustls::ClientConfig>> {
     use rustls_pki_types::pem::PemObject as _;
     super::install_tls();
     let provider = rustls::crypto::CryptoProvider::get_default()
         .cloned()
         .ok_or_else(|| ProviderError::Connect("no TLS crypto provider".into()))?;
-    let extra = match &settings.ca_file {
+    let extra = match ca_file {
         Some(path) => {
             let pem = std::fs::read(path).map_err(|e| ProviderError::Connect(format!("{}: {e}", path.display())))?;
             rustls_pki_types::CertificateDer::pem_slice_iter(&pem)

@@ -15,11 +15,11 @@ use futures_util::{SinkExt, StreamExt};
 use hotline_audio::endpoint::{Boundary, EndpointConfig, Endpointer};
 use hotline_audio::frame::ulaw_frames;
 use hotline_audio::{FRAME_BYTES, FRAME_MS, ulaw};
+use hotline_twilio::messages::{Mark, Outbound};
 use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
 
 use super::stream::{self, Dial, Stream};
-use crate::twilio::messages::{Mark, Outbound};
 
 use hotline_common::Secret;
 
@@ -80,7 +80,8 @@ impl Default for CallOptions {
             max_tail_ms: 30_000,
             dtmf: Vec::new(),
             inject: Vec::new(),
-            eou_silence_ms: crate::config::EOU_MS_DEFAULT,
+            // The server's default (its config holds the two equal).
+            eou_silence_ms: hotline_audio::endpoint::EndpointConfig::default().eou_silence_ms,
             auth_token: None,
             public_url: None,
             webhook: stream::WEBHOOK.into(),

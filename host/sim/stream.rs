@@ -10,6 +10,8 @@ use std::sync::Arc;
 use anyhow::Context;
 use futures_util::SinkExt;
 use hotline_common::Secret;
+use hotline_twilio::SUBPROTOCOL;
+use hotline_twilio::signature::{self, Verifier};
 use serde_json::json;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
@@ -20,8 +22,6 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 
 use super::twiml::{self, StreamTarget};
-use crate::twilio::SUBPROTOCOL;
-use crate::twilio::signature::{self, Verifier};
 
 /// Plain for a local server, TLS for a deployment's `wss://`.
 pub type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
@@ -165,8 +165,7 @@ pub async fn connect(
         (false, _) => Connector::Plain,
         (true, Some(config)) => Connector::Rustls(config),
         (true, None) => Connector::Rustls(
-            crate::providers::streaming::tls_config(&crate::config::Config::default().providers)
-                .map_err(|e| std::io::Error::other(e.to_string()))?,
+            hotline_providers::streaming::tls_config_with(None).map_err(|e| std::io::Error::other(e.to_string()))?,
         ),
     };
     let config = WebSocketConfig::default().read_buffer_size(READ_BUFFER);
