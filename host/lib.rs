@@ -1,15 +1,17 @@
-//! hotline: a host for phone-call AI agents.
+//! hotline's server: the composition root (`app`) and what only a running
+//! server has (its settings, the HTTP listener and routes, the calls, guest
+//! versions and the fleet, the live list, metrics).
 //!
 //! The native host owns every socket, timer and outbound call; the call
 //! logic runs in sandboxed WebAssembly components (see `wit/`) that only
-//! ever turn events into effects. ARCHITECTURE.md has the map.
+//! ever turn events into effects. The floors below it are crates of their
+//! own, re-exported here under the module names the server has always used
+//! for them; the command line and its tools (`hotline call`, `doctor`,
+//! `bench`) are the `hotline` crate above it. ARCHITECTURE.md has the map.
 
 pub mod app;
-pub mod bench;
-pub mod cli;
 pub mod config;
 pub mod convert;
-pub mod doctor;
 pub mod fetch;
 pub mod fleet;
 pub mod http;

@@ -114,7 +114,7 @@ fn version(app: &App) -> Response<Body> {
     json(
         StatusCode::OK,
         json!({
-            "name": env!("CARGO_PKG_NAME"),
+            "name": "hotline",
             "version": env!("CARGO_PKG_VERSION"),
             "git_commit": commit,
             "deploy_id": app.config.deploy_id,

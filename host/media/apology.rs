@@ -13,7 +13,7 @@ use super::{Call, Flow};
 use crate::twilio::messages::Inbound;
 
 /// "Sorry, something went wrong. Please call again." (μ-law, 8 kHz).
-pub(crate) static APOLOGY: &[u8] = include_bytes!("../assets/apology.ulaw");
+pub static APOLOGY: &[u8] = include_bytes!("../assets/apology.ulaw");
 const APOLOGY_MARK: &str = "hotline-apology";
 /// Time the apology's mark gets to come back after the audio's length.
 const APOLOGY_GRACE: Duration = Duration::from_secs(2);

@@ -37,7 +37,7 @@ mod turn_log;
 mod work;
 
 /// Real speech (the host's apology): `hotline doctor`'s caller says it.
-pub(crate) use apology::APOLOGY;
+pub use apology::APOLOGY;
 pub use turn_log::{Outcome as TurnOutcome, TurnTimes};
 
 use std::sync::Arc;

@@ -408,7 +408,7 @@ mod tests {
         }
         // The reasons above are the ones the call loop closes with.
         let sources: String = ["mod.rs", "inbound.rs", "effects.rs", "apology.rs"]
-            .map(|f| std::fs::read_to_string(format!("{}/host/media/{f}", env!("CARGO_MANIFEST_DIR"))).unwrap())
+            .map(|f| std::fs::read_to_string(format!("{}/media/{f}", env!("CARGO_MANIFEST_DIR"))).unwrap())
             .concat();
         for (at, _) in sources.match_indices("Flow::Close(CloseCode::") {
             let reason = sources[at..].split('"').nth(1).unwrap();

@@ -1,4 +1,5 @@
-//! The `hotline` binary: the command line lives in `hotline::cli`.
+//! The `hotline` binary: the command line lives in `hotline::cli`
+//! (`host/tools/cli/`).
 
 use std::process::ExitCode;
 
