@@ -6,11 +6,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::admission::Auth;
+use crate::admission::limits::{AuthFailures, Connections};
 use crate::config::{Config, WEBHOOK_INSTANCES};
 use crate::fetch::Fetcher;
 use crate::fleet::Fleet;
-use crate::http::auth::Auth;
-use crate::http::limits::{AuthFailures, Connections};
 use crate::live::Live;
 use crate::metrics::Metrics;
 use crate::providers::Providers;

@@ -9,6 +9,7 @@
 //! for them; the command line and its tools (`hotline call`, `doctor`,
 //! `bench`) are the `hotline` crate above it. ARCHITECTURE.md has the map.
 
+pub mod admission;
 pub mod app;
 pub mod config;
 pub mod convert;

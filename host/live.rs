@@ -1,24 +1,20 @@
 //! Live calls, for the dashboard: each call's current state, published when
 //! it changes (the start, listening → thinking → speaking, a turn, another
 //! guest version, the end; never per media frame), and those changes as a
-//! stream of Server-Sent Events (`GET /api/live`, `http/api.rs`).
+//! stream of Server-Sent Events (`GET /api/live`, served by `http/observe.rs`).
 //!
 //! A change is rendered to its SSE message once, under the registry's
 //! lock, and shared by every subscriber; a subscriber that falls behind
 //! gets a fresh snapshot instead of the changes it missed.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::Mutex;
 
 use bytes::Bytes;
-use futures_util::Stream;
 use hotline_common::Lock;
 use serde::Serialize;
 use tokio::sync::broadcast;
-use tokio::sync::broadcast::error::RecvError;
 
-use crate::app::App;
 use crate::store::record::Outcome;
 
 /// Changes a subscriber may fall behind by before it gets a new snapshot.
@@ -112,40 +108,6 @@ impl Live {
 fn event(name: &str, data: &impl Serialize) -> Bytes {
     let json = serde_json::to_string(data).expect("live events always serialize");
     Bytes::from(format!("event: {name}\ndata: {json}\n\n"))
-}
-
-/// The comment SSE clients ignore, sent when nothing happened for a while
-/// so proxies keep the connection open and a dead client is noticed.
-pub const KEEPALIVE: &[u8] = b": keepalive\n\n";
-/// How long a quiet stream waits before it sends `KEEPALIVE`.
-pub const KEEPALIVE_EVERY: Duration = Duration::from_secs(15);
-
-/// `GET /api/live`'s body: the snapshot, then each change as it happens,
-/// a keepalive when nothing does, a new snapshot after falling behind. It
-/// ends when the server closes its calls (the end of a drain), so an open
-/// dashboard never holds a shutdown up.
-pub fn stream(app: Arc<App>) -> impl Stream<Item = Bytes> + Send + 'static {
-    let (snapshot, changes) = app.live.subscribe();
-    futures_util::stream::unfold((app, changes, Some(snapshot)), |(app, mut changes, first)| async move {
-        if let Some(snapshot) = first {
-            return Some((snapshot, (app, changes, None)));
-        }
-        let next = tokio::select! {
-            _ = app.close_calls.cancelled() => return None,
-            next = tokio::time::timeout(KEEPALIVE_EVERY, changes.recv()) => next,
-        };
-        let chunk = match next {
-            Err(_) => Bytes::from_static(KEEPALIVE),
-            Ok(Ok(change)) => change,
-            Ok(Err(RecvError::Lagged(_))) => {
-                let (snapshot, fresh) = app.live.subscribe();
-                changes = fresh;
-                snapshot
-            }
-            Ok(Err(RecvError::Closed)) => return None,
-        };
-        Some((chunk, (app, changes, None)))
-    })
 }
 
 #[cfg(test)]

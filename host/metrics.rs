@@ -8,7 +8,8 @@
 //!   crate's own histogram takes a mutex per observation).
 //! - What other parts already count for themselves (live calls, each guest
 //!   version's traps and migrations, the providers' errors, the record
-//!   queue): read when scraped, never counted twice.
+//!   queue): read when scraped (`http/observe.rs` reads them into a
+//!   [`Scrape`]), never counted twice.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -21,7 +22,6 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::{Registry, Unit};
 
-use crate::app::App;
 use crate::fetch::Outcome as FetchOutcome;
 use crate::media::{TurnOutcome, TurnTimes};
 use crate::store::RecordCounts;
@@ -141,13 +141,13 @@ impl Metrics {
 }
 
 /// Everything `/metrics` shows: what the calls counted, and what the rest
-/// of the server counts for itself, read now.
-pub fn render(app: &App) -> String {
+/// of the server counts for itself, read at this scrape (`http` reads it).
+pub fn render(metrics: &Metrics, scrape: Scrape) -> String {
     let mut now = Registry::with_prefix("hotline");
-    now.register_collector(Box::new(Current::read(app)));
+    now.register_collector(Box::new(scrape));
     let mut out = String::with_capacity(8 * 1024);
     // Writing into a String cannot fail.
-    let _ = text::encode_registry(&mut out, &app.metrics.registry);
+    let _ = text::encode_registry(&mut out, &metrics.registry);
     let _ = text::encode_registry(&mut out, &now);
     let _ = text::encode_eof(&mut out);
     out
@@ -155,40 +155,17 @@ pub fn render(app: &App) -> String {
 
 /// The numbers other parts keep, copied at one scrape.
 #[derive(Debug)]
-struct Current {
-    live_calls: i64,
-    draining: i64,
+pub struct Scrape {
+    pub live_calls: i64,
+    pub draining: i64,
     /// Per guest version: its digest, whether it is active, its counters.
-    versions: Vec<(String, bool, Counts)>,
+    pub versions: Vec<(String, bool, Counts)>,
     /// Per provider kind and error class: failures so far.
-    provider_errors: Vec<(&'static str, &'static str, u64)>,
-    records: Option<RecordCounts>,
+    pub provider_errors: Vec<(&'static str, &'static str, u64)>,
+    pub records: Option<RecordCounts>,
 }
 
-impl Current {
-    fn read(app: &App) -> Current {
-        let active = app.versions.active();
-        let versions = app
-            .versions
-            .history()
-            .iter()
-            .map(|v| {
-                let counts = v.stats.counts();
-                let is_active = active.as_ref().is_some_and(|a| a.digest() == v.digest());
-                (v.digest().to_string(), is_active, counts)
-            })
-            .collect();
-        Current {
-            live_calls: app.calls.len() as i64,
-            draining: app.is_draining() as i64,
-            versions,
-            provider_errors: app.providers.health.error_counts(),
-            records: app.records.counts(),
-        }
-    }
-}
-
-impl Collector for Current {
+impl Collector for Scrape {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         gauge(&mut encoder, "live_calls", "Calls in progress (WebSockets open)", self.live_calls)?;
         gauge(&mut encoder, "draining", "1 while the server drains for a shutdown", self.draining)?;

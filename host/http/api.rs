@@ -38,7 +38,7 @@ pub async fn handle(app: &Arc<App>, req: Request<Incoming>) -> Result<Response<B
     }
     match (req.method(), path, sid) {
         (&Method::GET, "/api/guests", _) => Ok(super::admin::status(app).await),
-        (&Method::GET, "/api/live", _) => Ok(event_stream(crate::live::stream(app.clone()))),
+        (&Method::GET, "/api/live", _) => Ok(event_stream(super::observe::live_stream(app.clone()))),
         (&Method::GET, "/api/stats", _) => {
             let hours = hours(req.uri().query().unwrap_or(""))?;
             let db = app.records.db().ok_or(AppError::RecordsOff)?;

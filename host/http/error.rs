@@ -258,6 +258,16 @@ fn rejection(status: StatusCode, step: &str, reason: &str) -> Response<Body> {
     json(status, json!({ "error": { "step": step, "reason": reason } }))
 }
 
+impl From<crate::admission::Refused> for AppError {
+    fn from(refused: crate::admission::Refused) -> Self {
+        use crate::admission::Refused;
+        match refused {
+            Refused::NoPublicUrl(reason) => AppError::BadRequest(reason),
+            Refused::Signature { reason, url } => AppError::Signature { reason, url },
+        }
+    }
+}
+
 impl From<crate::fleet::FleetError> for AppError {
     fn from(e: crate::fleet::FleetError) -> Self {
         use crate::fleet::FleetError;

@@ -7,22 +7,24 @@
 //!   stats; `recording.rs`: a call's WAV by byte range; `dial.rs`:
 //!   outbound calls through Twilio's REST API; `session.rs`: who
 //!   may use them (bearer token or sign-in cookie); `dashboard.rs`: the
-//!   web app at `/app/` (built from `ui/`, embedded).
+//!   web app at `/app/` (built from `ui/`, embedded); `observe.rs`:
+//!   `/metrics`' scrape and `/api/live`'s events, read from `App`.
 //! - `error.rs`: `AppError`, every failure's status, body and log event.
 //! - `respond.rs`: response builders and size-limited body readers.
 //! - `ws.rs`: the WebSocket handshake; `gather.rs`: a call socket's
-//!   writes, gathered until each flush; `base_url.rs`: the public URL.
+//!   writes, gathered until each flush.
+//!
+//! Who may connect and start calls (signatures, stream tokens, the public
+//! URL, connection limits) is `admission/`, below `App`.
 
 mod admin;
 mod api;
-pub mod auth;
-mod base_url;
 mod control;
 mod dashboard;
 mod dial;
 mod error;
 mod gather;
-pub mod limits;
+mod observe;
 mod recording;
 mod respond;
 mod routes;

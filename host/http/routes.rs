@@ -16,9 +16,9 @@ use tracing::{Instrument, Span, field, info, info_span, warn};
 
 use super::error::AppError;
 use super::gather::GatherWrites;
-use super::limits::Peer;
 use super::respond::{Body, empty, json, read_form, text, xml};
 use super::ws;
+use crate::admission::limits::Peer;
 use crate::app::App;
 use crate::sandbox::wit;
 use crate::twilio::{params, stream_token};
@@ -128,7 +128,7 @@ fn version(app: &App) -> Response<Body> {
 /// Prometheus' scrape (`metrics.rs` decides what is in it).
 fn metrics(app: &App, req: &Request<Incoming>) -> Result<Response<Body>, AppError> {
     super::session::authorize_metrics(app, req)?;
-    let body = crate::metrics::render(app);
+    let body = crate::metrics::render(&app.metrics, super::observe::scrape(app));
     Ok(Response::builder()
         .header(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)
         .body(super::respond::full(body))

@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn};
 
-use super::limits::Peer;
+use crate::admission::limits::Peer;
 use crate::app::App;
 use crate::config::Config;
 use crate::providers::Providers;

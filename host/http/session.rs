@@ -29,8 +29,8 @@ use subtle::ConstantTimeEq;
 use tracing::info;
 
 use super::error::AppError;
-use super::limits::Peer;
 use super::respond::{Body, json, read_body};
+use crate::admission::limits::Peer;
 use crate::app::App;
 
 pub const COOKIE: &str = "hotline_session";

@@ -1,19 +1,36 @@
-//! Who may start a call: Twilio's signature on every webhook and on the
-//! WebSocket upgrade (when an auth token is configured), the public URL
-//! those signatures cover, and the per-call stream token the TwiML carries
-//! (always). The checks are here; the refusals' responses and log lines
-//! are `AppError`'s.
+//! Who may come in, before any route or call runs.
+//!
+//! - `mod.rs` ([`Auth`]): who may start a call: Twilio's signature on
+//!   every webhook and on the WebSocket upgrade (when an auth token is
+//!   configured), the public URL those signatures cover, and the per-call
+//!   stream token the TwiML carries (always). The checks are here; the
+//!   refusals' responses and log lines are `http::AppError`'s (from
+//!   [`Refused`]).
+//! - `base_url.rs`: the public URL Twilio reaches us at.
+//! - `limits.rs`: connections in all and per address, admin failures.
+
+pub mod base_url;
+pub mod limits;
 
 use std::time::SystemTime;
 
 use http::{HeaderMap, Uri};
 use tracing::warn;
 
-use super::base_url;
-use super::error::AppError;
 use crate::config::Config;
+use crate::twilio::signature::Rejection;
 use crate::twilio::signature::{self, Verifier};
 use crate::twilio::stream_token::{SecretSource, StreamTokens, TokenRejection};
+
+/// Why a request was refused here; `http::AppError` turns it into a
+/// response and a log line.
+#[derive(Debug)]
+pub enum Refused {
+    /// The request's public URL could not be derived (no usable host).
+    NoPublicUrl(String),
+    /// No valid `X-Twilio-Signature` over `url`.
+    Signature { reason: Rejection, url: String },
+}
 
 pub struct Auth {
     /// `None` when no auth token is configured: signatures are not checked.
@@ -70,19 +87,19 @@ impl Auth {
     }
 
     /// A webhook's signature: over its public URL and its form parameters.
-    pub fn check_webhook(&self, headers: &HeaderMap, uri: &Uri, params: &[(String, String)]) -> Result<(), AppError> {
+    pub fn check_webhook(&self, headers: &HeaderMap, uri: &Uri, params: &[(String, String)]) -> Result<(), Refused> {
         let Some(verifier) = &self.signatures else { return Ok(()) };
-        let url = format!("{}{}", self.public_base(headers).map_err(AppError::BadRequest)?, path_and_query(uri));
-        verifier.verify(&url, params, signature_of(headers)).map_err(|reason| AppError::Signature { reason, url })
+        let url = format!("{}{}", self.public_base(headers).map_err(Refused::NoPublicUrl)?, path_and_query(uri));
+        verifier.verify(&url, params, signature_of(headers)).map_err(|reason| Refused::Signature { reason, url })
     }
 
     /// An upgrade's signature: over the `wss://` URL the TwiML named, with
     /// no parameters (the guest names `wss://` on the public host).
-    pub fn check_upgrade(&self, headers: &HeaderMap, uri: &Uri) -> Result<(), AppError> {
+    pub fn check_upgrade(&self, headers: &HeaderMap, uri: &Uri) -> Result<(), Refused> {
         let Some(verifier) = &self.signatures else { return Ok(()) };
-        let base = self.public_base(headers).map_err(AppError::BadRequest)?;
+        let base = self.public_base(headers).map_err(Refused::NoPublicUrl)?;
         let url = format!("{}{}", base_url::stream_base(&base), path_and_query(uri));
-        verifier.verify(&url, &[], signature_of(headers)).map_err(|reason| AppError::Signature { reason, url })
+        verifier.verify(&url, &[], signature_of(headers)).map_err(|reason| Refused::Signature { reason, url })
     }
 
     pub fn check_stream(&self, token: Option<&str>, call_sid: &str) -> Result<(), TokenRejection> {
