@@ -32,7 +32,7 @@ pub struct App {
     /// Speech-to-text, LLM, text-to-speech (any may be absent) and their health.
     pub providers: Arc<Providers>,
     /// Guest versions: the active one is empty until the first load finishes.
-    pub versions: Registry,
+    pub versions: Arc<Registry>,
     pub draining: AtomicBool,
     /// Every call's task (from its WebSocket upgrade to its close): how
     /// many are live, and what a drain waits for.
@@ -63,14 +63,16 @@ impl App {
         let twilio = config.twilio.clone().map(|settings| Rest::new(providers.client.clone(), settings));
         let fetch = Fetcher::new(providers.fetch_client.clone(), config.fetch.clone());
         let switchboard = Arc::new(Switchboard::new(records.submitter()));
-        let fleet = Fleet::new(records.db(), &config.store.instance);
+        let versions =
+            Arc::new(Registry::new(RollbackPolicy { traps: config.rollback_traps, window: config.rollback_window }));
+        let fleet = Fleet::new(records.db(), &config.store.instance, &sandbox, &versions);
         Arc::new(App {
             auth: Auth::new(&config),
             connections: connection_limits(&config),
             admin_failures: AuthFailures::new(ADMIN_FAILURES, ADMIN_LOCKOUT),
             sandbox,
             providers: Arc::new(providers),
-            versions: Registry::new(RollbackPolicy { traps: config.rollback_traps, window: config.rollback_window }),
+            versions,
             draining: AtomicBool::new(false),
             calls: TaskTracker::new(),
             close_calls: CancellationToken::new(),

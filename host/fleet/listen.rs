@@ -16,19 +16,21 @@ use tracing::{debug, info, warn};
 
 use super::Fleet;
 use super::sql::CHANNEL;
-use crate::app::App;
 
 const RETRY_FIRST: Duration = Duration::from_millis(250);
 const RETRY_MAX: Duration = Duration::from_secs(5);
 
-pub fn spawn(app: Arc<App>, fleet: Arc<Fleet>) -> JoinHandle<()> {
-    tokio::spawn(run(app, fleet))
+/// Starts following the fleet: its notifications, and this instance's
+/// automatic rollbacks (which the fleet follows too).
+pub fn spawn(fleet: Arc<Fleet>) -> JoinHandle<()> {
+    tokio::spawn(super::follow_auto_rollbacks(fleet.clone()));
+    tokio::spawn(run(fleet))
 }
 
-async fn run(app: Arc<App>, fleet: Arc<Fleet>) {
+async fn run(fleet: Arc<Fleet>) {
     let mut backoff = RETRY_FIRST;
     loop {
-        match listen(&app, &fleet).await {
+        match listen(&fleet).await {
             // The records' pool closed: the server is shutting down.
             Ok(()) => return,
             Err(e) => {
@@ -43,25 +45,25 @@ async fn run(app: Arc<App>, fleet: Arc<Fleet>) {
 
 /// One connection's life: `LISTEN`, catch up, then follow notifications
 /// until the connection fails (an error) or the pool closes (`Ok`).
-async fn listen(app: &App, fleet: &Fleet) -> Result<(), sqlx::Error> {
+async fn listen(fleet: &Fleet) -> Result<(), sqlx::Error> {
     let mut listener = match PgListener::connect_with(&fleet.pool).await {
         Err(sqlx::Error::PoolClosed) => return Ok(()),
         other => other?,
     };
     listener.listen(CHANNEL).await?;
     info!(event = "fleet_listening", channel = CHANNEL, instance = fleet.instance);
-    fleet.sync(app).await?;
+    fleet.sync().await?;
     loop {
         match listener.try_recv().await {
             Ok(Some(notification)) => {
                 debug!(event = "fleet_notified", digest = notification.payload());
-                fleet.sync(app).await?;
+                fleet.sync().await?;
             }
             // Lost and already reconnected (and listening again): what
             // came in between is read from the table.
             Ok(None) => {
                 warn!(event = "fleet_listener_lost", reconnected = true);
-                fleet.sync(app).await?;
+                fleet.sync().await?;
             }
             Err(sqlx::Error::PoolClosed) => return Ok(()),
             Err(e) => return Err(e),

@@ -14,10 +14,13 @@
 //! call never moves between instances: it belongs to its socket.
 //!
 //! Without PostgreSQL there is no fleet: the same functions act on this
-//! instance alone.
+//! instance alone. The fleet knows the sandbox and the registry, not the
+//! server: an automatic rollback reaches it from the registry
+//! (`Registry::auto_rollbacks`), never from a call.
 
 mod listen;
 pub mod sql;
+pub mod watch;
 
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
@@ -25,12 +28,12 @@ use std::time::Instant;
 use hotline_common::Lock;
 use serde_json::{Value, json};
 use sqlx::postgres::PgPool;
+use tokio::sync::broadcast;
 use tracing::{error, info, warn};
 
-use crate::app::App;
-use crate::sandbox::digest_of;
+use crate::sandbox::{Sandbox, digest_of};
 use crate::store::db::Db;
-use crate::versions::{LoadError, NothingToRollBack, Version, activate, install, validate};
+use crate::versions::{AutoRollback, LoadError, NothingToRollBack, Registry, Version, activate, install, validate};
 use sql::{Action, RolledBack};
 
 pub use listen::spawn as spawn_listener;
@@ -65,6 +68,9 @@ struct Status {
 
 pub struct Fleet {
     pool: PgPool,
+    /// What loads a version here, and what holds this instance's versions.
+    sandbox: Sandbox,
+    versions: Arc<Registry>,
     instance: String,
     /// Held while this instance's version and the fleet's are brought
     /// together (a push, a rollback, a notification): the instance that
@@ -77,19 +83,25 @@ pub struct Fleet {
     /// The component this instance started with, with its source: the
     /// fleet's first version when the database has none yet.
     own: OnceLock<(Vec<u8>, String)>,
+    /// This instance's automatic rollbacks since the fleet was made, until
+    /// the task that follows them takes the receiver (`listen::spawn`).
+    auto_rollbacks: Mutex<Option<broadcast::Receiver<AutoRollback>>>,
 }
 
 impl Fleet {
     /// A fleet when the records go to PostgreSQL; none otherwise.
-    pub fn new(db: Option<&Db>, instance: &str) -> Option<Arc<Fleet>> {
+    pub fn new(db: Option<&Db>, instance: &str, sandbox: &Sandbox, versions: &Arc<Registry>) -> Option<Arc<Fleet>> {
         let Some(Db::Postgres(pool)) = db else { return None };
         Some(Arc::new(Fleet {
             pool: pool.clone(),
+            sandbox: sandbox.clone(),
+            versions: versions.clone(),
             instance: instance.to_string(),
             apply: tokio::sync::Mutex::new(()),
             status: Mutex::new(Status { state: "starting", active: None, error: None }),
             failed: Mutex::new(None),
             own: OnceLock::new(),
+            auto_rollbacks: Mutex::new(Some(versions.auto_rollbacks())),
         }))
     }
 
@@ -122,8 +134,8 @@ impl Fleet {
 
     /// Marks this instance's row at a drain's start and end (`draining`,
     /// `stopped`): the others' rows stay as they are.
-    pub async fn mark(&self, app: &App, state: &'static str) {
-        let serving = app.versions.active().map(|v| v.digest().to_string());
+    pub async fn mark(&self, state: &'static str) {
+        let serving = self.versions.active().map(|v| v.digest().to_string());
         let target = self.status.locked().active.clone();
         self.report_row(serving.as_deref(), target.as_deref(), state, None).await;
     }
@@ -136,7 +148,7 @@ impl Fleet {
     /// At start-up: loads the fleet's active version, if the database has
     /// one and it loads here. `false`: the instance's own guest is loaded
     /// instead (and the listener seeds the fleet with it, or catches up).
-    pub async fn start(&self, app: &App) -> bool {
+    pub async fn start(&self) -> bool {
         let _held = self.apply.lock().await;
         let active = match sql::active(&self.pool).await {
             Ok(Some(active)) => active,
@@ -147,13 +159,13 @@ impl Fleet {
                 return false;
             }
         };
-        self.bring(app, &active.0, active.1).await.is_ok()
+        self.bring(&active.0, active.1).await.is_ok()
     }
 
     /// Brings this instance to the fleet's active version: seeds an empty
     /// fleet with this instance's version, loads a version it does not run
     /// yet. An error is the database's (the caller reconnects).
-    pub async fn sync(&self, app: &App) -> Result<(), sqlx::Error> {
+    pub async fn sync(&self) -> Result<(), sqlx::Error> {
         let _held = self.apply.lock().await;
         let active = match sql::active(&self.pool).await {
             Ok(active) => active,
@@ -164,7 +176,7 @@ impl Fleet {
         };
         let (digest, action) = match active {
             Some(active) => active,
-            None => match (self.own.get(), app.versions.active()) {
+            None => match (self.own.get(), self.versions.active()) {
                 (Some((bytes, source)), Some(local)) if digest_of(bytes) == local.digest() => {
                     if sql::seed(&self.pool, local.digest(), bytes, source, &self.instance).await? {
                         info!(event = "fleet_seeded", digest = local.digest(), source, instance = self.instance);
@@ -178,16 +190,16 @@ impl Fleet {
         if self.failed.locked().as_deref() == Some(digest.as_str()) {
             return Ok(());
         }
-        let _ = self.bring(app, &digest, action).await;
+        let _ = self.bring(&digest, action).await;
         Ok(())
     }
 
     /// Makes `digest` active here (already active, then nothing), and
     /// writes the outcome to this instance's row and its status.
-    async fn bring(&self, app: &App, digest: &str, action: Action) -> Result<Arc<Version>, FleetError> {
+    async fn bring(&self, digest: &str, action: Action) -> Result<Arc<Version>, FleetError> {
         let started = Instant::now();
-        let already = app.versions.active().is_some_and(|v| v.digest() == digest);
-        match self.apply_locally(app, digest, action).await {
+        let already = self.versions.active().is_some_and(|v| v.digest() == digest);
+        match self.apply_locally(digest, action).await {
             Ok(version) => {
                 *self.failed.locked() = None;
                 self.set("in_sync", Some(digest), None);
@@ -205,7 +217,7 @@ impl Fleet {
                     *self.failed.locked() = Some(digest.to_string());
                 }
                 self.set("failed", Some(digest), Some(reason.clone()));
-                let serving = app.versions.active().map(|v| v.digest().to_string());
+                let serving = self.versions.active().map(|v| v.digest().to_string());
                 self.report_row(serving.as_deref(), Some(digest), "failed", Some(&reason)).await;
                 Err(e)
             }
@@ -216,21 +228,21 @@ impl Fleet {
     /// below (as the pushing instance did), a version still in this
     /// instance's history, else the component from the database, checked
     /// against its digest, through the load pipeline.
-    async fn apply_locally(&self, app: &App, digest: &str, action: Action) -> Result<Arc<Version>, FleetError> {
-        let current = app.versions.active();
+    async fn apply_locally(&self, digest: &str, action: Action) -> Result<Arc<Version>, FleetError> {
+        let current = self.versions.active();
         if let Some(current) = current.as_ref().filter(|v| v.digest() == digest) {
             return Ok(current.clone());
         }
-        let history = app.versions.history();
+        let history = self.versions.history();
         if action.is_rollback() && history.get(1).is_some_and(|v| v.digest() == digest) {
             let reason = if action == Action::AutoRollback { "traps" } else { "admin" };
-            let version = app.versions.rollback(reason)?;
+            let version = self.versions.rollback(reason)?;
             let from = current.as_ref().map(|v| v.digest().to_string());
             info!(event = "guest_rolled_back", from, to = version.digest(), reason);
             return Ok(version);
         }
         if let Some(version) = history.into_iter().find(|v| v.digest() == digest) {
-            activate(&app.versions, version.clone());
+            activate(&self.versions, version.clone());
             return Ok(version);
         }
         let (bytes, source) =
@@ -239,7 +251,7 @@ impl Fleet {
         if actual != digest {
             return Err(FleetError::Corrupt { digest: digest.into(), actual });
         }
-        Ok(install(&app.sandbox, &app.versions, bytes, format!("fleet: {source}")).await?)
+        Ok(install(&self.sandbox, &self.versions, bytes, format!("fleet: {source}")).await?)
     }
 
     /// `GET /admin/guest`'s `fleet`: every instance's row and the newest
@@ -258,11 +270,17 @@ impl Fleet {
 /// A new version from the admin API or the watched file: validated here,
 /// then (in a fleet) stored and announced, then activated here. A fleet
 /// whose database cannot take it changes nowhere.
-pub async fn push(app: &App, bytes: Vec<u8>, source: String) -> Result<Arc<Version>, FleetError> {
-    let Some(fleet) = &app.fleet else {
-        return Ok(install(&app.sandbox, &app.versions, bytes, source).await?);
+pub async fn push(
+    sandbox: &Sandbox,
+    versions: &Registry,
+    fleet: Option<&Fleet>,
+    bytes: Vec<u8>,
+    source: String,
+) -> Result<Arc<Version>, FleetError> {
+    let Some(fleet) = fleet else {
+        return Ok(install(sandbox, versions, bytes, source).await?);
     };
-    let version = validate(&app.sandbox, bytes.clone(), format!("{source} on {}", fleet.instance)).await?;
+    let version = validate(sandbox, bytes.clone(), format!("{source} on {}", fleet.instance)).await?;
     let digest = version.digest().to_string();
     let _held = fleet.apply.lock().await;
     if let Err(e) = sql::push(&fleet.pool, &digest, &bytes, &version.source, &fleet.instance).await {
@@ -270,7 +288,7 @@ pub async fn push(app: &App, bytes: Vec<u8>, source: String) -> Result<Arc<Versi
         return Err(e.into());
     }
     info!(event = "fleet_push", digest, instance = fleet.instance, bytes = bytes.len());
-    activate(&app.versions, version.clone());
+    activate(versions, version.clone());
     *fleet.failed.locked() = None;
     fleet.set("in_sync", Some(&digest), None);
     fleet.report_row(Some(&digest), Some(&digest), "loaded", None).await;
@@ -279,10 +297,10 @@ pub async fn push(app: &App, bytes: Vec<u8>, source: String) -> Result<Arc<Versi
 
 /// `POST /admin/guest/rollback`: the version before the current one, here
 /// or (in a fleet) fleet-wide.
-pub async fn rollback(app: &App) -> Result<Arc<Version>, FleetError> {
-    let Some(fleet) = &app.fleet else {
-        let from = app.versions.active().map(|v| v.digest().to_string());
-        let version = app.versions.rollback("admin")?;
+pub async fn rollback(versions: &Registry, fleet: Option<&Fleet>) -> Result<Arc<Version>, FleetError> {
+    let Some(fleet) = fleet else {
+        let from = versions.active().map(|v| v.digest().to_string());
+        let version = versions.rollback("admin")?;
         info!(event = "guest_rolled_back", from, to = version.digest(), reason = "admin");
         return Ok(version);
     };
@@ -296,15 +314,26 @@ pub async fn rollback(app: &App) -> Result<Arc<Version>, FleetError> {
         }
     };
     info!(event = "fleet_rollback", to = target, action = "rollback", instance = fleet.instance);
-    fleet.bring(app, &target, Action::Rollback).await
+    fleet.bring(&target, Action::Rollback).await
 }
 
-/// After this instance rolled a trapping version back on its own: the
-/// fleet follows, unless it has moved on since. Runs in the background (a
-/// call reported the trap).
-pub fn auto_rollback(app: &App, from: String) {
-    let Some(fleet) = app.fleet.clone() else { return };
-    tokio::spawn(async move {
+/// After this instance rolled a trapping version back on its own (the
+/// registry announces it): the fleet follows, unless it has moved on since.
+async fn follow_auto_rollbacks(fleet: Arc<Fleet>) {
+    let Some(mut rollbacks) = fleet.auto_rollbacks.locked().take() else { return };
+    loop {
+        let from = match rollbacks.recv().await {
+            Ok(rollback) => rollback.from,
+            Err(broadcast::error::RecvError::Lagged(missed)) => {
+                warn!(
+                    event = "fleet_rollback_skipped",
+                    missed,
+                    reason = "automatic rollbacks came faster than the fleet took them"
+                );
+                continue;
+            }
+            Err(broadcast::error::RecvError::Closed) => return,
+        };
         match sql::rollback(&fleet.pool, Action::AutoRollback, &fleet.instance, Some(&from)).await {
             Ok(RolledBack::To(target)) => {
                 warn!(event = "fleet_rollback", from, to = target, action = "auto-rollback", instance = fleet.instance)
@@ -314,5 +343,5 @@ pub fn auto_rollback(app: &App, from: String) {
             }
             Err(e) => error!(event = "fleet_push_failed", action = "auto-rollback", from, error = %e),
         }
-    });
+    }
 }

@@ -33,7 +33,9 @@ async fn upload(app: &Arc<App>, req: Request<Incoming>) -> Result<Response<Body>
     let bytes = read_body(req, app.config.admin_max_bytes, ADMIN_UPLOAD_TIMEOUT)
         .await
         .map_err(|e| AppError::UploadUnreadable(Box::new(e)))?;
-    let version = crate::fleet::push(app, bytes.to_vec(), "admin upload".into()).await?;
+    let version =
+        crate::fleet::push(&app.sandbox, &app.versions, app.fleet.as_deref(), bytes.to_vec(), "admin upload".into())
+            .await?;
     Ok(json(StatusCode::OK, json!({ "active": version.to_json() })))
 }
 
@@ -57,6 +59,6 @@ pub(super) async fn status(app: &App) -> Response<Body> {
 /// Back to the version before the current one: here, or in a fleet
 /// fleet-wide (the database decides which version that is).
 async fn rollback(app: &App) -> Result<Response<Body>, AppError> {
-    let version = crate::fleet::rollback(app).await?;
+    let version = crate::fleet::rollback(&app.versions, app.fleet.as_deref()).await?;
     Ok(json(StatusCode::OK, json!({ "active": version.to_json() })))
 }

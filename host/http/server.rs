@@ -109,7 +109,7 @@ async fn load_guest(app: Arc<App>) -> anyhow::Result<()> {
     let from_fleet = match &app.fleet {
         Some(fleet) => {
             fleet.set_own(bytes.clone(), source.clone());
-            fleet.start(&app).await
+            fleet.start().await
         }
         None => false,
     };
@@ -118,10 +118,10 @@ async fn load_guest(app: Arc<App>) -> anyhow::Result<()> {
         installed.map_err(|e| anyhow::Error::new(e).context(format!("loading guest {source}")))?;
     }
     if let Some(fleet) = &app.fleet {
-        crate::fleet::spawn_listener(app.clone(), fleet.clone());
+        crate::fleet::spawn_listener(fleet.clone());
     }
     if let Some(path) = &path {
-        crate::versions::watch::spawn(app.clone(), path.clone())?;
+        crate::fleet::watch::spawn(app.sandbox.clone(), app.versions.clone(), app.fleet.clone(), path.clone())?;
     }
     Ok(())
 }
@@ -138,7 +138,7 @@ async fn run(app: Arc<App>, listener: TcpListener, drain: CancellationToken) {
     let budget = app.config.drain;
     info!(event = "drain_start", live_calls = app.calls.len(), budget_secs = budget.as_secs());
     if let Some(fleet) = &app.fleet {
-        fleet.mark(&app, "draining").await;
+        fleet.mark("draining").await;
     }
     // Closed, the tracker's `wait` resolves once no call is left (calls that
     // still arrive are tracked and waited for too).
@@ -156,7 +156,7 @@ async fn run(app: Arc<App>, listener: TcpListener, drain: CancellationToken) {
     sweeper.abort();
     app.switchboard.close();
     if let Some(fleet) = &app.fleet {
-        fleet.mark(&app, "stopped").await;
+        fleet.mark("stopped").await;
     }
     app.records.flush().await;
     // Ends the accept loop and asks every keep-alive connection to close

@@ -195,7 +195,6 @@ impl Instance {
                 traps = rollback.traps,
                 window_secs = rollback.window_secs
             );
-            crate::fleet::auto_rollback(app, rollback.from);
         }
         if self.recovered {
             return false;

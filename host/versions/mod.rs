@@ -6,7 +6,6 @@
 //! once its last call has ended.
 
 mod load;
-pub mod watch;
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -16,7 +15,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use arc_swap::ArcSwapOption;
 use hotline_common::Lock;
 use serde_json::{Value, json};
-use tokio::sync::Notify;
+use tokio::sync::{Notify, broadcast};
 
 use crate::sandbox::Guest;
 
@@ -24,6 +23,10 @@ pub use load::{LoadError, Step, activate, admit, install, validate};
 
 /// The built-in guest (the echo agent), compiled from `guest/default` by build.rs.
 pub static DEFAULT_GUEST: &[u8] = include_bytes!(env!("HOTLINE_GUEST_DEFAULT_WASM"));
+
+/// Automatic rollbacks a slow listener may fall behind by: each is a
+/// version that trapped its way out, so a few at once is already rare.
+const AUTO_ROLLBACKS: usize = 16;
 
 /// Activations remembered for rollback and `GET /admin/guest`.
 const HISTORY: usize = 16;
@@ -137,10 +140,13 @@ pub struct Rollback {
     pub at_unix_ms: u64,
 }
 
-#[derive(Default)]
 pub struct Registry {
     policy: RollbackPolicy,
     last_auto_rollback: Mutex<Option<AutoRollback>>,
+    /// Each automatic rollback as it happens, for whoever acts on them
+    /// beyond this instance (the fleet): a call that reports a trap only
+    /// tells the registry.
+    auto_rollbacks: broadcast::Sender<AutoRollback>,
     last_rollback: Mutex<Option<Rollback>>,
     active: ArcSwapOption<Version>,
     /// Bumped on every activation; calls compare it at each event to notice
@@ -158,7 +164,21 @@ pub struct NothingToRollBack;
 
 impl Registry {
     pub fn new(policy: RollbackPolicy) -> Self {
-        Registry { policy, ..Registry::default() }
+        Registry {
+            policy,
+            last_auto_rollback: Mutex::default(),
+            auto_rollbacks: broadcast::channel(AUTO_ROLLBACKS).0,
+            last_rollback: Mutex::default(),
+            active: ArcSwapOption::default(),
+            generation: AtomicU64::default(),
+            history: Mutex::default(),
+            activated: Notify::new(),
+        }
+    }
+
+    /// Automatic rollbacks from now on, as they happen.
+    pub fn auto_rollbacks(&self) -> broadcast::Receiver<AutoRollback> {
+        self.auto_rollbacks.subscribe()
     }
 
     pub fn active(&self) -> Option<Arc<Version>> {
@@ -248,6 +268,8 @@ impl Registry {
             at: SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
         };
         *self.last_auto_rollback.locked() = Some(rollback.clone());
+        // Nobody listening (no fleet) is no error.
+        let _ = self.auto_rollbacks.send(rollback.clone());
         Some(rollback)
     }
 

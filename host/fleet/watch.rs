@@ -13,13 +13,19 @@ use notify_debouncer_mini::notify::RecursiveMode;
 use notify_debouncer_mini::{DebounceEventResult, new_debouncer};
 use tracing::{debug, info, warn};
 
-use crate::app::App;
-use crate::sandbox::digest_of;
+use super::Fleet;
+use crate::sandbox::{Sandbox, digest_of};
+use crate::versions::Registry;
 
 const DEBOUNCE: Duration = Duration::from_millis(300);
 
 /// Starts watching; the watch lives as long as the returned task.
-pub fn spawn(app: Arc<App>, path: PathBuf) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+pub fn spawn(
+    sandbox: Sandbox,
+    versions: Arc<Registry>,
+    fleet: Option<Arc<Fleet>>,
+    path: PathBuf,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
     let name = path.file_name().context("guest path has no file name")?.to_owned();
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
@@ -42,12 +48,12 @@ pub fn spawn(app: Arc<App>, path: PathBuf) -> anyhow::Result<tokio::task::JoinHa
     Ok(tokio::spawn(async move {
         let _debouncer = debouncer; // dropping it stops the watch
         while rx.recv().await.is_some() {
-            reload(&app, &path).await;
+            reload(&sandbox, &versions, fleet.as_deref(), &path).await;
         }
     }))
 }
 
-async fn reload(app: &App, path: &PathBuf) {
+async fn reload(sandbox: &Sandbox, versions: &Registry, fleet: Option<&Fleet>, path: &PathBuf) {
     let source = path.display().to_string();
     let bytes = match tokio::fs::read(path).await {
         Ok(b) => b,
@@ -57,12 +63,12 @@ async fn reload(app: &App, path: &PathBuf) {
             return;
         }
     };
-    let previous = app.versions.active();
+    let previous = versions.active();
     if previous.as_ref().is_some_and(|p| p.digest() == digest_of(&bytes)) {
         debug!(event = "guest_unchanged", source);
         return;
     }
     // A rejection is logged on its way; the active version stays. In a
     // fleet, the file is a push like the admin API's.
-    let _ = crate::fleet::push(app, bytes, source).await;
+    let _ = super::push(sandbox, versions, fleet, bytes, source).await;
 }
