@@ -1,4 +1,6 @@
-//! State shared by the listener, the routes and the calls.
+//! The composition root: every part of the server made once, at start,
+//! and shared by the listener and the routes. Calls get [`Calls`] (what
+//! they share), never `App`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -12,16 +14,17 @@ use crate::config::{Config, WEBHOOK_INSTANCES};
 use crate::fetch::Fetcher;
 use crate::fleet::Fleet;
 use crate::live::Live;
+use crate::media::Calls;
+use crate::media::switchboard::Switchboard;
 use crate::metrics::Metrics;
 use crate::providers::Providers;
 use crate::sandbox::Sandbox;
 use crate::store::Records;
-use crate::switchboard::Switchboard;
 use crate::twilio::rest::Rest;
 use crate::versions::{Registry, RollbackPolicy};
 
 pub struct App {
-    pub config: Config,
+    pub config: Arc<Config>,
     /// Signatures, stream tokens, the public URL.
     pub auth: Auth,
     /// Open connections, in all and per address.
@@ -29,59 +32,46 @@ pub struct App {
     /// Failed admin authentications per address.
     pub admin_failures: AuthFailures,
     pub sandbox: Sandbox,
-    /// Speech-to-text, LLM, text-to-speech (any may be absent) and their health.
-    pub providers: Arc<Providers>,
-    /// Guest versions: the active one is empty until the first load finishes.
-    pub versions: Arc<Registry>,
     pub draining: AtomicBool,
-    /// Every call's task (from its WebSocket upgrade to its close): how
-    /// many are live, and what a drain waits for.
-    pub calls: TaskTracker,
-    /// Cancelled when the drain budget is spent: every call closes now.
-    pub close_calls: CancellationToken,
-    /// Call records: the queue to the writer, the database for the API.
-    pub records: Records,
-    /// What the calls count for `/metrics` (the rest is read when scraped).
-    pub metrics: Metrics,
-    /// The live calls and their changes, for the dashboard.
-    pub live: Live,
-    /// Twilio's REST API (`TWILIO_ACCOUNT_SID`): ends, redirects and
-    /// places calls; `None` without an account.
-    pub twilio: Option<Rest>,
-    /// Answering-machine verdicts on their way to live calls, and transfers
-    /// between a stream's end and the caller's return (with the call's
-    /// record, submitted when the phone call is over).
-    pub switchboard: Arc<Switchboard>,
-    /// The guests' `fetch`: its policy and its client.
-    pub fetch: Fetcher,
+    /// What every call shares (versions, providers, records, metrics, the
+    /// live list, the switchboard, fetch, Twilio's REST API, the calls'
+    /// tasks); the routes reach them here too.
+    pub calls: Arc<Calls>,
     /// With PostgreSQL: the instances sharing it, one active guest version.
     pub fleet: Option<Arc<Fleet>>,
 }
 
 impl App {
     pub fn new(config: Config, sandbox: Sandbox, providers: Providers, records: Records) -> Arc<Self> {
+        let config = Arc::new(config);
         let twilio = config.twilio.clone().map(|settings| Rest::new(providers.client.clone(), settings));
         let fetch = Fetcher::new(providers.fetch_client.clone(), config.fetch.clone());
         let switchboard = Arc::new(Switchboard::new(records.submitter()));
         let versions =
             Arc::new(Registry::new(RollbackPolicy { traps: config.rollback_traps, window: config.rollback_window }));
         let fleet = Fleet::new(records.db(), &config.store.instance, &sandbox, &versions);
-        Arc::new(App {
-            auth: Auth::new(&config),
-            connections: connection_limits(&config),
-            admin_failures: AuthFailures::new(ADMIN_FAILURES, ADMIN_LOCKOUT),
-            sandbox,
-            providers: Arc::new(providers),
+        let auth = Auth::new(&config);
+        let calls = Arc::new(Calls {
+            config: config.clone(),
             versions,
-            draining: AtomicBool::new(false),
-            calls: TaskTracker::new(),
-            close_calls: CancellationToken::new(),
+            providers: Arc::new(providers),
+            stream_tokens: auth.stream_tokens.clone(),
             records,
             metrics: Metrics::default(),
             live: Live::default(),
-            twilio,
             switchboard,
             fetch,
+            twilio,
+            tasks: TaskTracker::new(),
+            close_all: CancellationToken::new(),
+        });
+        Arc::new(App {
+            auth,
+            connections: connection_limits(&config),
+            admin_failures: AuthFailures::new(ADMIN_FAILURES, ADMIN_LOCKOUT),
+            sandbox,
+            draining: AtomicBool::new(false),
+            calls,
             fleet,
             config,
         })

@@ -20,7 +20,6 @@ pub mod live;
 pub mod media;
 pub mod metrics;
 pub mod scenario;
-pub mod switchboard;
 pub mod versions;
 
 pub use hotline_providers as providers;

@@ -23,7 +23,6 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::{Registry, Unit};
 
 use crate::fetch::Outcome as FetchOutcome;
-use crate::media::{TurnOutcome, TurnTimes};
 use crate::store::RecordCounts;
 use crate::store::record::Outcome;
 use crate::versions::Counts;
@@ -39,6 +38,44 @@ const GUEST_BOUNDS: &[f64] = &[
 ];
 
 type Labels = [(&'static str, &'static str); 1];
+
+/// How a turn ended, as the `outcome` field spells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TurnOutcome {
+    /// Its reply audio reached the caller.
+    Spoken,
+    /// A barge-in or an abandoned turn cancelled it.
+    Cancelled,
+    /// A provider failed.
+    Failed,
+    /// The next utterance came before any reply audio did.
+    NoAudio,
+}
+
+impl TurnOutcome {
+    pub const ALL: [TurnOutcome; 4] =
+        [TurnOutcome::Spoken, TurnOutcome::Cancelled, TurnOutcome::Failed, TurnOutcome::NoAudio];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            TurnOutcome::Spoken => "spoken",
+            TurnOutcome::Cancelled => "cancelled",
+            TurnOutcome::Failed => "failed",
+            TurnOutcome::NoAudio => "no_audio",
+        }
+    }
+}
+
+/// A finished turn's numbers, as its `turn` line gave them.
+#[derive(Debug, Clone, Copy)]
+pub struct TurnTimes {
+    pub turn: u32,
+    pub outcome: TurnOutcome,
+    pub stt_ms: Option<f64>,
+    pub llm_first_token_ms: Option<f64>,
+    pub tts_first_byte_ms: Option<f64>,
+    pub first_audio_ms: Option<f64>,
+}
 
 /// The numbers the calls count.
 #[derive(Debug)]

@@ -12,7 +12,7 @@
 pub mod base_url;
 pub mod limits;
 
-use std::time::SystemTime;
+use std::sync::Arc;
 
 use http::{HeaderMap, Uri};
 use tracing::warn;
@@ -20,7 +20,7 @@ use tracing::warn;
 use crate::config::Config;
 use crate::twilio::signature::Rejection;
 use crate::twilio::signature::{self, Verifier};
-use crate::twilio::stream_token::{SecretSource, StreamTokens, TokenRejection};
+use crate::twilio::stream_token::{SecretSource, StreamTokens};
 
 /// Why a request was refused here; `http::AppError` turns it into a
 /// response and a log line.
@@ -35,7 +35,8 @@ pub enum Refused {
 pub struct Auth {
     /// `None` when no auth token is configured: signatures are not checked.
     signatures: Option<Verifier>,
-    pub stream_tokens: StreamTokens,
+    /// Shared with the calls, which check what the webhook issued.
+    pub stream_tokens: Arc<StreamTokens>,
     public_base_url: Option<String>,
     trust_proxy: bool,
 }
@@ -71,7 +72,7 @@ impl Auth {
         }
         Auth {
             signatures,
-            stream_tokens,
+            stream_tokens: Arc::new(stream_tokens),
             public_base_url: config.public_base_url.clone(),
             trust_proxy: security.trust_proxy,
         }
@@ -100,10 +101,6 @@ impl Auth {
         let base = self.public_base(headers).map_err(Refused::NoPublicUrl)?;
         let url = format!("{}{}", base_url::stream_base(&base), path_and_query(uri));
         verifier.verify(&url, &[], signature_of(headers)).map_err(|reason| Refused::Signature { reason, url })
-    }
-
-    pub fn check_stream(&self, token: Option<&str>, call_sid: &str) -> Result<(), TokenRejection> {
-        self.stream_tokens.verify(token, call_sid, SystemTime::now())
     }
 }
 

@@ -33,9 +33,14 @@ async fn upload(app: &Arc<App>, req: Request<Incoming>) -> Result<Response<Body>
     let bytes = read_body(req, app.config.admin_max_bytes, ADMIN_UPLOAD_TIMEOUT)
         .await
         .map_err(|e| AppError::UploadUnreadable(Box::new(e)))?;
-    let version =
-        crate::fleet::push(&app.sandbox, &app.versions, app.fleet.as_deref(), bytes.to_vec(), "admin upload".into())
-            .await?;
+    let version = crate::fleet::push(
+        &app.sandbox,
+        &app.calls.versions,
+        app.fleet.as_deref(),
+        bytes.to_vec(),
+        "admin upload".into(),
+    )
+    .await?;
     Ok(json(StatusCode::OK, json!({ "active": version.to_json() })))
 }
 
@@ -43,9 +48,9 @@ async fn upload(app: &Arc<App>, req: Request<Incoming>) -> Result<Response<Body>
 /// swap policy, the last rollback and, in a fleet, every instance's status
 /// and the fleet's activations (also `GET /api/guests`).
 pub(super) async fn status(app: &App) -> Response<Body> {
-    let history: Vec<_> = app.versions.history().iter().map(|v| v.to_json()).collect();
-    let active = app.versions.active().map(|v| v.to_json());
-    let last_rollback = app.versions.last_rollback();
+    let history: Vec<_> = app.calls.versions.history().iter().map(|v| v.to_json()).collect();
+    let active = app.calls.versions.active().map(|v| v.to_json());
+    let last_rollback = app.calls.versions.last_rollback();
     let swap = app.config.swap.name();
     let fleet = match &app.fleet {
         Some(fleet) => fleet.overview().await,
@@ -59,6 +64,6 @@ pub(super) async fn status(app: &App) -> Response<Body> {
 /// Back to the version before the current one: here, or in a fleet
 /// fleet-wide (the database decides which version that is).
 async fn rollback(app: &App) -> Result<Response<Body>, AppError> {
-    let version = crate::fleet::rollback(&app.versions, app.fleet.as_deref()).await?;
+    let version = crate::fleet::rollback(&app.calls.versions, app.fleet.as_deref()).await?;
     Ok(json(StatusCode::OK, json!({ "active": version.to_json() })))
 }

@@ -41,7 +41,7 @@ pub async fn handle(app: &Arc<App>, req: Request<Incoming>) -> Result<Response<B
         (&Method::GET, "/api/live", _) => Ok(event_stream(super::observe::live_stream(app.clone()))),
         (&Method::GET, "/api/stats", _) => {
             let hours = hours(req.uri().query().unwrap_or(""))?;
-            let db = app.records.db().ok_or(AppError::RecordsOff)?;
+            let db = app.calls.records.db().ok_or(AppError::RecordsOff)?;
             let now = unix_ms(SystemTime::now());
             let stats = stats::stats(db, now, hours).await.map_err(|e| AppError::Store(e.to_string()))?;
             Ok(json(StatusCode::OK, serde_json::to_value(stats).expect("stats serialize")))
@@ -49,12 +49,12 @@ pub async fn handle(app: &Arc<App>, req: Request<Incoming>) -> Result<Response<B
         (&Method::POST, "/api/calls", _) => super::dial::place(app, req).await,
         (&Method::GET, "/api/calls", _) => {
             let filter = filter(req.uri().query().unwrap_or(""))?;
-            let db = app.records.db().ok_or(AppError::RecordsOff)?;
+            let db = app.calls.records.db().ok_or(AppError::RecordsOff)?;
             let page = read::list(db, &filter).await.map_err(|e| AppError::Store(e.to_string()))?;
             Ok(json(StatusCode::OK, page))
         }
         (&Method::GET, _, Some(sid)) => {
-            let db = app.records.db().ok_or(AppError::RecordsOff)?;
+            let db = app.calls.records.db().ok_or(AppError::RecordsOff)?;
             match read::get(db, sid).await.map_err(|e| AppError::Store(e.to_string()))? {
                 Some(call) => Ok(json(StatusCode::OK, call)),
                 None => Err(AppError::NotFound),

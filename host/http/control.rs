@@ -15,8 +15,8 @@ use super::routes::{param, signed_form, stream_twiml};
 use crate::app::App;
 use crate::config::TransferFallback;
 use crate::convert::{answered_by, dial_status};
+use crate::media::switchboard::{DialEnd, Signal};
 use crate::sandbox::wit;
-use crate::switchboard::{DialEnd, Signal};
 
 use crate::twilio::twiml;
 
@@ -26,7 +26,7 @@ use crate::twilio::twiml;
 pub async fn stream_ended(app: &App, req: Request<Incoming>) -> Result<Response<Body>, AppError> {
     let (params, headers) = signed_form(app, req).await?;
     let (call_sid, call_status) = (param(&params, "CallSid"), param(&params, "CallStatus"));
-    if let Some(transfer) = app.switchboard.dial(call_sid) {
+    if let Some(transfer) = app.calls.switchboard.dial(call_sid) {
         let base = app.auth.public_base(&headers).map_err(AppError::BadRequest)?;
         let action = format!("{base}/webhook/dial_ended");
         let timeout = app.config.control.transfer_timeout;
@@ -36,7 +36,7 @@ pub async fn stream_ended(app: &App, req: Request<Incoming>) -> Result<Response<
             call_sid,
             call_status,
             next = "dial",
-            target = app.records.shown(&transfer.target)
+            target = app.calls.records.shown(&transfer.target)
         );
         return Ok(xml(StatusCode::OK, twiml));
     }
@@ -79,8 +79,8 @@ pub async fn dial_ended(app: &App, req: Request<Incoming>) -> Result<Response<Bo
         }
     };
     let end = DialEnd::now(&text, secs.parse().ok(), next);
-    let transfer = app.switchboard.dial_ended(&call_sid, status, end, next == "agent");
-    let target = transfer.as_deref().map(|t| app.records.shown(t));
+    let transfer = app.calls.switchboard.dial_ended(&call_sid, status, end, next == "agent");
+    let target = transfer.as_deref().map(|t| app.calls.records.shown(t));
     if answered {
         info!(event = "transfer_answered", call_sid, target, status = text, secs);
     } else {
@@ -97,7 +97,7 @@ pub async fn amd(app: &App, req: Request<Incoming>) -> Result<Response<Body>, Ap
     let text = param(&params, "AnsweredBy");
     let verdict = answered_by(text)
         .ok_or_else(|| AppError::BadRequest(format!("AnsweredBy {text:?} is not one Twilio sends")))?;
-    let delivered = app.switchboard.signal(call_sid, Signal::AnsweredBy(verdict));
+    let delivered = app.calls.switchboard.signal(call_sid, Signal::AnsweredBy(verdict));
     let detection_ms = param(&params, "MachineDetectionDuration");
     info!(event = "answered_by", call_sid, answered_by = text, delivered, detection_ms);
     Ok(empty(StatusCode::NO_CONTENT))

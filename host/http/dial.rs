@@ -36,7 +36,7 @@ struct Dial {
 }
 
 pub async fn place(app: &App, req: Request<Incoming>) -> Result<Response<Body>, AppError> {
-    let rest = app.twilio.as_ref().ok_or(AppError::CallControlOff)?;
+    let rest = app.calls.twilio.as_ref().ok_or(AppError::CallControlOff)?;
     let base = app.auth.public_base(req.headers()).map_err(AppError::BadQuery)?;
     let body = read_body(req, MAX_BODY, BODY_TIMEOUT).await?;
     let dial: Dial = serde_json::from_slice(&body).map_err(|e| {
@@ -60,7 +60,7 @@ pub async fn place(app: &App, req: Request<Incoming>) -> Result<Response<Body>, 
         amd_callback: detect_machine.then(|| format!("{base}/webhook/amd")),
     };
     let placed = rest.create_call(&call).await.map_err(AppError::Twilio)?;
-    let to = app.records.shown(&call.to);
+    let to = app.calls.records.shown(&call.to);
     info!(event = "call_placed", call_sid = placed.sid, to, status = placed.status, detect_machine);
     Ok(json(StatusCode::CREATED, json!({ "call_sid": placed.sid, "status": placed.status })))
 }

@@ -16,8 +16,9 @@ use crate::metrics::Scrape;
 /// What `/metrics` reads at a scrape from the parts that count for
 /// themselves.
 pub(super) fn scrape(app: &App) -> Scrape {
-    let active = app.versions.active();
+    let active = app.calls.versions.active();
     let versions = app
+        .calls
         .versions
         .history()
         .iter()
@@ -28,11 +29,11 @@ pub(super) fn scrape(app: &App) -> Scrape {
         })
         .collect();
     Scrape {
-        live_calls: app.calls.len() as i64,
+        live_calls: app.calls.tasks.len() as i64,
         draining: app.is_draining() as i64,
         versions,
-        provider_errors: app.providers.health.error_counts(),
-        records: app.records.counts(),
+        provider_errors: app.calls.providers.health.error_counts(),
+        records: app.calls.records.counts(),
     }
 }
 
@@ -47,20 +48,20 @@ const KEEPALIVE_EVERY: Duration = Duration::from_secs(15);
 /// ends when the server closes its calls (the end of a drain), so an open
 /// dashboard never holds a shutdown up.
 pub(super) fn live_stream(app: Arc<App>) -> impl Stream<Item = Bytes> + Send + 'static {
-    let (snapshot, changes) = app.live.subscribe();
+    let (snapshot, changes) = app.calls.live.subscribe();
     futures_util::stream::unfold((app, changes, Some(snapshot)), |(app, mut changes, first)| async move {
         if let Some(snapshot) = first {
             return Some((snapshot, (app, changes, None)));
         }
         let next = tokio::select! {
-            _ = app.close_calls.cancelled() => return None,
+            _ = app.calls.close_all.cancelled() => return None,
             next = tokio::time::timeout(KEEPALIVE_EVERY, changes.recv()) => next,
         };
         let chunk = match next {
             Err(_) => Bytes::from_static(KEEPALIVE),
             Ok(Ok(change)) => change,
             Ok(Err(RecvError::Lagged(_))) => {
-                let (snapshot, fresh) = app.live.subscribe();
+                let (snapshot, fresh) = app.calls.live.subscribe();
                 changes = fresh;
                 snapshot
             }

@@ -12,10 +12,10 @@ use crate::app::App;
 use crate::store::read;
 
 pub async fn serve(app: &App, call_sid: &str, headers: &HeaderMap) -> Result<Response<Body>, AppError> {
-    let db = app.records.db().ok_or(AppError::RecordsOff)?;
+    let db = app.calls.records.db().ok_or(AppError::RecordsOff)?;
     let name = read::recording(db, call_sid).await.map_err(|e| AppError::Store(e.to_string()))?;
     let name = name.ok_or(AppError::NoRecording)?;
-    let recordings = app.records.recordings().ok_or(AppError::NoRecording)?;
+    let recordings = app.calls.records.recordings().ok_or(AppError::NoRecording)?;
     let path = recordings.path(&name).ok_or_else(|| AppError::RecordingUnreadable(format!("bad name {name:?}")))?;
     let wav = read_file(&path).await?;
     let range = headers.get(header::RANGE).and_then(|v| v.to_str().ok());

@@ -80,24 +80,24 @@ pub(super) fn param<'a>(params: &'a [(String, String)], key: &str) -> &'a str {
 }
 
 fn readyz(app: &App) -> Response<Body> {
-    let active = app.versions.active();
+    let active = app.calls.versions.active();
     let draining = app.is_draining();
-    let full = app.calls.len() >= app.max_calls();
+    let full = app.calls.tasks.len() >= app.max_calls();
     let ready = active.is_some() && !draining && !full;
     let body = json!({
         "ready": ready,
         "guest": { "loaded": active.is_some(), "digest": active.as_ref().map(|v| v.digest()) },
         // Configured or not, and how the newest request of each went: no
         // network call here, a failing provider does not make us unready.
-        "providers": app.providers.health.report(),
+        "providers": app.calls.providers.health.report(),
         "draining": draining,
-        "live_calls": app.calls.len(),
+        "live_calls": app.calls.tasks.len(),
         "max_calls": app.max_calls(),
         "twilio_signature": if app.auth.signatures_checked() { "on" } else { "off" },
         // The call records' database: `ok`, `degraded` (writes failing or
         // slow: records are queued, then dropped, calls go on) or `off`.
-        "db": app.records.status(),
-        "records": app.records.report(),
+        "db": app.calls.records.status(),
+        "records": app.calls.records.report(),
         // In a fleet: the fleet's version and whether it loaded here. A
         // version that failed here leaves this instance ready on the one
         // it runs: it still serves calls well, and a fleet whose every
@@ -110,7 +110,7 @@ fn readyz(app: &App) -> Response<Body> {
 
 fn version(app: &App) -> Response<Body> {
     let commit = option_env!("HOTLINE_GIT_COMMIT").filter(|c| !c.is_empty());
-    let active = app.versions.active();
+    let active = app.calls.versions.active();
     json(
         StatusCode::OK,
         json!({
@@ -120,7 +120,7 @@ fn version(app: &App) -> Response<Body> {
             "deploy_id": app.config.deploy_id,
             "instance": app.config.store.instance,
             "guest_digest": active.as_ref().map(|v| v.digest()),
-            "auto_rollback": app.versions.last_auto_rollback(),
+            "auto_rollback": app.calls.versions.last_auto_rollback(),
         }),
     )
 }
@@ -128,7 +128,7 @@ fn version(app: &App) -> Response<Body> {
 /// Prometheus' scrape (`metrics.rs` decides what is in it).
 fn metrics(app: &App, req: &Request<Incoming>) -> Result<Response<Body>, AppError> {
     super::session::authorize_metrics(app, req)?;
-    let body = crate::metrics::render(&app.metrics, super::observe::scrape(app));
+    let body = crate::metrics::render(&app.calls.metrics, super::observe::scrape(app));
     Ok(Response::builder()
         .header(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)
         .body(super::respond::full(body))
@@ -154,7 +154,7 @@ async fn incoming_call(app: &App, req: Request<Incoming>) -> Result<Response<Bod
         return Err(AppError::Draining);
     }
     // Signed and accepted: a call is coming, and its providers can get ready.
-    app.providers.prepare();
+    app.calls.providers.prepare();
     let call_sid = param(&params, "CallSid").to_string();
     let twiml = stream_twiml(app, params, &headers, &[]).await?;
     info!(event = "incoming_call", call_sid, mode = app.config.mode.name());
@@ -171,7 +171,7 @@ pub(super) async fn stream_twiml(
     extra: &[(&str, &str)],
 ) -> Result<String, AppError> {
     let call_sid = param(&params, "CallSid").to_string();
-    let version = app.versions.active_within(GUEST_LOAD_WAIT).await.ok_or(AppError::NoGuest)?;
+    let version = app.calls.versions.active_within(GUEST_LOAD_WAIT).await.ok_or(AppError::NoGuest)?;
     let base_url = app.auth.public_base(headers).map_err(AppError::BadRequest)?;
     let webhook = wit::Webhook { params, base_url, mode: app.config.mode.into() };
     match version.guest.incoming_call(&webhook)? {
@@ -220,16 +220,16 @@ async fn upgrade(app: Arc<App>, mut req: Request<Incoming>) -> Result<Response<B
     }
     // One socket per call: at the call limit, the instances left are the
     // webhooks' reserve, and a socket that never starts is not let in.
-    if app.calls.len() >= app.max_calls() {
+    if app.calls.tasks.len() >= app.max_calls() {
         return Err(AppError::StreamRefused("at the call limit"));
     }
-    let version = app.versions.active_within(GUEST_LOAD_WAIT).await.ok_or(AppError::NoGuestForStream)?;
+    let version = app.calls.versions.active_within(GUEST_LOAD_WAIT).await.ok_or(AppError::NoGuestForStream)?;
     let accepted = ws::accept(req.headers()).map_err(AppError::Handshake)?;
     let subprotocol = accepted.headers().contains_key(header::SEC_WEBSOCKET_PROTOCOL);
     let on_upgrade = hyper::upgrade::on(&mut req);
     // The call holds its connection's place until it ends.
     let peer = req.extensions_mut().remove::<Peer>();
-    app.calls.clone().spawn(async move {
+    app.calls.tasks.clone().spawn(async move {
         let _peer = peer;
         let upgraded = match on_upgrade.await {
             Ok(u) => u,
@@ -253,7 +253,7 @@ async fn upgrade(app: Arc<App>, mut req: Request<Incoming>) -> Result<Response<B
         let ws =
             WebSocketStream::from_raw_socket(GatherWrites::new(TokioIo::new(upgraded)), Role::Server, Some(config))
                 .await;
-        crate::media::run_call(app, version, ws, subprotocol).await;
+        crate::media::run_call(app.calls.clone(), version, ws, subprotocol).await;
     });
     let (parts, ()) = accepted.into_parts();
     Ok(Response::from_parts(parts, super::respond::full(bytes::Bytes::new())))

@@ -57,7 +57,7 @@ impl Server {
         info!(event = "providers", agent, stt = p.stt.name(), llm = p.llm.name(), tts = p.tts.name());
         let records = Records::open(&config.store).await.context("opening the call records' database")?;
         let app = App::new(config, sandbox, providers, records);
-        app.providers.warm();
+        app.calls.providers.warm();
         info!(event = "listening", addr = %local_addr);
         let guest_load = Some(tokio::spawn(load_guest(app.clone())));
         let drain = CancellationToken::new();
@@ -114,14 +114,14 @@ async fn load_guest(app: Arc<App>) -> anyhow::Result<()> {
         None => false,
     };
     if !from_fleet {
-        let installed = crate::versions::install(&app.sandbox, &app.versions, bytes, source.clone()).await;
+        let installed = crate::versions::install(&app.sandbox, &app.calls.versions, bytes, source.clone()).await;
         installed.map_err(|e| anyhow::Error::new(e).context(format!("loading guest {source}")))?;
     }
     if let Some(fleet) = &app.fleet {
         crate::fleet::spawn_listener(fleet.clone());
     }
     if let Some(path) = &path {
-        crate::fleet::watch::spawn(app.sandbox.clone(), app.versions.clone(), app.fleet.clone(), path.clone())?;
+        crate::fleet::watch::spawn(app.sandbox.clone(), app.calls.versions.clone(), app.fleet.clone(), path.clone())?;
     }
     Ok(())
 }
@@ -131,34 +131,34 @@ async fn run(app: Arc<App>, listener: TcpListener, drain: CancellationToken) {
     let stop_accepting = CancellationToken::new();
     let acceptor = tokio::spawn(accept_loop(app.clone(), listener, connections.clone(), stop_accepting.clone()));
     // Transfers whose webhooks never came hand their records over in time.
-    let sweeper = tokio::spawn(app.switchboard.clone().sweep());
+    let sweeper = tokio::spawn(app.calls.switchboard.clone().sweep());
 
     drain.cancelled().await;
     app.draining.store(true, std::sync::atomic::Ordering::SeqCst);
     let budget = app.config.drain;
-    info!(event = "drain_start", live_calls = app.calls.len(), budget_secs = budget.as_secs());
+    info!(event = "drain_start", live_calls = app.calls.tasks.len(), budget_secs = budget.as_secs());
     if let Some(fleet) = &app.fleet {
         fleet.mark("draining").await;
     }
     // Closed, the tracker's `wait` resolves once no call is left (calls that
     // still arrive are tracked and waited for too).
-    app.calls.close();
-    if tokio::time::timeout(budget, app.calls.wait()).await.is_err() {
-        warn!(event = "drain_timeout", live_calls = app.calls.len());
+    app.calls.tasks.close();
+    if tokio::time::timeout(budget, app.calls.tasks.wait()).await.is_err() {
+        warn!(event = "drain_timeout", live_calls = app.calls.tasks.len());
     }
-    app.close_calls.cancel();
-    if tokio::time::timeout(CLOSE_GRACE, app.calls.wait()).await.is_err() {
-        warn!(event = "calls_not_closed", live_calls = app.calls.len());
+    app.calls.close_all.cancel();
+    if tokio::time::timeout(CLOSE_GRACE, app.calls.tasks.wait()).await.is_err() {
+        warn!(event = "calls_not_closed", live_calls = app.calls.tasks.len());
     }
     // Every call has handed over its record; a transferred call's may still
     // wait on the switchboard for its dial or its caller: it goes now, and
     // the writer writes what it holds.
     sweeper.abort();
-    app.switchboard.close();
+    app.calls.switchboard.close();
     if let Some(fleet) = &app.fleet {
         fleet.mark("stopped").await;
     }
-    app.records.flush().await;
+    app.calls.records.flush().await;
     // Ends the accept loop and asks every keep-alive connection to close
     // after its current request.
     stop_accepting.cancel();

@@ -15,12 +15,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
     /// The agent hung up: end the phone call too (a task of its own, which
     /// a drain waits for).
     pub(super) fn complete_call(&self) {
-        if self.app.twilio.is_none() || self.call_sid.is_empty() {
+        if self.calls.twilio.is_none() || self.call_sid.is_empty() {
             return;
         }
-        let (app, call_sid) = (self.app.clone(), self.call_sid.clone());
+        let (calls, call_sid) = (self.calls.clone(), self.call_sid.clone());
         let completing = async move {
-            let Some(rest) = &app.twilio else { return };
+            let Some(rest) = &calls.twilio else { return };
             match rest.update_call(&call_sid, &CallUpdate::Complete).await {
                 Ok(call) => info!(event = "call_completed", status = call.status),
                 // Over already (the caller hung up first, or `stream_ended`'s
@@ -29,6 +29,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
                 Err(e) => warn!(event = "call_complete_failed", error = %e, class = e.class()),
             }
         };
-        self.app.calls.spawn(completing.in_current_span());
+        self.calls.tasks.spawn(completing.in_current_span());
     }
 }

@@ -16,24 +16,24 @@ use crate::sandbox::wit::{Event, FetchError, Fetched, HttpRequest};
 impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
     pub(super) fn fetch(&mut self, request: HttpRequest) {
         let id = request.id;
-        let max = self.app.fetch.policy().max_in_flight;
+        let max = self.calls.fetch.policy().max_in_flight;
         let checked = if self.work.lasting_in_flight() >= max {
             let reason = format!("{max} requests in flight already (HOTLINE_GUEST_FETCH_MAX_IN_FLIGHT)");
             warn!(event = "guest_fetch_refused", id, reason);
             Err(FetchError::Refused(reason))
         } else {
-            self.app.fetch.check(request)
+            self.calls.fetch.check(request)
         };
         match checked {
             Err(error) => {
-                self.app.metrics.guest_fetch(Outcome::Refused);
+                self.calls.metrics.guest_fetch(Outcome::Refused);
                 self.work.report(Event::Fetched(Fetched { id, response: Err(error) }));
             }
             Ok(checked) => {
-                let app = self.app.clone();
+                let calls = self.calls.clone();
                 self.work.spawn_lasting(async move {
-                    let response = app.fetch.perform(checked).await;
-                    app.metrics.guest_fetch(Outcome::of(&response));
+                    let response = calls.fetch.perform(checked).await;
+                    calls.metrics.guest_fetch(Outcome::of(&response));
                     Event::Fetched(Fetched { id, response })
                 });
             }

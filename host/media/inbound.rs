@@ -83,7 +83,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
     /// is cut off.
     pub(super) fn bad_frame(&mut self, reason: &str) -> Flow {
         self.stats.bad_frames += 1;
-        self.app.metrics.bad_frame();
+        self.calls.metrics.bad_frame();
         if self.stats.bad_frames <= LOGGED_BAD_FRAMES {
             warn!(event = "ws_bad_frame", reason, count = self.stats.bad_frames);
         }
@@ -128,21 +128,23 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
                 span.record("stream_sid", stream_sid.as_str());
                 // The token is the host's business: the guest never sees it.
                 let token = start.custom_parameters.remove(params::TOKEN);
-                if let Err(reason) = self.app.auth.check_stream(token.as_deref(), &start.call_sid) {
+                if let Err(reason) =
+                    self.calls.stream_tokens.verify(token.as_deref(), &start.call_sid, std::time::SystemTime::now())
+                {
                     warn!(event = "stream_rejected", reason = reason.name());
                     return Flow::Close(CloseCode::Policy, "stream not authorized");
                 }
                 // What the webhook put beside the token: for the guest, and masked for the record.
                 let from = start.custom_parameters.remove(params::FROM);
                 let to = start.custom_parameters.remove(params::TO);
-                let shown = |n: &Option<String>| n.as_deref().map(|n| self.app.records.shown(n));
+                let shown = |n: &Option<String>| n.as_deref().map(|n| self.calls.records.shown(n));
                 let (shown_from, shown_to) = (shown(&from), shown(&to));
                 let direction = start.custom_parameters.remove(params::DIRECTION);
                 let direction = params::direction_of(direction.as_deref().unwrap_or(""));
                 // A caller back from a transfer nobody answered (`http/control.rs`):
                 // the switchboard may hold the call's snapshot and its record so far.
                 let returning = start.custom_parameters.remove(params::TRANSFER);
-                let mut back = returning.as_ref().and_then(|_| self.app.switchboard.returning(&start.call_sid));
+                let mut back = returning.as_ref().and_then(|_| self.calls.switchboard.returning(&start.call_sid));
                 let format = start.media_format.as_ref();
                 info!(
                     event = "ws_start",
@@ -151,8 +153,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
                     sample_rate = format.map(|f| f.sample_rate),
                     channels = format.map(|f| f.channels),
                 );
-                let started = self.guest.start(&self.app);
-                if self.app.records.enabled() {
+                let started = self.guest.start(&self.calls);
+                if self.calls.records.enabled() {
                     let digest = self.guest.digest();
                     let record = match back.as_mut().and_then(|b| b.record.take()) {
                         // One phone call, one record: this stream continues the first's.
@@ -175,13 +177,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
                 self.note("ws_start", &[]);
                 // Only calls we placed get answering-machine verdicts.
                 if direction == "outbound" {
-                    self.signals = Some(Box::new(self.app.switchboard.register(&start.call_sid)));
+                    self.signals = Some(Box::new(self.calls.switchboard.register(&start.call_sid)));
                 }
                 let started = wit::Started {
                     stream_sid,
                     call_sid: start.call_sid,
                     custom_parameters: start.custom_parameters.into_iter().collect(),
-                    config: wit::Config::from(&self.app.config),
+                    config: wit::Config::from(&*self.calls.config),
                     direction: direction.convert(),
                     from: from.unwrap_or_default(),
                     to: to.unwrap_or_default(),

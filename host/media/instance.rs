@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use tracing::{error, info, warn};
 
-use crate::app::App;
+use super::Calls;
 use crate::config::SwapPolicy;
 use crate::sandbox::{GuestError, Session, wit};
 use crate::versions::Version;
@@ -70,10 +70,10 @@ impl Instance {
 
     /// Creates the call's session, on the newest version (a swap may have
     /// happened since the WebSocket opened).
-    pub fn start(&mut self, app: &App) -> Result<(), GuestError> {
-        if let Some(active) = app.versions.active() {
+    pub fn start(&mut self, calls: &Calls) -> Result<(), GuestError> {
+        if let Some(active) = calls.versions.active() {
             self.version = active;
-            self.generation = app.versions.generation();
+            self.generation = calls.versions.generation();
         }
         self.session = Some(self.version.guest.session()?);
         Version::count(&self.version.stats.calls);
@@ -82,10 +82,10 @@ impl Instance {
 
     /// Continues a call from `snapshot` (a caller back from a transfer) in a
     /// fresh instance of the active version, replacing any session.
-    pub fn resume(&mut self, app: &App, snapshot: Vec<u8>) -> Result<(), GuestError> {
-        if let Some(active) = app.versions.active() {
+    pub fn resume(&mut self, calls: &Calls, snapshot: Vec<u8>) -> Result<(), GuestError> {
+        if let Some(active) = calls.versions.active() {
             self.version = active;
-            self.generation = app.versions.generation();
+            self.generation = calls.versions.generation();
         }
         self.session = None;
         self.move_to(self.version.clone(), snapshot)
@@ -120,19 +120,19 @@ impl Instance {
     /// Checked before every event, needed almost never: one compare of
     /// the registry's generation. True when a swap was looked at (the call
     /// may run another version now).
-    pub fn follow_swap(&mut self, app: &App) -> bool {
-        let generation = app.versions.generation();
+    pub fn follow_swap(&mut self, calls: &Calls) -> bool {
+        let generation = calls.versions.generation();
         if generation == self.generation {
             return false;
         }
         self.generation = generation;
-        self.migrate(app);
+        self.migrate(calls);
         true
     }
 
-    fn migrate(&mut self, app: &App) {
-        let Some(target) = app.versions.active() else { return };
-        if app.config.swap == SwapPolicy::Pin || target.digest() == self.version.digest() {
+    fn migrate(&mut self, calls: &Calls) {
+        let Some(target) = calls.versions.active() else { return };
+        if calls.config.swap == SwapPolicy::Pin || target.digest() == self.version.digest() {
             return;
         }
         let Some(session) = self.session.as_mut() else {
@@ -185,9 +185,9 @@ impl Instance {
 
     /// Logs and counts the failure (it may roll the version back), then
     /// tries the call's one recovery from its last snapshot.
-    pub fn recover(&mut self, app: &App, failure: GuestError) -> bool {
+    pub fn recover(&mut self, calls: &Calls, failure: GuestError) -> bool {
         error!(event = failure.event(), guest = self.version.digest(), error = %failure);
-        if let Some(rollback) = app.versions.report_trap(&self.version) {
+        if let Some(rollback) = calls.versions.report_trap(&self.version) {
             warn!(
                 event = "guest_auto_rollback",
                 from = rollback.from,

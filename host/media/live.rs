@@ -32,7 +32,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
             guest: self.guest.digest().to_string(),
             turns: 0,
         };
-        self.app.live.publish(&call);
+        self.calls.live.publish(&call);
         self.live = Some(Box::new(call));
     }
 
@@ -64,7 +64,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
         let digest = self.guest.digest();
         if call.guest != digest {
             call.guest = digest.to_string();
-            self.app.live.publish(call);
+            self.calls.live.publish(call);
         }
     }
 
@@ -72,7 +72,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
     pub(super) fn live_end(&mut self, outcome: Outcome) {
         if let Some(call) = self.live.take() {
             let duration_ms = (unix_ms(SystemTime::now()) - call.started_at).max(0);
-            self.app.live.ended(&call.call_sid, outcome, duration_ms);
+            self.calls.live.ended(&call.call_sid, outcome, duration_ms);
         }
     }
 
@@ -81,7 +81,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
         if let Some(call) = self.live.as_deref_mut()
             && change(call)
         {
-            self.app.live.publish(call);
+            self.calls.live.publish(call);
         }
     }
 }

@@ -19,8 +19,12 @@
 //! - `tape.rs`: the call's audio for its recording, when calls are recorded.
 //! - `record.rs`: the call's record for the store, built per event (never
 //!   per media frame) and handed over when the call ends.
+//! - `switchboard.rs`: what webhooks know about calls beyond their
+//!   streams (answering-machine verdicts, transfers and their records).
+//! - `calls.rs`: [`Calls`], what every call shares (never `App`).
 
 mod apology;
+mod calls;
 mod control;
 mod effects;
 mod fetch;
@@ -30,6 +34,7 @@ mod listen;
 mod live;
 mod realtime;
 pub mod record;
+pub mod switchboard;
 mod tape;
 mod task;
 mod transfer;
@@ -38,7 +43,7 @@ mod work;
 
 /// Real speech (the host's apology): `hotline doctor`'s caller says it.
 pub use apology::APOLOGY;
-pub use turn_log::{Outcome as TurnOutcome, TurnTimes};
+pub use calls::Calls;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -52,15 +57,14 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tracing::{Instrument, field, info, info_span, warn};
 
-use crate::app::App;
 use crate::sandbox::GuestError;
 use crate::sandbox::wit::{self, Event};
 use crate::store::record::Outcome;
-use crate::switchboard::{Registration, Signal};
 use crate::versions::Version;
 use effects::{Timers, written};
 use instance::Instance;
 use record::{Field, Recorder};
+use switchboard::{Registration, Signal};
 use work::Work;
 
 /// The next signal for a call on the switchboard; pending for the others.
@@ -156,7 +160,7 @@ struct Stats {
 /// The call, as a future built in place: an `async fn` here would keep its
 /// arguments beside the `Call` they move into, in every call's task.
 pub fn run_call<S>(
-    app: Arc<App>,
+    calls: Arc<Calls>,
     version: Arc<Version>,
     ws: WebSocketStream<S>,
     subprotocol: bool,
@@ -165,12 +169,12 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let span = info_span!("call", call_sid = field::Empty, stream_sid = field::Empty);
-    let generation = app.versions.generation();
+    let generation = calls.versions.generation();
     let call = Call {
-        work: Work::new(app.providers.clone(), app.config.eou_silence_ms),
+        work: Work::new(calls.providers.clone(), calls.config.eou_silence_ms),
         audio_sent: false,
         guest: Instance::new(version, generation),
-        app,
+        calls,
         ws,
         stream_sid: String::new(),
         call_sid: String::new(),
@@ -189,7 +193,7 @@ where
 }
 
 struct Call<S> {
-    app: Arc<App>,
+    calls: Arc<Calls>,
     ws: WebSocketStream<S>,
     /// The call's guest instance and the version serving it.
     guest: Instance,
@@ -228,9 +232,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
     async fn run(mut self, subprotocol: bool) {
         let began = Instant::now();
         info!(event = "ws_connect", subprotocol, guest = self.guest.digest());
-        let keepalive = self.app.config.keepalive;
+        let keepalive = self.calls.config.keepalive;
         let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + keepalive, keepalive);
-        let close_calls = self.app.close_calls.clone();
+        let close_calls = self.calls.close_all.clone();
         // One waiter for the whole call: a fresh `cancelled()` per input
         // would take the token's lock twice per media frame, in every call.
         let shutdown = close_calls.cancelled();
@@ -239,7 +243,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
         // timeout, then something received within the idle timeout. Frames
         // only note when they came; the timer wakes once per period and is
         // pushed back if something did.
-        let security = &self.app.config.security;
+        let security = &self.calls.config.security;
         let (start_timeout, idle) = (security.start_timeout, security.stream_idle);
         let watchdog = tokio::time::sleep(start_timeout);
         tokio::pin!(watchdog);
@@ -378,7 +382,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
     /// instance's for `restarted`; none when there is no guest to ask;
     /// `BeyondHelp` when it failed and could not be recovered.
     fn ask_guest(&mut self, event: Event) -> Answer {
-        if self.guest.follow_swap(&self.app) {
+        if self.guest.follow_swap(&self.calls) {
             if let Some(record) = &mut self.record {
                 record.guest_version(self.guest.digest());
             }
@@ -399,13 +403,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
                     self.work.cancel();
                     let reason = failure.summary();
                     self.note("guest_trap", &[("error", Field::Str(&reason))]);
-                    if !self.guest.recover(&self.app, failure) {
+                    if !self.guest.recover(&self.calls, failure) {
                         return Answer::BeyondHelp;
                     }
                     self.note("guest_recovered", &[]);
                     self.live_guest();
                     // The event that failed is skipped, not replayed.
-                    let work_dropped = self.app.providers.complete();
+                    let work_dropped = self.calls.providers.complete();
                     next = Some(Event::Restarted(wit::Restart { reason, work_dropped }));
                 }
             }
@@ -458,7 +462,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
     fn guest_handle(&mut self, event: Event) -> Option<Result<Vec<wit::Effect>, GuestError>> {
         let began = Instant::now();
         let handled = self.guest.handle(&event);
-        self.app.metrics.guest_event(began.elapsed());
+        self.calls.metrics.guest_event(began.elapsed());
         handled
     }
 
@@ -472,7 +476,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
     /// Turns the providers finished: into the metrics and the record.
     fn take_turns(&mut self) {
         for times in self.work.finished_turns() {
-            self.app.metrics.turn(&times);
+            self.calls.metrics.turn(&times);
             if let Some(record) = &mut self.record {
                 record.turn_times(&times);
             }
@@ -491,7 +495,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
             Flow::PeerClosed => Outcome::CallerHungUp,
             Flow::Gone | Flow::Continue => Outcome::ConnectionLost,
         };
-        self.app.metrics.call_ended(outcome);
+        self.calls.metrics.call_ended(outcome);
         self.live_end(outcome);
         if outcome == Outcome::AgentHungUp {
             self.complete_call();
@@ -514,9 +518,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
         // A stream that continues the record may have no recording of its own.
         record.recording = recording.or(record.recording.take());
         if outcome == Outcome::Transferred {
-            self.app.switchboard.hold(&self.call_sid, record);
+            self.calls.switchboard.hold(&self.call_sid, record);
         } else {
-            self.app.records.submit(record);
+            self.calls.records.submit(record);
         }
     }
 

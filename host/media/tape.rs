@@ -86,7 +86,7 @@ impl Tape {
 impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
     /// The call started: its recording begins, if recordings are on.
     pub(super) fn tape_start(&mut self, call_sid: &str) {
-        let Some(recordings) = self.app.records.recordings() else { return };
+        let Some(recordings) = self.calls.records.recordings() else { return };
         // A record resumed after a transfer keeps its one recording.
         let earlier = self.record.as_deref().and_then(|r| r.recording());
         let recording = match earlier {
@@ -102,7 +102,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
         let Some((tape, recording)) = self.tape.as_deref_mut() else { return };
         tape.caller(timestamp_ms, payload);
         if let Some(chunk) = tape.take(CHUNK_SAMPLES)
-            && let Some(recordings) = self.app.records.recordings()
+            && let Some(recordings) = self.calls.records.recordings()
         {
             recordings.append(recording, chunk);
         }
@@ -123,7 +123,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
     /// The call ended: the rest goes to the writer; the record's link.
     pub(super) fn tape_end(&mut self) -> Option<RecordingRef> {
         let (mut tape, mut recording): (Tape, Recording) = *self.tape.take()?;
-        let recordings = self.app.records.recordings()?;
+        let recordings = self.calls.records.recordings()?;
         if let Some(chunk) = tape.take(1) {
             recordings.append(&mut recording, chunk);
         }

@@ -14,10 +14,10 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tracing::{info, warn};
 
 use super::record::Field;
+use super::switchboard::Returning;
 use super::{Call, Flow};
 use crate::config::{is_phone_target, is_transfer_target};
 use crate::sandbox::wit;
-use crate::switchboard::Returning;
 
 /// The host's own mark: the transfer goes ahead when Twilio echoes it. The
 /// guest never sees it.
@@ -38,7 +38,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
         } else {
             None
         };
-        let target = self.app.records.shown(&transfer.target);
+        let target = self.calls.records.shown(&transfer.target);
         if let Some(reason) = refusal {
             warn!(event = "transfer_refused", target, reason);
             self.note("transfer_refused", &[("reason", Field::Str(reason))]);
@@ -57,12 +57,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
     pub(super) async fn hand_over(&mut self) -> Flow {
         let Some(transfer) = self.transfer.take() else { return Flow::Continue };
         let snapshot = self.guest.snapshot();
-        let control = &self.app.config.control;
+        let control = &self.calls.config.control;
         let keep = control.transfer_timeout;
         let target = transfer.target;
-        info!(event = "transfer_started", target = self.app.records.shown(&target), snapshot = snapshot.is_some());
+        info!(event = "transfer_started", target = self.calls.records.shown(&target), snapshot = snapshot.is_some());
         self.note("transfer_started", &[("snapshot", Field::Bool(snapshot.is_some()))]);
-        self.app.switchboard.transfer_begins(&self.call_sid, target, transfer.caller_id, snapshot, keep);
+        self.calls.switchboard.transfer_begins(&self.call_sid, target, transfer.caller_id, snapshot, keep);
         Flow::Close(CloseCode::Normal, TRANSFERRED)
     }
 
@@ -76,7 +76,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Call<S> {
         let (target, snapshot) = back.map_or((String::new(), None), |b| (b.target, b.snapshot));
         let failed = wit::Event::TransferFailed(wit::TransferFailed { target, status });
         if let Some(snapshot) = snapshot {
-            match self.guest.resume(&self.app, snapshot) {
+            match self.guest.resume(&self.calls, snapshot) {
                 Ok(()) => {
                     self.note_return(true);
                     return self.dispatch(failed).await;

@@ -5,31 +5,7 @@ use std::time::Instant;
 
 use tracing::info;
 
-/// How a turn ended, as the `outcome` field spells it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    /// Its reply audio reached the caller.
-    Spoken,
-    /// A barge-in or an abandoned turn cancelled it.
-    Cancelled,
-    /// A provider failed.
-    Failed,
-    /// The next utterance came before any reply audio did.
-    NoAudio,
-}
-
-impl Outcome {
-    pub const ALL: [Outcome; 4] = [Outcome::Spoken, Outcome::Cancelled, Outcome::Failed, Outcome::NoAudio];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Outcome::Spoken => "spoken",
-            Outcome::Cancelled => "cancelled",
-            Outcome::Failed => "failed",
-            Outcome::NoAudio => "no_audio",
-        }
-    }
-}
+pub use crate::metrics::{TurnOutcome as Outcome, TurnTimes};
 
 pub struct TurnTiming {
     pub turn: u32,
@@ -81,17 +57,6 @@ impl TurnTiming {
             first_audio_ms,
         }
     }
-}
-
-/// A finished turn's numbers, as its `turn` line gave them.
-#[derive(Debug, Clone, Copy)]
-pub struct TurnTimes {
-    pub turn: u32,
-    pub outcome: Outcome,
-    pub stt_ms: Option<f64>,
-    pub llm_first_token_ms: Option<f64>,
-    pub tts_first_byte_ms: Option<f64>,
-    pub first_audio_ms: Option<f64>,
 }
 
 pub fn ms_since(at: Instant) -> f64 {

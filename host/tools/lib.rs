@@ -8,6 +8,6 @@ pub mod cli;
 pub mod doctor;
 
 pub use hotline_server::{
-    app, config, convert, fetch, fleet, http, live, media, metrics, providers, sandbox, scenario, sim, store,
-    switchboard, twilio, versions,
+    app, config, convert, fetch, fleet, http, live, media, metrics, providers, sandbox, scenario, sim, store, twilio,
+    versions,
 };

@@ -235,7 +235,7 @@ async fn a_restart_keeps_records_and_retention_purges(store: Store) {
         outcome: Some(Outcome::CallerHungUp),
         ..CallRecord::default()
     };
-    s.server.app().records.submit(old);
+    s.server.app().calls.records.submit(old);
     assert_eq!(calls_once_there_are(&s.base, "", 2).await.len(), 2);
     s.server.begin_drain();
     s.server.wait().await;
@@ -308,7 +308,7 @@ async fn stats_count_hours_outcomes_latency_and_errors(store: Store) {
         record_at("CAs4", 30, Outcome::GuestFailure, &[(Some(9999.0), None)]), // outside a day
     ];
     for record in records {
-        s.server.app().records.submit(record);
+        s.server.app().calls.records.submit(record);
     }
     calls_once_there_are(&s.base, "", 4).await;
     let (status, stats) = api(&s.base, "/api/stats").await;
@@ -618,7 +618,7 @@ async fn calls_are_recorded_as_stereo_wav_and_served_by_range(store: Store, data
     assert!(recordings.join("notes").exists());
     // A call without a recording says so; the file gone is a 404 too, and logged.
     let old = record_at("CAnorec", 1, Outcome::CallerHungUp, &[]);
-    s.server.app().records.submit(old);
+    s.server.app().calls.records.submit(old);
     calls_once_there_are(&s.base, "", 2).await;
     let (status, body) = api(&s.base, "/api/calls/CAnorec/recording").await;
     assert_eq!((status, body["error"].as_str()), (StatusCode::NOT_FOUND, Some("this call has no recording")));

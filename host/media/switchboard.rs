@@ -32,7 +32,7 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 use tracing::info;
 
-use crate::media::record::{Field, Recorder};
+use super::record::{Field, Recorder};
 use crate::sandbox::wit;
 use crate::store::Submitter;
 use crate::store::record::{CallRecord, unix_ms};
