@@ -2,7 +2,7 @@
 //! (`prometheus-client`).
 //!
 //! Two kinds of numbers, kept apart:
-//! - What the calls count as they go ([`Metrics`], in `App`): outcomes,
+//! - What the calls count as they go ([`Metrics`], in `media::Calls`): outcomes,
 //!   turns, latencies, guest time per event, bad frames. On the frame path
 //!   that is a few relaxed atomic adds ([`Timing`] is lock-free; the
 //!   crate's own histogram takes a mutex per observation).

@@ -1,7 +1,9 @@
 //! The definition of every setting `hotline serve` reads: its flag, its
 //! environment variable, its default, its range and its help line, each
-//! written once, here (the providers' section is `providers/settings.rs`, the security
-//! section `security.rs`, the records' `store.rs`).
+//! written once, here (the security section is `security.rs`); the floors
+//! define their own sections, which `ServeArgs` flattens in: the providers'
+//! (`host/providers/settings.rs`), the records' (`host/store/settings.rs`)
+//! and Twilio's REST API's (`host/twilio/settings.rs`).
 //! `hotline serve --help` lists them; docs/configuration.md's tables list them too, and
 //! `tests/it/tidy.rs` checks that the two agree.
 //!

@@ -313,7 +313,7 @@ mod tests {
         assert_eq!((c.max_utterance_ms, c.fallback_ms), (1000, 60_000));
     }
 
-    /// Every numeric setting of `defs.rs` (and `security.rs`, `store.rs`) with its allowed range.
+    /// Every numeric setting of `defs.rs` (and `security.rs`, the store's `settings.rs`) with its allowed range.
     const RANGES: &[(&str, u64, u64)] = &[
         ("HOTLINE_ROLLBACK_TRAPS", 1, 10_000),
         ("HOTLINE_ROLLBACK_WINDOW_SECS", 1, 86_400),

@@ -13,19 +13,33 @@ use serde_json::json;
 use super::error::AppError;
 use super::respond::{Body, json, read_body};
 use super::session::authorize;
+use super::table::{Entry, Found, find};
 use crate::app::App;
 
 /// A component upload (up to `HOTLINE_ADMIN_MAX_BYTES`) may come over a slow link.
 const ADMIN_UPLOAD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
 
+#[derive(Clone, Copy)]
+pub(super) enum Endpoint {
+    Upload,
+    Status,
+    Rollback,
+}
+
+pub(super) const ROUTES: &[Entry<Endpoint>] = &[
+    Entry::new(Method::PUT, "/admin/guest", Endpoint::Upload),
+    Entry::new(Method::GET, "/admin/guest", Endpoint::Status),
+    Entry::new(Method::POST, "/admin/guest/rollback", Endpoint::Rollback),
+];
+
 pub async fn handle(app: &Arc<App>, req: Request<Incoming>) -> Result<Response<Body>, AppError> {
     authorize(app, &req)?;
-    match (req.method(), req.uri().path()) {
-        (&Method::PUT, "/admin/guest") => upload(app, req).await,
-        (&Method::GET, "/admin/guest") => Ok(status(app).await),
-        (&Method::POST, "/admin/guest/rollback") => rollback(app).await,
-        (_, "/admin/guest" | "/admin/guest/rollback") => Err(AppError::MethodNotAllowed),
-        _ => Err(AppError::NotFound),
+    match find(ROUTES, req.method(), req.uri().path()) {
+        Found::Route(Endpoint::Upload, _) => upload(app, req).await,
+        Found::Route(Endpoint::Status, _) => Ok(status(app).await),
+        Found::Route(Endpoint::Rollback, _) => rollback(app).await,
+        Found::WrongMethod => Err(AppError::MethodNotAllowed),
+        Found::Unknown => Err(AppError::NotFound),
     }
 }
 

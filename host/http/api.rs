@@ -17,53 +17,70 @@ use hyper::body::Incoming;
 use super::error::AppError;
 use super::respond::{Body, event_stream, json};
 use super::session::{self, authorize};
+use super::table::{Entry, Found, find};
 use crate::app::App;
 use crate::store::read::{self, CallFilter, Cursor, DEFAULT_LIMIT, MAX_LIMIT};
 use crate::store::record::{Outcome, unix_ms};
 use crate::store::stats;
+
+#[derive(Clone, Copy)]
+pub(super) enum Endpoint {
+    Calls,
+    Call,
+    Recording,
+    Dial,
+    Stats,
+    Guests,
+    Live,
+}
+
+/// The records' API (`/api/auth/*` is `session.rs`'s table).
+pub(super) const ROUTES: &[Entry<Endpoint>] = &[
+    Entry::new(Method::GET, "/api/calls", Endpoint::Calls),
+    Entry::new(Method::POST, "/api/calls", Endpoint::Dial),
+    Entry::new(Method::GET, "/api/calls/{call_sid}", Endpoint::Call),
+    Entry::new(Method::GET, "/api/calls/{call_sid}/recording", Endpoint::Recording),
+    Entry::new(Method::GET, "/api/stats", Endpoint::Stats),
+    Entry::new(Method::GET, "/api/guests", Endpoint::Guests),
+    Entry::new(Method::GET, "/api/live", Endpoint::Live),
+];
 
 pub async fn handle(app: &Arc<App>, req: Request<Incoming>) -> Result<Response<Body>, AppError> {
     if req.uri().path().starts_with("/api/auth/") {
         return session::handle(app, req).await;
     }
     authorize(app, &req)?;
-    let path = req.uri().path();
-    let sid = path.strip_prefix("/api/calls/").filter(|s| !s.is_empty() && !s.contains('/'));
-    let recording = path.strip_prefix("/api/calls/").and_then(|s| s.strip_suffix("/recording"));
-    if let Some(sid) = recording.filter(|s| !s.is_empty() && !s.contains('/')) {
-        return match *req.method() {
-            Method::GET => super::recording::serve(app, sid, req.headers()).await,
-            _ => Err(AppError::MethodNotAllowed),
-        };
-    }
-    match (req.method(), path, sid) {
-        (&Method::GET, "/api/guests", _) => Ok(super::admin::status(app).await),
-        (&Method::GET, "/api/live", _) => Ok(event_stream(super::observe::live_stream(app.clone()))),
-        (&Method::GET, "/api/stats", _) => {
+    let (endpoint, sid) = match find(ROUTES, req.method(), req.uri().path()) {
+        Found::Route(endpoint, sid) => (endpoint, sid.map(str::to_owned)),
+        Found::WrongMethod => return Err(AppError::MethodNotAllowed),
+        Found::Unknown => return Err(AppError::NotFound),
+    };
+    let sid = sid.as_deref().unwrap_or_default();
+    match endpoint {
+        Endpoint::Recording => super::recording::serve(app, sid, req.headers()).await,
+        Endpoint::Guests => Ok(super::admin::status(app).await),
+        Endpoint::Live => Ok(event_stream(super::observe::live_stream(app.clone()))),
+        Endpoint::Stats => {
             let hours = hours(req.uri().query().unwrap_or(""))?;
             let db = app.calls.records.db().ok_or(AppError::RecordsOff)?;
             let now = unix_ms(SystemTime::now());
             let stats = stats::stats(db, now, hours).await.map_err(|e| AppError::Store(e.to_string()))?;
             Ok(json(StatusCode::OK, serde_json::to_value(stats).expect("stats serialize")))
         }
-        (&Method::POST, "/api/calls", _) => super::dial::place(app, req).await,
-        (&Method::GET, "/api/calls", _) => {
+        Endpoint::Dial => super::dial::place(app, req).await,
+        Endpoint::Calls => {
             let filter = filter(req.uri().query().unwrap_or(""))?;
             let db = app.calls.records.db().ok_or(AppError::RecordsOff)?;
             let page = read::list(db, &filter).await.map_err(|e| AppError::Store(e.to_string()))?;
             Ok(json(StatusCode::OK, page))
         }
-        (&Method::GET, _, Some(sid)) => {
+        Endpoint::Call => {
             let db = app.calls.records.db().ok_or(AppError::RecordsOff)?;
             match read::get(db, sid).await.map_err(|e| AppError::Store(e.to_string()))? {
                 Some(call) => Ok(json(StatusCode::OK, call)),
                 None => Err(AppError::NotFound),
             }
         }
-        (_, "/api/calls" | "/api/live" | "/api/stats" | "/api/guests", _) | (_, _, Some(_)) => {
-            Err(AppError::MethodNotAllowed)
-        }
-        _ => Err(AppError::NotFound),
     }
 }
 

@@ -9,6 +9,8 @@
 //!   may use them (bearer token or sign-in cookie); `dashboard.rs`: the
 //!   web app at `/app/` (built from `ui/`, embedded); `observe.rs`:
 //!   `/metrics`' scrape and `/api/live`'s events, read from `App`.
+//! - `table.rs`: a router's routes as a table (each router has one; 405
+//!   is derived from it); `endpoints()` lists them all.
 //! - `error.rs`: `AppError`, every failure's status, body and log event.
 //! - `respond.rs`: response builders and size-limited body readers.
 //! - `ws.rs`: the WebSocket handshake; `gather.rs`: a call socket's
@@ -30,6 +32,17 @@ mod respond;
 mod routes;
 mod server;
 pub mod session;
+mod table;
 mod ws;
 
 pub use server::{Server, serve};
+
+/// Every route of every router's table, as `(method, path)`: what
+/// `docs/endpoints.md` lists (a tidy test holds the two together). The
+/// dashboard's `/app/...` serves any path under it and has no table.
+pub fn endpoints() -> Vec<(&'static str, &'static str)> {
+    fn rows<R>(table: &'static [table::Entry<R>]) -> impl Iterator<Item = (&'static str, &'static str)> {
+        table.iter().map(|e| (e.method.as_str(), e.path))
+    }
+    rows(routes::ROUTES).chain(rows(admin::ROUTES)).chain(rows(api::ROUTES)).chain(rows(session::ROUTES)).collect()
+}

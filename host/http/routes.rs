@@ -17,6 +17,7 @@ use tracing::{Instrument, Span, field, info, info_span, warn};
 use super::error::AppError;
 use super::gather::GatherWrites;
 use super::respond::{Body, empty, json, read_form, text, xml};
+use super::table::{Entry, Found, find};
 use super::ws;
 use crate::admission::limits::Peer;
 use crate::app::App;
@@ -41,29 +42,69 @@ const MAX_WS_WRITE_BUFFER: usize = 1 << 20;
 /// for a webhook.
 const GUEST_LOAD_WAIT: Duration = Duration::from_secs(5);
 
+/// The server's own routes; `/admin/*`, `/api/*` and `/app/*` have tables
+/// of their own (`admin.rs`, `api.rs` with `session.rs`, `dashboard.rs`).
+#[derive(Clone, Copy)]
+pub(super) enum Endpoint {
+    Root,
+    Healthz,
+    Readyz,
+    Version,
+    Metrics,
+    IncomingCall,
+    StreamStatus,
+    StreamEnded,
+    DialEnded,
+    Amd,
+    CallStatus,
+    Media,
+}
+
+pub(super) const ROUTES: &[Entry<Endpoint>] = &[
+    // Platforms that check a deployment at its root (Replit, some load
+    // balancers) get a 200 too; nothing is served there.
+    Entry::new(Method::GET, "/", Endpoint::Root),
+    Entry::new(Method::HEAD, "/", Endpoint::Root),
+    Entry::new(Method::GET, "/healthz", Endpoint::Healthz),
+    Entry::new(Method::HEAD, "/healthz", Endpoint::Healthz),
+    Entry::new(Method::GET, "/readyz", Endpoint::Readyz),
+    Entry::new(Method::GET, "/version", Endpoint::Version),
+    Entry::new(Method::GET, "/metrics", Endpoint::Metrics),
+    Entry::new(Method::POST, "/webhook/incoming_call", Endpoint::IncomingCall),
+    Entry::new(Method::POST, "/webhook/stream_status", Endpoint::StreamStatus),
+    Entry::new(Method::POST, "/webhook/stream_ended", Endpoint::StreamEnded),
+    Entry::new(Method::POST, "/webhook/dial_ended", Endpoint::DialEnded),
+    Entry::new(Method::POST, "/webhook/amd", Endpoint::Amd),
+    Entry::new(Method::POST, "/webhook/call_status", Endpoint::CallStatus),
+    Entry::new(Method::GET, "/ws/twilio-media", Endpoint::Media),
+];
+
 pub async fn route(app: Arc<App>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
-    let known = ["/", "/healthz", "/readyz", "/version", "/metrics", "/ws/twilio-media"];
-    let result = match (req.method(), req.uri().path()) {
-        // Touches nothing shared: it must stay fast under any load.
-        (&Method::GET | &Method::HEAD, "/healthz") => Ok(text(StatusCode::OK, "ok")),
-        // Platforms that check a deployment at its root (Replit, some load
-        // balancers) get a 200 too; nothing is served there.
-        (&Method::GET | &Method::HEAD, "/") => Ok(text(StatusCode::OK, "hotline: see /healthz, /readyz, /version")),
-        (&Method::GET, "/readyz") => Ok(readyz(&app)),
-        (&Method::GET, "/version") => Ok(version(&app)),
-        (&Method::GET, "/metrics") => metrics(&app, &req),
-        (&Method::POST, "/webhook/incoming_call") => webhook(incoming_call(&app, req)).await,
-        (&Method::POST, "/webhook/stream_status") => webhook(webhook_logged(&app, req, "stream_status")).await,
-        (&Method::POST, "/webhook/stream_ended") => webhook(super::control::stream_ended(&app, req)).await,
-        (&Method::POST, "/webhook/dial_ended") => webhook(super::control::dial_ended(&app, req)).await,
-        (&Method::POST, "/webhook/amd") => webhook(super::control::amd(&app, req)).await,
-        (&Method::POST, "/webhook/call_status") => webhook(webhook_logged(&app, req, "call_status")).await,
-        (&Method::GET, "/ws/twilio-media") => upgrade(app, req).await,
-        (_, path) if path.starts_with("/admin/") => super::admin::handle(&app, req).await,
-        (_, path) if path.starts_with("/api/") => super::api::handle(&app, req).await,
-        (_, path) if path == "/app" || path.starts_with("/app/") => super::dashboard::handle(&app, &req),
-        (_, path) if known.contains(&path) || path.starts_with("/webhook/") => Err(AppError::MethodNotAllowed),
-        _ => Err(AppError::NotFound),
+    let path = req.uri().path();
+    let result = match find(ROUTES, req.method(), path) {
+        Found::Route(endpoint, _) => match endpoint {
+            // Touches nothing shared: it must stay fast under any load.
+            Endpoint::Healthz => Ok(text(StatusCode::OK, "ok")),
+            Endpoint::Root => Ok(text(StatusCode::OK, "hotline: see /healthz, /readyz, /version")),
+            Endpoint::Readyz => Ok(readyz(&app)),
+            Endpoint::Version => Ok(version(&app)),
+            Endpoint::Metrics => metrics(&app, &req),
+            Endpoint::IncomingCall => webhook(incoming_call(&app, req)).await,
+            Endpoint::StreamStatus => webhook(webhook_logged(&app, req, "stream_status")).await,
+            Endpoint::StreamEnded => webhook(super::control::stream_ended(&app, req)).await,
+            Endpoint::DialEnded => webhook(super::control::dial_ended(&app, req)).await,
+            Endpoint::Amd => webhook(super::control::amd(&app, req)).await,
+            Endpoint::CallStatus => webhook(webhook_logged(&app, req, "call_status")).await,
+            Endpoint::Media => upgrade(app, req).await,
+        },
+        // Any other method on a webhook's path, known or not, is refused
+        // as a webhook's would be.
+        Found::WrongMethod => Err(AppError::MethodNotAllowed),
+        Found::Unknown if path.starts_with("/admin/") => super::admin::handle(&app, req).await,
+        Found::Unknown if path.starts_with("/api/") => super::api::handle(&app, req).await,
+        Found::Unknown if path == "/app" || path.starts_with("/app/") => super::dashboard::handle(&app, &req),
+        Found::Unknown if path.starts_with("/webhook/") => Err(AppError::MethodNotAllowed),
+        Found::Unknown => Err(AppError::NotFound),
     };
     Ok(result.unwrap_or_else(AppError::into_response))
 }

@@ -30,6 +30,7 @@ use tracing::info;
 
 use super::error::AppError;
 use super::respond::{Body, json, read_body};
+use super::table::{Entry, Found, find};
 use crate::admission::limits::Peer;
 use crate::app::App;
 
@@ -187,12 +188,25 @@ fn same_origin(headers: &HeaderMap, need_header: bool) -> Result<(), AppError> {
     Ok(())
 }
 
+#[derive(Clone, Copy)]
+pub(super) enum Endpoint {
+    Login,
+    Me,
+    Logout,
+}
+
+pub(super) const ROUTES: &[Entry<Endpoint>] = &[
+    Entry::new(Method::POST, "/api/auth/login", Endpoint::Login),
+    Entry::new(Method::GET, "/api/auth/me", Endpoint::Me),
+    Entry::new(Method::POST, "/api/auth/logout", Endpoint::Logout),
+];
+
 /// `/api/auth/login`, `/api/auth/me`, `/api/auth/logout`.
 pub async fn handle(app: &App, req: Request<Incoming>) -> Result<Response<Body>, AppError> {
     admin_token(app)?;
-    match (req.method(), req.uri().path()) {
-        (&Method::POST, "/api/auth/login") => login(app, req).await,
-        (&Method::GET, "/api/auth/me") => {
+    match find(ROUTES, req.method(), req.uri().path()) {
+        Found::Route(Endpoint::Login, _) => login(app, req).await,
+        Found::Route(Endpoint::Me, _) => {
             let credential = authorize(app, &req)?;
             let expires_at = match credential {
                 Credential::Session { expires_at } => Some(expires_at * 1000),
@@ -201,7 +215,7 @@ pub async fn handle(app: &App, req: Request<Incoming>) -> Result<Response<Body>,
             let via = if expires_at.is_some() { "session" } else { "bearer" };
             Ok(json(StatusCode::OK, json!({ "via": via, "expires_at": expires_at })))
         }
-        (&Method::POST, "/api/auth/logout") => {
+        Found::Route(Endpoint::Logout, _) => {
             // Signing out needs no valid session (an expired one is still
             // cleared), but another site may not sign an operator out.
             same_origin(req.headers(), true)?;
@@ -212,8 +226,8 @@ pub async fn handle(app: &App, req: Request<Incoming>) -> Result<Response<Body>,
             set_cookie(&mut response, &clear_cookie(secure(app, req.headers())));
             Ok(response)
         }
-        (_, "/api/auth/login" | "/api/auth/me" | "/api/auth/logout") => Err(AppError::MethodNotAllowed),
-        _ => Err(AppError::NotFound),
+        Found::WrongMethod => Err(AppError::MethodNotAllowed),
+        Found::Unknown => Err(AppError::NotFound),
     }
 }
 

@@ -1,5 +1,5 @@
 //! What the webhooks know about phone calls beyond their streams, shared
-//! between the routes and the calls (`App::switchboard`):
+//! between the routes and the calls (`Calls::switchboard`):
 //!
 //! - **Signals** for a live call that arrive by webhook, not on its stream:
 //!   answering-machine detection's verdict (`/webhook/amd`). Only outbound

@@ -11,6 +11,7 @@ mod control;
 mod doctor;
 mod fetch;
 mod fleet;
+mod floors;
 mod guest;
 mod http;
 mod limits;
