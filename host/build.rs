@@ -33,7 +33,7 @@ fn main() {
     let root = PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap()).parent().unwrap().to_path_buf();
     let guest = root.join("guest");
     println!("cargo:rerun-if-changed={}", root.join("wit").display());
-    for dir in ["Cargo.toml", "Cargo.lock", "audio", "agent", "default", "examples", "testing"] {
+    for dir in ["Cargo.toml", "Cargo.lock", "audio", "twiml", "agent", "default", "examples", "testing"] {
         println!("cargo:rerun-if-changed={}", guest.join(dir).display());
     }
     emit_git_commit(&root);

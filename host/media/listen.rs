@@ -19,7 +19,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
+use futures_util::SinkExt;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 use tokio::sync::oneshot;
 use tokio::task::AbortHandle;
@@ -27,7 +27,8 @@ use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 use tracing::{Instrument, Span, debug, info, warn};
 
-use crate::providers::streaming::{self, DOWN_FOR, Protocol, RECONNECT_DELAYS, Socket};
+use super::reconnect::{self, Opened, Read, Reconnect};
+use crate::providers::streaming::{self, Protocol, Socket};
 use crate::providers::{Heard, ProviderError, StreamingStt};
 use crate::sandbox::wit::{self, Event};
 
@@ -147,8 +148,8 @@ struct State {
     /// the slack before it).
     utterance_bytes: u64,
     last_sent: Instant,
-    /// No reconnect before this (after a run of failed ones).
-    down_until: Option<Instant>,
+    /// The socket's reconnects (none for a while after a run of failed ones).
+    reconnect: Reconnect,
 }
 
 async fn listen(stt: Arc<dyn StreamingStt>, mut requests: UnboundedReceiver<Request>, partial: impl Fn(Event)) {
@@ -164,17 +165,12 @@ async fn listen(stt: Arc<dyn StreamingStt>, mut requests: UnboundedReceiver<Requ
         waiting: None,
         utterance_bytes: 0,
         last_sent: Instant::now(),
-        down_until: None,
+        reconnect: Reconnect::default(),
     };
     s.reconnect().await;
     loop {
         let deadline = s.waiting.as_ref().map(|(_, asked)| *asked + FINALIZE_WAIT);
-        let heard = async {
-            match s.stream.as_mut() {
-                Some(stream) => stream.socket.next().await,
-                None => std::future::pending().await,
-            }
-        };
+        let heard = reconnect::next(s.stream.as_mut().map(|stream| &mut stream.socket));
         tokio::select! {
             request = requests.recv() => match request {
                 Some(Request::Audio(ulaw)) => s.audio(ulaw).await,
@@ -273,17 +269,11 @@ impl State {
         }
     }
 
-    async fn on_message(
-        &mut self,
-        message: Option<Result<Message, tokio_tungstenite::tungstenite::Error>>,
-        partial: &impl Fn(Event),
-    ) {
+    async fn on_message(&mut self, message: Read, partial: &impl Fn(Event)) {
         let text = match message {
-            Some(Ok(Message::Text(text))) => text,
-            Some(Ok(Message::Close(frame))) => return self.lost(&format!("closed by the provider: {frame:?}")).await,
-            Some(Ok(_)) => return,
-            Some(Err(e)) => return self.lost(&e.to_string()).await,
-            None => return self.lost("connection ended").await,
+            Read::Text(text) => text,
+            Read::Nothing => return,
+            Read::Lost(why) => return self.lost(&why).await,
         };
         let Some(stream) = self.stream.as_mut() else { return };
         match stream.protocol.heard(text.as_str()) {
@@ -349,30 +339,26 @@ impl State {
     }
 
     async fn reconnect(&mut self) {
-        if self.down_until.is_some_and(|until| Instant::now() < until) {
-            return;
-        }
-        for (attempt, delay) in RECONNECT_DELAYS.iter().enumerate() {
-            tokio::time::sleep(*delay).await;
-            match self.stt.connect().await {
-                Ok((socket, protocol)) => {
-                    self.stream = Some(Stream { socket, protocol });
-                    self.down_until = None;
-                    self.base = self.total - self.unfinal.len() as u64;
-                    info!(
-                        event = "stt_stream_open",
-                        provider = self.stt.name(),
-                        attempt,
-                        resent_ms = self.unfinal.len() as u64 / BYTES_PER_MS
-                    );
-                    return self.resend().await;
-                }
-                Err(e) => warn!(event = "stt_stream_failed", provider = self.stt.name(), attempt, error = %e),
+        let stt = &self.stt;
+        let failed = |attempt: usize, e: &ProviderError| {
+            warn!(event = "stt_stream_failed", provider = stt.name(), attempt, error = %e);
+        };
+        match self.reconnect.open(|| stt.connect(), failed).await {
+            Opened::Open { socket: (socket, protocol), attempt } => {
+                self.stream = Some(Stream { socket, protocol });
+                self.base = self.total - self.unfinal.len() as u64;
+                info!(
+                    event = "stt_stream_open",
+                    provider = self.stt.name(),
+                    attempt,
+                    resent_ms = self.unfinal.len() as u64 / BYTES_PER_MS
+                );
+                self.resend().await
             }
+            // Nobody can flush now: answer with what was heard.
+            Opened::GaveUp => self.answer(AnsweredBy::Down),
+            Opened::Down => {}
         }
-        self.down_until = Some(Instant::now() + DOWN_FOR);
-        // Nobody can flush now: answer with what was heard.
-        self.answer(AnsweredBy::Down);
     }
 
     /// Sends the audio no final covers yet (the start of a connection), and

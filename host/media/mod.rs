@@ -14,6 +14,8 @@
 //! - `transfer.rs`: the guest's `transfer`, and the caller's return.
 //! - `work.rs` + `turn_log.rs`: the call's provider requests and their timing.
 //! - `realtime.rs`: the realtime agent's session (`HOTLINE_AGENT=realtime`).
+//! - `reconnect.rs`: a provider socket opened again when it drops (the
+//!   realtime session's, and `listen.rs`'s streaming speech-to-text).
 //! - `fetch.rs`: the guest's HTTP requests (`fetch`), run with the provider work.
 //! - `live.rs`: the call's entry in the dashboard's live list.
 //! - `tape.rs`: the call's audio for its recording, when calls are recorded.
@@ -33,6 +35,7 @@ mod instance;
 mod listen;
 mod live;
 mod realtime;
+mod reconnect;
 pub mod record;
 pub mod switchboard;
 mod tape;

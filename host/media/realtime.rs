@@ -42,7 +42,6 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use futures_util::StreamExt;
 use hotline_audio::{SAMPLE_RATE, ulaw};
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 use tokio::task::AbortHandle;
@@ -50,9 +49,10 @@ use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 use tracing::{Instrument, Span, debug, info, warn};
 
+use super::reconnect::{self, Opened, Read, Reconnect};
 use crate::convert::Convert;
 use crate::providers::realtime_agent::{RealtimeAgent, ServerEvent, client};
-use crate::providers::streaming::{self, DOWN_FOR, RECONNECT_DELAYS, Socket};
+use crate::providers::streaming::{self, Socket};
 use crate::providers::{ProviderError, ProviderKind, Providers, Role, Tool};
 use crate::sandbox::wit::{self, Event};
 
@@ -337,7 +337,7 @@ struct Session {
     providers: Arc<Providers>,
     notes: UnboundedSender<(u64, Note)>,
     socket: Option<Socket>,
-    down_until: Option<Instant>,
+    reconnect: Reconnect,
     instructions: String,
     tools: Vec<Tool>,
     /// The `session.update` this socket's session last got.
@@ -363,7 +363,7 @@ impl Session {
             providers,
             notes,
             socket: None,
-            down_until: None,
+            reconnect: Reconnect::default(),
             instructions: String::new(),
             tools: Vec::new(),
             configured: None,
@@ -380,12 +380,7 @@ impl Session {
     async fn run(mut self, mut commands: UnboundedReceiver<Command>) {
         self.reconnect().await;
         loop {
-            let heard = async {
-                match self.socket.as_mut() {
-                    Some(socket) => socket.next().await,
-                    None => std::future::pending().await,
-                }
-            };
+            let heard = reconnect::next(self.socket.as_mut());
             tokio::select! {
                 command = commands.recv() => match command {
                     Some(command) => self.command(command).await,
@@ -571,13 +566,11 @@ impl Session {
         self.note(epoch, Note::Event(Event::ProviderError(error)));
     }
 
-    async fn on_message(&mut self, message: Option<Result<Message, tokio_tungstenite::tungstenite::Error>>) {
+    async fn on_message(&mut self, message: Read) {
         let text = match message {
-            Some(Ok(Message::Text(text))) => text,
-            Some(Ok(Message::Close(frame))) => return self.lost(&format!("closed by the provider: {frame:?}")).await,
-            Some(Ok(_)) => return,
-            Some(Err(e)) => return self.lost(&e.to_string()).await,
-            None => return self.lost("connection ended").await,
+            Read::Text(text) => text,
+            Read::Nothing => return,
+            Read::Lost(why) => return self.lost(&why).await,
         };
         match crate::providers::realtime_agent::read(text.as_str()) {
             Ok(event) => self.on_event(event).await,
@@ -719,24 +712,14 @@ impl Session {
     }
 
     async fn reconnect(&mut self) {
-        if self.down_until.is_some_and(|until| Instant::now() < until) {
-            return;
-        }
-        for (attempt, delay) in RECONNECT_DELAYS.iter().enumerate() {
-            tokio::time::sleep(*delay).await;
-            match self.agent.connect().await {
-                Ok(socket) => {
-                    self.socket = Some(socket);
-                    self.configured = None;
-                    self.items.clear();
-                    self.down_until = None;
-                    info!(event = "realtime_open", model = self.agent.model(), attempt, replayed = self.replayable());
-                    return self.resume().await;
-                }
-                Err(e) => warn!(event = "realtime_connect_failed", attempt, error = %e),
-            }
-        }
-        self.down_until = Some(Instant::now() + DOWN_FOR);
+        let agent = &self.agent;
+        let failed = |attempt: usize, e: &ProviderError| warn!(event = "realtime_connect_failed", attempt, error = %e);
+        let Opened::Open { socket, attempt } = self.reconnect.open(|| agent.connect(), failed).await else { return };
+        self.socket = Some(socket);
+        self.configured = None;
+        self.items.clear();
+        info!(event = "realtime_open", model = self.agent.model(), attempt, replayed = self.replayable());
+        self.resume().await
     }
 
     fn replayable(&self) -> usize {

@@ -17,6 +17,7 @@ pub use http::{install_tls, probe_client};
 mod openai;
 mod openai_realtime;
 pub mod realtime_agent;
+mod realtime_socket;
 pub mod retry;
 pub mod settings;
 mod speech_cache;

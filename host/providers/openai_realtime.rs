@@ -21,7 +21,6 @@
 //! order they were committed.
 
 use std::collections::VecDeque;
-use std::sync::Arc;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -32,8 +31,9 @@ use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
 use tracing::warn;
 
+use super::realtime_socket::Dialer;
 use super::settings::OpenAiRealtimeSettings;
-use super::streaming::{self, Heard, Protocol, Socket, StreamingStt};
+use super::streaming::{Heard, Protocol, Socket, StreamingStt};
 use super::{ProviderError, ProviderSettings, Result};
 
 /// μ-law bytes per millisecond at 8 kHz.
@@ -45,18 +45,16 @@ const APPEND_BYTES: usize = 8000;
 
 pub struct OpenAiRealtime {
     settings: OpenAiRealtimeSettings,
-    providers: ProviderSettings,
     /// ISO-639-1, the first part of `HOTLINE_LANGUAGE` (as batch OpenAI gets it).
     language: String,
-    tls: Arc<rustls::ClientConfig>,
+    dialer: Dialer,
 }
 
 impl OpenAiRealtime {
     /// Fails on a CA file it cannot read (as the HTTP client does).
     pub fn new(settings: OpenAiRealtimeSettings, providers: &ProviderSettings) -> Result<OpenAiRealtime> {
-        let tls = streaming::tls_config(providers)?;
-        let language = providers.language_code();
-        Ok(OpenAiRealtime { settings, providers: providers.clone(), language, tls })
+        let dialer = Dialer::new(providers)?;
+        Ok(OpenAiRealtime { settings, language: providers.language_code(), dialer })
     }
 
     fn url(&self) -> String {
@@ -91,9 +89,7 @@ impl StreamingStt for OpenAiRealtime {
 
     fn connect(&self) -> BoxFuture<'_, Result<(Socket, Box<dyn Protocol>)>> {
         Box::pin(async move {
-            let auth = format!("Bearer {}", self.settings.api_key.expose());
-            let request = streaming::request(&self.url(), &[("authorization", &auth)])?;
-            let mut socket = streaming::open(&self.providers, &self.tls, request).await?;
+            let mut socket = self.dialer.open(&self.url(), &self.settings.api_key).await?;
             socket
                 .send(Message::text(self.session_update().to_string()))
                 .await

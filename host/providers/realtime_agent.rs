@@ -15,32 +15,29 @@
 //! resampling on either side. Server turn detection is off: the guest's
 //! endpointer decides when the caller is done, and the host commits then.
 
-use std::sync::Arc;
-
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
+use super::realtime_socket::Dialer;
 use super::settings::RealtimeAgentSettings;
-use super::streaming::{self, Socket};
+use super::streaming::Socket;
 use super::{ProviderError, ProviderSettings, Result, Role, Tool};
 
 pub struct RealtimeAgent {
     settings: RealtimeAgentSettings,
-    providers: ProviderSettings,
     /// ISO-639-1, the first part of `HOTLINE_LANGUAGE`, for the caller's transcription.
     language: String,
-    tls: Arc<rustls::ClientConfig>,
+    dialer: Dialer,
 }
 
 impl RealtimeAgent {
     /// Fails on a CA file it cannot read (as the HTTP client does).
     pub fn new(settings: RealtimeAgentSettings, providers: &ProviderSettings) -> Result<RealtimeAgent> {
-        let tls = streaming::tls_config(providers)?;
-        let language = providers.language_code();
-        Ok(RealtimeAgent { settings, providers: providers.clone(), language, tls })
+        let dialer = Dialer::new(providers)?;
+        Ok(RealtimeAgent { settings, language: providers.language_code(), dialer })
     }
 
     pub fn model(&self) -> &str {
@@ -54,9 +51,7 @@ impl RealtimeAgent {
     /// Opens one session's socket (the session is configured by the first
     /// `session.update`, which the caller sends).
     pub async fn connect(&self) -> Result<Socket> {
-        let auth = format!("Bearer {}", self.settings.api_key.expose());
-        let request = streaming::request(&self.url(), &[("authorization", &auth)])?;
-        streaming::open(&self.providers, &self.tls, request).await
+        self.dialer.open(&self.url(), &self.settings.api_key).await
     }
 
     /// The session: μ-law both ways, no turn detection (commits are ours),

@@ -18,13 +18,6 @@ use super::{ProviderError, ProviderSettings, Result};
 
 pub type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
-/// A dropped provider socket: reconnect attempts in a row, and the pause
-/// before each (the per-call listener and the realtime session alike).
-pub const RECONNECT_DELAYS: [std::time::Duration; 3] =
-    [std::time::Duration::ZERO, std::time::Duration::from_millis(250), std::time::Duration::from_secs(1)];
-/// After a run of failed reconnects, no new attempt before this.
-pub const DOWN_FOR: std::time::Duration = std::time::Duration::from_secs(5);
-
 /// Writes `messages` in order and flushes once at the end: a batch (an
 /// utterance resent, a flush after its audio) goes out together.
 pub async fn send_batch(socket: &mut Socket, messages: Vec<Message>) -> std::result::Result<(), WsError> {

@@ -3,6 +3,10 @@
 
 use std::time::Duration;
 
+/// The one XML escape, the guests' too: `& < > " '` as entities, tab, line
+/// feed and carriage return kept, other control characters dropped.
+pub use hotline_twiml::escape;
+
 pub const HANGUP: &str = r#"<?xml version="1.0" encoding="UTF-8"?><Response><Hangup/></Response>"#;
 
 /// Hands the call to `target` (an E.164 number or a SIP URI, checked by
@@ -22,22 +26,6 @@ pub fn dial(target: &str, caller_id: Option<&str>, timeout: Duration, action: &s
 /// Says `message`, then hangs up.
 pub fn say_then_hangup(message: &str) -> String {
     format!(r#"<?xml version="1.0" encoding="UTF-8"?><Response><Say>{}</Say><Hangup/></Response>"#, escape(message))
-}
-
-/// Text for XML content or a double-quoted attribute (control characters dropped).
-pub fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            c if (c as u32) < 0x20 => {}
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 #[cfg(test)]
@@ -67,5 +55,11 @@ mod tests {
         let twiml = say_then_hangup("Sorry <all> & goodbye");
         let doc = roxmltree::Document::parse(&twiml).unwrap();
         assert_eq!(doc.descendants().find(|n| n.has_tag_name("Say")).unwrap().text(), Some("Sorry <all> & goodbye"));
+
+        // The guests' escape: an apostrophe as an entity, a line break kept, other controls dropped.
+        let twiml = say_then_hangup("It's late.\nGoodbye\u{7}");
+        assert!(twiml.contains("It&apos;s late.\nGoodbye</Say>"), "{twiml}");
+        let doc = roxmltree::Document::parse(&twiml).unwrap();
+        assert_eq!(doc.descendants().find(|n| n.has_tag_name("Say")).unwrap().text(), Some("It's late.\nGoodbye"));
     }
 }

@@ -59,7 +59,7 @@ fn each_floor_depends_only_on_the_floors_below_it() {
         ("hotline-telemetry", &[]),
         ("hotline-sandbox", &[]),
         ("hotline-providers", &["hotline-audio", "hotline-common"]),
-        ("hotline-twilio", &["hotline-common"]),
+        ("hotline-twilio", &["hotline-common", "hotline-twiml"]),
         ("hotline-store", &["hotline-audio", "hotline-common", "hotline-telemetry"]),
         ("hotline-sim", &["hotline-audio", "hotline-common", "hotline-providers", "hotline-twilio"]),
     ];

@@ -1,7 +1,10 @@
 //! TwiML for the voice webhook.
 //!
 //! Every interpolated value is XML-escaped: `CallSid`, `From` and the base
-//! URL all come from outside and must not be able to break the document.
+//! URL all come from outside and must not be able to break the document
+//! (`hotline_twiml::escape`, the host's escape too).
+
+use hotline_twiml::escape;
 
 use crate::bindings::hotline::call::types::{CallMode, TwimlError, Webhook};
 
@@ -44,22 +47,4 @@ pub fn respond(call: &Webhook) -> Result<String, TwimlError> {
         ),
     };
     Ok(xml)
-}
-
-/// Escapes text for use in XML content and double- or single-quoted attributes.
-fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            // Control characters are not allowed in XML 1.0 at all.
-            c if (c as u32) < 0x20 && !matches!(c, '\t' | '\n' | '\r') => {}
-            c => out.push(c),
-        }
-    }
-    out
 }
