@@ -18,7 +18,7 @@
 ARG RUST_VERSION=1.95.0
 
 FROM docker.io/library/rust:${RUST_VERSION}-slim-bookworm AS build
-# The guests are wasm32-wasip2 components that build.rs compiles with a
+# The guests are wasm32-wasip2 components that host/build.rs compiles with a
 # nested cargo; ring and wasmtime compile a little C (gcc is in the image).
 RUN rustup target add wasm32-wasip2
 WORKDIR /src

@@ -115,7 +115,7 @@ impl Guest {
     /// The `hotline:call` version the component was built against.
     pub fn contract(&self) -> &'static str {
         match self.inner.pre {
-            Pre::V0_3(_) => "0.3.0",
+            Pre::V0_3(_) => wit::NEWEST,
             Pre::V0_2(_) => "0.2.0",
             Pre::V0_1(_) => "0.1.0",
         }

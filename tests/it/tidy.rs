@@ -613,3 +613,47 @@ fn the_endpoints_page_is_read_row_by_row() {
         .collect();
     assert_eq!(documented_endpoints(page), want);
 }
+
+/// `X.Y.Z` as numbers, to order versions.
+fn version_of(text: &str) -> Option<(u32, u32, u32)> {
+    let mut parts = text.split('.').map(|p| p.parse().ok());
+    Some((parts.next()??, parts.next()??, parts.next()??))
+}
+
+#[test]
+fn the_newest_contract_is_named_once_and_the_docs_follow_it() {
+    let newest = hotline::sandbox::wit::NEWEST;
+    let mut problems = Vec::new();
+    let on_disk = std::fs::read_dir(root().join("wit"))
+        .unwrap()
+        .filter_map(|e| e.unwrap().file_name().to_str().and_then(|n| n.strip_prefix('v')).map(str::to_string))
+        .filter_map(|v| version_of(&v).map(|n| (n, v)))
+        .max()
+        .map(|(_, v)| v);
+    if on_disk.as_deref() != Some(newest) {
+        problems.push(format!("wit/'s newest directory is v{on_disk:?}, hotline_sandbox::wit::NEWEST is {newest}"));
+    }
+    let package = read(&format!("wit/v{newest}/call.wit"));
+    if !package.contains(&format!("package hotline:call@{newest};")) {
+        problems.push(format!("wit/v{newest}/call.wit does not declare `package hotline:call@{newest};`"));
+    }
+    if !read("host/sandbox/wit/mod.rs").contains(&format!("path: \"../../wit/v{newest}\"")) {
+        problems.push(format!("host/sandbox/wit/mod.rs: the newest bindings' `bindgen!` path is not wit/v{newest}"));
+    }
+    if !read("wit/README.md").lines().any(|l| l.starts_with(&format!("| `v{newest}/` |"))) {
+        problems.push(format!("wit/README.md's table has no row for v{newest}"));
+    }
+    // Where the docs send a reader to the contract, it is the newest.
+    for page in ["README.md", "ARCHITECTURE.md", "docs/guests.md"] {
+        let text = read(page);
+        for (at, _) in text.match_indices("/call.wit") {
+            let start = text[..at].rfind('v').unwrap_or(at);
+            let named = &text[start + 1..at];
+            if version_of(named).is_some() && named != newest {
+                problems
+                    .push(format!("{page}:{}: names v{named}/call.wit, the newest is v{newest}", line_of(&text, at)));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "the newest contract:\n  {}", problems.join("\n  "));
+}

@@ -106,7 +106,7 @@ fn looped(pcm: &[i16], len: usize) -> Vec<f64> {
     out
 }
 
-/// The load generator's caller (`host/bench/caller.rs`): 1 s of a 440 Hz
+/// The load generator's caller (`host/tools/bench/caller.rs`): 1 s of a 440 Hz
 /// tone with noise, 1 s of near-silence, repeated, from the first frame.
 pub fn load_pattern(seconds: u32) -> (Vec<i16>, usize) {
     let cycle = crate::load_caller_cycle();
