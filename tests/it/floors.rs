@@ -4,11 +4,8 @@
 //! the modules of one crate). Each failure says what to change.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
 
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
+use crate::tidy::{read, root, rust_files};
 
 /// The package's name and its `[dependencies]` (not dev-dependencies),
 /// from a manifest's text.
@@ -102,11 +99,10 @@ fn server_modules() -> BTreeMap<String, BTreeSet<String>> {
     let names: BTreeSet<String> = modules.keys().cloned().collect();
     let mut graph = BTreeMap::new();
     for (name, path) in &modules {
-        let mut files = Vec::new();
-        collect(path, &mut files);
+        let relative = format!("host/{}", path.file_name().unwrap().to_string_lossy());
+        let files = if path.is_dir() { rust_files(&relative) } else { vec![(relative.clone(), read(&relative))] };
         let mut uses = BTreeSet::new();
-        for file in files.iter().filter(|f| f.file_name().is_some_and(|n| n != "tests.rs")) {
-            let text = std::fs::read_to_string(file).unwrap();
+        for (_, text) in files.iter().filter(|(file, _)| !file.ends_with("/tests.rs")) {
             // Tests may reach anywhere: only the code before them counts.
             let code = text.split("#[cfg(test)]").next().unwrap();
             for named in crate_paths(code) {
@@ -118,16 +114,6 @@ fn server_modules() -> BTreeMap<String, BTreeSet<String>> {
         graph.insert(name.clone(), uses);
     }
     graph
-}
-
-fn collect(path: &Path, out: &mut Vec<std::path::PathBuf>) {
-    if path.is_dir() {
-        for entry in std::fs::read_dir(path).unwrap() {
-            collect(&entry.unwrap().path(), out);
-        }
-    } else if path.extension().is_some_and(|x| x == "rs") {
-        out.push(path.to_path_buf());
-    }
 }
 
 /// The first segment after each `crate::` in `code`, including each
@@ -236,10 +222,7 @@ fn the_servers_modules_have_no_cycle() {
 #[test]
 fn calls_never_see_http_or_app() {
     let mut problems = Vec::new();
-    let mut files = Vec::new();
-    collect(&root().join("host/media"), &mut files);
-    for file in files {
-        let text = std::fs::read_to_string(&file).unwrap();
+    for (file, text) in rust_files("host/media") {
         for (n, line) in text.lines().enumerate() {
             let code = line.split("//").next().unwrap();
             for word in ["crate::app", "crate::http", "crate::admission", "hyper", "http::", "App"] {
@@ -250,7 +233,6 @@ fn calls_never_see_http_or_app() {
                     boundary(before) && (word.ends_with("::") || boundary(after))
                 });
                 if found {
-                    let file = file.strip_prefix(root()).unwrap().display();
                     problems.push(format!(
                         "{file}:{}: names `{word}`: a call takes `Calls` (media/calls.rs), never App or HTTP",
                         n + 1
